@@ -1,0 +1,1 @@
+"""Core subpackage `napari_medimg.io` (no napari or Qt imports)."""

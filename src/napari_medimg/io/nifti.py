@@ -1,0 +1,59 @@
+"""NIfTI read/write with world geometry preserved (NIfTI RAS on disk, LPS (z, y, x) volumes in memory)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from ..geometry import Volume, geometry_from_affine, orientation_code
+from .atomic import atomic_path
+from .errors import CorruptFileError
+
+__all__ = ["read_nifti", "write_nifti", "volume_to_nifti_affine"]
+
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_REVERSE_AXES = np.eye(4)[[2, 1, 0, 3]]  # (i, j, k) on disk ↔ (k, j, i) in memory
+
+
+def volume_to_nifti_affine(volume: Volume) -> np.ndarray:
+    """The NIfTI (i, j, k) → RAS affine of a Volume's (k, j, i) → LPS affine."""
+    return _LPS_TO_RAS @ volume.affine @ _REVERSE_AXES
+
+
+def read_nifti(path: str | os.PathLike) -> Volume:
+    """Read a 3D NIfTI (or 4D with one volume) into a (z, y, x) LPS Volume; scaling applied when present."""
+    try:
+        image = nib.load(os.fspath(path))
+        data = np.asanyarray(image.dataobj)
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError) as error:
+        raise CorruptFileError(f"{os.fspath(path)!r} is not a readable NIfTI file: {error}") from error
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.ndim != 3:
+        raise CorruptFileError(f"{os.fspath(path)!r} holds a {data.ndim}D image; 3D was expected")
+    affine = _LPS_TO_RAS @ image.affine @ _REVERSE_AXES
+    spacing, origin, direction = geometry_from_affine(affine)
+    array = np.ascontiguousarray(data.transpose(2, 1, 0))
+    name = Path(os.fspath(path)).name
+    metadata = {"series_description": name.removesuffix(".gz").removesuffix(".nii"),
+                "orientation": orientation_code(direction), "geometry_source": "NIfTI sform/qform"}
+    return Volume(array, spacing, origin, direction, metadata)
+
+
+def write_nifti(volume: Volume, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write a Volume as NIfTI with the same world geometry; atomic, refuses to overwrite unless asked."""
+    array = np.asarray(volume.array)
+    if array.ndim == 2:
+        array = array[None]
+    image = nib.Nifti1Image(np.ascontiguousarray(array.transpose(2, 1, 0)), volume_to_nifti_affine(volume))
+    image.header.set_xyzt_units("mm")
+    image.set_qform(image.affine, code=1)
+    image.set_sform(image.affine, code=1)
+    with atomic_path(path, overwrite=overwrite) as temporary:
+        nib.save(image, temporary)
+    return Path(path)

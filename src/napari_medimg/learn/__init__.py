@@ -1,0 +1,1 @@
+"""Core subpackage `napari_medimg.learn` (no napari or Qt imports)."""

@@ -1,0 +1,1 @@
+"""Core subpackage `napari_medimg.measure` (no napari or Qt imports)."""

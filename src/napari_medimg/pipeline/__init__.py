@@ -1,0 +1,1 @@
+"""Core subpackage `napari_medimg.pipeline` (no napari or Qt imports)."""

@@ -1,0 +1,1 @@
+"""The napari adapter: the only part of napari-medimg that imports napari or Qt."""

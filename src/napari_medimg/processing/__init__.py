@@ -1,0 +1,1 @@
+"""Image processing and segmentation on arrays with spacing (no napari)."""
