@@ -10,16 +10,25 @@ Conventions used across the package:
 ``Volume.affine`` maps a homogeneous index ``(k, j, i, 1)`` to LPS ``(x, y, z, 1)``.  napari shows world
 axes in the order ``(S, P, L)`` (reversed LPS) so that an axial scan with an identity direction is shown
 with ``scale=spacing`` and ``translate=origin[::-1]``; :meth:`Volume.napari_geometry` returns those keywords.
+
+napari slices only along its world axes: a sagittal or coronal stack must be shown with its axes reordered,
+and a residual obliquity cannot be resliced.  :meth:`Volume.canonical` reorders and flips the array axes
+(a view, no copy) to the closest ``SPL`` orientation without touching a voxel value; what obliquity remains
+(a few degrees at most) is recorded but not applied to the display (see ``napari_geometry``).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Volume", "affine_from_geometry", "geometry_from_affine", "orientation_code"]
+__all__ = ["Volume", "affine_from_geometry", "geometry_from_affine", "orientation_code", "CANONICAL_DIRECTION"]
+
+#: direction of an array whose axes z, y, x point along LPS +S, +P, +L
+CANONICAL_DIRECTION = np.eye(3)[:, ::-1]
 
 
 def affine_from_geometry(spacing, origin, direction) -> np.ndarray:
@@ -57,7 +66,7 @@ class Volume:
     array: Any
     spacing: np.ndarray = field(default_factory=lambda: np.ones(3))
     origin: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    direction: np.ndarray = field(default_factory=lambda: np.eye(3)[:, ::-1].copy())
+    direction: np.ndarray = field(default_factory=lambda: CANONICAL_DIRECTION.copy())
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -95,7 +104,43 @@ class Volume:
     @property
     def is_axis_aligned(self) -> bool:
         """True when the array axes z, y, x point along LPS +S, +P, +L (napari needs no rotation)."""
-        return bool(np.allclose(self.direction, np.eye(3)[:, ::-1], atol=1e-6))
+        return bool(np.allclose(self.direction, CANONICAL_DIRECTION, atol=1e-6))
+
+    @property
+    def obliquity_degrees(self) -> float:
+        """Angle between the array axes and the closest LPS axes (0 for axial, sagittal or coronal stacks)."""
+        if self.ndim != 3:
+            return 0.0
+        cosines = np.max(np.abs(self.direction), axis=0)
+        return float(np.degrees(np.arccos(np.clip(cosines.min(), -1.0, 1.0))))
+
+    def canonical(self) -> "Volume":
+        """The same voxels with array axes reordered and flipped to point along +S, +P, +L.
+
+        No interpolation: the result is a transposed/flipped view of the array (numpy or dask) with the
+        geometry updated so that every voxel keeps its world position.
+        """
+        if self.ndim != 3:
+            return self
+        best = max(itertools.permutations(range(3)),
+                   key=lambda order: sum(abs(self.direction[2 - i, order[i]]) for i in range(3)))
+        array, spacing = self.array, self.spacing[list(best)]
+        direction = self.direction[:, list(best)].copy()
+        origin = self.origin.copy()
+        array = array.transpose(best)
+        flips = []
+        for axis in range(3):
+            if direction[2 - axis, axis] < 0:
+                origin = origin + direction[:, axis] * spacing[axis] * (array.shape[axis] - 1)
+                direction[:, axis] = -direction[:, axis]
+                flips.append(axis)
+        if flips:
+            index = tuple(slice(None, None, -1) if axis in flips else slice(None) for axis in range(3))
+            array = array[index]
+        if list(best) == [0, 1, 2] and not flips:
+            return self
+        return replace(self, array=array, spacing=spacing, origin=origin, direction=direction,
+                       metadata={**self.metadata, "reoriented_from": orientation_code(self.direction)})
 
     def with_array(self, array, **metadata) -> "Volume":
         """A new Volume with the same geometry around ``array`` (metadata updated with ``metadata``)."""
@@ -129,7 +174,9 @@ class Volume:
             "units": ("mm", "mm", "mm"),
             "axis_labels": ("S", "P", "L"),
         }
-        if self.is_axis_aligned:
+        if self.is_axis_aligned or _is_canonical_order(self.direction):
+            # napari cannot reslice an oblique stack: an obliquity left after `canonical()` is shown unrotated
+            # (napari would drop the out-of-slice part of the rotation anyway); `affine` keeps the truth
             kwargs["translate"] = tuple(self.origin[::-1])
         else:
             rotation = np.eye(4)
@@ -137,3 +184,10 @@ class Volume:
             rotation[:3, 3] = self.origin[::-1]
             kwargs["affine"] = rotation
         return kwargs
+
+
+def _is_canonical_order(direction) -> bool:
+    """True when array axes z, y, x point mostly along +S, +P, +L (the order ``Volume.canonical`` gives)."""
+    direction = np.asarray(direction, float)
+    return all(direction[2 - axis, axis] > 0 and np.argmax(np.abs(direction[:, axis])) == 2 - axis
+               for axis in range(3))

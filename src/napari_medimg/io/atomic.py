@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import OverwriteError
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "atomic_directory"]
 
 
 @contextlib.contextmanager
@@ -35,4 +35,32 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False):
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike, overwrite: bool = False):
+    """Yield a temporary folder beside ``path``; on success it is renamed to ``path`` (a folder of outputs).
+
+    Raises :class:`OverwriteError` when ``path`` exists and ``overwrite`` is false; with ``overwrite`` an
+    existing folder is replaced only after the new one is complete.  On error nothing is left behind.
+    """
+    import shutil
+
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise OverwriteError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield temporary
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(temporary, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(temporary, target)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
         raise

@@ -38,34 +38,36 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:
         time.sleep(0.01)
 
 
-def threshold_lesions(viewer: napari.Viewer, widgets: dict, out: Path) -> list[Path]:
-    """Threshold the phantom's soft tissue with a manual range and save the mask as NIfTI."""
+def threshold_bone(viewer: napari.Viewer, widgets: dict, out: Path) -> list[Path]:
+    """Threshold bone (300–3000 HU) in a worker and save the mask as NIfTI with the phantom's geometry."""
     widget = widgets["Threshold"]
     widget.image.value = viewer.layers["CT phantom"]
     widget.method.value = "manual"
-    widget.low.value, widget.high.value = -200.0, 300.0
-    viewer.dims.set_point(0, viewer.layers["CT phantom"].data_to_world((40, 0, 0))[0])
+    widget.low.value, widget.high.value = 300.0, 3000.0
     widget.apply_to_volume()
     _wait_for(lambda: widget.worker is None)
     layer = viewer.layers[widget.result_name]
-    path = write_nifti(layer_to_volume(layer), out / "threshold_soft_tissue.nii.gz", overwrite=True)
-    summary = {"layer": layer.name, "low_hu": -200.0, "high_hu": 300.0,
-               "voxels": int(np.count_nonzero(layer.data)), "status": widget.status.value}
-    (out / "threshold_summary.json").write_text(json.dumps(summary, indent=2))
-    return [path, out / "threshold_summary.json"]
+    path = write_nifti(layer_to_volume(layer), out / "threshold_bone.nii.gz", overwrite=True)
+    volume_ml = float(np.count_nonzero(layer.data)) * float(np.prod(layer.scale)) / 1000.0
+    summary = {"layer": layer.name, "low_hu": 300.0, "high_hu": 3000.0, "volume_ml": round(volume_ml, 3),
+               "status": widget.status.value}
+    summary_path = out / "threshold_bone.json"
+    summary_path.write_text(json.dumps(summary, indent=2))
+    return [path, summary_path]
 
 
-DEMO_STEPS: list[Callable[[napari.Viewer, dict, Path], list[Path]]] = [threshold_lesions]
+DEMO_STEPS: list[Callable[[napari.Viewer, dict, Path], list[Path]]] = [threshold_bone]
 
 
 def open_session(viewer: napari.Viewer) -> dict:
     """Load the phantom and dock the plugin's widgets; return the widgets by name."""
     viewer.open_sample(PLUGIN, "ct_phantom")
+    viewer.scale_bar.visible = True
     widgets = {}
     for name in WIDGETS:
         _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)
         widgets[name] = widget
-    viewer.dims.set_point(0, viewer.layers["CT phantom"].data_to_world((25, 0, 0))[0])
+    viewer.dims.set_point(0, viewer.layers["CT phantom"].data_to_world((24, 0, 0))[0])  # a lung nodule
     return widgets
 
 

@@ -18,8 +18,14 @@ GEOMETRY_KEY = "napari_medimg"
 
 
 def _metadata(volume: Volume) -> dict:
+    summary = {}
+    if volume.ndim == 3 and not volume.is_axis_aligned:
+        summary["display_note"] = (
+            f"obliquity of {volume.obliquity_degrees:.2f}° not applied to the display (napari slices only "
+            "along its world axes); measurements and exports use the exact geometry")
     return {
         GEOMETRY_KEY: {
+            **summary,
             "spacing": volume.spacing.tolist(),
             "origin": volume.origin.tolist(),
             "direction": volume.direction.tolist(),
@@ -29,7 +35,12 @@ def _metadata(volume: Volume) -> dict:
 
 
 def layer_data_tuple(volume: Volume, layer_type: str = "image", name: str | None = None, **kwargs) -> tuple:
-    """A napari LayerDataTuple for ``volume`` with scale/translate/affine, units mm and geometry metadata."""
+    """A napari LayerDataTuple for ``volume`` with scale/translate/affine, units mm and geometry metadata.
+
+    3D volumes are shown in canonical (S, P, L) axis order: sagittal and coronal stacks are transposed and
+    flipped (a view, no copy) so that napari slices them along its world axes.
+    """
+    volume = volume.canonical()
     layer_kwargs = {**volume.napari_geometry(), "metadata": _metadata(volume)}
     layer_kwargs["name"] = name or volume.metadata.get("series_description") or "volume"
     if layer_type == "image":
@@ -46,7 +57,7 @@ def layer_to_volume(layer: "napari.layers.Layer") -> Volume:
     stored = layer.metadata.get(GEOMETRY_KEY)
     data = layer.data
     if stored and len(stored.get("spacing", ())) == data.ndim:
-        extra = {k: v for k, v in stored.items() if k not in ("spacing", "origin", "direction")}
+        extra = {k: v for k, v in stored.items() if k not in ("spacing", "origin", "direction", "display_note")}
         return Volume(data, stored["spacing"], stored["origin"], stored["direction"], extra)
     ndim = data.ndim
     scale = np.asarray(layer.scale, float)[-ndim:]

@@ -32,12 +32,15 @@ def start_job(
     description: str,
     on_done: Callable | None = None,
     on_error: Callable[[BaseException], None] | None = None,
+    on_finished: Callable[[], None] | None = None,
     **kwargs,
 ) -> FunctionWorker:
     """Start ``function(*args, progress=callback, **kwargs)`` in a thread_worker and return the worker.
 
     ``worker.quit()`` cancels: the next progress call raises ``Cancelled`` and ``on_done`` is not called.
     Errors other than a cancel go to ``on_error`` (main thread) or, without one, to napari's error handler.
+    ``on_finished`` runs on the main thread after the job ended in any way (done, error or cancel); connect
+    callbacks here rather than to the returned worker, which may already have finished.
     """
     relay = _ProgressRelay()
     bar = napari_progress(total=0, desc=description)
@@ -82,5 +85,7 @@ def start_job(
         worker.returned.connect(on_done)
     worker.errored.connect(errored)
     worker.finished.connect(finish)
+    if on_finished is not None:
+        worker.finished.connect(on_finished)
     worker.start()
     return worker

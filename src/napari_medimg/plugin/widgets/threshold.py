@@ -129,8 +129,7 @@ class ThresholdWidget(Container):
                 self.status.value = f"{voxels} pixels, {voxels * volume.voxel_volume:.1f} mm²"
 
         self.worker = start_job(threshold_mask, layer.data, low, high, description=f"Threshold {layer.name}",
-                                on_done=done)
-        self.worker.finished.connect(self._job_finished)
+                                on_done=done, on_finished=self._job_finished)
 
     def cancel(self, *_):
         if self.worker is not None:

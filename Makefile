@@ -1,0 +1,52 @@
+# napari-medimg: `make demo` and `make test` work on a fresh Debian machine (as root) with nothing installed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+# Xvfb for napari's OpenGL canvas without a screen, plus the X/GL libraries Qt 6's xcb platform loads
+APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 libxcb-randr0 \
+	libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 libgl1 libegl1 libdbus-1-3 \
+	libfontconfig1 libglib2.0-0
+SCREEN := -screen 0 1600x1000x24
+
+.PHONY: test demo bench system-packages venv clean
+
+test: system-packages venv
+	$(BIN)/python -m pytest
+
+demo: system-packages venv
+	@if [ -n "$$DISPLAY" ]; then \
+		$(BIN)/medimg demo; \
+	else \
+		echo "No display: running the scripted demo under Xvfb into demo-output/"; \
+		xvfb-run -a -s "$(SCREEN)" $(BIN)/medimg demo --out demo-output; \
+	fi
+
+bench: system-packages venv
+	$(BIN)/pip install -q -c constraints.txt -e ".[test,bench]"
+	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+system-packages:
+	@missing=""; for package in $(APT_PACKAGES); do \
+		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "Installing Debian packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		else \
+			echo "Missing Debian packages. Run as root:"; \
+			echo "  apt-get update && apt-get install -y --no-install-recommends$$missing"; \
+			exit 1; \
+		fi; \
+	fi
+
+venv: $(INSTALLED)
+
+# reinstall only when the package's requirements change (the install is editable: code changes need nothing)
+$(INSTALLED): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
+	@touch $@
+
+clean:
+	rm -rf $(VENV) demo-output build dist src/*.egg-info
