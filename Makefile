@@ -9,7 +9,7 @@ APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-i
 	libfontconfig1 libglib2.0-0
 SCREEN := -screen 0 1600x1000x24
 
-.PHONY: test demo bench system-packages venv clean
+.PHONY: test demo bench screenshots system-packages venv clean
 
 test: system-packages venv
 	$(BIN)/python -m pytest
@@ -21,6 +21,11 @@ demo: system-packages venv
 		echo "No display: running the scripted demo under Xvfb into demo-output/"; \
 		xvfb-run -a -s "$(SCREEN)" $(BIN)/medimg demo --out demo-output; \
 	fi
+
+# refresh the README's screenshot from the scripted demo
+screenshots: system-packages venv
+	xvfb-run -a -s "$(SCREEN)" $(BIN)/medimg demo --out demo-output
+	cp demo-output/napari-medimg-demo.png docs/images/demo.png
 
 bench: system-packages venv
 	$(BIN)/pip install -q -c constraints.txt -e ".[test,bench]"
