@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["MedImgReadError", "UnsupportedFileError", "CorruptFileError", "MissingDecoderError",
-           "NotAnImageError", "GeometryError", "OverwriteError"]
+           "NotAnImageError", "GeometryError", "NoSeriesError", "OverwriteError"]
 
 
 class MedImgReadError(Exception):
@@ -28,6 +28,10 @@ class NotAnImageError(MedImgReadError):
 
 class GeometryError(MedImgReadError):
     """Slices cannot be placed in a consistent 3D geometry."""
+
+
+class NoSeriesError(MedImgReadError):
+    """A folder (or a series UID asked for) holds no readable DICOM image series."""
 
 
 class OverwriteError(FileExistsError):

@@ -24,7 +24,8 @@ __all__ = ["run_demo", "DEMO_STEPS", "WIDGETS"]
 
 PLUGIN = "napari-medimg"
 #: dock widgets the demo opens, by display name (the first is shown in front)
-WIDGETS = ["Threshold"]
+WIDGETS = ["Threshold", "Measure objects", "DICOM browser", "CNN classifier", "Preprocess", "Region growing",
+           "Morphology and islands", "Fill between slices"]
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:
@@ -56,7 +57,109 @@ def threshold_bone(viewer: napari.Viewer, widgets: dict, out: Path) -> list[Path
     return [path, summary_path]
 
 
-DEMO_STEPS: list[Callable[[napari.Viewer, dict, Path], list[Path]]] = [threshold_bone]
+def measure_lesions(viewer: napari.Viewer, widgets: dict, out: Path) -> list[Path]:
+    """Measure the phantom lesions on the CT (all feature groups), open the table, select a lesion, save CSV."""
+    widget = widgets["Measure objects"]
+    widget.labels.value = viewer.layers["phantom lesions"]
+    widget.images.value = [viewer.layers["CT phantom"]]
+    widget.measure()
+    _wait_for(lambda: widget.worker is None)
+    table = widget.tables["phantom lesions"]
+    table.select_row(table.row_of_label(1))
+    return [table.export_csv(out / "lesion_features.csv", overwrite=True)]
+
+
+def dicom_round_trip(viewer: napari.Viewer, widgets: dict, out: Path) -> list[Path]:
+    """Export the phantom as a DICOM series, scan it in the DICOM browser, open it, save its geometry summary."""
+    from ..io.dicom_write import write_dicom_series
+
+    folder = out / "phantom_dicom"
+    phantom = layer_to_volume(viewer.layers["CT phantom"])
+    write_dicom_series(phantom, folder, series_description="CT phantom (DICOM)", overwrite=True)
+    widget = widgets["DICOM browser"]
+    widget.folder.value = folder
+    widget.scan_folder()
+    _wait_for(lambda: widget.worker is None)
+    widget.open_selected()
+    _wait_for(lambda: widget.worker is None)
+    layer = viewer.layers["CT phantom (DICOM)"]
+    layer.visible = False
+    summary_path = out / "phantom_dicom.json"
+    summary_path.write_text(json.dumps(layer.metadata["napari_medimg"], indent=2))
+    return [folder, summary_path]
+
+
+def classify_lesions(viewer: napari.Viewer, widgets: dict, out: Path) -> list[Path]:
+    """Train a tiny 2D CNN on lesion/normal phantom patches (seconds) and classify each phantom lesion."""
+    from ..learn.cnn.examples import make_patch_folder
+    from ..learn.cnn.files import save_model
+
+    widget = widgets["CNN classifier"]
+    widget.source.value = "folder + labels CSV"
+    widget.data_path.value = make_patch_folder(out / "cnn-patches", overwrite=True)
+    widget.size.value, widget.net_width.value, widget.depths.value = "32 32", 8, "1 1"
+    widget.epochs.value, widget.minutes.value = 12, 0.5
+    widget.start_training()
+    _wait_for(lambda: widget.worker is None)
+    model_dir = save_model(widget.result.model, widget.result.meta(), out / "cnn-model", overwrite=True)
+    widget.image.value = viewer.layers["CT phantom"]
+    widget.objects.value = viewer.layers["phantom lesions"]
+    widget.start_prediction()
+    _wait_for(lambda: widget.worker is None)
+    classes = viewer.layers[widget.result_names["classes"]]
+    table = out / "cnn_lesion_predictions.csv"
+    classes.features.to_csv(table, index=False)
+    return [model_dir / "model.safetensors", model_dir / "config.json", table]
+
+
+def segment_and_interpolate(viewer: napari.Viewer, widgets: dict, out: Path) -> list[Path]:
+    """Denoise, grow the enhancing lesion from a seed point, fill its holes; paint every 4th row of the lesions
+    and fill between slices; save both as NIfTI with their Dice and the recorded steps as JSON."""
+    from ..measure.metrics import dice
+    from ..pipeline.steps import session_log
+
+    ct, truth = viewer.layers["CT phantom"], viewer.layers["phantom lesions"]
+    preprocess, grow = widgets["Preprocess"], widgets["Region growing"]
+    preprocess.image.value, preprocess.operation.value = ct, "denoise"
+    preprocess.set_params(method="gaussian", size_mm=0.7)
+    preprocess.apply()
+    _wait_for(lambda: preprocess.worker is None)
+    denoised = viewer.layers[preprocess.result_name]
+    denoised.visible = False
+    centre = np.argwhere(np.asarray(truth.data) == 6).mean(axis=0)  # the enhancing lesion (label 6)
+    seeds = viewer.add_points([ct.data_to_world(centre)], name="seed", size=4, face_color="yellow", units=ct.units)
+    grow.image.value, grow.points.value, grow.method.value = denoised, seeds, "connected threshold"
+    grow.auto_range.value, grow.value.value = False, 6
+    grow.low.value, grow.high.value = 100.0, 400.0
+    grow.apply()
+    _wait_for(lambda: grow.worker is None)
+    region = viewer.layers[grow.result_name]
+    edit = widgets["Morphology and islands"]
+    edit.labels_layer.value, edit.value.value, edit.operation.value = region, 6, "fill holes (3D)"
+    edit.apply()
+    _wait_for(lambda: edit.worker is None)
+    painted = np.zeros_like(truth.data)
+    painted[:, ::4] = np.asarray(truth.data)[:, ::4]
+    painted_layer = viewer.add_labels(painted, name="painted every 4th row", scale=truth.scale, units=truth.units,
+                                      translate=truth.translate, metadata=dict(truth.metadata), opacity=0.6)
+    fill = widgets["Fill between slices"]
+    fill.labels_layer.value, fill.axis.value = painted_layer, "1 (rows, y)"
+    fill.apply()
+    _wait_for(lambda: fill.worker is None)
+    reference = np.asarray(truth.data)
+    summary = {"grown_lesion_dice": dice(region.data == 6, reference == 6),
+               "fill_between_slices_dice": {str(v): dice(painted_layer.data == v, reference == v) for v in range(1, 7)}}
+    paths = [write_nifti(layer_to_volume(region), out / "grown_lesion.nii.gz", overwrite=True),
+             write_nifti(layer_to_volume(painted_layer), out / "filled_between_slices.nii.gz", overwrite=True)]
+    (out / "segmentation_summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "segmentation_steps.json").write_text(session_log().to_json())
+    viewer.layers.selection.active = painted_layer
+    return [*paths, out / "segmentation_summary.json", out / "segmentation_steps.json"]
+
+
+DEMO_STEPS: list[Callable[[napari.Viewer, dict, Path], list[Path]]] = [threshold_bone, measure_lesions,
+                                                                       dicom_round_trip, classify_lesions,
+                                                                       segment_and_interpolate]
 
 
 def open_session(viewer: napari.Viewer) -> dict:

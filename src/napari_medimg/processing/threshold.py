@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 from skimage import filters
 
 from ..progress import ProgressCallback, report
+from ._chunks import mm_to_voxels, slabwise
 
-__all__ = ["AUTOMATIC_METHODS", "automatic_threshold", "threshold_range", "threshold_mask"]
+__all__ = ["AUTOMATIC_METHODS", "LOCAL_METHODS", "automatic_threshold", "threshold_range", "threshold_mask",
+           "multi_otsu_thresholds", "multi_otsu_labels", "local_threshold", "percentile_threshold",
+           "hysteresis_mask"]
 
 #: automatic methods: each returns one value; voxels above it are foreground
 AUTOMATIC_METHODS = {
@@ -54,7 +58,7 @@ def threshold_mask(
     low: float,
     high: float,
     progress: ProgressCallback | None = None,
-    chunk_slices: int = 8,
+    chunk_slices: int = 32,
 ) -> np.ndarray:
     """uint8 mask (0/1) of ``low <= value <= high``, computed slab by slab.
 
@@ -76,3 +80,107 @@ def threshold_mask(
         np.logical_and(block >= low, block <= high, out=out[start:stop].view(bool))
         report(progress, stop, n)
     return out
+
+
+#: local (adaptive) methods of :func:`local_threshold`
+LOCAL_METHODS = ("gaussian", "mean", "median", "sauvola", "niblack")
+
+
+def multi_otsu_thresholds(array, classes: int = 3, mask=None, nbins: int = 256) -> list[float]:
+    """The ``classes - 1`` multi-Otsu thresholds of ``array`` (of the voxels where ``mask`` is non-zero)."""
+    if not 2 <= classes <= 8:
+        raise ValueError(f"multi-Otsu needs 2 to 8 classes, got {classes}")
+    values = np.asarray(array)[np.asarray(mask) != 0] if mask is not None else _sample(array).ravel()
+    if values.size == 0 or np.all(values == values.flat[0]):
+        raise ValueError("cannot compute thresholds of a constant (or empty) image")
+    return [float(t) for t in filters.threshold_multiotsu(values.astype(np.float32), classes=classes, nbins=nbins)]
+
+
+def multi_otsu_labels(
+    array,
+    classes: int = 3,
+    mask=None,
+    thresholds=None,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
+    """uint8 labels of the multi-Otsu classes, darkest class 0 … brightest ``classes - 1``.
+
+    With ``mask``, thresholds come from the masked voxels only, voxels inside get ``class + 1`` (1 …
+    ``classes``) and voxels outside stay 0.  ``thresholds`` skips the computation (ascending values).
+    """
+    if thresholds is None:
+        thresholds = multi_otsu_thresholds(array, classes, mask)
+    bins = np.asarray(sorted(thresholds), np.float32)
+    shift = 1 if mask is not None else 0
+
+    def run(block):
+        return (np.digitize(block, bins) + shift).astype(np.uint8)
+
+    labels = slabwise(run, array, 0, progress, dtype=np.uint8)
+    if mask is not None:
+        labels[np.asarray(mask) == 0] = 0
+    return labels
+
+
+def local_threshold(
+    array,
+    spacing=None,
+    block_mm: float = 15.0,
+    method: str = "gaussian",
+    offset: float = 0.0,
+    k: float = 0.2,
+    bright: bool = True,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
+    """uint8 mask of a local (adaptive) threshold over a neighbourhood of ``block_mm`` per side.
+
+    ``gaussian``/``mean``/``median``: foreground where value > local statistic − ``offset`` (with
+    ``bright=False``: value < local statistic + ``offset``); ``sauvola`` (for non-negative images;
+    R is half the image's range) and ``niblack`` use their ``k`` and ``bright=False`` selects values below
+    their local threshold.
+    """
+    if method not in LOCAL_METHODS:
+        raise ValueError(f"unknown local threshold {method!r}; choose from {LOCAL_METHODS}")
+    array = np.asarray(array, np.float32)
+    spacing = np.ones(array.ndim) if spacing is None else np.asarray(spacing, float)
+    block = np.maximum(3, 2 * np.floor(mm_to_voxels(block_mm, spacing) / 2) + 1).astype(int)
+    # Sauvola's R: the range of the local standard deviation, half the image's intensity range
+    dynamic_range = 0.5 * float(np.ptp(array)) or 1.0
+
+    def run(values):
+        size = tuple(int(min(b, s if s % 2 else s - 1)) for b, s in zip(block, values.shape))
+        size = tuple(max(1, s) for s in size)
+        if method in ("gaussian", "mean", "median"):
+            signed = values if bright else -values
+            local = filters.threshold_local(signed, block_size=size, method=method, offset=offset, mode="nearest")
+            return (signed > local).astype(np.uint8)
+        if method == "sauvola":
+            local = filters.threshold_sauvola(values, window_size=size, k=k, r=dynamic_range)
+        else:
+            local = filters.threshold_niblack(values, window_size=size, k=k)
+        return (values > local if bright else values < local).astype(np.uint8)
+
+    return slabwise(run, array, int(block[0]), progress, dtype=np.uint8)
+
+
+def percentile_threshold(array, fraction_above: float, mask=None) -> float:
+    """The value above which ``fraction_above`` (0–1) of the voxels lie (of those inside ``mask``)."""
+    if not 0 < fraction_above < 1:
+        raise ValueError(f"the fraction above the threshold must be in (0, 1), got {fraction_above}")
+    values = np.asarray(array)[np.asarray(mask) != 0] if mask is not None else _sample(array)
+    if values.size == 0:
+        raise ValueError("no voxels to compute a percentile of")
+    return float(np.quantile(values, 1.0 - fraction_above))
+
+
+def hysteresis_mask(array, low: float, high: float, connectivity: int | None = None) -> np.ndarray:
+    """uint8 mask of the voxels above ``low`` that are connected to a voxel above ``high`` (hysteresis)."""
+    if low > high:
+        raise ValueError(f"hysteresis low {low} is above high {high}")
+    array = np.asarray(array)
+    structure = ndimage.generate_binary_structure(array.ndim, connectivity or array.ndim)
+    labels, count = ndimage.label(array > low, structure=structure)
+    strong = np.zeros(count + 1, bool)
+    strong[np.unique(labels[array > high])] = True
+    strong[0] = False
+    return strong[labels].view(np.uint8)

@@ -1,13 +1,20 @@
-"""Threshold an Image layer into a Labels layer: live preview on the current slice, full volume in a worker."""
+"""Threshold an Image layer into a Labels layer: live preview on the current slice, full volume in a worker.
+
+Methods: a manual range, automatic single thresholds (Otsu, Li, Yen, triangle), multi-Otsu (N classes →
+labels 0 … N-1) and local/adaptive thresholds over a neighbourhood in mm.  Every run is recorded as a step.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, create_widget
+from magicgui.widgets import (CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox,
+                              create_widget)
 
-from ...processing.threshold import AUTOMATIC_METHODS, threshold_mask, threshold_range
+from ...pipeline.steps import record_step
+from ...processing.threshold import (AUTOMATIC_METHODS, LOCAL_METHODS, local_threshold, multi_otsu_labels,
+                                     multi_otsu_thresholds, threshold_mask, threshold_range)
 from ..layers import current_slice_index, layer_data_tuple, layer_to_volume, set_or_add_layer
 from ..workers import start_job
 
@@ -17,31 +24,44 @@ if TYPE_CHECKING:
 __all__ = ["ThresholdWidget"]
 
 MANUAL = "manual"
+MULTI_OTSU = "multi-otsu"
+LOCAL = "local"
 
 
 class ThresholdWidget(Container):
-    """Manual or automatic (Otsu, Li, Yen, triangle) threshold with preview and apply-to-volume."""
+    """Manual, automatic (Otsu, Li, Yen, triangle), multi-Otsu or local threshold with preview and apply."""
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.image = create_widget(annotation="napari.layers.Image", label="image")
-        self.method = ComboBox(choices=[MANUAL, *AUTOMATIC_METHODS], value="otsu", label="method")
+        self.method = ComboBox(choices=[MANUAL, *AUTOMATIC_METHODS, MULTI_OTSU, LOCAL], value="otsu",
+                               label="method")
         self.low = FloatSpinBox(label="low", min=-1e9, max=1e9, step=1.0)
         self.high = FloatSpinBox(label="high", min=-1e9, max=1e9, step=1.0)
+        self.classes = SpinBox(label="classes", min=2, max=8, value=3, visible=False)
+        self.local_method = ComboBox(choices=list(LOCAL_METHODS), value="gaussian", label="local method",
+                                     visible=False)
+        self.block_mm = FloatSpinBox(label="block (mm)", min=0.1, max=1e4, step=1.0, value=15.0, visible=False)
+        self.offset = FloatSpinBox(label="offset", min=-1e9, max=1e9, step=1.0, value=0.0, visible=False)
+        self.bright = CheckBox(text="bright objects", value=True, visible=False)
         self.preview = CheckBox(text="live preview on current slice", value=True)
         self.apply_button = PushButton(text="Apply to volume")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
-        self.extend([self.image, self.method, self.low, self.high, self.preview, self.apply_button,
+        self.extend([self.image, self.method, self.low, self.high, self.classes, self.local_method,
+                     self.block_mm, self.offset, self.bright, self.preview, self.apply_button,
                      self.cancel_button, self.status])
         self.worker = None
         self._preview_slice: int | None = None
+        self._thresholds: list[float] = []
 
         self.image.changed.connect(self._on_method_changed)
         self.method.changed.connect(self._on_method_changed)
         self.low.changed.connect(self._on_range_changed)
         self.high.changed.connect(self._on_range_changed)
+        for widget in (self.classes, self.local_method, self.block_mm, self.offset, self.bright):
+            widget.changed.connect(self._on_method_changed)
         self.preview.changed.connect(self.update_preview)
         self.apply_button.changed.connect(self.apply_to_volume)
         self.cancel_button.changed.connect(self.cancel)
@@ -60,21 +80,51 @@ class ThresholdWidget(Container):
     def result_name(self) -> str:
         return f"{self.image.value.name} threshold"
 
+    def params(self) -> dict:
+        """The recorded parameters of the current method."""
+        method = self.method.value
+        if method == MULTI_OTSU:
+            return {"method": method, "classes": self.classes.value, "thresholds": list(self._thresholds)}
+        if method == LOCAL:
+            return {"method": method, "local_method": self.local_method.value, "block_mm": self.block_mm.value,
+                    "offset": self.offset.value, "bright": self.bright.value}
+        return {"method": method, "low": self.low.value, "high": self.high.value}
+
     def _on_method_changed(self, *_):
+        method = self.method.value
+        for widget in (self.low, self.high):
+            widget.visible = method not in (MULTI_OTSU, LOCAL)
+        self.classes.visible = method == MULTI_OTSU
+        for widget in (self.local_method, self.block_mm, self.offset, self.bright):
+            widget.visible = method == LOCAL
         layer = self.image.value
         if layer is None:
             return
-        if self.method.value != MANUAL:
-            low, high = threshold_range(np.asarray(layer.data), self.method.value)
+        if method in AUTOMATIC_METHODS:
+            low, high = threshold_range(np.asarray(layer.data), method)
             with self.low.changed.blocked(), self.high.changed.blocked():
                 self.low.value, self.high.value = round(low, 3), round(high, 3)
+        elif method == MULTI_OTSU:
+            self._thresholds = multi_otsu_thresholds(np.asarray(layer.data), self.classes.value)
+            self.status.value = "thresholds " + ", ".join(f"{t:.4g}" for t in self._thresholds)
         self.update_preview()
 
     def _on_range_changed(self, *_):
-        if self.method.value != MANUAL:
+        if self.method.value in AUTOMATIC_METHODS:
             with self.method.changed.blocked():
                 self.method.value = MANUAL
         self.update_preview()
+
+    @staticmethod
+    def _segment(array, spacing, params: dict, progress=None):
+        """The method of ``params`` on ``array`` (a slice or the volume); safe in a worker thread."""
+        method = params["method"]
+        if method == MULTI_OTSU:
+            return multi_otsu_labels(array, params["classes"], thresholds=params["thresholds"], progress=progress)
+        if method == LOCAL:
+            return local_threshold(array, spacing, params["block_mm"], params["local_method"],
+                                   offset=params["offset"], bright=params["bright"], progress=progress)
+        return threshold_mask(array, params["low"], params["high"], progress=progress)
 
     # ---- preview ----------------------------------------------------------------------------------------
     def update_preview(self, *_):
@@ -96,10 +146,10 @@ class ThresholdWidget(Container):
         if self._preview_slice is not None and self._preview_slice < data.shape[0] and layer.ndim == 3:
             data[self._preview_slice] = 0
         if layer.ndim == 3:
-            data[index] = threshold_mask(np.asarray(layer.data[index]), self.low.value, self.high.value)
+            data[index] = self._segment(np.asarray(layer.data[index]), volume.spacing[1:], self.params())
             self._preview_slice = index
         else:
-            data[...] = threshold_mask(np.asarray(layer.data), self.low.value, self.high.value)
+            data[...] = self._segment(np.asarray(layer.data), volume.spacing, self.params())
         preview.visible = True
         preview.refresh()
 
@@ -110,16 +160,15 @@ class ThresholdWidget(Container):
         if layer is None or self.worker is not None:
             return
         volume = layer_to_volume(layer)
-        low, high = self.low.value, self.high.value
+        params = self.params()
         name = self.result_name
         self.status.value = "thresholding…"
         self.apply_button.enabled, self.cancel_button.enabled = False, True
 
         def done(mask):
-            result = volume.with_array(mask, series_description=name,
-                                       recipe_step={"step": "threshold", "low": low, "high": high,
-                                                    "method": self.method.value})
+            result = volume.with_array(mask, series_description=name, recipe_step={"step": "threshold", **params})
             set_or_add_layer(self.viewer, layer_data_tuple(result, "labels", name=name))
+            record_step("threshold", params, [layer.name], name)
             if self.preview_name in self.viewer.layers:
                 self.viewer.layers[self.preview_name].visible = False
             voxels = int(np.count_nonzero(mask))
@@ -128,8 +177,14 @@ class ThresholdWidget(Container):
             else:
                 self.status.value = f"{voxels} pixels, {voxels * volume.voxel_volume:.1f} mm²"
 
-        self.worker = start_job(threshold_mask, layer.data, low, high, description=f"Threshold {layer.name}",
-                                on_done=done, on_finished=self._job_finished)
+        def failed(error):
+            self.status.value = f"error: {error}"
+
+        def segment(array, progress=None):
+            return self._segment(array, volume.spacing, params, progress)
+
+        self.worker = start_job(segment, layer.data, description=f"Threshold {layer.name}", on_done=done,
+                                on_error=failed, on_finished=self._job_finished)
 
     def cancel(self, *_):
         if self.worker is not None:

@@ -1,0 +1,112 @@
+"""CNN classifiers on MedMNIST v2 (train + val splits) against the paper's baselines.
+
+For each data set a model is trained on the train split within a time budget, the checkpoint is chosen on the
+validation split (AUC), and validation AUC/ACC are printed next to the best baseline rows of
+``shared/data/medmnist/BASELINES.md`` (best AUC row and best ACC row, test split of the paper), with ratios.
+The test splits are held back from us, so the comparison is our validation figures against their test figures;
+the official test evaluation is done separately.  Models and ROC plots go to ``benchmarks/results/cnn/``.
+
+    .venv/bin/python benchmarks/bench_cnn.py [--minutes 4.5] [--only breastmnist ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("MEDIMG_SHARED_DATA", ROOT.parent / "shared" / "data")) / "medmnist"
+RESULTS = ROOT / "benchmarks" / "results" / "cnn"
+
+#: data set -> (column name in BASELINES.md, model settings, training settings)
+RUNS = {
+    "breastmnist": ("BreastMNIST", dict(width=32, depths=[1, 1, 1], dropout=0.2),
+                    dict(epochs=60, batch_size=64, flip_axes=[-1], balance="none")),
+    "pneumoniamnist": ("PneumoniaMNIST", dict(width=16, depths=[1, 1, 1], dropout=0.2),
+                       dict(epochs=20, batch_size=128, flip_axes=[-1], balance="none")),
+    "adrenalmnist3d": ("AdrenalMNIST3D",
+                       dict(width=8, depths=[1, 1, 1], dropout=0.2, stem_stride=2, stem_pool=True),
+                       dict(epochs=30, batch_size=32, flip_axes=[-3, -2, -1], balance="none", rotate_deg=0.0,
+                            scale=0.0, translate=0.0)),
+}
+
+
+def baselines(column: str) -> dict:
+    """Best AUC row and best ACC row for ``column`` from the Markdown tables of BASELINES.md."""
+    rows, header = [], None
+    for line in (DATA / "BASELINES.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| Method"):
+            header = cells
+        elif header and line.startswith("|") and not set(line) <= set("|-: "):
+            if f"{column} AUC" in header and len(cells) == len(header):
+                i = header.index(f"{column} AUC")
+                rows.append((cells[0], float(cells[i]), float(cells[i + 1])))
+        elif not line.startswith("|"):
+            header = None
+    if not rows:
+        raise ValueError(f"{column} not found in BASELINES.md")
+    best_auc = max(rows, key=lambda r: r[1])
+    best_acc = max(rows, key=lambda r: r[2])
+    return {"auc": best_auc[1], "auc_row": best_auc[0], "acc": best_acc[2], "acc_row": best_acc[0]}
+
+
+def run(name: str, minutes: float, seed: int) -> dict:
+    from napari_medimg.learn.cnn.data import load_npz
+    from napari_medimg.learn.cnn.files import save_model
+    from napari_medimg.learn.cnn.metrics import plot_roc
+    from napari_medimg.learn.cnn.train import TrainConfig, train
+
+    column, model, settings = RUNS[name]
+    sets = load_npz(DATA / f"{name}_trainval.npz")
+    config = TrainConfig(minutes=minutes, seed=seed, **settings)
+    start = time.perf_counter()
+    result = train(sets["train"], sets["val"], model, config)
+    wall = time.perf_counter() - start
+    out = RESULTS / name
+    save_model(result.model, result.meta(), out, overwrite=True)
+    metrics = result.metrics
+    ours = {"auc": metrics["auc"], "acc": metrics["acc"], "balanced_acc": metrics["balanced_acc"],
+            "f1": metrics["f1"], "n_val": metrics["n"], "n_train": len(sets["train"]), "wall_s": wall,
+            "samples_per_s": result.samples_per_second, "epochs": len(result.history),
+            "best_epoch": result.best_epoch, "stopped": result.stopped}
+    from napari_medimg.learn.cnn.data import normalise
+    from napari_medimg.learn.cnn.train import predict_proba
+
+    probabilities = predict_proba(result.model, normalise(sets["val"].images, result.normalisation),
+                                  tta_axes=config.flip_axes)
+    plot_roc(sets["val"].labels, probabilities, out / "roc_val.png", result.class_names, title=f"{column} val")
+    return {"dataset": column, "ours": ours, "baseline": baselines(column)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=4.5, help="training budget per data set")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="+", choices=sorted(RUNS), default=list(RUNS))
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
+          "(other jobs share this machine; timings are pessimistic)")
+    print(f"{'data set':16s} {'val AUC':>8s} {'best AUC':>8s} {'ratio':>6s} {'val ACC':>8s} {'best ACC':>8s} "
+          f"{'ratio':>6s} {'train s':>8s} {'samples/s':>9s}  epochs (best)  baseline rows")
+    reports = []
+    for name in args.only:
+        report = run(name, args.minutes, args.seed)
+        reports.append(report)
+        ours, base = report["ours"], report["baseline"]
+        print(f"{report['dataset']:16s} {ours['auc']:8.4f} {base['auc']:8.3f} {ours['auc'] / base['auc']:6.3f} "
+              f"{ours['acc']:8.4f} {base['acc']:8.3f} {ours['acc'] / base['acc']:6.3f} {ours['wall_s']:8.1f} "
+              f"{ours['samples_per_s']:9.0f}  {ours['epochs']:3d} ({ours['best_epoch']:3d}) {ours['stopped']:12s}"
+              f"  AUC: {base['auc_row']}; ACC: {base['acc_row']}", flush=True)
+    (RESULTS / "summary.json").write_text(json.dumps(reports, indent=2))
+    print("ours: validation split (model selection on it too); baselines: the paper's test split")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

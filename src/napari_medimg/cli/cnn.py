@@ -1,0 +1,177 @@
+"""``medimg cnn train|evaluate|predict``: train a CNN classifier, evaluate it on a split, apply it to images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(subcommands) -> None:
+    parser = subcommands.add_parser("cnn", help="train, evaluate and apply CNN image classifiers",
+                                    description="PyTorch CNN classifiers for 2D and 3D images.")
+    actions = parser.add_subparsers(dest="cnn_command", metavar="ACTION", required=True)
+
+    train = actions.add_parser("train", help="train a classifier on a MedMNIST-style .npz or a labels CSV")
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="npz with train_images/train_labels/val_images/val_labels")
+    source.add_argument("--csv", type=Path, help="CSV with columns path,label[,split] (paths relative to it)")
+    train.add_argument("--out", type=Path, required=True, help="model folder to write")
+    train.add_argument("--dims", type=int, choices=(2, 3), help="2D or 3D images (guessed from shapes if omitted)")
+    train.add_argument("--size", type=int, nargs="+", help="input size for --csv images, e.g. 64 64 or 32 32 32")
+    train.add_argument("--minutes", type=float, help="time budget; training stops and keeps the best model")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=int, default=60)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=3e-3)
+    train.add_argument("--width", type=int, help="channels of the first stage (default 32 for 2D, 8 for 3D)")
+    train.add_argument("--depths", type=int, nargs="+", default=[1, 1, 1], help="residual blocks per stage")
+    train.add_argument("--dropout", type=float, default=0.2)
+    train.add_argument("--stem-stride", type=int, choices=(1, 2),
+                       help="stride of the first convolution (default 1 for 2D, 2 for 3D)")
+    train.add_argument("--stem-pool", action=argparse.BooleanOptionalAction,
+                       help="max-pool after the first convolution (default off for 2D, on for 3D)")
+    train.add_argument("--balance", choices=("weights", "sampler", "none"), default="weights")
+    train.add_argument("--patience", type=int, default=15, help="epochs without a better validation AUC")
+    train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    train.add_argument("--threads", type=int, default=2, help="CPU threads")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing model in --out")
+    train.set_defaults(handler=_train)
+
+    evaluate = actions.add_parser("evaluate", help="metrics of a model on one split of an .npz")
+    evaluate.add_argument("--model", type=Path, required=True)
+    evaluate.add_argument("--data", type=Path, required=True)
+    evaluate.add_argument("--split", choices=("train", "val", "test"), default="val")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument("--roc", type=Path, help="also write the ROC curve to this PNG")
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = actions.add_parser("predict", help="classify an image (per image, slice or object)")
+    predict.add_argument("--model", type=Path, required=True)
+    predict.add_argument("input", type=Path, help="NIfTI, DICOM or PNG/JPEG/TIFF image")
+    predict.add_argument("--out", type=Path, required=True,
+                         help="output folder: predictions.csv, and for volumes probability/saliency/classes NIfTI")
+    predict.add_argument("--labels", type=Path, help="labels image (NIfTI): classify each object")
+    predict.add_argument("--overwrite", action="store_true")
+    predict.set_defaults(handler=_predict)
+
+
+def _print_metrics(metrics: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+        return
+    auc = "n/a" if metrics["auc"] is None else f"{metrics['auc']:.4f}"
+    print(f"n={metrics['n']}  acc={metrics['acc']:.4f}  balanced_acc={metrics['balanced_acc']:.4f}  "
+          f"precision={metrics['precision']:.4f}  recall={metrics['recall']:.4f}  f1={metrics['f1']:.4f}  auc={auc}")
+    print("confusion matrix (rows true, columns predicted):", metrics["confusion_matrix"])
+
+
+def _train(args) -> int:
+    from ..learn.cnn.data import load_folder, load_npz, normalise
+    from ..learn.cnn.files import CONFIG, WEIGHTS, save_model
+    from ..learn.cnn.metrics import plot_roc
+    from ..learn.cnn.models import ModelConfig
+    from ..learn.cnn.train import TrainConfig, predict_proba, train
+
+    if not args.overwrite and any((args.out / name).exists() for name in (CONFIG, WEIGHTS)):
+        raise FileExistsError(f"{args.out} already holds a model; pass --overwrite to replace it")
+    if args.data is not None:
+        sets = load_npz(args.data, dims=args.dims)
+    else:
+        if not args.size:
+            raise ValueError("--csv needs --size (e.g. --size 64 64)")
+        sets = load_folder(args.csv, args.size, dims=args.dims, seed=args.seed)
+    if "val" not in sets:
+        raise ValueError("the data has no validation split (val_images/val_labels or split=val rows)")
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                         minutes=args.minutes, seed=args.seed, balance=args.balance, device=args.device,
+                         threads=args.threads, flip_axes=[-1] if sets["train"].dims == 2 else [-3, -2, -1])
+    dims = sets["train"].dims
+    stem_stride = args.stem_stride or (2 if dims == 3 else 1)
+    stem_pool = (dims == 3) if args.stem_pool is None else args.stem_pool
+    model_config = ModelConfig(dims=dims, width=args.width or (8 if dims == 3 else 32), depths=args.depths,
+                               dropout=args.dropout, stem_stride=stem_stride, stem_pool=stem_pool)
+
+    def on_epoch(record):
+        auc = "n/a" if record["val_auc"] is None else f"{record['val_auc']:.4f}"
+        print(f"epoch {record['epoch']:3d}  loss {record['train_loss']:.4f}  val_loss {record['val_loss']:.4f}  "
+              f"val_auc {auc}  val_acc {record['val_acc']:.4f}  best {record['best_epoch']}  "
+              f"{record['seconds']:.0f} s", file=sys.stderr, flush=True)
+
+    result = train(sets["train"], sets["val"], model_config, config, on_epoch=on_epoch)
+    save_model(result.model, result.meta(), args.out, overwrite=args.overwrite)
+    val = sets["val"]
+    probabilities = predict_proba(result.model, normalise(val.images, result.normalisation),
+                                  tta_axes=config.flip_axes if config.tta else None)
+    plot_roc(val.labels, probabilities, args.out / "roc_val.png", result.class_names, title="validation ROC")
+    print(f"best epoch {result.best_epoch} of {len(result.history)} ({result.stopped}), "
+          f"{result.seconds:.1f} s, {result.samples_per_second:.0f} samples/s; model in {args.out}",
+          file=sys.stderr)
+    _print_metrics({k: v for k, v in result.metrics.items() if k != "class_names"}, as_json=True)
+    return 0
+
+
+def _evaluate(args) -> int:
+    from ..learn.cnn.data import load_npz
+    from ..learn.cnn.files import load_model
+    from ..learn.cnn.metrics import classification_metrics, plot_roc
+    from ..learn.cnn.predict import predict_arrays
+
+    model = load_model(args.model)
+    sets = load_npz(args.data, dims=model.config.dims)
+    if args.split not in sets:
+        raise ValueError(f"{args.data} has no {args.split} split (found {sorted(sets)})")
+    data = sets[args.split]
+    if data.input_size != model.input_size:
+        raise ValueError(f"the model takes {model.input_size} inputs; {args.data} holds {data.input_size}")
+    images = data.images if data.channels > 1 else data.images[:, 0]
+    if data.channels > 1:
+        images = images.transpose(0, *range(2, images.ndim), 1)
+    probabilities, _ = predict_arrays(model, images, saliency=False)
+    metrics = classification_metrics(data.labels, probabilities, model.class_names)
+    if args.roc:
+        plot_roc(data.labels, probabilities, args.roc, model.class_names, title=f"{args.split} ROC")
+    _print_metrics(metrics, args.json)
+    return 0
+
+
+def _predict(args) -> int:
+    import numpy as np
+
+    from ..io.atomic import atomic_path
+    from ..io.nifti import read_nifti, write_nifti
+    from ..io.dicom import read_dicom_file
+    from ..learn.cnn.data import IMAGE_SUFFIXES, read_image
+    from ..learn.cnn.files import load_model
+    from ..learn.cnn.predict import predict
+
+    model = load_model(args.model)
+    name = args.input.name.lower()
+    volume = None
+    if name.endswith((".nii", ".nii.gz")):
+        volume = read_nifti(args.input)
+    elif args.input.suffix.lower() not in IMAGE_SUFFIXES:
+        volume = read_dicom_file(args.input)  # one slice, shape (1, rows, columns)
+    image = np.asarray(volume.array) if volume is not None else read_image(args.input)[0]
+    labels = None
+    if args.labels is not None:
+        labels = np.asarray(read_nifti(args.labels).array)
+        if labels.dtype.kind == "f":
+            labels = labels.round().astype(np.int32)
+    spacing = volume.spacing if volume is not None else None
+    result = predict(model, image, labels=labels, spacing=spacing)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out / "predictions.csv", overwrite=args.overwrite) as temporary:
+        result.table.to_csv(temporary, index=False)
+    written = [args.out / "predictions.csv"]
+    if volume is not None:
+        for stem, array in (("probability", result.probability), ("saliency", result.saliency),
+                            ("classes", result.class_map)):
+            written.append(write_nifti(volume.with_array(array), args.out / f"{stem}.nii.gz",
+                                       overwrite=args.overwrite))
+    print(result.table.to_string(index=False, max_rows=40))
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0

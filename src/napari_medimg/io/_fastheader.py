@@ -1,0 +1,197 @@
+"""A small header parser for the common case: single-frame, little-endian, uncompressed DICOM.
+
+The header pass over a series of hundreds of files is dominated by pydicom's general machinery (file meta
+parsing, element objects, value validation).  For the plain case this module reads the few top-level values
+the geometry needs straight from the bytes and stops at Pixel Data.  Anything it does not expect (another
+transfer syntax, a multi-frame or enhanced file, an unusual character set, a malformed length) makes it
+return None, and the caller falls back to pydicom.  Tests check that both paths agree on real files.
+"""
+
+from __future__ import annotations
+
+import struct
+
+__all__ = ["parse_header", "FastHeader"]
+
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
+_UNDEFINED = 0xFFFFFFFF
+_PIXEL_DATA = 0x7FE00010
+_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_ENCODINGS = {"": "ascii", "ISO_IR 6": "ascii", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
+
+# tag -> (keyword, kind): "str" text, "multi" backslash-separated text, "us" unsigned short
+_WANTED = {
+    0x00080005: ("SpecificCharacterSet", "str"),
+    0x00080008: ("ImageType", "multi"),
+    0x00080016: ("SOPClassUID", "uid"),
+    0x00080018: ("SOPInstanceUID", "uid"),
+    0x00080060: ("Modality", "str"),
+    0x00080070: ("Manufacturer", "str"),
+    0x0008103E: ("SeriesDescription", "str"),
+    0x00180050: ("SliceThickness", "str"),
+    0x00180086: ("EchoNumbers", "str"),
+    0x00180088: ("SpacingBetweenSlices", "str"),
+    0x00181060: ("TriggerTime", "str"),
+    0x00181164: ("ImagerPixelSpacing", "multi"),
+    0x0020000E: ("SeriesInstanceUID", "uid"),
+    0x00200011: ("SeriesNumber", "str"),
+    0x00200012: ("AcquisitionNumber", "str"),
+    0x00200013: ("InstanceNumber", "str"),
+    0x00200032: ("ImagePositionPatient", "multi"),
+    0x00200037: ("ImageOrientationPatient", "multi"),
+    0x00200052: ("FrameOfReferenceUID", "uid"),
+    0x00200100: ("TemporalPositionIdentifier", "str"),
+    0x00280002: ("SamplesPerPixel", "us"),
+    0x00280004: ("PhotometricInterpretation", "str"),
+    0x00280008: ("NumberOfFrames", "str"),
+    0x00280010: ("Rows", "us"),
+    0x00280011: ("Columns", "us"),
+    0x00280030: ("PixelSpacing", "multi"),
+    0x00280100: ("BitsAllocated", "us"),
+    0x00280101: ("BitsStored", "us"),
+    0x00280103: ("PixelRepresentation", "us"),
+    0x00281050: ("WindowCenter", "multi"),
+    0x00281051: ("WindowWidth", "multi"),
+    0x00281052: ("RescaleIntercept", "str"),
+    0x00281053: ("RescaleSlope", "str"),
+}
+_REFUSE = {0x52009229, 0x52009230}  # functional groups: enhanced files go through pydicom
+
+
+class FastHeader(dict):
+    """The values :mod:`napari_medimg.io.dicom` reads, keyed by keyword (a stand-in for a pydicom Dataset)."""
+
+    def __init__(self, values: dict, transfer_syntax: str):
+        super().__init__(values)
+        self.file_meta = {"TransferSyntaxUID": transfer_syntax}
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class _Stop(Exception):
+    pass
+
+
+def _element_header(buffer: bytes, position: int, explicit: bool):
+    """(tag, vr, length, value start) of the element at ``position``."""
+    group, element = struct.unpack_from("<HH", buffer, position)
+    tag = (group << 16) | element
+    if group == 0xFFFE:
+        (length,) = struct.unpack_from("<I", buffer, position + 4)
+        return tag, b"", length, position + 8
+    if explicit:
+        vr = buffer[position + 4:position + 6]
+        if vr in _LONG_VRS:
+            (length,) = struct.unpack_from("<I", buffer, position + 8)
+            return tag, vr, length, position + 12
+        if not vr.isalpha() or not vr.isupper():
+            raise _Stop()
+        (length,) = struct.unpack_from("<H", buffer, position + 6)
+        return tag, vr, length, position + 8
+    (length,) = struct.unpack_from("<I", buffer, position + 4)
+    return tag, b"", length, position + 8
+
+
+def _skip_undefined(buffer: bytes, position: int, explicit: bool, end_tag: int, depth: int = 0) -> int:
+    """Position after the delimiter ``end_tag`` of an undefined-length sequence or item."""
+    if depth > 16:
+        raise _Stop()
+    while True:
+        tag, vr, length, start = _element_header(buffer, position, explicit)
+        if tag == end_tag:
+            return start
+        if length == _UNDEFINED:
+            if tag == _ITEM:
+                position = _skip_undefined(buffer, start, explicit, _ITEM_END, depth + 1)
+            else:  # a nested sequence (SQ, or UN holding implicit VR)
+                position = _skip_undefined(buffer, start, explicit and vr != b"UN", _SEQUENCE_END, depth + 1)
+        else:
+            position = start + length
+        if position > len(buffer):
+            raise _Stop()
+
+
+def _text(raw: bytes, encoding: str) -> str:
+    return raw.decode(encoding).strip(" \x00")
+
+
+def parse_header(handle, size: int) -> tuple[FastHeader, int] | None:
+    """``(header, pixel value offset)`` of a plain single-frame file, or None to use pydicom instead."""
+    try:
+        return _parse(handle, size)
+    except (_Stop, struct.error, UnicodeDecodeError, ValueError, IndexError):
+        return None
+
+
+def _parse(handle, size: int):
+    handle.seek(0)
+    buffer = handle.read(min(size, 16384))
+    if len(buffer) < 144 or buffer[128:132] != b"DICM":
+        return None
+    position, syntax = 132, None
+    while position + 8 <= len(buffer):  # file meta: always explicit VR little endian
+        tag, vr, length, start = _element_header(buffer, position, True)
+        if tag >> 16 != 0x0002:
+            break
+        if length == _UNDEFINED:
+            return None
+        if tag == 0x00020010:
+            syntax = buffer[start:start + length].decode("ascii").strip(" \x00")
+        position = start + length
+    if syntax not in (_EXPLICIT_LE, _IMPLICIT_LE):
+        return None
+    explicit = syntax == _EXPLICIT_LE
+    values: dict = {}
+    encoding = "ascii"
+    while True:
+        if position + 12 > len(buffer):
+            if len(buffer) >= size:
+                return None
+            handle.seek(0)
+            buffer = handle.read(min(size, 4 * len(buffer)))
+            continue
+        tag, vr, length, start = _element_header(buffer, position, explicit)
+        if tag == _PIXEL_DATA:
+            if length == _UNDEFINED:
+                return None
+            if values.get("NumberOfFrames", "1") not in ("", "1"):
+                return None
+            values["PixelData"] = True
+            return FastHeader(values, syntax), start
+        if tag in _REFUSE or tag > _PIXEL_DATA:
+            return None
+        if length == _UNDEFINED:
+            if len(buffer) < size:  # make sure the whole sequence is in the buffer before walking it
+                handle.seek(0)
+                buffer = handle.read(size)
+            position = _skip_undefined(buffer, start, explicit and vr != b"UN", _SEQUENCE_END)
+            continue
+        wanted = _WANTED.get(tag)
+        if wanted is not None:
+            if start + length > len(buffer):
+                handle.seek(0)
+                buffer = handle.read(min(size, max(4 * len(buffer), start + length + 16)))
+                if start + length > len(buffer):
+                    return None
+            raw = buffer[start:start + length]
+            keyword, kind = wanted
+            if kind == "us":
+                if length != 2:
+                    return None
+                values[keyword] = struct.unpack("<H", raw)[0]
+            elif kind == "multi":
+                parts = [part.strip(" \x00") for part in raw.decode(encoding).split("\\")]
+                values[keyword] = parts if len(parts) > 1 else parts[0]
+            else:
+                values[keyword] = _text(raw, encoding)
+            if keyword == "SpecificCharacterSet":
+                if values[keyword] not in _ENCODINGS:
+                    return None
+                encoding = _ENCODINGS[values[keyword]]
+        position = start + length

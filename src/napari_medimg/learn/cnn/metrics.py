@@ -1,0 +1,84 @@
+"""Classification metrics (binary and multi-class) and a ROC curve plot."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+from sklearn import metrics as skm
+
+__all__ = ["classification_metrics", "roc_auc", "plot_roc"]
+
+
+def roc_auc(labels: np.ndarray, probabilities: np.ndarray) -> float | None:
+    """ROC-AUC: of class 1's probability for two classes, macro one-vs-rest otherwise; None if undefined."""
+    labels = np.asarray(labels).reshape(-1)
+    probabilities = np.asarray(probabilities, np.float64)
+    n_classes = probabilities.shape[1]
+    present = np.unique(labels)
+    if len(present) < 2:
+        return None
+    if n_classes == 2:
+        return float(skm.roc_auc_score(labels, probabilities[:, 1]))
+    scores = [skm.roc_auc_score(labels == c, probabilities[:, c]) for c in present]
+    return float(np.mean(scores))
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
+                           class_names: list[str] | None = None) -> dict:
+    """Accuracy, balanced accuracy, precision, recall, F1, ROC-AUC, confusion matrix and n.
+
+    For two classes precision/recall/F1 are those of class 1 (the positive class); for more classes they are
+    macro averages.  The predicted class is the arg-max of the probabilities.
+    """
+    labels = np.asarray(labels).reshape(-1).astype(int)
+    probabilities = np.asarray(probabilities, np.float64)
+    n_classes = probabilities.shape[1]
+    predicted = probabilities.argmax(axis=1)
+    average = "binary" if n_classes == 2 else "macro"
+    every = list(range(n_classes))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # undefined precision (no predictions of a class) is reported as 0
+        precision, recall, f1, _ = skm.precision_recall_fscore_support(
+            labels, predicted, average=average, labels=None if average == "binary" else every, zero_division=0)
+        balanced = skm.balanced_accuracy_score(labels, predicted) if len(labels) else float("nan")
+    return {
+        "n": int(len(labels)),
+        "acc": float(np.mean(predicted == labels)) if len(labels) else float("nan"),
+        "balanced_acc": float(balanced),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "auc": roc_auc(labels, probabilities),
+        "confusion_matrix": skm.confusion_matrix(labels, predicted, labels=every).tolist(),
+        "class_names": list(class_names) if class_names else [str(c) for c in every],
+    }
+
+
+def plot_roc(labels: np.ndarray, probabilities: np.ndarray, path: str | os.PathLike,
+             class_names: list[str] | None = None, title: str = "ROC") -> str:
+    """Write ROC curve(s) to ``path`` (PNG) with the Agg canvas; one-vs-rest curves for >2 classes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    labels = np.asarray(labels).reshape(-1)
+    probabilities = np.asarray(probabilities)
+    n_classes = probabilities.shape[1]
+    names = class_names or [str(c) for c in range(n_classes)]
+    figure = Figure(figsize=(4.5, 4.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    targets = [1] if n_classes == 2 else range(n_classes)
+    for c in targets:
+        positive = labels == c
+        if positive.all() or not positive.any():
+            continue
+        fpr, tpr, _ = skm.roc_curve(positive, probabilities[:, c])
+        axes.plot(fpr, tpr, label=f"{names[c]} (AUC {skm.auc(fpr, tpr):.3f})")
+    axes.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1)
+    axes.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(os.fspath(path))
+    return os.fspath(path)

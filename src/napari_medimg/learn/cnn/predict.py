@@ -1,0 +1,221 @@
+"""Applying a trained classifier to whole images, to every slice of a volume, or to patches around objects.
+
+All functions take raw arrays in (z, y, x) / (y, x) order (RGB channels last) and return a
+:class:`Prediction` whose maps have the input image's shape, so that they carry the image's geometry:
+
+* ``mode == "image"``: one prediction for the whole image (2D model on a 2D image, 3D model on a volume);
+* ``mode == "slices"``: a 2D model applied to each slice along axis 0 of a volume;
+* ``mode == "objects"``: each object of a labels array classified from a patch around it (a square patch
+  through the object's largest cross-section for a 2D model on a volume, a cube in millimetres for a 3D
+  model), with a margin of ``margin`` times the object's size on each side.
+
+``probability`` is the probability of the target class (class 1 for two classes, else the predicted class)
+painted over the image, slice or object it belongs to; ``saliency`` is the Grad-CAM map of the predicted
+class in [0, 1]; ``class_map`` holds predicted class + 1 over the predicted region (0 elsewhere).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from ...progress import ProgressCallback, report
+from .data import normalise, resize_batch, to_channels_first
+from .explain import grad_cam
+from .files import LoadedModel
+from .train import predict_proba, torch_threads
+
+__all__ = ["Prediction", "predict", "prepare", "predict_arrays"]
+
+
+@dataclass
+class Prediction:
+    mode: str
+    table: pd.DataFrame
+    class_map: np.ndarray
+    probability: np.ndarray
+    saliency: np.ndarray
+    target_class: int
+
+
+def _channels_last(model: LoadedModel, image: np.ndarray) -> bool:
+    """Whether the last axis of ``image`` holds the model's colour channels (RGB images are channels-last)."""
+    channels = model.config.in_channels
+    return channels > 1 and image.ndim >= 3 and image.shape[-1] == channels
+
+
+def prepare(model: LoadedModel, images: np.ndarray) -> np.ndarray:
+    """Raw images ``(N, *spatial[, C])`` resized to the model's input size and normalised, channel-first."""
+    batch = to_channels_first(images, model.config.dims)
+    if batch.shape[1] != model.config.in_channels:
+        raise ValueError(f"the model expects {model.config.in_channels} channel(s), the images have {batch.shape[1]}")
+    return normalise(resize_batch(batch, model.input_size), model.normalisation)
+
+
+def predict_arrays(model: LoadedModel, images: np.ndarray, saliency: bool = True, tta: bool = True,
+                   threads: int | None = 2) -> tuple[np.ndarray, np.ndarray | None]:
+    """Probabilities ``(N, n_classes)`` and Grad-CAM maps at the input size for a stack of raw images."""
+    x = prepare(model, images)
+    training = model.meta.get("training", {})
+    flips = training.get("flip_axes") if tta and training.get("tta") else None  # the training's test-time flips
+    with torch_threads(threads):
+        probabilities = predict_proba(model.model, x, tta_axes=flips)
+        maps = grad_cam(model.model, x, probabilities.argmax(axis=1)) if saliency else None
+    return probabilities, maps
+
+
+def _target(model: LoadedModel, probabilities: np.ndarray) -> np.ndarray:
+    if model.config.n_classes == 2:
+        return probabilities[:, 1]
+    return probabilities.max(axis=1)
+
+
+def _table(model: LoadedModel, probabilities: np.ndarray, extra: dict) -> pd.DataFrame:
+    predicted = probabilities.argmax(axis=1)
+    names = model.class_names
+    columns = dict(extra)
+    columns["class"] = predicted.astype(int)
+    columns["class_name"] = [names[c] for c in predicted]
+    columns["probability"] = probabilities.max(axis=1)
+    for c, name in enumerate(names):
+        columns[f"p_{name}"] = probabilities[:, c]
+    return pd.DataFrame(columns)
+
+
+def _resize_map(array: np.ndarray, shape) -> np.ndarray:
+    from skimage.transform import resize
+
+    return resize(array, tuple(shape), order=1, preserve_range=True, anti_aliasing=False).astype(np.float32)
+
+
+def _patch_box(centre, half, shape):
+    """Index ranges of a patch (may extend beyond the array) and the clipped part inside it."""
+    lo = np.floor(np.asarray(centre) - np.asarray(half)).astype(int)
+    hi = np.ceil(np.asarray(centre) + np.asarray(half)).astype(int) + 1
+    inner_lo, inner_hi = np.maximum(lo, 0), np.minimum(hi, shape)
+    return lo, hi, inner_lo, inner_hi
+
+
+def _crop(array, lo, hi, inner_lo, inner_hi):
+    region = array[tuple(slice(a, b) for a, b in zip(inner_lo, inner_hi))]
+    pad = [(int(a - b), int(c - d)) for a, b, c, d in zip(inner_lo, lo, hi, inner_hi)]
+    pad += [(0, 0)] * (array.ndim - len(lo))
+    return np.pad(region, pad, mode="edge")
+
+
+def predict(model: LoadedModel, image: np.ndarray, labels: np.ndarray | None = None, spacing=None,
+            margin: float = 0.25, saliency: bool = True, progress: ProgressCallback | None = None,
+            batch: int = 64) -> Prediction:
+    """Classify ``image`` as a whole, per slice, or per object of ``labels`` (see the module docstring)."""
+    image = np.asarray(image)
+    dims = model.config.dims
+    rgb = _channels_last(model, image)
+    spatial_shape = image.shape[:-1] if rgb else image.shape
+    ndim = len(spatial_shape)
+    if ndim not in (2, 3):
+        raise ValueError(f"expected a 2D or 3D image, got shape {image.shape}")
+    if dims > ndim:
+        raise ValueError("a 3D model cannot classify a 2D image")
+    spacing = np.ones(ndim) if spacing is None else np.asarray(spacing, float)[-ndim:]
+    class_map = np.zeros(spatial_shape, np.uint8)
+    probability = np.zeros(spatial_shape, np.float32)
+    cam = np.zeros(spatial_shape, np.float32)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != spatial_shape:
+            raise ValueError(f"labels shape {labels.shape} differs from the image's {spatial_shape}")
+        return _predict_objects(model, image, labels, spacing, margin, saliency, progress, class_map,
+                                probability, cam)
+    if dims == ndim:
+        report(progress, 0, 1)
+        probabilities, maps = predict_arrays(model, image[None], saliency)
+        target = _target(model, probabilities)
+        class_map[...] = probabilities[0].argmax() + 1
+        probability[...] = target[0]
+        if maps is not None:
+            cam[...] = _resize_map(maps[0], spatial_shape)
+        report(progress, 1, 1)
+        return Prediction("image", _table(model, probabilities, {}), class_map, probability, cam,
+                          _target_class(model, probabilities))
+    rows = []
+    n_slices = spatial_shape[0]
+    for start in range(0, n_slices, batch):
+        chunk = image[start:start + batch]
+        probabilities, maps = predict_arrays(model, chunk, saliency)
+        rows.append(probabilities)
+        for offset, p in enumerate(probabilities):
+            k = start + offset
+            class_map[k] = p.argmax() + 1
+            if maps is not None:
+                cam[k] = _resize_map(maps[offset], spatial_shape[1:])
+        report(progress, min(start + batch, n_slices), n_slices)
+    probabilities = np.concatenate(rows)
+    probability[...] = _target(model, probabilities)[:, None, None]
+    table = _table(model, probabilities, {"slice": np.arange(n_slices),
+                                          "position_mm": np.arange(n_slices) * spacing[0]})
+    return Prediction("slices", table, class_map, probability, cam, _target_class(model, probabilities))
+
+
+def _target_class(model: LoadedModel, probabilities: np.ndarray) -> int:
+    if model.config.n_classes == 2 or len(probabilities) == 0:
+        return 1
+    return int(np.bincount(probabilities.argmax(axis=1)).argmax())
+
+
+def _predict_objects(model, image, labels, spacing, margin, saliency, progress, class_map, probability, cam):
+    dims = model.config.dims
+    ids = np.unique(labels)
+    ids = ids[ids != 0]
+    if len(ids) == 0:
+        raise ValueError("the labels hold no objects")
+    boxes = ndimage.find_objects(labels.astype(np.int64) if labels.dtype.kind != "i" else labels)
+    patches, placements, rows = [], [], []
+    for done, label in enumerate(ids, start=1):
+        box = boxes[label - 1]
+        mask = labels[box] == label
+        if dims == 2 and labels.ndim == 3:
+            areas = mask.reshape(mask.shape[0], -1).sum(axis=1)
+            k = box[0].start + int(areas.argmax())
+            plane_mask = labels[k] == label
+            inplane = ndimage.find_objects(plane_mask.astype(np.int32))[0]
+            lo = np.array([s.start for s in inplane]); hi = np.array([s.stop for s in inplane])
+            extent_mm = (hi - lo) * spacing[1:]
+            half = (extent_mm.max() * (1 + 2 * margin) / 2) / spacing[1:]
+            box_lo, box_hi, in_lo, in_hi = _patch_box((lo + hi - 1) / 2, half, labels.shape[1:])
+            patches.append(_crop(image[k], box_lo, box_hi, in_lo, in_hi))
+            placements.append((k, box_lo, box_hi, in_lo, in_hi))
+        else:
+            lo = np.array([s.start for s in box]); hi = np.array([s.stop for s in box])
+            extent_mm = (hi - lo) * spacing
+            half = (extent_mm.max() * (1 + 2 * margin) / 2) / spacing
+            box_lo, box_hi, in_lo, in_hi = _patch_box((lo + hi - 1) / 2, half, labels.shape)
+            patches.append(_crop(image, box_lo, box_hi, in_lo, in_hi))
+            placements.append((None, box_lo, box_hi, in_lo, in_hi))
+        centroid = np.array(ndimage.center_of_mass(mask)) + [s.start for s in box]
+        rows.append({"label": int(label), "voxels": int(mask.sum()),
+                     **{f"centroid_{a}": float(c) for a, c in zip("zyx"[-labels.ndim:], centroid)}})
+        report(progress, done, 2 * len(ids))
+    probabilities, maps = [], []
+    for index, patch in enumerate(patches):
+        p, m = predict_arrays(model, patch[None], saliency)
+        probabilities.append(p[0])
+        maps.append(None if m is None else m[0])
+        report(progress, len(ids) + index + 1, 2 * len(ids))
+    probabilities = np.stack(probabilities)
+    target = _target(model, probabilities)
+    for label, p, t, m, (k, box_lo, box_hi, in_lo, in_hi) in zip(ids, probabilities, target, maps, placements):
+        inside = labels == label
+        class_map[inside] = p.argmax() + 1
+        probability[inside] = t
+        if m is None:
+            continue
+        full = _resize_map(m, box_hi - box_lo)
+        region = tuple(slice(a - b, c - b) for a, b, c in zip(in_lo, box_lo, in_hi))
+        target_region = tuple(slice(a, b) for a, b in zip(in_lo, in_hi))
+        view = cam[k] if k is not None else cam
+        view[target_region] = np.maximum(view[target_region], full[region])
+    table = _table(model, probabilities, pd.DataFrame(rows).to_dict(orient="list"))
+    return Prediction("objects", table, class_map, probability, cam, _target_class(model, probabilities))

@@ -1,0 +1,324 @@
+"""CNN classifier panel: train from an .npz or a labels CSV in a worker with live curves; predict on layers.
+
+Training runs :func:`napari_medimg.learn.cnn.train.train` through :func:`~napari_medimg.plugin.workers.start_job`
+(progress bar).  Each finished epoch is relayed from the worker to the main thread through a Qt signal and
+drawn in the panel's plot (train/validation loss, validation AUC and accuracy).  Cancel asks the training loop
+to stop after the current batch; it returns the best checkpoint so far, which becomes the panel's model.
+
+Prediction on an Image layer (optionally with a Labels layer of objects) adds, with the image's geometry:
+``<image> CNN probability`` and ``<image> CNN saliency`` (Grad-CAM) Image layers, and ``<image> CNN classes``,
+a Labels layer coloured by predicted class whose ``features`` hold the class and the probabilities (one row
+per object, or per class for slice-wise predictions, whose curve along the slice axis is plotted).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from magicgui.widgets import (ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton, SpinBox,
+                              create_widget)
+from qtpy.QtCore import QObject, Signal
+
+from ..layers import layer_data_tuple, layer_to_volume, set_or_add_layer
+from ..workers import start_job
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["CNNWidget", "train_job", "CLASS_COLOURS"]
+
+NPZ, CSV = "MedMNIST-style .npz", "folder + labels CSV"
+#: colours of predicted classes 0, 1, 2, ... (RGBA)
+CLASS_COLOURS = [(0.12, 0.47, 0.71, 1), (0.89, 0.10, 0.11, 1), (0.20, 0.63, 0.17, 1), (1.0, 0.50, 0.0, 1),
+                 (0.42, 0.24, 0.60, 1), (0.65, 0.34, 0.16, 1), (0.97, 0.51, 0.75, 1), (0.6, 0.6, 0.6, 1)]
+
+
+class _EpochRelay(QObject):
+    """Created on the main thread; ``epoch.emit`` from the worker is delivered there (queued)."""
+
+    epoch = Signal(object)
+
+
+def train_job(source: str, path: str, dims: int | None, size: list[int] | None, model: dict, settings: dict,
+              progress=None, on_epoch=None, stop=None):
+    """Load the data and train (runs in the worker); returns the TrainResult."""
+    from ...learn.cnn.data import load_folder, load_npz
+    from ...learn.cnn.train import TrainConfig, train
+
+    if source == NPZ:
+        sets = load_npz(path, dims=dims)
+    else:
+        if not size:
+            raise ValueError("images listed in a CSV need an input size, e.g. 64 64")
+        sets = load_folder(path, size, dims=dims, seed=settings.get("seed", 0))
+    if "val" not in sets:
+        raise ValueError(f"{path} has no validation split")
+    dims = sets["train"].dims
+    config = TrainConfig(**{"flip_axes": [-1] if dims == 2 else [-3, -2, -1], **settings})
+    if dims == 3:  # 3D convolutions are slow on CPUs: halve the resolution twice before the first stage
+        model = {"stem_stride": 2, "stem_pool": True, **model}
+    return train(sets["train"], sets["val"], {**model, "dims": dims}, config, progress=progress,
+                 on_epoch=on_epoch, stop=stop)
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace(",", " ").split()]
+    except ValueError as error:
+        raise ValueError(f"expected whole numbers separated by spaces, got {text!r}") from error
+
+
+class CNNWidget(Container):
+    """Train a 2D/3D CNN classifier and apply it to Image (and Labels) layers."""
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.model = None  # LoadedModel used for prediction
+        self.result = None  # last TrainResult
+        self.history: list[dict] = []
+        self.worker = None
+        self._stop = threading.Event()
+        self._relay = _EpochRelay()
+        self._relay.epoch.connect(self._on_epoch)
+
+        self.source = ComboBox(choices=[NPZ, CSV], value=NPZ, label="training data")
+        self.data_path = FileEdit(mode="r", filter="*.npz *.csv", label="file")
+        self.dims = ComboBox(choices=["auto", "2", "3"], value="auto", label="dimensions")
+        self.size = LineEdit(value="64 64", label="input size (CSV)")
+        self.net_width = SpinBox(value=32, min=4, max=256, label="width")
+        self.depths = LineEdit(value="1 1 1", label="blocks per stage")
+        self.dropout = FloatSpinBox(value=0.2, min=0.0, max=0.9, step=0.05, label="dropout")
+        self.epochs = SpinBox(value=60, min=1, max=1000, label="epochs")
+        self.minutes = FloatSpinBox(value=5.0, min=0.0, max=600.0, step=0.5, label="time budget (min, 0 = none)")
+        self.seed = SpinBox(value=0, min=0, max=2 ** 31 - 1, label="seed")
+        self.balance = ComboBox(choices=["weights", "sampler", "none"], value="weights", label="class balance")
+        self.save_path = FileEdit(mode="d", label="save model to", value="")
+        self.train_button = PushButton(text="Train")
+        self.cancel_button = PushButton(text="Cancel (keep best)", enabled=False)
+
+        self.model_path = FileEdit(mode="d", label="model folder", value="")
+        self.load_button = PushButton(text="Load model")
+        self.image = create_widget(annotation="napari.layers.Image", label="image")
+        self.objects = create_widget(annotation="napari.layers.Labels | None", label="objects (optional)")
+        self.predict_button = PushButton(text="Predict")
+        self.status = Label(value="no model")
+        self.extend([Label(value="<b>Train</b>"), self.source, self.data_path, self.dims, self.size, self.net_width,
+                     self.depths, self.dropout, self.epochs, self.minutes, self.seed, self.balance, self.save_path,
+                     self.train_button, self.cancel_button, Label(value="<b>Predict</b>"), self.model_path,
+                     self.load_button, self.image, self.objects, self.predict_button, self.status])
+        self._make_plot()
+
+        self.train_button.changed.connect(self.start_training)
+        self.cancel_button.changed.connect(self.cancel)
+        self.load_button.changed.connect(self.load)
+        self.predict_button.changed.connect(self.start_prediction)
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self.image.reset_choices)
+            event.connect(self.objects.reset_choices)
+        self.image.reset_choices()
+        self.objects.reset_choices()
+
+    # ---- plot -------------------------------------------------------------------------------------------
+    def _make_plot(self):
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(4, 2.6), dpi=80, tight_layout=True)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(200)
+        self.native.layout().addWidget(self.canvas)
+        self.axes = self.figure.add_subplot()
+        self.axes.set_title("training curves appear here", fontsize=9)
+
+    def plot_history(self):
+        axes = self.axes
+        axes.clear()
+        epochs = [r["epoch"] for r in self.history]
+        axes.plot(epochs, [r["train_loss"] for r in self.history], label="train loss")
+        axes.plot(epochs, [r["val_loss"] for r in self.history], label="val loss")
+        axes.plot(epochs, [np.nan if r["val_auc"] is None else r["val_auc"] for r in self.history], label="val AUC")
+        axes.plot(epochs, [r["val_acc"] for r in self.history], label="val acc")
+        if self.history and self.history[-1].get("best_epoch"):
+            axes.axvline(self.history[-1]["best_epoch"], color="0.5", linestyle=":", linewidth=1)
+        axes.set_xlabel("epoch", fontsize=8)
+        axes.tick_params(labelsize=7)
+        axes.legend(fontsize=7, loc="best")
+        axes.set_title("training", fontsize=9)
+        self.canvas.draw_idle()
+
+    def plot_slices(self, table: pd.DataFrame, names: list[str]):
+        axes = self.axes
+        axes.clear()
+        for name in names:
+            axes.plot(table["position_mm"], table[f"p_{name}"], label=f"P({name})")
+        axes.set_xlabel("slice position (mm along axis 0)", fontsize=8)
+        axes.set_ylim(-0.02, 1.02)
+        axes.tick_params(labelsize=7)
+        axes.legend(fontsize=7, loc="best")
+        axes.set_title("per-slice probability", fontsize=9)
+        self.canvas.draw_idle()
+
+    # ---- training ---------------------------------------------------------------------------------------
+    def start_training(self, *_):
+        if self.worker is not None:
+            return
+        path = str(self.data_path.value)
+        if not Path(path).is_file():
+            self.status.value = "choose a training file first"
+            return
+        try:
+            size = _ints(self.size.value) if self.source.value == CSV else None
+            model = {"width": self.net_width.value, "depths": _ints(self.depths.value), "dropout": self.dropout.value}
+        except ValueError as error:
+            self.status.value = str(error)
+            return
+        settings = {"epochs": self.epochs.value, "minutes": self.minutes.value or None, "seed": self.seed.value,
+                    "balance": self.balance.value}
+        dims = None if self.dims.value == "auto" else int(self.dims.value)
+        self.history = []
+        self._stop.clear()
+        self.status.value = "training…"
+        self.train_button.enabled, self.cancel_button.enabled = False, True
+        self.worker = start_job(train_job, self.source.value, path, dims, size, model, settings,
+                                description="Training CNN", on_done=self._trained, on_error=self._failed,
+                                on_epoch=self._relay.epoch.emit, stop=self._stop.is_set)
+        self.worker.finished.connect(self._job_finished)
+
+    def _on_epoch(self, record: dict):
+        self.history.append(record)
+        auc = "n/a" if record["val_auc"] is None else f"{record['val_auc']:.3f}"
+        self.status.value = f"epoch {record['epoch']}: val AUC {auc}, acc {record['val_acc']:.3f}"
+        self.plot_history()
+
+    def cancel(self, *_):
+        """Stop training after the current batch, keeping the best model so far."""
+        if self.worker is not None and not self.train_button.enabled:
+            self._stop.set()
+            self.status.value = "stopping…"
+
+    def _trained(self, result):
+        from ...learn.cnn.files import LoadedModel, save_model
+
+        self.result = result
+        self.model = LoadedModel(result.model, result.meta())
+        metrics = result.metrics
+        auc = "n/a" if metrics["auc"] is None else f"{metrics['auc']:.3f}"
+        message = (f"best epoch {result.best_epoch} ({result.stopped}): val AUC {auc}, acc {metrics['acc']:.3f}, "
+                   f"{result.seconds:.0f} s")
+        target = str(self.save_path.value)
+        if target not in ("", "."):
+            try:
+                save_model(result.model, result.meta(), target)
+                self.model_path.value = target
+                message += f"; saved to {target}"
+            except (FileExistsError, OSError) as error:
+                message += f"; not saved: {error}"
+        self.status.value = message
+
+    def _failed(self, error: BaseException):
+        self.status.value = f"error: {error}"
+
+    def _job_finished(self):
+        self.worker = None
+        self.train_button.enabled, self.cancel_button.enabled = True, False
+        self.predict_button.enabled = True
+
+    # ---- prediction -------------------------------------------------------------------------------------
+    def load(self, *_):
+        from ...learn.cnn.files import ModelFileError, load_model
+
+        try:
+            self.model = load_model(str(self.model_path.value))
+        except ModelFileError as error:
+            self.status.value = f"error: {error}"
+            return
+        names = ", ".join(self.model.class_names)
+        self.status.value = f"loaded {self.model.config.dims}D model, classes {names}"
+
+    @property
+    def result_names(self) -> dict:
+        base = self.image.value.name
+        return {"probability": f"{base} CNN probability", "saliency": f"{base} CNN saliency",
+                "classes": f"{base} CNN classes"}
+
+    def start_prediction(self, *_):
+        from ...learn.cnn.predict import predict
+
+        layer = self.image.value
+        if layer is None or self.worker is not None:
+            return
+        if self.model is None:
+            self.status.value = "train or load a model first"
+            return
+        objects = self.objects.value
+        volume = layer_to_volume(layer)
+        image = np.asarray(layer.data)
+        labels = None if objects is None else np.asarray(objects.data)
+        names = self.result_names
+        model = self.model
+        self.status.value = "predicting…"
+        self.predict_button.enabled = False
+
+        def done(prediction):
+            self._show_prediction(volume, prediction, labels, names, model)
+
+        self.worker = start_job(predict, model, image, labels=labels, spacing=volume.spacing,
+                                description=f"CNN prediction on {layer.name}", on_done=done,
+                                on_error=self._failed)
+        self.worker.finished.connect(self._job_finished)
+
+    def _show_prediction(self, volume, prediction, labels, names, model):
+        from napari.utils.colormaps import DirectLabelColormap
+
+        class_names = model.class_names
+        target = class_names[prediction.target_class]
+        set_or_add_layer(self.viewer, layer_data_tuple(
+            volume.with_array(prediction.probability), "image", name=names["probability"], colormap="magma",
+            opacity=0.45, blending="additive", contrast_limits=(0.0, 1.0),
+            metadata={"cnn": {"quantity": f"P({target})", "mode": prediction.mode}}))
+        set_or_add_layer(self.viewer, layer_data_tuple(
+            volume.with_array(prediction.saliency), "image", name=names["saliency"], colormap="turbo",
+            opacity=0.4, blending="additive", contrast_limits=(0.0, 1.0),
+            metadata={"cnn": {"quantity": "Grad-CAM of the predicted class", "mode": prediction.mode}}))
+        table = prediction.table
+        colours = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
+        if prediction.mode == "objects":
+            data = labels.astype(np.int32)
+            features = table.rename(columns={"label": "index"}).copy()
+            features.insert(1, "label", features["index"])
+            for label, c in zip(features["index"], features["class"]):
+                colours[int(label)] = CLASS_COLOURS[int(c) % len(CLASS_COLOURS)]
+        else:
+            data = prediction.class_map
+            summary = {"index": np.arange(1, len(class_names) + 1), "class": np.arange(len(class_names)),
+                       "class_name": class_names}
+            counts = np.bincount(table["class"], minlength=len(class_names))
+            summary["n" if prediction.mode == "image" else "n_slices"] = counts
+            for c, name in enumerate(class_names):
+                summary[f"mean_p_{name}"] = [float(table.loc[table["class"] == k, f"p_{name}"].mean())
+                                             if counts[k] else np.nan for k in range(len(class_names))]
+                colours[c + 1] = CLASS_COLOURS[c % len(CLASS_COLOURS)]
+            features = pd.DataFrame(summary)
+        layer = set_or_add_layer(self.viewer, layer_data_tuple(
+            volume.with_array(data), "labels", name=names["classes"], opacity=0.35 if prediction.mode != "objects"
+            else 0.6))
+        layer.colormap = DirectLabelColormap(color_dict=colours)
+        layer.features = features
+        layer.metadata["cnn_predictions"] = table.to_dict(orient="list")
+        if prediction.mode == "slices":
+            self.plot_slices(table, class_names)
+            shown = f"{len(table)} slices: " + ", ".join(f"{n} {class_names[c]}" for c, n in
+                                                         enumerate(np.bincount(table['class'],
+                                                                               minlength=len(class_names))))
+        elif prediction.mode == "objects":
+            shown = f"{len(table)} objects: " + ", ".join(f"{n} {class_names[c]}" for c, n in
+                                                          enumerate(np.bincount(table['class'],
+                                                                                minlength=len(class_names))))
+        else:
+            shown = f"{table['class_name'][0]} (p = {table['probability'][0]:.3f})"
+        self.status.value = f"prediction: {shown}"

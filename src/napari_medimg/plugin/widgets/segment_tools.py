@@ -1,0 +1,281 @@
+"""Segment Editor-style tools: region growing from seeds, and morphology / islands / margin / smoothing /
+logical operators / watershed split on a label of a Labels layer.
+
+Edits of one label value happen in place (other labels are kept unless "overwrite other labels" is on) with
+one-step Undo; tools that make new label images (split islands, connected components, watershed split, region
+growing) write a new Labels layer, reused by name.  Every run is recorded as a named step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox, create_widget
+
+from ...processing import morphology as mo
+from ...processing import region_growing as rg
+from ...progress import report
+from ._common import JobWidget, points_to_world
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["RegionGrowingWidget", "LabelEditWidget", "EDIT_OPERATIONS"]
+
+CONNECTED, CONFIDENCE, SEEDS = "connected threshold", "confidence connected", "grow from seeds"
+
+
+class RegionGrowingWidget(JobWidget):
+    """Grow a region from seed points (Points layer, world mm) or grow competing labels from painted seeds."""
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+        super().__init__(napari_viewer, apply_text="Grow")
+        self.image = create_widget(annotation="napari.layers.Image", label="image")
+        self.method = ComboBox(choices=[CONNECTED, CONFIDENCE, SEEDS], value=CONNECTED, label="method")
+        self.points = create_widget(annotation="napari.layers.Points", label="seed points")
+        self.seeds = create_widget(annotation="napari.layers.Labels", label="seed labels")
+        self.auto_range = CheckBox(text="range from seed statistics", value=True)
+        self.low = FloatSpinBox(label="low", min=-1e9, max=1e9, step=1.0, value=0.0)
+        self.high = FloatSpinBox(label="high", min=-1e9, max=1e9, step=1.0, value=100.0)
+        self.multiplier = FloatSpinBox(label="multiplier (× sd)", min=0.1, max=20, step=0.1, value=2.5)
+        self.radius_mm = FloatSpinBox(label="seed radius (mm)", min=0.0, max=100, step=0.5, value=2.0)
+        self.iterations = SpinBox(label="iterations", min=0, max=50, value=4)
+        self.grow_method = ComboBox(choices=list(rg.GROW_METHODS), value="watershed", label="grow by")
+        self.sigma_mm = FloatSpinBox(label="gradient sigma (mm)", min=0.0, max=20, step=0.1, value=1.0)
+        self.value = SpinBox(label="label value", min=1, max=65535, value=1)
+        self.extend([self.image, self.method, self.points, self.seeds, self.auto_range, self.low, self.high,
+                     self.multiplier, self.radius_mm, self.iterations, self.grow_method, self.sigma_mm,
+                     self.value])
+        self._finish_layout()
+        self.method.changed.connect(self._on_method)
+        self.auto_range.changed.connect(self._on_method)
+        self._connect_layer_choices(self.image, self.points, self.seeds)
+        self._on_method()
+
+    def _on_method(self, *_):
+        method = self.method.value
+        self.points.visible = method != SEEDS
+        self.seeds.visible = self.grow_method.visible = self.sigma_mm.visible = method == SEEDS
+        self.auto_range.visible = method == CONNECTED
+        self.low.visible = self.high.visible = method == CONNECTED and not self.auto_range.value
+        self.multiplier.visible = self.radius_mm.visible = method in (CONNECTED, CONFIDENCE) and (
+            method == CONFIDENCE or self.auto_range.value)
+        self.iterations.visible = method == CONFIDENCE
+        self.value.visible = method != SEEDS
+
+    @property
+    def result_name(self) -> str:
+        suffix = "grown" if self.method.value == SEEDS else "region"
+        return f"{self.image.value.name} {suffix}"
+
+    def params(self) -> dict:
+        method = self.method.value
+        if method == SEEDS:
+            return {"method": method, "grow_method": self.grow_method.value, "sigma_mm": self.sigma_mm.value}
+        params = {"method": method, "multiplier": self.multiplier.value, "radius_mm": self.radius_mm.value,
+                  "value": self.value.value}
+        if method == CONFIDENCE:
+            params["iterations"] = self.iterations.value
+        elif not self.auto_range.value:
+            params.update(low=self.low.value, high=self.high.value)
+        return params
+
+    def apply(self, *_):
+        layer = self.image.value
+        if layer is None or self.worker is not None:
+            return
+        volume = self.volume_of(layer)
+        params = self.params()
+        method = params["method"]
+        inputs = [layer]
+        try:
+            if method == SEEDS:
+                if self.seeds.value is None:
+                    raise ValueError("choose a Labels layer with painted seeds")
+                markers = np.asarray(self.seeds.value.data)
+                inputs.append(self.seeds.value)
+                function, args = rg.grow_from_seeds, (volume, markers, params["grow_method"], params["sigma_mm"])
+            else:
+                if self.points.value is None:
+                    raise ValueError("choose a Points layer with seed points")
+                seeds = points_to_world(self.points.value, volume)
+                params["seeds_world_mm"] = seeds.tolist()
+                inputs.append(self.points.value)
+                value = params["value"]
+
+                def function(volume, seeds, progress=None):
+                    if method == CONNECTED:
+                        mask = rg.connected_threshold(volume, seeds, params.get("low"), params.get("high"),
+                                                      params["radius_mm"], params["multiplier"], progress=progress)
+                    else:
+                        mask = rg.confidence_connected(volume, seeds, params["multiplier"], params["iterations"],
+                                                       params["radius_mm"], progress=progress)
+                    return mo.compact_labels(mask.astype(np.int64) * value)
+
+                args = (volume, seeds)
+        except ValueError as error:
+            self.status.value = f"error: {error}"
+            return
+        name = self.result_name
+
+        def done(labels):
+            self.show_result(volume.with_array(labels), "labels", name, "region_growing", params, inputs)
+            voxels = int(np.count_nonzero(labels))
+            self.status.value = f"{name}: {voxels} voxels, {voxels * volume.voxel_volume:.1f} mm³"
+
+        self.run_job(function, *args, description=f"{method} {layer.name}", on_done=done)
+
+
+#: label-edit operations by group
+MORPHOLOGY = ("erode", "dilate", "open", "close")
+FILL = ("fill holes (3D)", "fill holes (per slice)")
+ISLANDS = ("keep largest island", "remove small islands", "split islands", "connected components")
+LOGICAL = tuple(f"logical: {op}" for op in mo.LOGICAL_OPERATIONS)
+EDIT_OPERATIONS = (*MORPHOLOGY, *FILL, *ISLANDS, "margin", "smooth", "watershed split", *LOGICAL)
+#: operations whose result is a new label image (a new layer) rather than an edit of one label
+NEW_LAYER = ("split islands", "connected components", "watershed split")
+
+
+def edit_labels(labels: np.ndarray, spacing, operation: str, params: dict, other=None, progress=None) -> np.ndarray:
+    """Core of the label-edit tool (runs in the worker): the edited labels, or a new label image."""
+    value = params["value"]
+    mask = labels == value
+    if operation in MORPHOLOGY:
+        new = mo.binary_morphology(mask, operation, params["radius_mm"], spacing, progress)
+    elif operation == "fill holes (3D)":
+        new = mo.fill_holes(mask, progress=progress)
+    elif operation == "fill holes (per slice)":
+        new = mo.fill_holes(mask, per_slice=True, axis=params["axis"], progress=progress)
+    elif operation == "keep largest island":
+        new = mo.keep_largest(mask)
+    elif operation == "remove small islands":
+        new = mo.remove_small(mask, params["min_size_mm3"], spacing)
+    elif operation == "split islands":
+        new = mo.split_islands(mask, params["min_size_mm3"], spacing)
+    elif operation == "connected components":
+        new = mo.connected_components(mask)
+    elif operation == "margin":
+        new = mo.margin(mask, params["margin_mm"], spacing)
+    elif operation == "smooth":
+        new = mo.smooth(mask, params["smoothing"], params["radius_mm"], spacing, progress)
+    elif operation == "watershed split":
+        new = mo.watershed_split(mask, spacing, params["h_mm"])
+    elif operation in LOGICAL:
+        op = operation.split(": ")[1]
+        if op in ("invert",):
+            new = mo.logical(op, mask)
+        else:
+            if other is None:
+                raise ValueError(f"{op} needs a second labels layer")
+            other_mask = np.asarray(other) == params["other_value"]
+            new = mo.logical("copy", other_mask) if op == "copy" else mo.logical(op, mask, other_mask)
+    else:
+        raise ValueError(f"unknown operation {operation!r}")
+    report(progress, 1, 1)
+    if operation in NEW_LAYER:
+        return new
+    return mo.edit_label(labels, value, new, overwrite=params["overwrite"])
+
+
+class LabelEditWidget(JobWidget):
+    """Morphology, holes, islands, margin, smoothing, watershed split and logical operators on one label."""
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+        super().__init__(napari_viewer, apply_text="Apply", undo=True)
+        self.labels_layer = create_widget(annotation="napari.layers.Labels", label="labels")
+        self.value = SpinBox(label="label value", min=1, max=65535, value=1)
+        self.operation = ComboBox(choices=list(EDIT_OPERATIONS), value="close", label="operation")
+        self.radius_mm = FloatSpinBox(name="radius_mm", label="radius (mm)", min=0.0, max=1000, step=0.5, value=1.0)
+        self.axis = ComboBox(name="axis", choices=[0, 1, 2], value=0, label="slice axis")
+        self.min_size_mm3 = FloatSpinBox(name="min_size_mm3", label="min size (mm³)", min=0.0, max=1e9, step=10,
+                                         value=100.0)
+        self.margin_mm = FloatSpinBox(name="margin_mm", label="margin (mm, < 0 shrinks)", min=-1000, max=1000,
+                                      step=0.5, value=2.0)
+        self.smoothing = ComboBox(name="smoothing", choices=list(mo.SMOOTHING_METHODS), value="median",
+                                  label="smoothing")
+        self.h_mm = FloatSpinBox(name="h_mm", label="split depth h (mm)", min=0.01, max=100, step=0.1, value=1.0)
+        self.other = create_widget(annotation="napari.layers.Labels", label="other labels")
+        self.other_value = SpinBox(name="other_value", label="other value", min=1, max=65535, value=1)
+        self.overwrite = CheckBox(text="overwrite other labels", value=False)
+        self.extend([self.labels_layer, self.value, self.operation, self.radius_mm, self.axis, self.min_size_mm3,
+                     self.margin_mm, self.smoothing, self.h_mm, self.other, self.other_value, self.overwrite])
+        self._finish_layout()
+        self.operation.changed.connect(self._on_operation)
+        self.labels_layer.changed.connect(self._follow_selected_label)
+        self._connect_layer_choices(self.labels_layer, self.other)
+        self._on_operation()
+        self._follow_selected_label()
+
+    def _follow_selected_label(self, *_):
+        layer = self.labels_layer.value
+        if layer is not None and getattr(layer, "selected_label", 0) > 0:
+            self.value.value = int(layer.selected_label)
+
+    def _parameter_widgets(self, op: str) -> list:
+        """The parameter widgets the operation ``op`` uses."""
+        widgets = []
+        if op in MORPHOLOGY or op == "smooth":
+            widgets.append(self.radius_mm)
+        if op == "fill holes (per slice)":
+            widgets.append(self.axis)
+        if op in ("remove small islands", "split islands"):
+            widgets.append(self.min_size_mm3)
+        if op == "margin":
+            widgets.append(self.margin_mm)
+        if op == "smooth":
+            widgets.append(self.smoothing)
+        if op == "watershed split":
+            widgets.append(self.h_mm)
+        if op in LOGICAL and op != "logical: invert":
+            widgets += [self.other, self.other_value]
+        return widgets
+
+    def _on_operation(self, *_):
+        op = self.operation.value
+        used = self._parameter_widgets(op)
+        for widget in (self.radius_mm, self.axis, self.min_size_mm3, self.margin_mm, self.smoothing, self.h_mm,
+                       self.other, self.other_value):
+            widget.visible = widget in used
+        self.overwrite.visible = op not in NEW_LAYER
+
+    def params(self) -> dict:
+        op = self.operation.value
+        params = {"operation": op, "value": self.value.value, "overwrite": self.overwrite.value}
+        for widget in self._parameter_widgets(op):
+            if widget is not self.other:
+                params[widget.name] = widget.value
+        return params
+
+    def apply(self, *_):
+        layer = self.labels_layer.value
+        if layer is None or self.worker is not None:
+            return
+        params = self.params()
+        op = params["operation"]
+        volume = self.volume_of(layer)
+        labels = np.asarray(layer.data)
+        other_layer = self.other.value if self.other in self._parameter_widgets(op) else None
+        other = None if other_layer is None else np.asarray(other_layer.data)
+        if other is not None and other.shape != labels.shape:
+            self.status.value = "error: the other labels layer has a different shape"
+            return
+        inputs = [layer] + ([other_layer] if other_layer is not None else [])
+        step = "islands" if op in ISLANDS else "logical" if op in LOGICAL else op.split(" (")[0].replace(" ", "_")
+        if op in MORPHOLOGY:
+            step = "morphology"
+
+        def done(result):
+            if op in NEW_LAYER:
+                name = f"{layer.name} {op}"
+                self.show_result(volume.with_array(result), "labels", name, step, params, inputs)
+                self.status.value = f"{name}: {int(result.max())} objects"
+                return
+            before = int(np.count_nonzero(layer.data == params["value"]))
+            self.edit_in_place(layer, result, step, params, inputs)
+            after = int(np.count_nonzero(result == params["value"]))
+            self.status.value = (f"label {params['value']}: {before} → {after} voxels "
+                                 f"({after * volume.voxel_volume:.1f} mm³)")
+
+        self.run_job(edit_labels, labels, volume.spacing, op, params, other, description=f"{op} {layer.name}",
+                     on_done=done)

@@ -1,0 +1,129 @@
+"""CNN panel: predictions land as layers with the source geometry; training runs in a worker with live curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_medimg.geometry import Volume
+from napari_medimg.learn.cnn.data import ImageSet
+from napari_medimg.learn.cnn.files import LoadedModel
+from napari_medimg.learn.cnn.models import ModelConfig
+from napari_medimg.learn.cnn.predict import predict
+from napari_medimg.learn.cnn.train import TrainConfig, train
+from napari_medimg.plugin.layers import layer_data_tuple, set_or_add_layer
+from napari_medimg.plugin.widgets.cnn import CLASS_COLOURS, CNNWidget
+
+FAST = dict(batch_size=16, lr=1e-2, warmup_epochs=0.5, rotate_deg=0, scale=0, translate=0, intensity=0,
+            flip_axes=[], ema_epochs=0, threads=1)
+
+
+def blobs(n, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.normal(0, 0.3, (n, 1, size, size)).astype(np.float32)
+    labels = np.arange(n) % 2
+    for i, label in enumerate(labels):
+        images[i, 0, 5:11, 5:11] += 2.0 if label else 0.0
+        images[i, 0, 0:6, 0:6] += 0.0 if label else 2.0
+    return ImageSet(images, labels, ["corner", "centre"])
+
+
+@pytest.fixture(scope="module")
+def model():
+    result = train(blobs(32), blobs(16, seed=1), ModelConfig(width=8, depths=[1, 1], dropout=0.0),
+                   TrainConfig(epochs=4, **FAST))
+    return LoadedModel(result.model, result.meta())
+
+
+def _widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = CNNWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="CNN classifier")
+    return viewer, widget
+
+
+def _geometry(layer):
+    return np.asarray(layer.scale), np.asarray(layer.translate), np.asarray(layer.affine.affine_matrix)
+
+
+def test_predictions_land_as_layers_with_the_source_geometry(make_napari_viewer, qtbot, model):
+    viewer, widget = _widget(make_napari_viewer)
+    array = np.random.default_rng(0).normal(0, 0.3, (4, 32, 32)).astype(np.float32)
+    array[0:2, 10:22, 10:22] += 2.0
+    array[2:4, 0:12, 0:12] += 2.0
+    angle = np.radians(20)
+    direction = np.array([[0, np.sin(angle), np.cos(angle)], [0, np.cos(angle), -np.sin(angle)], [1, 0, 0]])
+    volume = Volume(array, (2.5, 0.7, 0.7), (-30.0, 12.0, 40.0), direction)
+    source = set_or_add_layer(viewer, layer_data_tuple(volume, "image", name="scan"))
+    widget.model = model
+    widget.image.value = source
+    widget.objects.value = None
+    widget.start_prediction()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30000)
+
+    names = widget.result_names
+    probability, saliency, classes = (viewer.layers[names[k]] for k in ("probability", "saliency", "classes"))
+    for layer in (probability, saliency, classes):
+        for mine, theirs in zip(_geometry(layer), _geometry(source)):
+            assert np.allclose(mine, theirs)
+        assert layer.data.shape == array.shape
+    assert probability.colormap.name == "magma" and 0 < probability.opacity < 1
+    assert saliency.colormap.name == "turbo" and saliency.data.max() <= 1
+    slices = classes.metadata["cnn_predictions"]
+    assert slices["class_name"] == ["centre", "centre", "corner", "corner"]
+    assert np.allclose(probability.data[:, 0, 0], slices["p_centre"])
+    assert set(classes.features.columns) >= {"index", "class_name", "n_slices", "mean_p_centre"}
+    assert classes.features["n_slices"].tolist() == [2, 2]
+    assert len(widget.axes.lines) == 2  # per-slice probability of each class along the slice axis
+    assert "4 slices" in widget.status.value
+
+    labels = np.zeros(array.shape, np.uint16)
+    labels[1, 10:22, 10:22] = 5
+    labels[2:4, 0:12, 0:12] = 9
+    objects = set_or_add_layer(viewer, layer_data_tuple(volume.with_array(labels), "labels", name="objects"))
+    widget.objects.value = objects
+    widget.start_prediction()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30000)
+    classes = viewer.layers[names["classes"]]
+    assert len([layer for layer in viewer.layers if layer.name == names["classes"]]) == 1
+    assert set(np.unique(classes.data)) == {0, 5, 9}
+    features = classes.features.set_index("index")
+    expected = predict(model, array, labels=labels, spacing=volume.spacing).table.set_index("label")
+    assert features.loc[5, "class_name"] == "centre"  # a centred blob inside its object's patch
+    assert np.allclose(features.loc[[5, 9], "p_centre"], expected.loc[[5, 9], "p_centre"])
+    assert features.loc[5, "p_centre"] > 0.5 and {"p_corner", "voxels"} <= set(features.columns)
+    assert np.allclose(classes.colormap.map(np.array([5]))[0], CLASS_COLOURS[1])
+    for mine, theirs in zip(_geometry(classes), _geometry(source)):
+        assert np.allclose(mine, theirs)
+
+
+def test_training_runs_in_a_worker_with_live_curves_and_cancel_keeps_the_best(
+        make_napari_viewer, qtbot, tmp_path):
+    from qtpy.QtCore import QTimer
+
+    viewer, widget = _widget(make_napari_viewer)
+    train_set, val_set = blobs(64), blobs(32, seed=1)
+    path = tmp_path / "blobs.npz"
+    np.savez(path, train_images=(train_set.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8),
+             train_labels=train_set.labels, val_images=(val_set.images[:, 0] * 40 + 100).clip(0, 255)
+             .astype(np.uint8), val_labels=val_set.labels)
+    widget.data_path.value = path
+    widget.net_width.value, widget.depths.value, widget.epochs.value = 8, "1 1", 500
+    widget.minutes.value = 0.0
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    widget.start_training()
+    assert widget.worker is not None and not widget.train_button.enabled
+    qtbot.waitUntil(lambda: len(widget.history) >= 3, timeout=60000)
+    timer.stop()
+    assert len(ticks) >= 10  # the event loop kept running while the worker trained
+    assert len(widget.axes.lines) >= 4  # live curves drawn from the relayed epochs
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30000)
+    assert widget.result.stopped == "cancelled" and len(widget.result.history) < 500
+    assert widget.model is not None and widget.model.class_names == ["0", "1"]
+    best = max(widget.result.history, key=lambda r: (round(r["val_auc"], 6), -r["val_loss"]))
+    assert widget.result.best_epoch == best["epoch"]
+    assert "cancelled" in widget.status.value and widget.train_button.enabled
