@@ -271,3 +271,23 @@ def test_cli_train_evaluate_predict(tmp_path, capsys):
     assert saliency.shape == (3, 20, 20) and np.allclose(saliency.affine, read_nifti(tmp_path / "vol.nii.gz").affine)
     assert main(["cnn", "predict", "--model", str(tmp_path), str(tmp_path / "vol.nii.gz"), "--out",
                  str(result)]) == 2
+
+
+def test_predict_3d_volume_and_cubic_object_patches():
+    torch.manual_seed(0)
+    network = build_model(ModelConfig(dims=3, width=4, depths=[1, 1], stem_stride=2, stem_pool=True)).eval()
+    model = LoadedModel(network, {"input_size": [12, 12, 12], "class_names": ["a", "b"],
+                                  "normalisation": {"mode": "per_image"}, "training": {"tta": False}})
+    volume = np.random.default_rng(0).normal(size=(10, 24, 20)).astype(np.float32)
+    whole = predict(model, volume)
+    assert whole.mode == "image" and whole.saliency.shape == volume.shape
+    assert np.allclose(whole.probability, whole.table["p_b"][0])
+    labels = np.zeros(volume.shape, np.int32)
+    labels[2:5, 3:9, 3:7] = 1
+    labels[6:9, 15:20, 10:18] = 4
+    objects = predict(model, volume, labels=labels, spacing=(3.0, 1.0, 1.0))
+    assert objects.table["label"].tolist() == [1, 4] and objects.table["voxels"].tolist() == [72, 120]
+    assert np.all(objects.saliency[labels == 0][:10] >= 0) and objects.saliency.max() <= 1
+    assert np.allclose(objects.probability[labels == 4], objects.table["p_b"][1])
+    with pytest.raises(ValueError, match="3D model"):
+        predict(model, volume[0])

@@ -194,3 +194,14 @@ def test_tophat_and_combine():
     np.testing.assert_allclose(both, 2 * image / np.percentile(image, 50), rtol=1e-5)
     with pytest.raises(ValueError):
         pp.combine([volume], [1.0, 2.0])
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_closed_form_eigenvalues_match_lapack(size):
+    rng = np.random.default_rng(size)
+    matrices = rng.normal(size=(2000, size, size))
+    matrices = matrices + np.swapaxes(matrices, 1, 2)
+    matrices[:5] = np.eye(size) * 3.0  # repeated eigenvalues
+    matrices[5:10, 0, 0] = matrices[5:10, 1, 1]
+    elements = {(i, j): matrices[:, i, j] for i in range(size) for j in range(i, size)}
+    np.testing.assert_allclose(pp.symmetric_eigenvalues(elements), np.linalg.eigvalsh(matrices), atol=1e-6)

@@ -85,7 +85,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     segment_and_interpolate(viewer, widgets, out)
     painted = viewer.layers["painted every 4th row"]
-    painted.visible = False
+    viewer.layers["seed"].visible = True
     centre = np.argwhere(np.asarray(viewer.layers["phantom lesions"].data) == 6).mean(axis=0)
     viewer.dims.set_point(0, ct.data_to_world(centre)[0])
     viewer.scene.camera.center = tuple(ct.data_to_world(centre)[1:])

@@ -153,7 +153,7 @@ def segment_and_interpolate(viewer: napari.Viewer, widgets: dict, out: Path) -> 
              write_nifti(layer_to_volume(painted_layer), out / "filled_between_slices.nii.gz", overwrite=True)]
     (out / "segmentation_summary.json").write_text(json.dumps(summary, indent=2))
     (out / "segmentation_steps.json").write_text(session_log().to_json())
-    viewer.layers.selection.active = painted_layer
+    painted_layer.visible = seeds.visible = False  # keep the final screenshot about the CT and its lesions
     return [*paths, out / "segmentation_summary.json", out / "segmentation_steps.json"]
 
 

@@ -19,7 +19,7 @@ from ._chunks import ellipsoid_footprint, mm_to_voxels, slabwise
 
 __all__ = [
     "CT_WINDOW_PRESETS", "window_level", "normalize", "denoise", "DENOISE_METHODS", "clahe", "gamma",
-    "brightness_contrast", "unsharp_mask", "tophat", "combine", "resample", "vesselness",
+    "brightness_contrast", "unsharp_mask", "tophat", "combine", "resample", "vesselness", "symmetric_eigenvalues",
 ]
 
 #: CT window presets: name → (level/centre HU, width HU)
@@ -293,21 +293,41 @@ def resample(volume: Volume, spacing=None, order: int = 1, labels: bool = False,
                                                         "order": order, "labels": labels}})
 
 
+def symmetric_eigenvalues(elements: dict) -> np.ndarray:
+    """Eigenvalues of symmetric 2×2 or 3×3 matrices given element-wise (``elements[(i, j)]`` arrays, i ≤ j),
+    in closed form (vectorised; the trigonometric solution of the characteristic cubic for 3×3), stacked on
+    a new last axis in ascending order."""
+    if len(elements) == 3:
+        a, b, c = (np.asarray(elements[k], np.float64) for k in ((0, 0), (0, 1), (1, 1)))
+        mean, radius = (a + c) / 2, np.sqrt(((a - c) / 2) ** 2 + b ** 2)
+        return np.stack([mean - radius, mean + radius], -1)
+    a00, a01, a02, a11, a12, a22 = (np.asarray(elements[k], np.float64)
+                                    for k in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)))
+    q = (a00 + a11 + a22) / 3
+    b00, b11, b22 = a00 - q, a11 - q, a22 - q
+    p = np.sqrt((b00 ** 2 + b11 ** 2 + b22 ** 2 + 2 * (a01 ** 2 + a02 ** 2 + a12 ** 2)) / 6)
+    safe = np.where(p > 0, p, 1.0)
+    determinant = (b00 * (b11 * b22 - a12 * a12) - a01 * (a01 * b22 - a12 * a02) + a02 * (a01 * a12 - b11 * a02))
+    r = np.clip(determinant / (2 * safe ** 3), -1.0, 1.0)
+    phi = np.arccos(r) / 3
+    largest = q + 2 * p * np.cos(phi)
+    smallest = q + 2 * p * np.cos(phi + 2 * np.pi / 3)
+    return np.stack([smallest, 3 * q - largest - smallest, largest], -1)
+
+
 def _hessian_eigenvalues(block: np.ndarray, sigma_mm: float, spacing: np.ndarray) -> np.ndarray:
     """Scale-normalised Hessian eigenvalues (mm units) sorted by increasing magnitude, last axis."""
     sigma = mm_to_voxels(sigma_mm, spacing)
     ndim = block.ndim
-    pairs = [(i, j) for i in range(ndim) for j in range(i, ndim)]
-    hessian = np.empty(block.shape + (ndim, ndim), np.float32)
-    for i, j in pairs:
-        order = [0] * ndim
-        order[i] += 1
-        order[j] += 1
-        d = ndimage.gaussian_filter(block, sigma, order=order, mode="nearest")
-        d *= np.float32(sigma_mm ** 2 / (spacing[i] * spacing[j]))
-        hessian[..., i, j] = d
-        hessian[..., j, i] = d
-    values = np.linalg.eigvalsh(hessian)
+    elements = {}
+    for i in range(ndim):
+        for j in range(i, ndim):
+            order = [0] * ndim
+            order[i] += 1
+            order[j] += 1
+            d = ndimage.gaussian_filter(block, sigma, order=order, mode="nearest")
+            elements[(i, j)] = d * np.float32(sigma_mm ** 2 / (spacing[i] * spacing[j]))
+    values = symmetric_eigenvalues(elements).astype(np.float32)
     index = np.argsort(np.abs(values), axis=-1)
     return np.take_along_axis(values, index, axis=-1)
 

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FillBetweenSlicesWidget"]
 
-AXES = {"0 (slices, z)": 0, "1 (rows, y)": 1, "2 (columns, x)": 2}
+VIEW = "the viewer's slider axis"
+AXES = {VIEW: None, "0 (slices, z)": 0, "1 (rows, y)": 1, "2 (columns, x)": 2}
 
 
 class FillBetweenSlicesWidget(JobWidget):
@@ -25,14 +26,23 @@ class FillBetweenSlicesWidget(JobWidget):
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
         super().__init__(napari_viewer, apply_text="Fill between slices", undo=True)
         self.labels_layer = create_widget(annotation="napari.layers.Labels", label="labels")
-        self.axis = ComboBox(choices=list(AXES), value="0 (slices, z)", label="painted along axis")
+        self.axis = ComboBox(choices=list(AXES), value=VIEW, label="painted along axis")
         self.value = SpinBox(label="label (0 = all)", min=0, max=65535, value=0)
         self.extend([self.labels_layer, self.axis, self.value])
         self._finish_layout()
         self._connect_layer_choices(self.labels_layer)
 
+    def _view_axis(self, layer) -> int:
+        """The layer axis the viewer's (last) slider moves along: the axis the user paints slice by slice."""
+        world_axis = self.viewer.dims.not_displayed[-1] if self.viewer.dims.not_displayed else 0
+        return max(0, world_axis - (self.viewer.dims.ndim - layer.ndim))
+
     def params(self) -> dict:
-        return {"axis": AXES[self.axis.value], "values": None if self.value.value == 0 else [self.value.value]}
+        axis = AXES[self.axis.value]
+        if axis is None:
+            layer = self.labels_layer.value
+            axis = 0 if layer is None else self._view_axis(layer)
+        return {"axis": axis, "values": None if self.value.value == 0 else [self.value.value]}
 
     def apply(self, *_):
         layer = self.labels_layer.value

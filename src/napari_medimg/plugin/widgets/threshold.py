@@ -172,7 +172,10 @@ class ThresholdWidget(Container):
             if self.preview_name in self.viewer.layers:
                 self.viewer.layers[self.preview_name].visible = False
             voxels = int(np.count_nonzero(mask))
-            if volume.ndim == 3:
+            if params["method"] == MULTI_OTSU:
+                counts = np.bincount(np.asarray(mask).ravel(), minlength=params["classes"])
+                self.status.value = "classes (voxels): " + ", ".join(f"{k}: {n}" for k, n in enumerate(counts))
+            elif volume.ndim == 3:
                 self.status.value = f"{voxels} voxels, {voxels * volume.voxel_volume / 1000:.2f} mL"
             else:
                 self.status.value = f"{voxels} pixels, {voxels * volume.voxel_volume:.1f} mm²"
