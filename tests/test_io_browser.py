@@ -1,4 +1,4 @@
-"""DICOM browser widget: scan a folder in a worker, table of series, open the picked ones, de-identified copy."""
+"""DICOM widgets: the browser (scan, table of series, open, de-identified copy) and the layer export."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import numpy as np
 import pydicom
 
 from napari_medimg.geometry import Volume
+from napari_medimg.io.dicom import read_dicom
 from napari_medimg.io.dicom_write import write_dicom_series
+from napari_medimg.plugin.layers import layer_data_tuple, layer_to_volume, set_or_add_layer
 from napari_medimg.plugin.widgets.dicom_browser import COLUMNS, DicomBrowserWidget
+from napari_medimg.plugin.widgets.dicom_export import DicomExportWidget
 
 
 def _write(folder, description, shape, modality="CT"):
@@ -52,3 +55,55 @@ def test_browser_scans_lists_and_opens_selected_series(make_napari_viewer, qtbot
     widget.preset.value = "lung"
     widget.apply_preset()
     assert viewer.layers["abdomen CT"].contrast_limits == [-1350.0, 150.0]
+
+
+def test_export_widget_writes_layers_as_dicom_series(make_napari_viewer, qtbot, tmp_path, small_phantom):
+    viewer = make_napari_viewer()
+    phantom = set_or_add_layer(viewer, layer_data_tuple(small_phantom.image, "image", name="CT phantom"))
+    _write(tmp_path / "source", "abdomen CT", (5, 16, 16))
+    (opened,) = viewer.open(str(tmp_path / "source"), plugin="napari-medimg")
+    viewer.add_image(np.zeros((8, 8)), name="flat")
+    widget = DicomExportWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Export image as DICOM series")
+    widget.parent_folder.value = tmp_path / "exports"
+
+    widget.image.value = phantom
+    assert widget.folder_name.value == "CT phantom DICOM" and widget.deidentify.value is True
+    widget.export()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    target = tmp_path / "exports" / "CT phantom DICOM"
+    assert widget.status.value == f"32 files written to {target.name}\n(a new study, de-identified)"
+    (back,) = read_dicom(target)
+    assert np.array_equal(back.array, phantom.data)
+    assert np.allclose(back.affine, layer_to_volume(phantom).affine, atol=1e-3)
+    written = sorted(target.iterdir())
+
+    widget.export()  # the folder is not empty now: refused, nothing changed
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    assert "not empty" in widget.status.value and sorted(target.iterdir()) == written
+    first_uid = pydicom.dcmread(written[0]).SOPInstanceUID
+    widget.overwrite.value = True
+    widget.export()
+    widget.cancel()  # cancelled before the first slice is done: the temporary folder goes, the old export stays
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    assert widget.status.value == "cancelled; nothing was written"
+    assert sorted(target.iterdir()) == written and pydicom.dcmread(written[0]).SOPInstanceUID == first_uid
+    assert not [p for p in (tmp_path / "exports").iterdir() if p.name.startswith(".")]
+
+    widget.image.value = opened
+    assert widget.folder_name.value == "abdomen CT DICOM" and widget.modality.value == "CT"
+    widget.export()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    assert "(patient/study of the source series, de-identified)" in widget.status.value
+    files = sorted((tmp_path / "exports" / "abdomen CT DICOM").iterdir())
+    source = pydicom.dcmread(next((tmp_path / "source").iterdir()))
+    exported = [pydicom.dcmread(p) for p in files]
+    assert len(exported) == 5 and all(d.PatientIdentityRemoved == "YES" for d in exported)
+    assert all(str(d.PatientName) != "Hidden^Name" and d.PatientID != "HID-5" for d in exported)
+    assert len({d.StudyInstanceUID for d in exported}) == 1 and exported[0].StudyInstanceUID != source.StudyInstanceUID
+    (back,) = read_dicom(tmp_path / "exports" / "abdomen CT DICOM")
+    assert np.array_equal(back.array, np.asarray(opened.data))
+
+    widget.image.value = viewer.layers["flat"]
+    widget.export()
+    assert widget.worker is None and widget.status.value.startswith("error: DICOM series export needs a 3D")

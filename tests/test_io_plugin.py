@@ -129,3 +129,14 @@ def test_two_series_with_the_same_description_get_distinct_layer_names(make_napa
     layers = viewer.open(str(tmp_path / "study"), plugin="napari-medimg")
     assert sorted(layer.name for layer in layers) == ["head CT", "head CT (series 9000)"]
     assert sorted(layer.data.shape[0] for layer in layers) == [3, 6]
+
+
+def test_export_widget_is_offered_under_file_io_utilities():
+    import npe2
+
+    manifest = npe2.PluginManifest.from_distribution("napari-medimg")
+    commands = {c.id: c.python_name for c in manifest.contributions.commands}
+    assert commands["napari-medimg.dicom_export"].endswith("dicom_export:DicomExportWidget")
+    assert "Export image as DICOM series" in {w.display_name for w in manifest.contributions.widgets}
+    menu = [item.command for item in manifest.contributions.menus["napari/file/io_utilities"]]
+    assert {"napari-medimg.dicom_browser", "napari-medimg.dicom_export"} <= set(menu)

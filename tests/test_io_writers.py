@@ -9,7 +9,8 @@ from pydicom.dataset import Dataset
 
 from napari_medimg.geometry import Volume
 from napari_medimg.io.dicom import read_dicom, scan_dicom
-from napari_medimg.io.dicom_write import basic_profile_tags, deidentify_series, write_dicom_series
+from napari_medimg.io.dicom_write import (basic_profile_tags, deidentify_series, export_image_series, reoriented,
+                                            write_dicom_series)
 from napari_medimg.io.errors import OverwriteError
 from napari_medimg.io.nifti import read_nifti, write_nifti
 from napari_medimg.io.seg import find_source_series, read_dicom_seg, write_dicom_seg
@@ -127,3 +128,130 @@ def test_image_export_with_deidentification_reads_back(source_series, tmp_path):
     with pytest.raises(OverwriteError):
         write_dicom_series(floats, tmp_path / "export")
     assert len(scan_dicom(tmp_path / "export").series) == 1
+
+
+def test_phantom_export_reads_back_voxel_exact_in_a_new_study(small_phantom, tmp_path):
+    image = small_phantom.image
+    (tmp_path / "export").mkdir()  # an empty folder (e.g. made in the folder dialog) is used as it is
+    result = export_image_series(image, tmp_path / "export")
+    assert not result.from_source and len(result.files) == image.shape[0]
+    (back,) = read_dicom(tmp_path / "export")
+    assert back.array.dtype == np.int16 and np.array_equal(back.array, image.array)  # HU voxel-exact
+    assert np.allclose(back.affine, image.affine, atol=1e-3)
+    first = pydicom.dcmread(result.files[0])
+    assert first.Modality == "CT" and first.RescaleType == "HU" and first.PatientIdentityRemoved == "YES"
+    outputs = [pydicom.dcmread(p, stop_before_pixels=True) for p in result.files]
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"):
+        assert len({d.data_element(keyword).value for d in outputs}) == 1
+    assert [d.InstanceNumber for d in outputs] == list(range(1, image.shape[0] + 1))
+
+
+def test_export_refuses_to_replace_other_files_and_leaves_nothing_on_failure(small_phantom, tmp_path):
+    image = small_phantom.image
+    export_image_series(image, tmp_path / "out", deidentify=False)
+    before = sorted(p.name for p in (tmp_path / "out").iterdir())
+    with pytest.raises(OverwriteError, match="not empty"):
+        export_image_series(image, tmp_path / "out")
+    again = export_image_series(image.with_array(image.array[:, ::-1].copy()), tmp_path / "out", overwrite=True)
+    (back,) = read_dicom(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before and len(again.files) == len(before)
+    assert np.array_equal(back.array, image.array[:, ::-1])
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "report.txt").write_text("keep me")
+    with pytest.raises(OverwriteError, match="other files"):
+        export_image_series(image, tmp_path / "notes", overwrite=True)
+    assert (tmp_path / "notes" / "report.txt").read_text() == "keep me"
+    bad = image.with_array(np.where(image.array > 500, np.nan, image.array.astype(np.float32)))
+    with pytest.raises(ValueError, match="NaN"):
+        export_image_series(bad, tmp_path / "nan")
+    assert not (tmp_path / "nan").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+@pytest.mark.parametrize("case", ["uint16", "float", "left-handed"])
+def test_export_values_and_geometry_round_trip(case, tmp_path):
+    rng = np.random.default_rng(3)
+    direction = np.eye(3)[:, ::-1]
+    array = rng.integers(0, 60000, (5, 12, 14)).astype(np.uint16)  # MR-like: beyond int16, exact via intercept
+    if case == "float":
+        array = rng.normal(0.0, 250.0, (5, 12, 14)).astype(np.float32)
+    if case == "left-handed":  # slices run against row x column: a reader stacks them the other way round
+        direction = direction.copy()
+        direction[:, 0] *= -1
+    volume = Volume(array, (2.5, 0.8, 0.9), (4.0, -3.0, 20.0), direction, {"modality": "MR"})
+    export_image_series(volume, tmp_path / case)
+    (back,) = read_dicom(tmp_path / case)
+    back, volume = back.canonical(), volume.canonical()  # compared voxel by voxel at the same LPS points
+    assert np.allclose(back.affine, volume.affine, atol=1e-3)
+    if case == "float":
+        assert np.allclose(back.array, volume.array, atol=np.ptp(array) / 65534 / 2 + 1e-3)
+    else:
+        assert np.array_equal(back.array, volume.array)
+    if case == "left-handed":
+        assert np.array_equal(back.array, array[::-1])
+    assert pydicom.dcmread(next((tmp_path / case).iterdir())).SOPClassUID == pydicom.uid.MRImageStorage
+
+
+def _basic_profile_values(datasets) -> dict:
+    """Original values of the basic-profile attributes: tag → set of values as text."""
+    tables = basic_profile_tags()
+    profile = {pydicom.tag.Tag(t) for key, tags in tables.items() if key != "ALL_TAGS" for t in tags if len(t) == 2}
+    values: dict = {}
+    for dataset in datasets:
+        for tag, found in _values(dataset).items():
+            if tag in profile:
+                values.setdefault(tag, set()).update(found)
+    return values
+
+
+@pytest.mark.shared_data
+def test_export_of_a_real_series_layer_is_deidentified_with_consistent_uids(shared_data, tmp_path):
+    folder = shared_data / "dicom" / "siemens_xa30_t1w_sag_classic" / "dicom"
+    (volume,) = read_dicom(folder)
+    layer_volume = volume.canonical()  # what the napari layer holds (S, P, L)
+    originals = [pydicom.dcmread(p, stop_before_pixels=True) for p in sorted(folder.glob("*.dcm"))]
+    by_tag = _basic_profile_values(originals)
+    # every original value of a basic-profile attribute, except bare numbers of up to 3 digits ("1", "50"),
+    # which occur in any series as instance numbers or pixel values
+    protected = {v for values in by_tag.values() for v in values if not (v.isdigit() and len(v) <= 3)}
+    source = originals[0]
+    assert {str(source.PatientName), source.PatientID, source.StudyInstanceUID, source.SOPInstanceUID,
+            source.FrameOfReferenceUID, source.StudyDate, source.PatientAge} <= set().union(*by_tag.values())
+    # without de-identification the derived series joins the source's patient, study and frame of reference
+    plain = export_image_series(layer_volume, tmp_path / "plain", deidentify=False)
+    kept = pydicom.dcmread(plain.files[0], stop_before_pixels=True)
+    assert plain.from_source and kept.StudyInstanceUID == source.StudyInstanceUID and len(plain.files) == 96
+    assert kept.PatientID == source.PatientID and kept.FrameOfReferenceUID == source.FrameOfReferenceUID
+    result = export_image_series(layer_volume, tmp_path / "deid", series_description="denoised T1w")
+    assert result.from_source
+    outputs = [pydicom.dcmread(p) for p in result.files]
+    remaining = set().union(*({v for values in _values(d).values() for v in values} for d in outputs))
+    assert not (protected & remaining)
+    for dataset in outputs:  # and no basic-profile attribute keeps any of its original values, short or not
+        assert not any(_values(dataset).get(tag, set()) & values for tag, values in by_tag.items())
+    assert all(not any(e.tag.is_private for e in d) for d in outputs)
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"):
+        assert len({d.data_element(keyword).value for d in outputs}) == 1
+    assert len({d.SOPInstanceUID for d in outputs}) == len(outputs)
+    assert outputs[0].StudyInstanceUID != kept.StudyInstanceUID
+    # written as sagittal slices like the source, each at the position of its source slice
+    (back,) = read_dicom(tmp_path / "deid")
+    assert np.array_equal(back.array, volume.array) and np.allclose(back.affine, volume.affine, atol=1e-3)
+    assert np.array_equal(back.canonical().array, layer_volume.array)
+    positions = sorted(tuple(np.round(np.asarray(d.ImagePositionPatient, float), 3)) for d in originals)
+    assert sorted(tuple(np.round(np.asarray(d.ImagePositionPatient, float), 3)) for d in outputs) == positions
+
+
+def test_reoriented_swaps_and_flips_axes_without_interpolation(tmp_path):
+    rng = np.random.default_rng(8)
+    sagittal = np.column_stack([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # slices L, rows -S, cols P
+    volume = Volume(rng.integers(0, 99, (4, 6, 5)).astype(np.int16), (2.0, 1.0, 0.5), (3.0, 4.0, 5.0), sagittal)
+    shown = volume.canonical()
+    assert shown.shape != volume.shape
+    back = reoriented(shown, volume.direction)
+    assert np.array_equal(back.array, volume.array) and np.allclose(back.affine, volume.affine)
+    tilted = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    assert reoriented(shown, tilted) is None
+    # a volume whose source series is gone is exported as a new study (and said so)
+    gone = shown.with_array(shown.array, source_path=str(tmp_path / "moved"), series_uid="1.2.3")
+    assert not export_image_series(gone, tmp_path / "out").from_source

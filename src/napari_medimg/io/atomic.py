@@ -52,6 +52,9 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False):
         raise OverwriteError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o777 & ~umask)  # mkdtemp makes it private; give the folder the usual permissions
     try:
         yield temporary
         if target.exists():

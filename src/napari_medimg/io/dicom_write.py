@@ -1,4 +1,5 @@
-"""Writing DICOM: an image Volume as a new single-frame series, and de-identified copies of a source series.
+"""Writing DICOM: an image Volume as a new single-frame series (``export_image_series`` adds the patient/study
+context and orientation of the series the volume came from), and de-identified copies of a source series.
 
 De-identification follows the DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile through
 the maintained ``dicom-anonymizer`` package (its tag tables follow the standard's Annex E table): identifying
@@ -10,6 +11,7 @@ export) stay consistent.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +23,10 @@ from ..geometry import Volume
 from ..progress import ProgressCallback, report
 from .atomic import atomic_directory
 from .dicom import _quiet, scan_dicom
+from .errors import MedImgReadError, OverwriteError
 
-__all__ = ["write_dicom_series", "deidentify_dataset", "deidentify_series", "basic_profile_tags",
-           "DEIDENTIFICATION_METHOD"]
+__all__ = ["write_dicom_series", "export_image_series", "SeriesExport", "reoriented",
+           "deidentify_dataset", "deidentify_series", "basic_profile_tags", "DEIDENTIFICATION_METHOD"]
 
 DEIDENTIFICATION_METHOD = "PS3.15 Annex E Basic Profile (dicom-anonymizer)"
 _TAG_TABLE = "dicomfields_2026c"
@@ -92,18 +95,39 @@ def _remap_nested_uids(dataset: Dataset, remap) -> None:
                 item.walk(visit)
 
 
-def _storage(volume: Volume) -> tuple[np.ndarray, float, float]:
-    """int16 stored values with (slope, intercept) that reproduce the volume's values."""
-    array = np.asarray(volume.array)
-    if array.dtype.kind in "iub" and (array.size == 0 or (array.min() >= -32768 and array.max() <= 32767)):
-        return array.astype(np.int16), 1.0, 0.0
-    values = array.astype(np.float64)
-    low, high = float(np.nanmin(values)), float(np.nanmax(values))
-    if np.allclose(values, np.round(values)) and low >= -32768 and high <= 32767:
-        return np.round(values).astype(np.int16), 1.0, 0.0
+def _rescale(array: np.ndarray) -> tuple[float, float]:
+    """(slope, intercept) with which int16 stored values reproduce ``array``.
+
+    Exact for integer values that span at most 65,536 values (HU, most MR): slope 1 and an intercept that
+    shifts the range into int16 when needed; otherwise the value range in 65,534 steps.
+    """
+    if array.size == 0:
+        return 1.0, 0.0
+    low, high = float(array.min()), float(array.max())
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError("the image holds NaN or infinite values, which DICOM pixel data cannot store")
+    integral = array.dtype.kind in "iub" or bool(np.all(np.rint(array) == array))
+    if integral and high - low <= 65535:
+        return 1.0, (0.0 if low >= -32768 and high <= 32767 else low + 32768.0)
     slope = (high - low) / 65534.0 if high > low else 1.0
-    intercept = low + 32767.0 * slope
-    return np.round((values - intercept) / slope).astype(np.int16), slope, intercept
+    return slope, low + 32767.0 * slope
+
+
+def _stored(plane: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    values = np.rint((np.asarray(plane, np.float64) - intercept) / slope)
+    return np.clip(values, -32768, 32767).astype(np.int16)
+
+
+def _along_normal(volume: Volume) -> Volume:
+    """The same voxels (same LPS positions) with array axis z along row × column of the written orientation,
+    flipped if needed, so that InstanceNumber follows the order in which readers stack the slices."""
+    direction = volume.direction
+    if np.dot(np.cross(direction[:, 2], direction[:, 1]), direction[:, 0]) >= 0:
+        return volume
+    flipped = direction.copy()
+    flipped[:, 0] = -flipped[:, 0]
+    last = volume.index_to_world([volume.shape[0] - 1, 0, 0])
+    return Volume(volume.array[::-1], volume.spacing, last, flipped, dict(volume.metadata))
 
 
 def write_dicom_series(volume: Volume, folder: str | os.PathLike, *, modality: str | None = None,
@@ -112,24 +136,30 @@ def write_dicom_series(volume: Volume, folder: str | os.PathLike, *, modality: s
                        progress: ProgressCallback | None = None) -> list[Path]:
     """Write a 3D Volume as a new single-frame DICOM series (one file per slice) into ``folder`` (atomic).
 
-    Patient and study attributes are copied from ``template`` (e.g. the first header of the source series)
-    when given; with ``deidentify`` the basic profile is applied to every file (UIDs remapped consistently).
+    Every file carries its slice's ImagePositionPatient, the ImageOrientationPatient and PixelSpacing of the
+    volume, and int16 pixels with RescaleSlope/Intercept (exact for integer values such as HU).  Patient and
+    study attributes are copied from ``template`` (e.g. the first header of the source series) when given;
+    otherwise the series starts a new study.  With ``deidentify`` the basic profile is applied to every file
+    (UIDs remapped consistently).
     """
     if volume.ndim != 3:
         raise ValueError("a DICOM series export needs a 3D volume")
     direction = volume.direction
     if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
         raise ValueError("the volume's axes are not orthogonal; resample it before exporting to DICOM")
+    volume = _along_normal(volume)
+    direction = volume.direction
     modality = modality or str(volume.metadata.get("modality") or "CT")
     sop_class = _SOP_CLASS.get(modality, pydicom.uid.SecondaryCaptureImageStorage)
-    stored, slope, intercept = _storage(volume)
+    array = np.asarray(volume.array)
+    slope, intercept = _rescale(array)
     description = series_description or str(volume.metadata.get("series_description") or "napari-medimg export")
     series_uid, frame_uid, study_uid = generate_uid(), generate_uid(), generate_uid()
     uid_map: dict = {}
     row_cos, col_cos = direction[:, 2], direction[:, 1]
     written = []
     with atomic_directory(folder, overwrite=overwrite) as temporary:
-        for index in range(stored.shape[0]):
+        for index in range(array.shape[0]):
             meta = FileMetaDataset()
             meta.MediaStorageSOPClassUID = sop_class
             meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -152,7 +182,7 @@ def write_dicom_series(volume: Volume, folder: str | os.PathLike, *, modality: s
             ds.ImageOrientationPatient = [f"{v:.8f}" for v in (*row_cos, *col_cos)]
             ds.PixelSpacing = [f"{volume.spacing[1]:.6f}", f"{volume.spacing[2]:.6f}"]
             ds.SliceThickness = f"{volume.spacing[0]:.6f}"
-            ds.Rows, ds.Columns = stored.shape[1], stored.shape[2]
+            ds.Rows, ds.Columns = array.shape[1], array.shape[2]
             ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
             ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
             ds.RescaleSlope, ds.RescaleIntercept = f"{slope:.10g}", f"{intercept:.10g}"
@@ -161,14 +191,93 @@ def write_dicom_series(volume: Volume, folder: str | os.PathLike, *, modality: s
             centre, width = volume.metadata.get("window_center"), volume.metadata.get("window_width")
             if centre is not None and width is not None:
                 ds.WindowCenter, ds.WindowWidth = f"{float(centre):g}", f"{float(width):g}"
-            ds.PixelData = np.ascontiguousarray(stored[index]).tobytes()
+            ds.PixelData = _stored(array[index], slope, intercept).tobytes()
             if deidentify:
                 deidentify_dataset(ds, uid_map)
             path = temporary / f"slice_{index + 1:04d}.dcm"
             ds.save_as(path, enforce_file_format=True)
             written.append(Path(folder) / path.name)
-            report(progress, index + 1, stored.shape[0])
+            report(progress, index + 1, array.shape[0])
     return written
+
+
+@dataclass(frozen=True)
+class SeriesExport:
+    """What :func:`export_image_series` wrote: the files, and whether patient/study came from the source."""
+
+    files: list[Path]
+    from_source: bool
+
+
+def _source_series(metadata: dict):
+    """The DICOM series a volume was read from (metadata ``source_path`` and ``series_uid``), or None when the
+    volume did not come from DICOM or that series is no longer where it was read."""
+    source, uid = metadata.get("source_path"), metadata.get("series_uid")
+    if not source or not uid or not Path(source).exists():
+        return None
+    try:
+        series = scan_dicom(source).get(uid)
+    except MedImgReadError:
+        return None
+    return series[0] if series and series[0].frames else None
+
+
+def reoriented(volume: Volume, direction: np.ndarray) -> Volume | None:
+    """The same voxels with array axes along the columns of ``direction`` (axes swapped and flipped, no
+    interpolation), or None when ``direction`` is not a reordering of the volume's axes."""
+    cosines = volume.direction.T @ np.asarray(direction, float)  # [own axis, wanted axis]
+    order = [int(i) for i in np.argmax(np.abs(cosines), axis=0)]
+    if sorted(order) != [0, 1, 2] or not np.allclose(np.abs(cosines[order, [0, 1, 2]]), 1.0, atol=1e-4):
+        return None
+    array, spacing = volume.array.transpose(order), volume.spacing[order]
+    axes, origin = volume.direction[:, order].copy(), volume.origin.copy()
+    flips = [axis for axis in range(3) if cosines[order[axis], axis] < 0]
+    for axis in flips:
+        origin = origin + axes[:, axis] * spacing[axis] * (array.shape[axis] - 1)
+        axes[:, axis] = -axes[:, axis]
+    if flips:
+        array = array[tuple(slice(None, None, -1) if axis in flips else slice(None) for axis in range(3))]
+    return Volume(array, spacing, origin, axes, dict(volume.metadata))
+
+
+def _check_target(folder: Path, overwrite: bool) -> bool:
+    """Whether writing ``folder`` must replace it: an empty folder is used, a non-empty one only when asked
+    and only when it holds nothing but DICOM files (a previous export), so no other file is ever lost."""
+    if not folder.exists():
+        return False
+    if not folder.is_dir():
+        raise OverwriteError(f"{folder} exists and is not a folder")
+    entries = list(folder.iterdir())
+    if not entries:
+        return True
+    if not overwrite:
+        raise OverwriteError(f"{folder} is not empty; choose an empty or new folder, or ask to replace it")
+    if any(not entry.is_file() or entry.suffix.lower() != ".dcm" for entry in entries):
+        raise OverwriteError(f"{folder} holds other files than DICOM (.dcm) files; it is not replaced")
+    return True
+
+
+def export_image_series(volume: Volume, folder: str | os.PathLike, *, deidentify: bool = True,
+                        modality: str | None = None, series_description: str | None = None,
+                        overwrite: bool = False, progress: ProgressCallback | None = None) -> SeriesExport:
+    """Export an image volume (e.g. a processed layer) as a new DICOM series in ``folder`` (atomic).
+
+    When the volume came from a DICOM series (its metadata names the source), patient and study attributes
+    and the frame of reference are taken from that series, and the slices are written in that series'
+    orientation (a layer shown reoriented, e.g. a sagittal series in napari's (S, P, L) order, goes back to
+    sagittal slices; no interpolation); otherwise the series starts a new study.  With
+    ``deidentify`` (the default) the PS3.15 Annex E basic profile is applied to every file.  An existing
+    non-empty ``folder`` is replaced only with ``overwrite`` and only when it holds DICOM files alone.
+    """
+    replace = _check_target(Path(folder), overwrite)
+    series, template = _source_series(volume.metadata), None
+    if series is not None:
+        with _quiet():
+            template = pydicom.dcmread(series.frames[0].path, stop_before_pixels=True)
+        volume = reoriented(volume, series.direction) or volume
+    files = write_dicom_series(volume, folder, modality=modality, series_description=series_description,
+                               template=template, deidentify=deidentify, overwrite=replace, progress=progress)
+    return SeriesExport(files, template is not None)
 
 
 def deidentify_series(source: str | os.PathLike, folder: str | os.PathLike, series_uid: str | None = None,

@@ -1,0 +1,64 @@
+"""Screenshot for docs/geometry.md: a denoised real MR series exported as a de-identified DICOM series.
+
+Run: ``xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/screenshots/dicom_export.py``
+(needs ../shared/data/dicom).  Writes docs/images/dicom-export.png; the export goes to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import napari
+from PIL import Image
+from qtpy.QtWidgets import QApplication
+
+from napari_medimg.plugin.layers import layer_data_tuple, layer_to_volume, set_or_add_layer
+from napari_medimg.plugin.widgets.dicom_export import DicomExportWidget
+from napari_medimg.processing.preprocess import denoise
+
+ROOT = Path(__file__).resolve().parents[2]
+DICOM = Path(os.environ.get("MEDIMG_SHARED_DATA", ROOT.parent / "shared" / "data")) / "dicom"
+IMAGES = ROOT / "docs" / "images"
+
+
+def settle(seconds: float = 1.0) -> None:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+def main() -> None:
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1600, 1000)
+    (source,) = viewer.open(str(DICOM / "siemens_xa30_t1w_sag_classic" / "dicom"), plugin="napari-medimg")
+    smooth = denoise(layer_to_volume(source), "gaussian", sigma_mm=1.5)
+    layer = set_or_add_layer(viewer, layer_data_tuple(smooth, "image", name=f"{source.name} gaussian",
+                                                      colormap="gray"))
+    source.visible = False
+    viewer.dims.set_point(0, float(layer.data_to_world((64, 0, 0))[0]))
+    widget = DicomExportWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Export image as DICOM series", area="right")
+    widget.native.setMinimumWidth(520)
+    with tempfile.TemporaryDirectory() as folder:
+        widget.image.value = layer
+        widget.parent_folder.value = Path(folder) / "exports"
+        widget.export()
+        while widget.worker is not None:
+            settle(0.2)
+        viewer.reset_view()
+        settle()
+        path = IMAGES / "dicom-export.png"
+        viewer.screenshot(str(path), canvas_only=False)
+    with Image.open(path) as picture:  # keep the PNG small
+        picture.convert("RGB").resize((picture.width * 3 // 4, picture.height * 3 // 4)).quantize(128).save(path)
+    print(path)
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
