@@ -26,9 +26,12 @@ _MAX_SAMPLES = 4_000_000
 
 
 def _sample(array) -> np.ndarray:
-    array = np.asarray(array)
+    """A regular strided subsample of at most about ``_MAX_SAMPLES`` voxels, as numpy.
+
+    The stride is taken before anything is read, so a lazy (dask) volume only loads the sampled voxels.
+    """
     step = max(1, int(np.ceil((array.size / _MAX_SAMPLES) ** (1 / max(array.ndim, 1)))))
-    return array[(slice(None, None, step),) * array.ndim]
+    return np.asarray(array[(slice(None, None, step),) * array.ndim])
 
 
 def automatic_threshold(array, method: str = "otsu") -> float:
@@ -48,9 +51,16 @@ def automatic_threshold(array, method: str = "otsu") -> float:
 
 
 def threshold_range(array, method: str = "otsu") -> tuple[float, float]:
-    """``(low, high)`` range selecting the foreground of an automatic method: above the value, up to the max."""
+    """``(low, high)`` range selecting the foreground of an automatic method: above the value, up to the max.
+
+    For an in-memory array ``high`` is its maximum; a lazy (dask) volume is not read whole for it: ``high`` is
+    then the largest value its integer type can hold (or +inf for floats), which selects the same voxels.
+    """
     value = automatic_threshold(array, method)
-    return value, float(np.max(array))
+    if isinstance(array, np.ndarray):
+        return value, float(np.max(array))
+    dtype = np.dtype(array.dtype)
+    return value, float(np.iinfo(dtype).max) if dtype.kind in "iu" else float("inf")
 
 
 def threshold_mask(

@@ -101,11 +101,11 @@ class ThresholdWidget(Container):
         if layer is None:
             return
         if method in AUTOMATIC_METHODS:
-            low, high = threshold_range(np.asarray(layer.data), method)
+            low, high = threshold_range(layer.data, method)
             with self.low.changed.blocked(), self.high.changed.blocked():
                 self.low.value, self.high.value = round(low, 3), round(high, 3)
         elif method == MULTI_OTSU:
-            self._thresholds = multi_otsu_thresholds(np.asarray(layer.data), self.classes.value)
+            self._thresholds = multi_otsu_thresholds(layer.data, self.classes.value)
             self.status.value = "thresholds " + ", ".join(f"{t:.4g}" for t in self._thresholds)
         self.update_preview()
 
