@@ -9,14 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import (CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox,
-                              create_widget)
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox, create_widget
 
-from ...pipeline.steps import record_step
 from ...processing.threshold import (AUTOMATIC_METHODS, LOCAL_METHODS, local_threshold, multi_otsu_labels,
                                      multi_otsu_thresholds, threshold_mask, threshold_range)
 from ..layers import current_slice_index, layer_data_tuple, layer_to_volume, set_or_add_layer
-from ..workers import start_job
+from ._common import JobWidget
 
 if TYPE_CHECKING:
     import napari
@@ -28,12 +26,11 @@ MULTI_OTSU = "multi-otsu"
 LOCAL = "local"
 
 
-class ThresholdWidget(Container):
+class ThresholdWidget(JobWidget):
     """Manual, automatic (Otsu, Li, Yen, triangle), multi-Otsu or local threshold with preview and apply."""
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
-        super().__init__(labels=True)
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer, apply_text="Apply to volume")
         self.image = create_widget(annotation="napari.layers.Image", label="image")
         self.method = ComboBox(choices=[MANUAL, *AUTOMATIC_METHODS, MULTI_OTSU, LOCAL], value="otsu",
                                label="method")
@@ -46,13 +43,9 @@ class ThresholdWidget(Container):
         self.offset = FloatSpinBox(label="offset", min=-1e9, max=1e9, step=1.0, value=0.0, visible=False)
         self.bright = CheckBox(text="bright objects", value=True, visible=False)
         self.preview = CheckBox(text="live preview on current slice", value=True)
-        self.apply_button = PushButton(text="Apply to volume")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(value="")
         self.extend([self.image, self.method, self.low, self.high, self.classes, self.local_method,
-                     self.block_mm, self.offset, self.bright, self.preview, self.apply_button,
-                     self.cancel_button, self.status])
-        self.worker = None
+                     self.block_mm, self.offset, self.bright, self.preview])
+        self._finish_layout()
         self._preview_slice: int | None = None
         self._thresholds: list[float] = []
 
@@ -63,12 +56,8 @@ class ThresholdWidget(Container):
         for widget in (self.classes, self.local_method, self.block_mm, self.offset, self.bright):
             widget.changed.connect(self._on_method_changed)
         self.preview.changed.connect(self.update_preview)
-        self.apply_button.changed.connect(self.apply_to_volume)
-        self.cancel_button.changed.connect(self.cancel)
         self.viewer.dims.events.current_step.connect(self.update_preview)
-        self.viewer.layers.events.inserted.connect(self.image.reset_choices)
-        self.viewer.layers.events.removed.connect(self.image.reset_choices)
-        self.image.reset_choices()
+        self._connect_layer_choices(self.image)
         self._on_method_changed()
 
     # ---- parameters -------------------------------------------------------------------------------------
@@ -154,6 +143,9 @@ class ThresholdWidget(Container):
         preview.refresh()
 
     # ---- full volume ------------------------------------------------------------------------------------
+    def apply(self, *_):
+        self.apply_to_volume()
+
     def apply_to_volume(self, *_):
         """Threshold the whole volume in a worker; the result goes to the '<image> threshold' Labels layer."""
         layer = self.image.value
@@ -162,13 +154,10 @@ class ThresholdWidget(Container):
         volume = layer_to_volume(layer)
         params = self.params()
         name = self.result_name
-        self.status.value = "thresholding…"
-        self.apply_button.enabled, self.cancel_button.enabled = False, True
 
         def done(mask):
-            result = volume.with_array(mask, series_description=name, recipe_step={"step": "threshold", **params})
-            set_or_add_layer(self.viewer, layer_data_tuple(result, "labels", name=name))
-            record_step("threshold", params, [layer.name], name)
+            self.show_result(volume.with_array(mask, series_description=name), "labels", name, "threshold",
+                             params, [layer])
             if self.preview_name in self.viewer.layers:
                 self.viewer.layers[self.preview_name].visible = False
             voxels = int(np.count_nonzero(mask))
@@ -180,20 +169,7 @@ class ThresholdWidget(Container):
             else:
                 self.status.value = f"{voxels} pixels, {voxels * volume.voxel_volume:.1f} mm²"
 
-        def failed(error):
-            self.status.value = f"error: {error}"
-
         def segment(array, progress=None):
             return self._segment(array, volume.spacing, params, progress)
 
-        self.worker = start_job(segment, layer.data, description=f"Threshold {layer.name}", on_done=done,
-                                on_error=failed, on_finished=self._job_finished)
-
-    def cancel(self, *_):
-        if self.worker is not None:
-            self.worker.quit()
-            self.status.value = "cancelled"
-
-    def _job_finished(self):
-        self.worker = None
-        self.apply_button.enabled, self.cancel_button.enabled = True, False
+        self.run_job(segment, layer.data, description=f"Threshold {layer.name}", on_done=done)
