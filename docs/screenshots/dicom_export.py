@@ -6,30 +6,18 @@ Run: ``xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/screenshots
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 import napari
-from PIL import Image
-from qtpy.QtWidgets import QApplication
+from _shots import SHARED_DATA, save, settle, wait_for_worker
 
 from napari_medimg.plugin.layers import layer_data_tuple, layer_to_volume, set_or_add_layer
 from napari_medimg.plugin.widgets.dicom_export import DicomExportWidget
 from napari_medimg.processing.preprocess import denoise
 
-ROOT = Path(__file__).resolve().parents[2]
-DICOM = Path(os.environ.get("MEDIMG_SHARED_DATA", ROOT.parent / "shared" / "data")) / "dicom"
-IMAGES = ROOT / "docs" / "images"
+DICOM = SHARED_DATA / "dicom"
 
-
-def settle(seconds: float = 1.0) -> None:
-    import time
-
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        QApplication.processEvents()
-        time.sleep(0.02)
 
 
 def main() -> None:
@@ -48,15 +36,10 @@ def main() -> None:
         widget.image.value = layer
         widget.parent_folder.value = Path(folder) / "exports"
         widget.export()
-        while widget.worker is not None:
-            settle(0.2)
+        wait_for_worker(widget, seconds_after=0.0)
         viewer.reset_view()
         settle()
-        path = IMAGES / "dicom-export.png"
-        viewer.screenshot(str(path), canvas_only=False)
-    with Image.open(path) as picture:  # keep the PNG small
-        picture.convert("RGB").resize((picture.width * 3 // 4, picture.height * 3 // 4)).quantize(128).save(path)
-    print(path)
+        save(viewer, "dicom-export.png")
     viewer.close()
 
 

@@ -7,29 +7,8 @@ Writes docs/images/features-table.png and docs/images/features-map-plot.png.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import napari
-from PIL import Image
-from qtpy.QtWidgets import QApplication
-
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
-
-
-def settle(seconds: float = 1.0) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        QApplication.processEvents()
-        time.sleep(0.02)
-
-
-def save(viewer, name: str) -> None:
-    path = IMAGES / name
-    viewer.screenshot(str(path), canvas_only=False)
-    with Image.open(path) as picture:  # keep the PNGs small
-        picture.convert("RGB").resize((picture.width * 3 // 4, picture.height * 3 // 4)).quantize(128).save(path)
-    print(path)
+from _shots import save, settle, wait_for_worker
 
 
 def main() -> None:
@@ -41,8 +20,7 @@ def main() -> None:
     widget.labels.value = viewer.layers["phantom lesions"]
     widget.images.value = [viewer.layers["CT phantom"]]
     widget.measure()
-    while widget.worker is not None:
-        settle(0.1)
+    wait_for_worker(widget, seconds_after=0.0)
     table = widget.tables["phantom lesions"]
     table.select_row(table.row_of_label(3))
     settle()

@@ -6,33 +6,14 @@ Run: ``xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/screenshots
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import napari
-from PIL import Image
-from qtpy.QtWidgets import QApplication
+from _shots import SHARED_DATA, save, settle, wait_for_worker
 
-ROOT = Path(__file__).resolve().parents[2]
-DICOM = Path(os.environ.get("MEDIMG_SHARED_DATA", ROOT.parent / "shared" / "data")) / "dicom"
-IMAGES = ROOT / "docs" / "images"
+DICOM = SHARED_DATA / "dicom"
 
 
-def settle(seconds: float = 1.0) -> None:
-    import time
-
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        QApplication.processEvents()
-        time.sleep(0.02)
 
 
-def save(viewer, name: str) -> None:
-    path = IMAGES / name
-    viewer.screenshot(str(path), canvas_only=False)
-    with Image.open(path) as picture:  # keep the PNGs small
-        picture.convert("RGB").resize((picture.width * 3 // 4, picture.height * 3 // 4)).quantize(128).save(path)
-    print(path)
 
 
 def main() -> None:
@@ -56,12 +37,10 @@ def main() -> None:
     widget.native.setMinimumWidth(640)
     widget.folder.value = DICOM
     widget.scan_folder()
-    while widget.worker is not None:
-        settle(0.2)
+    wait_for_worker(widget, seconds_after=0.0)
     widget.choice.value = [name for name in widget.choice.choices if name.startswith("CT series 4")]
     widget.open_selected()
-    while widget.worker is not None:
-        settle(0.2)
+    wait_for_worker(widget, seconds_after=0.0)
     viewer.reset_view()
     settle()
     save(viewer, "dicom-browser.png")

@@ -8,40 +8,19 @@ fill-between-slices.png (intermediate files go to demo-output/segmentation-scree
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import napari
 import numpy as np
-from PIL import Image
-from qtpy.QtWidgets import QApplication
+from _shots import ROOT, save, settle, wait_for_worker
 
 from napari_medimg.plugin.demo import segment_and_interpolate
 
-ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ROOT / "docs" / "images"
 PLUGIN = "napari-medimg"
 
 
-def settle(seconds: float = 1.0) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        QApplication.processEvents()
-        time.sleep(0.02)
 
 
-def wait(widget) -> None:
-    while widget.worker is not None:
-        settle(0.1)
-    settle(0.5)
 
 
-def save(viewer, name: str) -> None:
-    path = IMAGES / name
-    viewer.screenshot(str(path), canvas_only=False)
-    with Image.open(path) as picture:  # keep the PNGs small
-        picture.convert("RGB").resize((picture.width * 3 // 4, picture.height * 3 // 4)).quantize(128).save(path)
-    print(path)
 
 
 def front(viewer, name: str):
@@ -74,7 +53,7 @@ def main() -> None:
     threshold.method.value = "multi-otsu"
     threshold.classes.value = 4
     threshold.apply_to_volume()
-    wait(threshold)
+    wait_for_worker(threshold)
     save(viewer, "threshold-multi-otsu.png")
     viewer.layers[threshold.result_name].visible = False
     threshold.preview.value = False
@@ -98,7 +77,7 @@ def main() -> None:
     edit.operation.value = "margin"
     edit.margin_mm.value = 3.0
     edit.apply()
-    wait(edit)
+    wait_for_worker(edit)
     save(viewer, "morphology.png")
 
     painted.visible = True
