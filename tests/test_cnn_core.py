@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_medimg.geometry import Volume
 from napari_medimg.learn.cnn.data import ImageSet, load_folder, load_npz, to_channels_first
 from napari_medimg.learn.cnn.explain import grad_cam
 from napari_medimg.learn.cnn.files import LoadedModel, ModelFileError, load_model, save_model
@@ -189,7 +190,9 @@ def test_refuses_pickled_and_malformed_model_files(trained, tmp_path):
                             ({"format": "something"}, "format"),
                             ({"class_names": ["one"]}, "class_names"),
                             ({"model": {**meta["model"], "evil": 1}}, "architecture"),
-                            ({"normalisation": {"mode": "fixed", "mean": [0], "std": [0]}}, "std")):
+                            ({"normalisation": {"mode": "fixed", "mean": [0], "std": [0]}}, "std"),
+                            ({"patch": {"size_mm": [-1.0, 9.0]}}, "patch"),
+                            ({"patch": "40 mm"}, "patch")):
         (target / "config.json").write_text(json.dumps({**meta, **change}))
         with pytest.raises(ModelFileError, match=message):
             load_model(target)
@@ -291,3 +294,132 @@ def test_predict_3d_volume_and_cubic_object_patches():
     assert np.allclose(objects.probability[labels == 4], objects.table["p_b"][1])
     with pytest.raises(ValueError, match="3D model"):
         predict(model, volume[0])
+
+
+def spheres(seed: int = 0, spacing=(4.0, 0.75, 0.75)):
+    """A small CT-like volume with 16 spheres (radius 3 mm) alternately dense (+200 HU) and cyst-like (-100 HU)."""
+    shape = (8, 48, 48)
+    rng = np.random.default_rng(seed)
+    image = rng.normal(40, 10, shape).astype(np.float32)
+    labels = np.zeros(shape, np.int32)
+    mm = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij", sparse=True)
+    classes = {}
+    for label in range(1, 17):
+        row, column = divmod(label - 1, 4)
+        centre = (14.0 + rng.uniform(-2, 2), 4.5 + 9 * row + rng.uniform(-1, 1), 4.5 + 9 * column + rng.uniform(-1, 1))
+        inside = sum((g - c) ** 2 for g, c in zip(mm, centre)) <= 3.0 ** 2
+        labels[inside] = label
+        classes[label] = "dense" if label % 2 else "cyst"
+        image[inside] = rng.normal(200 if label % 2 else -100, 10, int(inside.sum()))
+    origin, direction = (-20.0, 30.0, 5.0), np.eye(3)[:, ::-1]
+    return Volume(image, spacing, origin, direction), Volume(labels, spacing, origin, direction), classes
+
+
+def test_object_patches_cut_a_fixed_size_in_mm_with_anisotropic_spacing():
+    from napari_medimg.learn.cnn.patches import object_patches
+
+    shape, spacing = (12, 40, 60), (5.0, 1.0, 0.5)
+    labels = np.zeros(shape, np.int32)
+    labels[5:8, 18:23, 28:33] = 3  # centroid at voxel (6, 20, 30) = (30, 20, 15) mm
+    labels[6, 17:24, 27:34] = 3  # the largest cross-section
+    centre_mm = np.array([6.0, 20.0, 30.0]) * spacing
+    for axis in range(3):  # an image whose value is the mm coordinate along one axis: patches read back mm
+        ramp = (np.indices(shape)[axis] * spacing[axis]).astype(np.float32)
+        (item,) = object_patches(ramp, labels, spacing, 3, size_mm=(30, 20, 10), out_size=(6, 10, 10))
+        n, size = (6, 10, 10)[axis], (30, 20, 10)[axis]
+        expected = centre_mm[axis] + ((np.arange(n) + 0.5) / n - 0.5) * size
+        profile = np.moveaxis(item.patch, axis, 0).reshape(n, -1)
+        assert item.patch.shape == (6, 10, 10)
+        assert np.allclose(profile, expected[:, None], atol=1e-3)
+        # a 2D patch lies in the slice of the largest cross-section, centred on that cross-section
+        (flat,) = object_patches(ramp, labels, spacing, 2, size_mm=12, out_size=(8, 8))
+        assert flat.plane == 6 and flat.patch.shape == (8, 8)
+        if axis:
+            expected = centre_mm[axis] + ((np.arange(8) + 0.5) / 8 - 0.5) * 12
+            assert np.allclose(np.moveaxis(flat.patch, axis - 1, 0).reshape(8, -1), expected[:, None], atol=1e-3)
+        else:
+            assert np.allclose(flat.patch, 30.0)
+
+
+def test_object_and_slice_datasets_and_stratified_split(tmp_path):
+    import pandas as pd
+
+    from napari_medimg.learn.cnn.data import (
+        object_dataset,
+        read_slice_classes,
+        slice_classes_from_labels,
+        slice_dataset,
+        split_dataset,
+    )
+
+    image, labels, classes = spheres()
+    data = object_dataset(image, labels, {**classes, 16: float("nan"), 99: "absent"}, 9.0, (12, 12))
+    assert data.images.shape == (15, 1, 12, 12) and data.class_names == ["cyst", "dense"]
+    assert data.labels.tolist() == [1, 0] * 7 + [1] and data.names[-1] == "label 15"
+    assert data.spacing == [0.75, 0.75] and data.patch == {"size_mm": [9.0, 9.0]}
+    centres = data.images[:, 0, 6, 6]  # the patch centre lies inside the sphere: +200 HU dense, -100 HU cyst
+    assert centres[data.labels == 1].min() > 150 and centres[data.labels == 0].max() < -50
+    cubes = object_dataset(image, labels, classes, (16.0, 9.0, 9.0), (4, 12, 12), dims=3)
+    assert cubes.images.shape == (16, 1, 4, 12, 12) and cubes.spacing == [4.0, 0.75, 0.75]
+    with pytest.raises(ValueError, match="voxel grid"):
+        object_dataset(image, Volume(labels.array, (2.0, 0.75, 0.75), labels.origin, labels.direction),
+                       classes, 9.0, (12, 12))
+
+    split = split_dataset(data, 0.25, seed=3)
+    assert np.bincount(split["val"].labels).tolist() == [2, 2] and len(split["train"]) == 11
+    again = split_dataset(data, 0.25, seed=3)
+    assert split["val"].names == again["val"].names and split["val"].patch == data.patch
+    assert set(split["val"].names).isdisjoint(split["train"].names)
+    with pytest.raises(ValueError, match="class 'dense' has 1"):
+        split_dataset(object_dataset(image, labels, {1: "dense", 2: "cyst", 4: "cyst"}, 9.0, (12, 12)))
+    with pytest.raises(ValueError, match="two classes"):
+        split_dataset(object_dataset(image, labels, {1: "dense", 3: "dense"}, 9.0, (12, 12)))
+
+    small = np.zeros((4, 6, 6), np.int32)
+    small[1, 0, :3], small[1, 2, :5], small[2, 0, :2], small[3] = 1, 2, 1, 3
+    assert slice_classes_from_labels(small, {1: "dense", 2: "cyst", 3: None}, empty="none") == [
+        "none", "cyst", "dense", "none"]  # the class of the object with most voxels in the slice
+    assert slice_classes_from_labels(small, {1: 1.0, 2: pd.NA, 3: ""}) == [None, "1", "1", None]
+    per_slice = slice_classes_from_labels(labels.array, classes, empty="none")
+    slices = slice_dataset(image, per_slice, (16, 16))
+    assert slices.images.shape == (8, 1, 16, 16) and slices.class_names == ["cyst", "dense", "none"]
+    assert slices.spacing == [2.25, 2.25]  # 48 pixels of 0.75 mm resized to 16
+    csv_path = tmp_path / "slices.csv"
+    csv_path.write_text("slice,label\n0,normal\n3, lesion\n3,lesion\n")
+    assert read_slice_classes(csv_path, 5) == ["normal", None, None, "lesion", None]
+    for text, message in (("slice,label\n5,x\n", "outside 0..4"), ("slice,label\n1,a\n1,b\n", "listed as"),
+                          ("index,label\n1,a\n", "columns 'slice' and 'label'")):
+        csv_path.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            read_slice_classes(csv_path, 5)
+    skipped = slice_dataset(image, slice_classes_from_labels(labels.array, classes), (16, 16))
+    assert skipped.names == [f"slice {k}" for k in np.flatnonzero(labels.array.any(axis=(1, 2)))]
+
+
+def test_trained_on_object_patches_predicts_with_the_same_patches(tmp_path):
+    from napari_medimg.learn.cnn.data import normalise, object_dataset, split_dataset
+    from napari_medimg.learn.cnn.train import predict_proba
+
+    image, labels, classes = spheres()
+    data = object_dataset(image, labels, classes, 9.0, (12, 12))
+    sets = split_dataset(data, 0.25, seed=0)
+    result = train(sets["train"], sets["val"], TINY, TrainConfig(epochs=8, **FAST))
+    assert result.meta()["patch"] == {"size_mm": [9.0, 9.0]}
+    model = load_model(save_model(result.model, result.meta(), tmp_path / "spheres"))
+    assert model.meta["patch"] == {"size_mm": [9.0, 9.0]}
+    # prediction cuts each object's patch exactly as the training set did
+    objects = predict(model, image.array, labels=labels.array, spacing=image.spacing)
+    expected = predict_proba(model.model, normalise(data.images, model.normalisation))
+    assert np.allclose(objects.table[["p_cyst", "p_dense"]].to_numpy(), expected, atol=1e-5)
+    assert objects.table["class_name"].tolist() == [classes[k] for k in range(1, 17)]
+    assert objects.saliency.max() <= 1 and objects.saliency[labels.array > 0].mean() > 0
+
+    torch.manual_seed(0)  # 3D: cubes of 16 x 9 x 9 mm on 4 x 12 x 12 voxels, the same in training and prediction
+    network = build_model(ModelConfig(dims=3, width=4, depths=[1, 1])).eval()
+    cubes = object_dataset(image, labels, classes, (16.0, 9.0, 9.0), (4, 12, 12), dims=3)
+    model = LoadedModel(network, {"input_size": [4, 12, 12], "class_names": ["cyst", "dense"],
+                                  "normalisation": {"mode": "per_image"}, "training": {"tta": False},
+                                  "patch": cubes.patch})
+    objects = predict(model, image.array, labels=labels.array, spacing=image.spacing)
+    expected = predict_proba(network, normalise(cubes.images, {"mode": "per_image"}))
+    assert np.allclose(objects.table[["p_cyst", "p_dense"]].to_numpy(), expected, atol=1e-5)

@@ -68,7 +68,7 @@ def test_predictions_land_as_layers_with_the_source_geometry(make_napari_viewer,
             assert np.allclose(mine, theirs)
         assert layer.data.shape == array.shape
     assert probability.colormap.name == "magma" and 0 < probability.opacity < 1
-    assert saliency.colormap.name == "turbo" and saliency.data.max() <= 1
+    assert saliency.colormap.name == "hot" and saliency.data.max() <= 1
     slices = classes.metadata["cnn_predictions"]
     assert slices["class_name"] == ["centre", "centre", "corner", "corner"]
     assert np.allclose(probability.data[:, 0, 0], slices["p_centre"])
@@ -127,3 +127,90 @@ def test_training_runs_in_a_worker_with_live_curves_and_cancel_keeps_the_best(
     best = max(widget.result.history, key=lambda r: (round(r["val_auc"], 6), -r["val_loss"]))
     assert widget.result.best_epoch == best["epoch"]
     assert "cancelled" in widget.status.value and widget.train_button.enabled
+
+
+def _spheres():
+    """A CT-like volume (anisotropic voxels) with 16 spheres of 3 mm, alternately dense and cyst-like."""
+    shape, spacing = (8, 48, 48), (4.0, 0.75, 0.75)
+    rng = np.random.default_rng(0)
+    image = rng.normal(40, 10, shape).astype(np.float32)
+    labels = np.zeros(shape, np.int32)
+    mm = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij", sparse=True)
+    for label in range(1, 17):
+        row, column = divmod(label - 1, 4)
+        inside = sum((g - c) ** 2 for g, c in zip(mm, (14.0, 4.5 + 9 * row, 4.5 + 9 * column))) <= 9.0
+        labels[inside] = label
+        image[inside] = rng.normal(200 if label % 2 else -100, 10, int(inside.sum()))
+    return Volume(image, spacing, (-20.0, 30.0, 5.0)), labels
+
+
+def test_training_from_layers_object_patches_then_per_object_prediction(make_napari_viewer, qtbot):
+    import pandas as pd
+
+    viewer, widget = _widget(make_napari_viewer)
+    volume, labels = _spheres()
+    image = set_or_add_layer(viewer, layer_data_tuple(volume, "image", name="scan"))
+    features = pd.DataFrame({"index": np.arange(1, 17), "kind": ["dense", "cyst"] * 8,
+                             "partial": ["dense"] + [None] * 15})
+    objects = set_or_add_layer(viewer, layer_data_tuple(volume.with_array(labels), "labels", name="spheres",
+                                                        features=features))
+    widget.source.value = "napari layers"
+    assert not widget.train_image.native.isHidden() and widget.data_path.native.isHidden()
+    widget.train_image.value, widget.train_labels.value = image, objects
+    assert set(widget.class_column.choices) == {"kind", "partial", "label value"}
+    widget.class_column.value = "partial"  # a single labelled object: refused before any training
+    widget.start_training()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30000)
+    assert "at least two classes" in widget.status.value and widget.result is None
+
+    widget.class_column.value = "kind"
+    widget.patch_mm.value, widget.size.value = 9.0, "12 12"
+    widget.net_width.value, widget.depths.value, widget.epochs.value, widget.minutes.value = 8, "1 1", 3, 0.0
+    widget.start_training()
+    assert widget.worker is not None
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+    result = widget.result
+    assert result is not None and result.class_names == ["cyst", "dense"], widget.status.value
+    assert result.meta()["patch"] == {"size_mm": [9.0, 9.0]} and len(result.history) == 3
+    assert len(widget.history) == 3 and "best epoch" in widget.status.value
+
+    widget.image.value, widget.objects.value = image, objects
+    widget.start_prediction()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30000)
+    classes = viewer.layers[widget.result_names["classes"]]
+    table = classes.features.set_index("index")
+    expected = predict(widget.model, volume.array, labels=labels, spacing=volume.spacing).table
+    assert table.index.tolist() == list(range(1, 17))
+    assert np.allclose(table["p_dense"], expected["p_dense"]) and set(table["class_name"]) <= {"cyst", "dense"}
+    for mine, theirs in zip(_geometry(classes), _geometry(image)):
+        assert np.allclose(mine, theirs)
+    assert "16 objects" in widget.status.value
+
+
+def test_training_from_layers_with_a_class_per_slice(make_napari_viewer, qtbot, tmp_path):
+    viewer, widget = _widget(make_napari_viewer)
+    volume, labels = _spheres()
+    image = set_or_add_layer(viewer, layer_data_tuple(volume, "image", name="scan"))
+    objects = set_or_add_layer(viewer, layer_data_tuple(volume.with_array((labels > 0).astype(np.int32)),
+                                                        "labels", name="any sphere"))
+    widget.source.value, widget.layer_mode.value = "napari layers", "class per slice"
+    assert not widget.empty_class.native.isHidden() and widget.patch_mm.native.isHidden()
+    widget.train_image.value, widget.train_labels.value = image, objects
+    widget.class_column.value = "label value"
+    widget.size.value = "16"
+    widget.net_width.value, widget.depths.value, widget.epochs.value, widget.minutes.value = 8, "1 1", 1, 0.0
+    widget.start_training()  # slices without objects are skipped: every remaining slice is class "1"
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30000)
+    assert widget.result is None and "at least two classes" in widget.status.value
+    widget.empty_class.value = "no sphere"
+    widget.start_training()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+    assert widget.result is not None and widget.result.class_names == ["1", "no sphere"], widget.status.value
+    assert widget.result.input_size == [16, 16] and "patch" not in widget.result.meta()
+
+    csv_path = tmp_path / "slices.csv"  # or the classes come from a CSV of slice indices
+    csv_path.write_text("slice,label\n" + "".join(f"{k},{'upper' if k < 4 else 'lower'}\n" for k in range(1, 8)))
+    widget.slice_csv.value = csv_path
+    widget.start_training()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+    assert widget.result.class_names == ["lower", "upper"], widget.status.value

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import napari
-import numpy as np
 from PIL import Image
 from qtpy.QtWidgets import QApplication
 
@@ -74,7 +73,7 @@ def main():
     viewer.layers["objects"].visible = False
     viewer.layers["CT phantom CNN probability"].visible = False
     viewer.layers["CT phantom CNN saliency"].visible = False
-    viewer.dims.set_point(0, image.data_to_world((22, 0, 0))[0])
+    viewer.dims.set_point(0, image.data_to_world((28, 0, 0))[0])
     IMAGES.mkdir(parents=True, exist_ok=True)
     shot(viewer, "cnn-panel-objects.png")
     viewer.layers["CT phantom CNN classes"].visible = False

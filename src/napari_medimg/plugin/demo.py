@@ -90,15 +90,15 @@ def dicom_round_trip(viewer: napari.Viewer, widgets: dict, out: Path) -> list[Pa
 
 
 def classify_lesions(viewer: napari.Viewer, widgets: dict, out: Path) -> list[Path]:
-    """Train a tiny 2D CNN on lesion/normal phantom patches (seconds) and classify each phantom lesion."""
+    """Train a small 2D CNN on lesion/normal phantom patches (under a minute) and classify each phantom lesion."""
     from ..learn.cnn.examples import make_patch_folder
     from ..learn.cnn.files import save_model
 
     widget = widgets["CNN classifier"]
     widget.source.value = "folder + labels CSV"
     widget.data_path.value = make_patch_folder(out / "cnn-patches", overwrite=True)
-    widget.size.value, widget.net_width.value, widget.depths.value = "32 32", 8, "1 1"
-    widget.epochs.value, widget.minutes.value = 12, 0.5
+    widget.size.value, widget.net_width.value, widget.depths.value = "32 32", 16, "1 1 1"
+    widget.epochs.value, widget.minutes.value = 30, 1.0
     widget.start_training()
     _wait_for(lambda: widget.worker is None)
     model_dir = save_model(widget.result.model, widget.result.meta(), out / "cnn-model", overwrite=True)

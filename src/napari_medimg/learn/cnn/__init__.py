@@ -1,6 +1,9 @@
 """CNN classifiers for 2D and 3D medical images (PyTorch, CPU-first; no napari or Qt imports).
 
-* :mod:`.data` — MedMNIST-style ``.npz`` files and folders of images with a labels CSV, normalisation;
+* :mod:`.data` — MedMNIST-style ``.npz`` files, folders of images with a labels CSV, object patches and
+  slices cut from volumes with their classes, stratified splits, normalisation;
+* :mod:`.patches` — patches of a fixed size in mm around labelled objects (the same for training and
+  prediction);
 * :mod:`.models` — ResNet-style 2D/3D networks with configurable width, depth and dropout;
 * :mod:`.train` — AdamW, warm-up + cosine schedule, class balancing, augmentation, early stopping on
   validation AUC, best checkpoint, time budget, seeded;

@@ -1,5 +1,9 @@
 """Labelled image sets for the CNN: MedMNIST-style ``.npz`` files and folders of images with a labels CSV.
 
+Training sets can also be cut from volumes (napari layers): :func:`object_dataset` (one patch of fixed size
+in mm around each labelled object, class from a per-object mapping) and :func:`slice_dataset` (each slice
+with a class); :func:`split_dataset` holds out a stratified, seeded validation set.
+
 An :class:`ImageSet` holds raw (not yet normalised) float32 images channel-first, ``(N, C, H, W)`` or
 ``(N, C, D, H, W)``, integer labels ``(N,)`` and the class names.  Normalisation is fitted on the training
 set (:func:`fit_normalisation`) and stored in the model file, so prediction applies exactly the same mapping.
@@ -15,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["ImageSet", "load_npz", "load_folder", "fit_normalisation", "normalise", "resize_batch",
-           "to_channels_first", "read_image"]
+           "to_channels_first", "read_image", "object_dataset", "slice_dataset", "slice_classes_from_labels",
+           "read_slice_classes", "split_dataset"]
 
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
@@ -30,6 +35,7 @@ class ImageSet:
     class_names: list[str]
     spacing: list[float] | None = None
     names: list[str] = field(default_factory=list)
+    patch: dict | None = None  # {"size_mm": [...]} for patches cut around objects (see :mod:`.patches`)
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels).reshape(-1).astype(np.int64)
@@ -235,3 +241,168 @@ def normalise(images: np.ndarray, normalisation: dict) -> np.ndarray:
     if mean.size != images.shape[1]:
         raise ValueError(f"normalisation has {mean.size} channels, images have {images.shape[1]}")
     return ((images - mean) / std).astype(np.float32)
+
+
+def _same_grid(image, labels) -> None:
+    if image.shape[:labels.ndim] != labels.shape:
+        raise ValueError(f"labels shape {labels.shape} differs from the image's {image.shape}")
+    if not np.allclose(image.affine, labels.affine, atol=1e-4):
+        raise ValueError("the labels do not lie on the image's voxel grid (different spacing, origin or "
+                         "direction); resample one onto the other first")
+
+
+def _class_name(value) -> str | None:
+    """A class name from a table cell, or None for a missing one (None, NaN, pandas NA, empty text)."""
+    import pandas as pd
+
+    if value is None or (np.isscalar(value) and pd.isna(value)) or value is pd.NA:
+        return None
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def _ordered_names(values, class_names) -> list[str]:
+    """``class_names`` (checked to cover ``values``), else the distinct values: whole numbers first, in
+    numeric order, then text in alphabetical order."""
+    def key(name: str):
+        number = name.lstrip("-").isdigit()
+        return (not number, int(name) if number else 0, name)
+
+    present = sorted({v for v in values if v is not None}, key=key)
+    if class_names is None:
+        return present
+    unknown = sorted(set(present) - set(class_names))
+    if unknown:
+        raise ValueError(f"classes {unknown} are not among {list(class_names)}")
+    return list(class_names)
+
+
+def object_dataset(image, labels, classes, size_mm, size, dims: int = 2, class_names=None,
+                   progress=None) -> ImageSet:
+    """Patches of ``size_mm`` around each object of ``labels`` whose class ``classes`` gives, at ``size`` pixels.
+
+    ``image`` and ``labels`` are :class:`~napari_medimg.geometry.Volume` values on the same grid;
+    ``classes`` maps label id -> class (objects without a class — missing id, None, NaN, empty — are left
+    out).  The patches are cut exactly as :func:`~.predict.predict` cuts them for a model trained on this set
+    (:func:`.patches.object_patches`), so training and prediction see the same millimetres.
+    """
+    from .patches import object_patches
+
+    _same_grid(image, labels)
+    array, label_array = np.asarray(image.array), np.asarray(labels.array)
+    dims = int(dims)
+    size = [int(s) for s in size]
+    if len(size) != dims:
+        raise ValueError(f"input size {size} does not match a {dims}D model")
+    if dims > label_array.ndim:
+        raise ValueError(f"a {dims}D model needs {dims}D objects")
+    named = {int(k): _class_name(v) for k, v in dict(classes).items()}
+    wanted = [k for k, v in named.items() if v is not None and k != 0]
+    present = set(np.unique(label_array).tolist())
+    wanted = sorted(k for k in wanted if k in present)
+    if not wanted:
+        raise ValueError("no object of the labels has a class")
+    items = object_patches(array, label_array, image.spacing, dims, size_mm=size_mm, out_size=size,
+                           only=wanted, progress=progress)
+    names = _ordered_names([named[item.label] for item in items], class_names)
+    size_mm = np.broadcast_to(np.asarray(size_mm, float), (dims,))
+    images = to_channels_first(np.stack([item.patch for item in items]), dims)
+    return ImageSet(images, [names.index(named[item.label]) for item in items], names,
+                    spacing=(size_mm / np.asarray(size)).tolist(), names=[f"label {item.label}" for item in items],
+                    patch={"size_mm": size_mm.tolist()})
+
+
+def slice_classes_from_labels(labels: np.ndarray, classes, empty: str | None = None) -> list[str | None]:
+    """Each slice's class: that of the object (``classes``: label id -> class) with most voxels in the slice.
+
+    Slices without a classified object get ``empty`` (None: left out of training).
+    """
+    labels = np.asarray(labels)
+    named = {int(k): _class_name(v) for k, v in dict(classes).items()}
+    result = []
+    for plane in labels:
+        ids, counts = np.unique(plane[plane != 0], return_counts=True)
+        keep = [(c, i) for i, c in zip(ids.tolist(), counts.tolist()) if named.get(i) is not None]
+        result.append(named[max(keep)[1]] if keep else _class_name(empty))
+    return result
+
+
+def read_slice_classes(csv_path: str | os.PathLike, n_slices: int) -> list[str | None]:
+    """Slice classes from a CSV with columns ``slice`` (0-based index along axis 0) and ``label``.
+
+    Slices the CSV does not list get None (left out of training).
+    """
+    csv_path = Path(csv_path)
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"slice", "label"} <= set(rows[0]):
+        raise ValueError(f"{csv_path} needs a header with columns 'slice' and 'label'")
+    classes: list[str | None] = [None] * n_slices
+    for line, row in enumerate(rows, start=2):
+        try:
+            k = int(row["slice"])
+        except ValueError as error:
+            raise ValueError(f"{csv_path} line {line}: slice {row['slice']!r} is not a whole number") from error
+        if not 0 <= k < n_slices:
+            raise ValueError(f"{csv_path} line {line}: slice {k} outside 0..{n_slices - 1}")
+        label = _class_name(row["label"])
+        if classes[k] is not None and label != classes[k]:
+            raise ValueError(f"{csv_path} line {line}: slice {k} listed as {classes[k]!r} and {label!r}")
+        classes[k] = label
+    return classes
+
+
+def slice_dataset(image, classes, size, class_names=None) -> ImageSet:
+    """Slices (axis 0) of ``image`` (a Volume) with a class each (None: left out), resized to ``size``."""
+    array = np.asarray(image.array)
+    if array.ndim != 3:
+        raise ValueError(f"per-slice classes need a 3D image, got shape {array.shape}")
+    values = [_class_name(v) for v in classes]
+    if len(values) != array.shape[0]:
+        raise ValueError(f"{len(values)} slice classes for {array.shape[0]} slices")
+    keep = [k for k, v in enumerate(values) if v is not None]
+    if not keep:
+        raise ValueError("no slice has a class")
+    size = [int(s) for s in size]
+    if len(size) != 2:
+        raise ValueError(f"slices need a 2D input size, got {size}")
+    names = _ordered_names([values[k] for k in keep], class_names)
+    images = resize_batch(to_channels_first(array[keep], 2), size)
+    pixel = np.asarray(image.spacing[1:]) * np.asarray(array.shape[1:]) / np.asarray(size)
+    return ImageSet(images, [names.index(values[k]) for k in keep], names, spacing=pixel.tolist(),
+                    names=[f"slice {k}" for k in keep])
+
+
+def split_dataset(data: ImageSet, val_fraction: float = 0.25, seed: int = 0) -> dict[str, ImageSet]:
+    """Stratified, seeded train/val split: ``round(n * val_fraction)`` (at least one) of each class held out.
+
+    Refuses a set with fewer than two classes or a class with fewer than two examples (one for training, one
+    for validation), naming the class.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"the validation fraction must lie between 0 and 1, got {val_fraction}")
+    counts = np.bincount(data.labels, minlength=len(data.class_names))
+    present = [c for c in range(len(counts)) if counts[c]]
+    if len(present) < 2:
+        raise ValueError(f"training needs at least two classes, found {[data.class_names[c] for c in present]}")
+    few = {data.class_names[c]: int(counts[c]) for c in range(len(counts)) if counts[c] < 2}
+    if few:
+        raise ValueError("too few examples to train and validate: " + ", ".join(
+            f"class {name!r} has {n}" for name, n in few.items()) + " (at least 2 per class are needed, one "
+            "for training and one for validation; more make a useful model)")
+    rng = np.random.default_rng(seed)
+    is_val = np.zeros(len(data), bool)
+    for c in present:
+        members = rng.permutation(np.flatnonzero(data.labels == c))
+        n_val = min(max(1, round(len(members) * val_fraction)), len(members) - 1)
+        is_val[members[:n_val]] = True
+
+    def subset(keep):
+        return ImageSet(data.images[keep], data.labels[keep], list(data.class_names), data.spacing,
+                        [n for n, k in zip(data.names, keep) if k] if data.names else [], data.patch)
+
+    return {"train": subset(~is_val), "val": subset(is_val)}

@@ -123,6 +123,12 @@ def _check_meta(meta, where) -> ModelConfig:
     if spacing is not None and (not isinstance(spacing, list) or len(spacing) != config.dims
                                 or not all(isinstance(s, (int, float)) and s > 0 for s in spacing)):
         fail(f"spacing must be null or {config.dims} positive numbers, got {spacing!r}")
+    patch = meta.get("patch")
+    if patch is not None:
+        size_mm = patch.get("size_mm") if isinstance(patch, dict) else None
+        if (not isinstance(size_mm, list) or len(size_mm) != config.dims
+                or not all(isinstance(s, (int, float)) and math.isfinite(s) and s > 0 for s in size_mm)):
+            fail(f"patch must be null or an object with size_mm of {config.dims} positive numbers, got {patch!r}")
     norm = meta["normalisation"]
     if not isinstance(norm, dict) or norm.get("mode") not in ("fixed", "per_image"):
         fail("normalisation must be an object with mode 'fixed' or 'per_image'")

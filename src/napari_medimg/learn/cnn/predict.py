@@ -6,8 +6,9 @@ All functions take raw arrays in (z, y, x) / (y, x) order (RGB channels last) an
 * ``mode == "image"``: one prediction for the whole image (2D model on a 2D image, 3D model on a volume);
 * ``mode == "slices"``: a 2D model applied to each slice along axis 0 of a volume;
 * ``mode == "objects"``: each object of a labels array classified from a patch around it (a square patch
-  through the object's largest cross-section for a 2D model on a volume, a cube in millimetres for a 3D
-  model), with a margin of ``margin`` times the object's size on each side.
+  through the object's largest cross-section for a 2D model on a volume, a box for a 3D model), cut by
+  :func:`.patches.object_patches`: of the model's fixed size in mm (``meta["patch"]["size_mm"]``, models
+  trained on object patches) around the centroid, else with a margin of ``margin`` times the object's size.
 
 ``probability`` is the probability of the target class (class 1 for two classes, else the predicted class)
 painted over the image, slice or object it belongs to; ``saliency`` is the Grad-CAM map of the predicted
@@ -20,12 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 from ...progress import ProgressCallback, report
 from .data import normalise, resize_batch, to_channels_first
 from .explain import grad_cam
 from .files import LoadedModel
+from .patches import object_patches, paint_back
 from .train import predict_proba, torch_threads
 
 __all__ = ["Prediction", "predict", "prepare", "predict_arrays"]
@@ -91,21 +92,6 @@ def _resize_map(array: np.ndarray, shape) -> np.ndarray:
     return resize(array, tuple(shape), order=1, preserve_range=True, anti_aliasing=False).astype(np.float32)
 
 
-def _patch_box(centre, half, shape):
-    """Index ranges of a patch (may extend beyond the array) and the clipped part inside it."""
-    lo = np.floor(np.asarray(centre) - np.asarray(half)).astype(int)
-    hi = np.ceil(np.asarray(centre) + np.asarray(half)).astype(int) + 1
-    inner_lo, inner_hi = np.maximum(lo, 0), np.minimum(hi, shape)
-    return lo, hi, inner_lo, inner_hi
-
-
-def _crop(array, lo, hi, inner_lo, inner_hi):
-    region = array[tuple(slice(a, b) for a, b in zip(inner_lo, inner_hi))]
-    pad = [(int(a - b), int(c - d)) for a, b, c, d in zip(inner_lo, lo, hi, inner_hi)]
-    pad += [(0, 0)] * (array.ndim - len(lo))
-    return np.pad(region, pad, mode="edge")
-
-
 def predict(model: LoadedModel, image: np.ndarray, labels: np.ndarray | None = None, spacing=None,
             margin: float = 0.25, saliency: bool = True, progress: ProgressCallback | None = None,
             batch: int = 64) -> Prediction:
@@ -166,56 +152,21 @@ def _target_class(model: LoadedModel, probabilities: np.ndarray) -> int:
 
 
 def _predict_objects(model, image, labels, spacing, margin, saliency, progress, class_map, probability, cam):
-    dims = model.config.dims
-    ids = np.unique(labels)
-    ids = ids[ids != 0]
-    if len(ids) == 0:
-        raise ValueError("the labels hold no objects")
-    boxes = ndimage.find_objects(labels.astype(np.int64) if labels.dtype.kind != "i" else labels)
-    patches, placements, rows = [], [], []
-    for done, label in enumerate(ids, start=1):
-        box = boxes[label - 1]
-        mask = labels[box] == label
-        if dims == 2 and labels.ndim == 3:
-            areas = mask.reshape(mask.shape[0], -1).sum(axis=1)
-            k = box[0].start + int(areas.argmax())
-            plane_mask = labels[k] == label
-            inplane = ndimage.find_objects(plane_mask.astype(np.int32))[0]
-            lo = np.array([s.start for s in inplane]); hi = np.array([s.stop for s in inplane])
-            extent_mm = (hi - lo) * spacing[1:]
-            half = (extent_mm.max() * (1 + 2 * margin) / 2) / spacing[1:]
-            box_lo, box_hi, in_lo, in_hi = _patch_box((lo + hi - 1) / 2, half, labels.shape[1:])
-            patches.append(_crop(image[k], box_lo, box_hi, in_lo, in_hi))
-            placements.append((k, box_lo, box_hi, in_lo, in_hi))
-        else:
-            lo = np.array([s.start for s in box]); hi = np.array([s.stop for s in box])
-            extent_mm = (hi - lo) * spacing
-            half = (extent_mm.max() * (1 + 2 * margin) / 2) / spacing
-            box_lo, box_hi, in_lo, in_hi = _patch_box((lo + hi - 1) / 2, half, labels.shape)
-            patches.append(_crop(image, box_lo, box_hi, in_lo, in_hi))
-            placements.append((None, box_lo, box_hi, in_lo, in_hi))
-        centroid = np.array(ndimage.center_of_mass(mask)) + [s.start for s in box]
-        rows.append({"label": int(label), "voxels": int(mask.sum()),
-                     **{f"centroid_{a}": float(c) for a, c in zip("zyx"[-labels.ndim:], centroid)}})
-        report(progress, done, 2 * len(ids))
-    probabilities, maps = [], []
-    for index, patch in enumerate(patches):
-        p, m = predict_arrays(model, patch[None], saliency)
+    size_mm = (model.meta.get("patch") or {}).get("size_mm")
+    items = object_patches(image, labels, spacing, model.config.dims, size_mm=size_mm, out_size=model.input_size,
+                           margin=margin, progress=lambda done, total: report(progress, done, 2 * total))
+    probabilities = []
+    for index, item in enumerate(items):
+        p, m = predict_arrays(model, item.patch[None], saliency)
         probabilities.append(p[0])
-        maps.append(None if m is None else m[0])
-        report(progress, len(ids) + index + 1, 2 * len(ids))
+        if m is not None:
+            paint_back(cam, m[0], item)
+        report(progress, len(items) + index + 1, 2 * len(items))
     probabilities = np.stack(probabilities)
     target = _target(model, probabilities)
-    for label, p, t, m, (k, box_lo, box_hi, in_lo, in_hi) in zip(ids, probabilities, target, maps, placements):
-        inside = labels == label
+    for item, p, t in zip(items, probabilities, target):
+        inside = labels == item.label
         class_map[inside] = p.argmax() + 1
         probability[inside] = t
-        if m is None:
-            continue
-        full = _resize_map(m, box_hi - box_lo)
-        region = tuple(slice(a - b, c - b) for a, b, c in zip(in_lo, box_lo, in_hi))
-        target_region = tuple(slice(a, b) for a, b in zip(in_lo, in_hi))
-        view = cam[k] if k is not None else cam
-        view[target_region] = np.maximum(view[target_region], full[region])
-    table = _table(model, probabilities, pd.DataFrame(rows).to_dict(orient="list"))
+    table = _table(model, probabilities, pd.DataFrame([item.row for item in items]).to_dict(orient="list"))
     return Prediction("objects", table, class_map, probability, cam, _target_class(model, probabilities))

@@ -77,10 +77,11 @@ class TrainResult:
     stopped: str  # "epochs", "early_stopping", "time_budget" or "cancelled"
     seconds: float
     samples_per_second: float
+    patch: dict | None = None  # how object patches were cut (see :mod:`.patches`), used again to predict
 
     def meta(self) -> dict:
         """The JSON-able description stored beside the weights."""
-        return {
+        meta = {
             "model": self.model_config.to_dict(),
             "input_size": list(self.input_size),
             "spacing": self.spacing,
@@ -92,6 +93,9 @@ class TrainResult:
             "metrics": {"val": self.metrics},
             "history": self.history,
         }
+        if self.patch is not None:
+            meta["patch"] = self.patch
+        return meta
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -320,4 +324,4 @@ def train(train_set: ImageSet, val_set: ImageSet, model_config: ModelConfig | di
                        normalisation=normalisation, class_names=list(train_set.class_names),
                        input_size=train_set.input_size, spacing=train_set.spacing, history=history,
                        best_epoch=best["epoch"], metrics=best["metrics"], stopped=stopped, seconds=seconds,
-                       samples_per_second=seen / max(seconds, 1e-9))
+                       samples_per_second=seen / max(seconds, 1e-9), patch=train_set.patch)

@@ -1,4 +1,10 @@
-"""CNN classifier panel: train from an .npz or a labels CSV in a worker with live curves; predict on layers.
+"""CNN classifier panel: train from an .npz, a labels CSV or napari layers in a worker with live curves;
+predict on layers.
+
+Training from layers cuts examples from an Image layer with a Labels layer of objects whose class comes from a
+``features`` column (or the label value): a patch of fixed size in mm around each object
+(:func:`~napari_medimg.learn.cnn.data.object_dataset`), or one example per slice
+(:func:`~napari_medimg.learn.cnn.data.slice_dataset`); a stratified, seeded share is held out for validation.
 
 Training runs :func:`napari_medimg.learn.cnn.train.train` through :func:`~napari_medimg.plugin.workers.start_job`
 (progress bar).  Each finished epoch is relayed from the worker to the main thread through a Qt signal and
@@ -29,9 +35,11 @@ from ..workers import start_job
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["CNNWidget", "train_job", "CLASS_COLOURS"]
+__all__ = ["CNNWidget", "train_job", "build_sets", "layer_classes", "CLASS_COLOURS"]
 
-NPZ, CSV = "MedMNIST-style .npz", "folder + labels CSV"
+NPZ, CSV, LAYERS = "MedMNIST-style .npz", "folder + labels CSV", "napari layers"
+OBJECTS, SLICES = "patch around each object", "class per slice"
+LABEL_VALUE = "label value"
 #: colours of predicted classes 0, 1, 2, ... (RGBA)
 CLASS_COLOURS = [(0.12, 0.47, 0.71, 1), (0.89, 0.10, 0.11, 1), (0.20, 0.63, 0.17, 1), (1.0, 0.50, 0.0, 1),
                  (0.42, 0.24, 0.60, 1), (0.65, 0.34, 0.16, 1), (0.97, 0.51, 0.75, 1), (0.6, 0.6, 0.6, 1)]
@@ -43,20 +51,62 @@ class _EpochRelay(QObject):
     epoch = Signal(object)
 
 
-def train_job(source: str, path: str, dims: int | None, size: list[int] | None, model: dict, settings: dict,
-              progress=None, on_epoch=None, stop=None):
-    """Load the data and train (runs in the worker); returns the TrainResult."""
-    from ...learn.cnn.data import load_folder, load_npz
-    from ...learn.cnn.train import TrainConfig, train
+def layer_classes(layer, column: str) -> dict:
+    """Label id -> class of each object of a Labels layer, from a ``features`` column or the label value."""
+    if column == LABEL_VALUE:
+        return {int(v): str(int(v)) for v in np.unique(np.asarray(layer.data)) if v != 0}
+    features = layer.features
+    if column not in features.columns:
+        raise ValueError(f"layer {layer.name!r} has no features column {column!r}")
+    ids = features["index"] if "index" in features.columns else features.index
+    return {int(i): value for i, value in zip(ids, features[column])}
 
+
+def build_sets(source: str, data, dims: int | None, size: list[int] | None, seed: int = 0,
+               progress=None) -> dict:
+    """Training and validation ImageSets from a file (``data`` = path) or from layers (``data`` = dict)."""
+    from ...learn.cnn.data import (load_folder, load_npz, object_dataset, read_slice_classes,
+                                   slice_classes_from_labels, slice_dataset, split_dataset)
+
+    if source == LAYERS:
+        dims = dims or 2
+        size = size or [64]
+        size = size * dims if len(size) == 1 else size
+        if data["mode"] == SLICES:
+            if dims != 2:
+                raise ValueError("per-slice classes train a 2D model; choose dimensions 2 or auto")
+            if data["slice_csv"]:
+                classes = read_slice_classes(data["slice_csv"], data["image"].shape[0])
+            else:
+                classes = slice_classes_from_labels(data["labels"].array, data["classes"], data["empty"])
+            dataset = slice_dataset(data["image"], classes, size)
+        else:
+            dataset = object_dataset(data["image"], data["labels"], data["classes"], data["size_mm"], size, dims,
+                                     progress=progress)
+        return split_dataset(dataset, data["val_fraction"], seed)
     if source == NPZ:
-        sets = load_npz(path, dims=dims)
+        sets = load_npz(data, dims=dims)
     else:
         if not size:
             raise ValueError("images listed in a CSV need an input size, e.g. 64 64")
-        sets = load_folder(path, size, dims=dims, seed=settings.get("seed", 0))
+        sets = load_folder(data, size, dims=dims, seed=seed)
     if "val" not in sets:
-        raise ValueError(f"{path} has no validation split")
+        raise ValueError(f"{data} has no validation split")
+    return sets
+
+
+def train_job(source: str, data, dims: int | None, size: list[int] | None, model: dict, settings: dict,
+              progress=None, on_epoch=None, stop=None):
+    """Load or cut the data and train (runs in the worker); returns the TrainResult."""
+    from ...learn.cnn.train import TrainConfig, train
+    from ...progress import Cancelled, report
+
+    def cutting(done: int, total: int) -> None:  # cancel also works while the examples are cut
+        if stop is not None and stop():
+            raise Cancelled("training")
+        report(progress, done, total)
+
+    sets = build_sets(source, data, dims, size, settings.get("seed", 0), progress=cutting)
     dims = sets["train"].dims
     config = TrainConfig(**{"flip_axes": [-1] if dims == 2 else [-3, -2, -1], **settings})
     if dims == 3:  # 3D convolutions are slow on CPUs: halve the resolution twice before the first stage
@@ -82,14 +132,23 @@ class CNNWidget(Container):
         self.result = None  # last TrainResult
         self.history: list[dict] = []
         self.worker = None
+        self._watched = None  # Labels layer whose features columns are offered as classes
         self._stop = threading.Event()
         self._relay = _EpochRelay()
         self._relay.epoch.connect(self._on_epoch)
 
-        self.source = ComboBox(choices=[NPZ, CSV], value=NPZ, label="training data")
+        self.source = ComboBox(choices=[NPZ, CSV, LAYERS], value=NPZ, label="training data")
         self.data_path = FileEdit(mode="r", filter="*.npz *.csv", label="file")
+        self.train_image = create_widget(annotation="napari.layers.Image", label="training image")
+        self.train_labels = create_widget(annotation="napari.layers.Labels", label="objects")
+        self.class_column = ComboBox(choices=self._column_choices, label="class from")
+        self.layer_mode = ComboBox(choices=[OBJECTS, SLICES], value=OBJECTS, label="examples")
+        self.patch_mm = FloatSpinBox(value=32.0, min=1.0, max=1000.0, step=1.0, label="patch size (mm)")
+        self.empty_class = LineEdit(value="", label="slices without objects (class, empty = skip)")
+        self.slice_csv = FileEdit(mode="r", filter="*.csv", value="", label="or slice classes CSV")
+        self.val_fraction = FloatSpinBox(value=0.25, min=0.05, max=0.8, step=0.05, label="validation fraction")
         self.dims = ComboBox(choices=["auto", "2", "3"], value="auto", label="dimensions")
-        self.size = LineEdit(value="64 64", label="input size (CSV)")
+        self.size = LineEdit(value="64 64", label="input size (CSV, layers)")
         self.net_width = SpinBox(value=32, min=4, max=256, label="width")
         self.depths = LineEdit(value="1 1 1", label="blocks per stage")
         self.dropout = FloatSpinBox(value=0.2, min=0.0, max=0.9, step=0.05, label="dropout")
@@ -107,9 +166,12 @@ class CNNWidget(Container):
         self.objects = create_widget(annotation="napari.layers.Labels | None", label="objects (optional)")
         self.predict_button = PushButton(text="Predict")
         self.status = Label(value="no model")
-        self.extend([Label(value="<b>Train</b>"), self.source, self.data_path, self.dims, self.size, self.net_width,
-                     self.depths, self.dropout, self.epochs, self.minutes, self.seed, self.balance, self.save_path,
-                     self.train_button, self.cancel_button, Label(value="<b>Predict</b>"), self.model_path,
+        self.status.min_width = 300  # room for "9 objects: 6 lesion, 3 normal"
+        self._layer_widgets = [self.train_image, self.train_labels, self.class_column, self.layer_mode,
+                               self.patch_mm, self.empty_class, self.slice_csv, self.val_fraction]
+        self.extend([Label(value="<b>Train</b>"), self.source, self.data_path, *self._layer_widgets, self.dims,
+                     self.size, self.net_width, self.depths, self.dropout, self.epochs, self.minutes, self.seed,
+                     self.balance, self.save_path, self.train_button, self.cancel_button, Label(value="<b>Predict</b>"), self.model_path,
                      self.load_button, self.image, self.objects, self.predict_button, self.status])
         self._make_plot()
 
@@ -118,10 +180,15 @@ class CNNWidget(Container):
         self.load_button.changed.connect(self.load)
         self.predict_button.changed.connect(self.start_prediction)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
-            event.connect(self.image.reset_choices)
-            event.connect(self.objects.reset_choices)
-        self.image.reset_choices()
-        self.objects.reset_choices()
+            for widget in (self.image, self.objects, self.train_image, self.train_labels):
+                event.connect(widget.reset_choices)
+        for widget in (self.image, self.objects, self.train_image, self.train_labels):
+            widget.reset_choices()
+        self.train_labels.changed.connect(self._update_columns)
+        self.source.changed.connect(self._update_visibility)
+        self.layer_mode.changed.connect(self._update_visibility)
+        self._update_columns()
+        self._update_visibility()
 
     # ---- plot -------------------------------------------------------------------------------------------
     def _make_plot(self):
@@ -164,15 +231,64 @@ class CNNWidget(Container):
         self.canvas.draw_idle()
 
     # ---- training ---------------------------------------------------------------------------------------
+    def _update_columns(self, *_):
+        """Offer the chosen Labels layer's features columns (and the label value itself) as the class."""
+        layer = self.train_labels.value
+        if layer is not self._watched:  # follow edits of the chosen layer's features table
+            if self._watched is not None:
+                self._watched.events.features.disconnect(self._update_columns)
+            if layer is not None:
+                layer.events.features.connect(self._update_columns)
+            self._watched = layer
+        previous = self.class_column.value
+        self.class_column.reset_choices()
+        choices = self.class_column.choices
+        preferred = [c for c in (previous, "class", "name") if c in choices]
+        self.class_column.value = preferred[0] if preferred else choices[0]
+
+    def _column_choices(self, *_) -> list[str]:
+        """The chosen Labels layer's features columns (not its ``index``), then the label value itself."""
+        layer = self.train_labels.value
+        columns = [] if layer is None else [str(c) for c in layer.features.columns if c != "index"]
+        return [*columns, LABEL_VALUE]
+
+    def _update_visibility(self, *_):
+        layers = self.source.value == LAYERS
+        self.data_path.visible = not layers
+        for widget in self._layer_widgets:
+            widget.visible = layers
+        self.patch_mm.visible = layers and self.layer_mode.value == OBJECTS
+        self.empty_class.visible = self.slice_csv.visible = layers and self.layer_mode.value == SLICES
+
+    def _layer_data(self) -> dict:
+        """What the worker needs from the training layers (read on the main thread; labels copied)."""
+        image, labels = self.train_image.value, self.train_labels.value
+        slice_csv = str(self.slice_csv.value) if self.layer_mode.value == SLICES else ""
+        slice_csv = "" if slice_csv in ("", ".") else slice_csv
+        if image is None or (labels is None and not slice_csv):
+            raise ValueError("choose a training image layer and a labels layer" +
+                             (" (or a slice classes CSV)" if self.layer_mode.value == SLICES else ""))
+        if slice_csv and not Path(slice_csv).is_file():
+            raise ValueError(f"no slice classes CSV at {slice_csv}")
+        data = {"image": layer_to_volume(image), "mode": self.layer_mode.value, "size_mm": self.patch_mm.value,
+                "empty": self.empty_class.value.strip() or None, "slice_csv": slice_csv,
+                "val_fraction": self.val_fraction.value, "labels": None, "classes": None}
+        if not slice_csv:
+            data["labels"] = layer_to_volume(labels).with_array(np.array(labels.data))
+            data["classes"] = layer_classes(labels, self.class_column.value)
+        return data
+
     def start_training(self, *_):
         if self.worker is not None:
             return
-        path = str(self.data_path.value)
-        if not Path(path).is_file():
-            self.status.value = "choose a training file first"
-            return
         try:
-            size = _ints(self.size.value) if self.source.value == CSV else None
+            if self.source.value == LAYERS:
+                data = self._layer_data()
+            else:
+                data = str(self.data_path.value)
+                if not Path(data).is_file():
+                    raise ValueError("choose a training file first")
+            size = _ints(self.size.value) if self.source.value != NPZ else None
             model = {"width": self.net_width.value, "depths": _ints(self.depths.value), "dropout": self.dropout.value}
         except ValueError as error:
             self.status.value = str(error)
@@ -184,10 +300,10 @@ class CNNWidget(Container):
         self._stop.clear()
         self.status.value = "training…"
         self.train_button.enabled, self.cancel_button.enabled = False, True
-        self.worker = start_job(train_job, self.source.value, path, dims, size, model, settings,
+        self.worker = start_job(train_job, self.source.value, data, dims, size, model, settings,
                                 description="Training CNN", on_done=self._trained, on_error=self._failed,
-                                on_epoch=self._relay.epoch.emit, stop=self._stop.is_set)
-        self.worker.finished.connect(self._job_finished)
+                                on_finished=self._job_finished, on_epoch=self._relay.epoch.emit,
+                                stop=self._stop.is_set)
 
     def _on_epoch(self, record: dict):
         self.history.append(record)
@@ -224,6 +340,8 @@ class CNNWidget(Container):
         self.status.value = f"error: {error}"
 
     def _job_finished(self):
+        if self.status.value == "stopping…":  # cancelled before the first epoch: nothing to keep
+            self.status.value = "cancelled before any epoch finished"
         self.worker = None
         self.train_button.enabled, self.cancel_button.enabled = True, False
         self.predict_button.enabled = True
@@ -269,8 +387,7 @@ class CNNWidget(Container):
 
         self.worker = start_job(predict, model, image, labels=labels, spacing=volume.spacing,
                                 description=f"CNN prediction on {layer.name}", on_done=done,
-                                on_error=self._failed)
-        self.worker.finished.connect(self._job_finished)
+                                on_error=self._failed, on_finished=self._job_finished)
 
     def _show_prediction(self, volume, prediction, labels, names, model):
         from napari.utils.colormaps import DirectLabelColormap
@@ -282,7 +399,7 @@ class CNNWidget(Container):
             opacity=0.45, blending="additive", contrast_limits=(0.0, 1.0),
             metadata={"cnn": {"quantity": f"P({target})", "mode": prediction.mode}}))
         set_or_add_layer(self.viewer, layer_data_tuple(
-            volume.with_array(prediction.saliency), "image", name=names["saliency"], colormap="turbo",
+            volume.with_array(prediction.saliency), "image", name=names["saliency"], colormap="hot",
             opacity=0.4, blending="additive", contrast_limits=(0.0, 1.0),
             metadata={"cnn": {"quantity": "Grad-CAM of the predicted class", "mode": prediction.mode}}))
         table = prediction.table
@@ -310,15 +427,14 @@ class CNNWidget(Container):
         layer.colormap = DirectLabelColormap(color_dict=colours)
         layer.features = features
         layer.metadata["cnn_predictions"] = table.to_dict(orient="list")
+        tally = ", ".join(f"{n} {class_names[c]}" for c, n in
+                           enumerate(np.bincount(table["class"], minlength=len(class_names))))
         if prediction.mode == "slices":
             self.plot_slices(table, class_names)
-            shown = f"{len(table)} slices: " + ", ".join(f"{n} {class_names[c]}" for c, n in
-                                                         enumerate(np.bincount(table['class'],
-                                                                               minlength=len(class_names))))
+            shown = f"{len(table)} slices: {tally}"
         elif prediction.mode == "objects":
-            shown = f"{len(table)} objects: " + ", ".join(f"{n} {class_names[c]}" for c, n in
-                                                          enumerate(np.bincount(table['class'],
-                                                                                minlength=len(class_names))))
+            shown = f"{len(table)} objects: {tally}"
         else:
             shown = f"{table['class_name'][0]} (p = {table['probability'][0]:.3f})"
-        self.status.value = f"prediction: {shown}"
+        self.status.value = shown
+        self.status.tooltip = f"prediction ({prediction.mode}): {shown}"
