@@ -26,6 +26,16 @@ def settle(seconds: float = 1.0) -> None:
         time.sleep(0.02)
 
 
+def wait_until(condition, timeout: float = 600.0) -> None:
+    """Run Qt's event loop until ``condition()`` is true (TimeoutError after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still waiting after {timeout:.0f} s")
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
 def wait_for_worker(widget, seconds_after: float = 0.5) -> None:
     """Wait until ``widget.worker`` is None (its job finished and its result is on screen)."""
     while widget.worker is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import napari
 import numpy as np
 import pandas as pd
-from cnn_tutorial import shot, wait
+from _shots import save, settle, wait_until
 
 from napari_medimg.learn.cnn.examples import PHANTOM_SHAPE, PHANTOM_SPACING, normal_tissue_objects
 from napari_medimg.plugin.layers import layer_data_tuple, set_or_add_layer
@@ -41,17 +41,18 @@ def main():
     widget.net_width.value, widget.depths.value = 16, "1 1 1"
     widget.epochs.value, widget.minutes.value = 30, 1.0
     widget.start_training()
-    wait(lambda: widget.worker is None)
+    wait_until(lambda: widget.worker is None)
     print(widget.status.value)
     widget.image.value, widget.objects.value = image, labels
     widget.start_prediction()
-    wait(lambda: widget.worker is None)
+    wait_until(lambda: widget.worker is None)
     print(widget.status.value)
     print(viewer.layers["CT phantom CNN classes"].features[["index", "class_name", "probability"]].to_string())
     for name in ("objects", "CT phantom CNN probability", "CT phantom CNN saliency"):
         viewer.layers[name].visible = False
     viewer.dims.set_point(0, image.data_to_world((12, 0, 0))[0])
-    shot(viewer, "cnn-train-layers.png")
+    settle(0.5)
+    save(viewer, "cnn-train-layers.png")
     viewer.close()
 
 

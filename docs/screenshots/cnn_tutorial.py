@@ -8,39 +8,15 @@ Writes the labelled folder and the model under demo-output/cnn-tutorial/ and the
 from __future__ import annotations
 
 import shutil
-import time
-from pathlib import Path
 
 import napari
-from PIL import Image
-from qtpy.QtWidgets import QApplication
+from _shots import ROOT, save, settle, wait_until
 
 from napari_medimg.learn.cnn.examples import PHANTOM_SHAPE, PHANTOM_SPACING, make_patch_folder, normal_tissue_objects
 from napari_medimg.plugin.layers import layer_data_tuple, set_or_add_layer
 from napari_medimg.samples import make_ct_phantom
 
-ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / "demo-output" / "cnn-tutorial"
-IMAGES = ROOT / "docs" / "images"
-
-
-def wait(condition, timeout=600):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError
-        QApplication.processEvents()
-        time.sleep(0.02)
-
-
-def shot(viewer, name, width=1200):
-    wait(lambda: True)
-    path = IMAGES / name
-    viewer.screenshot(str(path), canvas_only=False)
-    image = Image.open(path).convert("RGB")
-    image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
-    image.quantize(colors=192, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
-    print(path, path.stat().st_size // 1024, "KiB")
 
 
 def main():
@@ -62,23 +38,24 @@ def main():
     widget.epochs.value, widget.minutes.value = 30, 1.5
     widget.save_path.value = WORK / "model"
     widget.start_training()
-    wait(lambda: widget.worker is None)
+    wait_until(lambda: widget.worker is None)
     print(widget.status.value)
     widget.image.value = image
     widget.objects.value = viewer.layers["objects"]
     widget.start_prediction()
-    wait(lambda: widget.worker is None)
+    wait_until(lambda: widget.worker is None)
     print(widget.status.value)
     print(viewer.layers["CT phantom CNN classes"].features.to_string())
     viewer.layers["objects"].visible = False
     viewer.layers["CT phantom CNN probability"].visible = False
     viewer.layers["CT phantom CNN saliency"].visible = False
     viewer.dims.set_point(0, image.data_to_world((28, 0, 0))[0])
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    shot(viewer, "cnn-panel-objects.png")
+    settle(0.5)
+    save(viewer, "cnn-panel-objects.png")
     viewer.layers["CT phantom CNN classes"].visible = False
     viewer.layers["CT phantom CNN saliency"].visible = True
-    shot(viewer, "cnn-saliency.png")
+    settle(0.5)
+    save(viewer, "cnn-saliency.png")
     viewer.close()
 
 
