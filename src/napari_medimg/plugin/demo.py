@@ -127,7 +127,9 @@ def segment_and_interpolate(viewer: napari.Viewer, widgets: dict, out: Path) -> 
     denoised = viewer.layers[preprocess.result_name]
     denoised.visible = False
     centre = np.argwhere(np.asarray(truth.data) == 6).mean(axis=0)  # the enhancing lesion (label 6)
-    seeds = viewer.add_points([ct.data_to_world(centre)], name="seed", size=4, face_color="yellow", units=ct.units)
+    # the seed layer shares the CT's scale/translate, so napari's slider keeps the CT's 2.5 mm steps
+    seeds = viewer.add_points([centre], name="seed", size=4, face_color="yellow", scale=ct.scale,
+                              translate=ct.translate, units=ct.units)
     grow.image.value, grow.points.value, grow.method.value = denoised, seeds, "connected threshold"
     grow.auto_range.value, grow.value.value = False, 6
     grow.low.value, grow.high.value = 100.0, 400.0
@@ -188,6 +190,7 @@ def run_demo(out: Path | None = None) -> list[Path]:
     for step in DEMO_STEPS:
         written += step(viewer, widgets, out)
     viewer.layers.selection.active = viewer.layers["CT phantom"]
+    viewer.reset_view()
     _wait_for(lambda: True)
     screenshot = out / "napari-medimg-demo.png"
     viewer.screenshot(str(screenshot), canvas_only=False)
