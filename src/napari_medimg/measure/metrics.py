@@ -80,24 +80,24 @@ def _distances(a, b, spacing):
     return surface_distances(a, b, spacing)
 
 
-def hausdorff95(a, b, spacing=None) -> float:
-    """95th-percentile symmetric Hausdorff distance in mm (max of the two directed 95th percentiles)."""
+def _surface_metric(a, b, spacing, reduce) -> float:
+    """``reduce(distances a→b, distances b→a)`` in mm; 0 when both masks are empty, inf when only one is."""
     result = _distances(a, b, spacing)
     if result is None:
         return 0.0
     if result is False:
         return math.inf
-    return float(max(np.percentile(result[0], 95), np.percentile(result[1], 95)))
+    return float(reduce(*result))
+
+
+def hausdorff95(a, b, spacing=None) -> float:
+    """95th-percentile symmetric Hausdorff distance in mm (max of the two directed 95th percentiles)."""
+    return _surface_metric(a, b, spacing, lambda ab, ba: max(np.percentile(ab, 95), np.percentile(ba, 95)))
 
 
 def assd(a, b, spacing=None) -> float:
     """Average symmetric surface distance in mm."""
-    result = _distances(a, b, spacing)
-    if result is None:
-        return 0.0
-    if result is False:
-        return math.inf
-    return float(np.concatenate(result).mean())
+    return _surface_metric(a, b, spacing, lambda ab, ba: np.concatenate([ab, ba]).mean())
 
 
 def compare_masks(a, b, spacing=None) -> dict:

@@ -40,7 +40,14 @@ def slab_around(volume: Volume, index: int, halo: int = 6) -> tuple[Volume, int]
 
 
 class JobWidget(Container):
-    """A Container with Apply / Cancel / Undo buttons, a status line and one worker at a time."""
+    """A Container with Apply / Cancel / Undo buttons, a status line and one worker at a time.
+
+    Subclasses define ``apply()`` (what the Apply button runs), add their inputs, then call
+    ``_finish_layout()``; long work goes through ``run_job``.
+    """
+
+    #: status shown when the user cancels a job
+    cancel_message = "cancelled"
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer", apply_text: str = "Apply", undo: bool = False):
         super().__init__(labels=True)
@@ -65,9 +72,6 @@ class JobWidget(Container):
             widget.reset_choices()
 
     # ---- jobs ------------------------------------------------------------------------------------------
-    def apply(self, *_):  # overridden
-        raise NotImplementedError
-
     def run_job(self, function: Callable, *args, description: str, on_done: Callable, **kwargs):
         """Run ``function(*args, progress=..., **kwargs)`` in a worker; ``on_done(result)`` on the main thread."""
         if self.worker is not None:
@@ -85,7 +89,7 @@ class JobWidget(Container):
     def cancel(self, *_):
         if self.worker is not None:
             self.worker.quit()
-            self.status.value = "cancelled"
+            self.status.value = self.cancel_message
 
     def _job_finished(self):
         self.worker = None

@@ -375,7 +375,7 @@ class CNNWidget(Container):
             return
         objects = self.objects.value
         volume = layer_to_volume(layer)
-        image = np.asarray(layer.data)
+        image = layer.data  # predict() reads it in the worker, so a lazy volume does not freeze the viewer
         labels = None if objects is None else np.asarray(objects.data)
         names = self.result_names
         model = self.model

@@ -12,11 +12,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton, create_widget
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, LineEdit, create_widget
 
 from ...io.dicom_write import export_image_series
 from ..layers import layer_to_volume
-from ..workers import start_job
+from ._common import JobWidget
 
 if TYPE_CHECKING:
     import napari
@@ -32,30 +32,24 @@ def default_folder_name(layer_name: str) -> str:
     return f"{cleaned} DICOM"
 
 
-class DicomExportWidget(Container):
+class DicomExportWidget(JobWidget):
     """Pick an image layer and a folder; write the layer as a DICOM series (one file per slice)."""
 
+    cancel_message = "cancelled; nothing was written"
+
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
-        super().__init__(labels=True)
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer, apply_text="Export image as DICOM series")
         self.image = create_widget(annotation="napari.layers.Image", label="image")
         self.parent_folder = FileEdit(mode="d", label="save in")
         self.folder_name = LineEdit(label="folder name")
         self.modality = ComboBox(choices=MODALITIES, value="CT", label="modality")
         self.deidentify = CheckBox(value=True, text="de-identify (PS3.15 Annex E basic profile)")
         self.overwrite = CheckBox(value=False, text="replace an existing export in that folder")
-        self.export_button = PushButton(text="Export image as DICOM series")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(value="")
         self.extend([self.image, self.parent_folder, self.folder_name, self.modality, self.deidentify,
-                     self.overwrite, self.export_button, self.cancel_button, self.status])
-        self.worker = None
+                     self.overwrite])
+        self._finish_layout()
         self.image.changed.connect(self._layer_changed)
-        self.export_button.changed.connect(self.export)
-        self.cancel_button.changed.connect(self.cancel)
-        self.viewer.layers.events.inserted.connect(self.image.reset_choices)
-        self.viewer.layers.events.removed.connect(self.image.reset_choices)
-        self.image.reset_choices()
+        self._connect_layer_choices(self.image)
         self._layer_changed(self.image.value)
 
     def _layer_changed(self, layer) -> None:
@@ -81,27 +75,15 @@ class DicomExportWidget(Container):
             return
         volume = layer_to_volume(layer)
         target = self.target
-        self.status.value = f"writing {layer.data.shape[0]} slices…"
-        self.export_button.enabled, self.cancel_button.enabled = False, True
 
         def done(result):
             context = "patient/study of the source series" if result.from_source else "a new study"
             deidentified = ", de-identified" if self.deidentify.value else ""
             self.status.value = f"{len(result.files)} files written to {target.name}\n({context}{deidentified})"
 
-        def failed(error):
-            self.status.value = f"error: {error}"
+        self.run_job(export_image_series, volume, target, deidentify=self.deidentify.value,
+                     modality=self.modality.value, series_description=layer.name, overwrite=self.overwrite.value,
+                     description=f"Writing {layer.data.shape[0]} slices of {layer.name} as DICOM", on_done=done)
 
-        self.worker = start_job(export_image_series, volume, target, deidentify=self.deidentify.value,
-                                modality=self.modality.value, series_description=layer.name,
-                                overwrite=self.overwrite.value, description=f"Exporting {layer.name} as DICOM",
-                                on_done=done, on_error=failed, on_finished=self._finished)
-
-    def cancel(self, *_):
-        if self.worker is not None:
-            self.worker.quit()
-            self.status.value = "cancelled; nothing was written"
-
-    def _finished(self) -> None:
-        self.worker = None
-        self.export_button.enabled, self.cancel_button.enabled = True, False
+    def apply(self, *_):
+        self.export()

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-from magicgui.widgets import CheckBox, Container, FloatSpinBox, Label, PushButton, Select, create_widget
+from magicgui.widgets import CheckBox, FloatSpinBox, Select, create_widget
 
 from ...measure.features import GROUPS, compute_features
 from ..layers import layer_to_volume
-from ..workers import start_job
+from ._common import JobWidget
 from .feature_table import FeatureTableWidget
 
 if TYPE_CHECKING:
@@ -26,26 +25,19 @@ GROUP_LABELS = {"shape": "shape (mm, mm², mm³)", "firstorder": "first order", 
                 "glszm": "GLSZM", "gldm": "GLDM", "ngtdm": "NGTDM"}
 
 
-class MeasureWidget(Container):
+class MeasureWidget(JobWidget):
     """Labels layer + image layers + feature groups + bin width → feature table dock."""
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
-        super().__init__(labels=True)
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer, apply_text="Measure")
         self.labels = create_widget(annotation="napari.layers.Labels", label="labels")
         self.images = Select(label="images", choices=self._image_choices, allow_multiple=True)
         self.groups = {group: CheckBox(text=GROUP_LABELS[group], value=True) for group in GROUPS}
         self.bin_width = FloatSpinBox(label="bin width", value=25.0, min=1e-6, max=1e6, step=1.0,
                                       tooltip="fixed bin width in image units (HU for CT) for entropy and texture")
-        self.measure_button = PushButton(text="Measure")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(value="")
-        self.extend([self.labels, self.images, *self.groups.values(), self.bin_width, self.measure_button,
-                     self.cancel_button, self.status])
-        self.worker = None
+        self.extend([self.labels, self.images, *self.groups.values(), self.bin_width])
+        self._finish_layout()
         self.tables: dict[str, FeatureTableWidget] = {}
-        self.measure_button.changed.connect(self.measure)
-        self.cancel_button.changed.connect(self.cancel)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self.reset_choices)
         self.reset_choices()
@@ -63,7 +55,8 @@ class MeasureWidget(Container):
         if labels_layer is None or self.worker is not None:
             return
         groups = self.selected_groups
-        images = {layer.name: np.asarray(layer.data) for layer in self.images.value}
+        # layer data as is: lazy (dask) volumes are read in the worker, not on the main thread
+        images = {layer.name: layer.data for layer in self.images.value}
         if not groups:
             self.status.value = "select at least one feature group"
             return
@@ -75,8 +68,6 @@ class MeasureWidget(Container):
             self.status.value = f"{', '.join(mismatched)}: not on the labels' voxel grid"
             return
         volume = layer_to_volume(labels_layer)
-        self.status.value = "measuring…"
-        self.measure_button.enabled, self.cancel_button.enabled = False, True
 
         def done(table):
             table.insert(0, "index", table["label"])
@@ -84,13 +75,12 @@ class MeasureWidget(Container):
             self.show_table(labels_layer)
             self.status.value = f"{len(table)} objects, {table.shape[1] - 2} features"
 
-        def failed(error):
-            self.status.value = f"error: {error}"
+        self.run_job(compute_features, volume, images or None,
+                     groups=groups, bin_width=self.bin_width.value, description=f"Measure {labels_layer.name}",
+                     on_done=done)
 
-        self.worker = start_job(compute_features, volume.with_array(np.asarray(labels_layer.data)), images or None,
-                                groups=groups, bin_width=self.bin_width.value,
-                                description=f"Measure {labels_layer.name}", on_done=done, on_error=failed)
-        self.worker.finished.connect(self._job_finished)
+    def apply(self, *_) -> None:
+        self.measure()
 
     def show_table(self, labels_layer: "napari.layers.Labels") -> FeatureTableWidget:
         """Open (or refresh) the table dock of ``labels_layer``."""
@@ -103,11 +93,3 @@ class MeasureWidget(Container):
         self.tables[labels_layer.name] = table
         return table
 
-    def cancel(self, *_) -> None:
-        if self.worker is not None:
-            self.worker.quit()
-            self.status.value = "cancelled"
-
-    def _job_finished(self) -> None:
-        self.worker = None
-        self.measure_button.enabled, self.cancel_button.enabled = True, False
