@@ -9,10 +9,15 @@ APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-i
 	libfontconfig1 libglib2.0-0
 SCREEN := -screen 0 1600x1000x24
 
-.PHONY: test demo bench screenshots system-packages venv clean
+.PHONY: test lint demo bench screenshots system-packages venv clean
 
-test: system-packages venv
+test: system-packages venv lint
 	$(BIN)/python -m pytest
+
+# ruff lint + format check (the rules are in pyproject.toml); a failure fails CI
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 demo: system-packages venv
 	@if [ -n "$$DISPLAY" ]; then \

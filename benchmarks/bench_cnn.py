@@ -23,14 +23,29 @@ RESULTS = ROOT / "benchmarks" / "results" / "cnn"
 
 #: data set -> (column name in BASELINES.md, model settings, training settings)
 RUNS = {
-    "breastmnist": ("BreastMNIST", dict(width=32, depths=[1, 1, 1], dropout=0.2),
-                    dict(epochs=60, batch_size=64, flip_axes=[-1], balance="none")),
-    "pneumoniamnist": ("PneumoniaMNIST", dict(width=16, depths=[1, 1, 1], dropout=0.2),
-                       dict(epochs=20, batch_size=128, flip_axes=[-1], balance="none")),
-    "adrenalmnist3d": ("AdrenalMNIST3D",
-                       dict(width=8, depths=[1, 1, 1], dropout=0.2, stem_stride=2, stem_pool=True),
-                       dict(epochs=30, batch_size=32, flip_axes=[-3, -2, -1], balance="none", rotate_deg=0.0,
-                            scale=0.0, translate=0.0)),
+    "breastmnist": (
+        "BreastMNIST",
+        {"width": 32, "depths": [1, 1, 1], "dropout": 0.2},
+        {"epochs": 60, "batch_size": 64, "flip_axes": [-1], "balance": "none"},
+    ),
+    "pneumoniamnist": (
+        "PneumoniaMNIST",
+        {"width": 16, "depths": [1, 1, 1], "dropout": 0.2},
+        {"epochs": 20, "batch_size": 128, "flip_axes": [-1], "balance": "none"},
+    ),
+    "adrenalmnist3d": (
+        "AdrenalMNIST3D",
+        {"width": 8, "depths": [1, 1, 1], "dropout": 0.2, "stem_stride": 2, "stem_pool": True},
+        {
+            "epochs": 30,
+            "batch_size": 32,
+            "flip_axes": [-3, -2, -1],
+            "balance": "none",
+            "rotate_deg": 0.0,
+            "scale": 0.0,
+            "translate": 0.0,
+        },
+    ),
 }
 
 
@@ -69,16 +84,28 @@ def run(name: str, minutes: float, seed: int) -> dict:
     out = RESULTS / name
     save_model(result.model, result.meta(), out, overwrite=True)
     metrics = result.metrics
-    ours = {"auc": metrics["auc"], "acc": metrics["acc"], "balanced_acc": metrics["balanced_acc"],
-            "f1": metrics["f1"], "n_val": metrics["n"], "n_train": len(sets["train"]), "wall_s": wall,
-            "samples_per_s": result.samples_per_second, "epochs": len(result.history),
-            "best_epoch": result.best_epoch, "stopped": result.stopped}
+    ours = {
+        "auc": metrics["auc"],
+        "acc": metrics["acc"],
+        "balanced_acc": metrics["balanced_acc"],
+        "f1": metrics["f1"],
+        "n_val": metrics["n"],
+        "n_train": len(sets["train"]),
+        "wall_s": wall,
+        "samples_per_s": result.samples_per_second,
+        "epochs": len(result.history),
+        "best_epoch": result.best_epoch,
+        "stopped": result.stopped,
+    }
     from napari_medimg.learn.cnn.data import normalise
     from napari_medimg.learn.cnn.train import predict_proba
 
-    probabilities = predict_proba(result.model, normalise(sets["val"].images, result.normalisation),
-                                  tta_axes=config.flip_axes)
-    plot_roc(sets["val"].labels, probabilities, out / "roc_val.png", result.class_names, title=f"{column} val")
+    probabilities = predict_proba(
+        result.model, normalise(sets["val"].images, result.normalisation), tta_axes=config.flip_axes
+    )
+    plot_roc(
+        sets["val"].labels, probabilities, out / "roc_val.png", result.class_names, title=f"{column} val"
+    )
     return {"dataset": column, "ours": ours, "baseline": baselines(column)}
 
 
@@ -89,19 +116,26 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(RUNS), default=list(RUNS))
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
-          "(other jobs share this machine; timings are pessimistic)")
-    print(f"{'data set':16s} {'val AUC':>8s} {'best AUC':>8s} {'ratio':>6s} {'val ACC':>8s} {'best ACC':>8s} "
-          f"{'ratio':>6s} {'train s':>8s} {'samples/s':>9s}  epochs (best)  baseline rows")
+    print(
+        f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
+        "(other jobs share this machine; timings are pessimistic)"
+    )
+    print(
+        f"{'data set':16s} {'val AUC':>8s} {'best AUC':>8s} {'ratio':>6s} {'val ACC':>8s} {'best ACC':>8s} "
+        f"{'ratio':>6s} {'train s':>8s} {'samples/s':>9s}  epochs (best)  baseline rows"
+    )
     reports = []
     for name in args.only:
         report = run(name, args.minutes, args.seed)
         reports.append(report)
         ours, base = report["ours"], report["baseline"]
-        print(f"{report['dataset']:16s} {ours['auc']:8.4f} {base['auc']:8.3f} {ours['auc'] / base['auc']:6.3f} "
-              f"{ours['acc']:8.4f} {base['acc']:8.3f} {ours['acc'] / base['acc']:6.3f} {ours['wall_s']:8.1f} "
-              f"{ours['samples_per_s']:9.0f}  {ours['epochs']:3d} ({ours['best_epoch']:3d}) {ours['stopped']:12s}"
-              f"  AUC: {base['auc_row']}; ACC: {base['acc_row']}", flush=True)
+        print(
+            f"{report['dataset']:16s} {ours['auc']:8.4f} {base['auc']:8.3f} {ours['auc'] / base['auc']:6.3f} "
+            f"{ours['acc']:8.4f} {base['acc']:8.3f} {ours['acc'] / base['acc']:6.3f} {ours['wall_s']:8.1f} "
+            f"{ours['samples_per_s']:9.0f}  {ours['epochs']:3d} ({ours['best_epoch']:3d}) {ours['stopped']:12s}"
+            f"  AUC: {base['auc_row']}; ACC: {base['acc_row']}",
+            flush=True,
+        )
     (RESULTS / "summary.json").write_text(json.dumps(reports, indent=2))
     print("ours: validation split (model selection on it too); baselines: the paper's test split")
     return 0

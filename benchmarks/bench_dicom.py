@@ -90,8 +90,11 @@ def dcm2niix(folder: Path, out: Path):
     for old in out.iterdir():
         old.unlink()
     binary = shutil.which("dcm2niix") or str(Path(sys.executable).with_name("dcm2niix"))
-    subprocess.run([binary, "-z", "n", "-b", "n", "-f", "out", "-o", str(out), str(folder)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [binary, "-z", "n", "-b", "n", "-f", "out", "-o", str(out), str(folder)],
+        check=True,
+        capture_output=True,
+    )
     return sorted(out.glob("*.nii"))
 
 
@@ -108,7 +111,7 @@ def compare(label: str, folder: Path, repeat: int, scratch: Path) -> None:
     for name, function in rows:
         try:
             results[name] = best(function, repeat)[0]
-        except Exception as error:  # a peer that cannot read the series is reported, not fatal
+        except Exception as error:  # noqa: BLE001 (a peer that cannot read the series is reported, not fatal)
             results[name] = None
             print(f"  {name}: failed ({type(error).__name__}: {error})")
     reference = results["napari-medimg, eager, HU applied"]
@@ -126,14 +129,18 @@ def gantry_tilt_report(folder: Path, scratch: Path) -> None:
     print("\n== gantry tilt CT (siemens_ct_gantry_tilt): what each reader makes of the sheared stack")
     (volume,) = read_dicom(folder)
     direction = volume.direction
-    print(f"  napari-medimg: tilt {volume.metadata['gantry_tilt_degrees']:.2f} deg detected, resampled; "
-          f"spacing {np.round(volume.spacing, 4).tolist()}, axes orthogonal: "
-          f"{np.allclose(direction.T @ direction, np.eye(3), atol=1e-9)}")
+    print(
+        f"  napari-medimg: tilt {volume.metadata['gantry_tilt_degrees']:.2f} deg detected, resampled; "
+        f"spacing {np.round(volume.spacing, 4).tolist()}, axes orthogonal: "
+        f"{np.allclose(direction.T @ direction, np.eye(3), atol=1e-9)}"
+    )
     image = simpleitk(folder)
     sitk_direction = np.reshape(image.GetDirection(), (3, 3))
-    print(f"  SimpleITK: spacing {np.round(image.GetSpacing(), 4).tolist()} (x, y, z), slice axis "
-          f"{np.round(sitk_direction[:, 2], 4).tolist()}: no warning, shear dropped "
-          f"(slices placed along the normal, {image.GetSpacing()[2]:.3f} mm apart)")
+    print(
+        f"  SimpleITK: spacing {np.round(image.GetSpacing(), 4).tolist()} (x, y, z), slice axis "
+        f"{np.round(sitk_direction[:, 2], 4).tolist()}: no warning, shear dropped "
+        f"(slices placed along the normal, {image.GetSpacing()[2]:.3f} mm apart)"
+    )
     del sitk
     outputs = dcm2niix(folder, scratch)
     print(f"  dcm2niix: wrote {[p.name for p in outputs]}")

@@ -32,8 +32,10 @@ def main() -> int:
         start = time.perf_counter()
         result = run_cases(seeds, args.cases, Path(folder), seed=args.seed)
         elapsed = time.perf_counter() - start
-    print(f"{args.cases} mutated files from {len(seeds)} real seeds in {elapsed:.1f} s "
-          f"({args.cases / elapsed:.0f} cases/s), slowest case {result['slowest_case_s'] * 1000:.1f} ms")
+    print(
+        f"{args.cases} mutated files from {len(seeds)} real seeds in {elapsed:.1f} s "
+        f"({args.cases / elapsed:.0f} cases/s), slowest case {result['slowest_case_s'] * 1000:.1f} ms"
+    )
     for outcome, count in sorted(result["outcomes"].items(), key=lambda item: -item[1]):
         print(f"  {outcome:24s} {count:6d}")
     print("no exception outside MedImgReadError, no hang")

@@ -18,6 +18,7 @@ Results also go to benchmarks/results/bench_features.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 
@@ -36,7 +37,9 @@ from napari_medimg.io.nifti import read_nifti  # noqa: E402
 from napari_medimg.measure import compute_features  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-REFERENCE = Path(os.environ.get("MEDIMG_SHARED_DATA", ROOT.parents[1] / "shared" / "data")) / "radiomics_reference"
+REFERENCE = (
+    Path(os.environ.get("MEDIMG_SHARED_DATA", ROOT.parents[1] / "shared" / "data")) / "radiomics_reference"
+)
 SLOW = ("mni_wm", "mni_gm")
 
 
@@ -79,8 +82,10 @@ def bench_reference(args) -> list[dict]:
         print("pyradiomics is not installed (pip install -e '.[bench]'): peer timings are the recorded ones")
     cache: dict[str, object] = {}
     results = []
-    header = (f"{'ROI':32s} {'voxels':>9s} {'ours s':>8s} {'(cpu s)':>8s} {'pyradiomics s':>14s} {'(cpu s)':>8s} "
-              f"{'ratio':>7s} {'(cpu)':>7s}  max rel. deviation")
+    header = (
+        f"{'ROI':32s} {'voxels':>9s} {'ours s':>8s} {'(cpu s)':>8s} {'pyradiomics s':>14s} {'(cpu s)':>8s} "
+        f"{'ratio':>7s} {'(cpu)':>7s}  max rel. deviation"
+    )
     print(header)
     for _, expected in reference.iterrows():
         roi = expected["roi_name"]
@@ -90,25 +95,47 @@ def bench_reference(args) -> list[dict]:
         table = compute_features(labels, intensities, mask.spacing, bin_width=25, workers=1)
         repeats = 1 if roi in SLOW else args.repeats
         ours, ours_cpu = median_time(
-            lambda: compute_features(labels, intensities, mask.spacing, bin_width=25, workers=1), repeats)
+            lambda labels=labels, intensities=intensities, mask=mask: compute_features(
+                labels, intensities, mask.spacing, bin_width=25, workers=1
+            ),
+            repeats,
+        )
         if sitk is not None and not (args.skip_slow_peer and roi in SLOW):
             extractor = featureextractor.RadiomicsFeatureExtractor(str(REFERENCE / expected["params_file"]))
             sitk_image = sitk.ReadImage(str(REFERENCE / expected["image_file"]))
             sitk_mask = sitk.ReadImage(str(REFERENCE / expected["mask_file"]))
             if roi not in SLOW:
                 extractor.execute(sitk_image, sitk_mask)  # warm-up; whole-brain ROIs run once (minutes)
-            peer, peer_cpu = median_time(lambda: extractor.execute(sitk_image, sitk_mask), repeats)
+            peer, peer_cpu = median_time(
+                lambda extractor=extractor, sitk_image=sitk_image, sitk_mask=sitk_mask: extractor.execute(
+                    sitk_image, sitk_mask
+                ),
+                repeats,
+            )
             source = "measured"
         else:  # recorded on a quiet machine, single thread: wall ~ CPU time
             peer, source = float(recorded.loc[roi, "execute_median_s"]), "recorded"
             peer_cpu = peer
         worst = deviations(table.iloc[0], expected)
         worst_text = " ".join(f"{family}={value:.1e}" for family, value in worst.items())
-        print(f"{roi:32s} {int(np.count_nonzero(labels)):9d} {ours:8.4f} {ours_cpu:8.4f} {peer:10.3f} {source[:3]} "
-              f"{peer_cpu:8.3f} {peer / ours:6.1f}x {peer_cpu / ours_cpu:6.1f}x  {worst_text}")
-        results.append({"roi": roi, "voxels": int(np.count_nonzero(labels)), "ours_s": ours, "ours_cpu_s": ours_cpu,
-                        "pyradiomics_s": peer, "pyradiomics_cpu_s": peer_cpu, "pyradiomics_source": source,
-                        "ratio": peer / ours, "ratio_cpu": peer_cpu / ours_cpu, "max_relative_deviation": worst})
+        print(
+            f"{roi:32s} {int(np.count_nonzero(labels)):9d} {ours:8.4f} {ours_cpu:8.4f} {peer:10.3f} {source[:3]} "
+            f"{peer_cpu:8.3f} {peer / ours:6.1f}x {peer_cpu / ours_cpu:6.1f}x  {worst_text}"
+        )
+        results.append(
+            {
+                "roi": roi,
+                "voxels": int(np.count_nonzero(labels)),
+                "ours_s": ours,
+                "ours_cpu_s": ours_cpu,
+                "pyradiomics_s": peer,
+                "pyradiomics_cpu_s": peer_cpu,
+                "pyradiomics_source": source,
+                "ratio": peer / ours,
+                "ratio_cpu": peer_cpu / ours_cpu,
+                "max_relative_deviation": worst,
+            }
+        )
     return results
 
 
@@ -144,28 +171,38 @@ def _memory_mib(field: str) -> float:
 
 def bench_many(workers: int | None) -> dict:
     labels, image = many_objects()
-    try:  # reset the peak-RSS mark (Linux): the peak below is that of the feature run alone
+    with contextlib.suppress(OSError):  # reset the peak-RSS mark (Linux): the peak below is the feature run's
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
     before = _memory_mib("VmRSS")
     start = time.perf_counter()
     table = compute_features(labels, {"CT": image}, (1.0, 0.7, 0.7), bin_width=25, workers=workers)
     elapsed = time.perf_counter() - start
     peak = _memory_mib("VmHWM")
-    data = (labels.nbytes + image.nbytes) / 2 ** 20
-    print(f"1,000 objects in 512x512x200 ({len(table)} rows x {table.shape[1] - 1} features, "
-          f"workers={workers or 'default'}): {elapsed:.1f} s, {elapsed / len(table) * 1000:.1f} ms/object; "
-          f"peak RSS during the run {peak:.0f} MiB (resident before it {before:.0f} MiB, of which labels + image "
-          f"{data:.0f} MiB)")
-    return {"objects": len(table), "features": table.shape[1] - 1, "workers": workers, "seconds": elapsed,
-            "peak_rss_mib": peak, "rss_before_mib": before, "input_mib": data}
+    data = (labels.nbytes + image.nbytes) / 2**20
+    print(
+        f"1,000 objects in 512x512x200 ({len(table)} rows x {table.shape[1] - 1} features, "
+        f"workers={workers or 'default'}): {elapsed:.1f} s, {elapsed / len(table) * 1000:.1f} ms/object; "
+        f"peak RSS during the run {peak:.0f} MiB (resident before it {before:.0f} MiB, of which labels + image "
+        f"{data:.0f} MiB)"
+    )
+    return {
+        "objects": len(table),
+        "features": table.shape[1] - 1,
+        "workers": workers,
+        "seconds": elapsed,
+        "peak_rss_mib": peak,
+        "rss_before_mib": before,
+        "input_mib": data,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-slow-peer", action="store_true",
-                        help="use pyradiomics' recorded timings for the whole-brain ROIs instead of running it")
+    parser.add_argument(
+        "--skip-slow-peer",
+        action="store_true",
+        help="use pyradiomics' recorded timings for the whole-brain ROIs instead of running it",
+    )
     parser.add_argument("--repeats", type=int, default=7, help="repeats for small ROIs (median)")
     parser.add_argument("--no-many", action="store_true", help="skip the 1,000-object volume")
     parser.add_argument("--workers", type=int, default=None, help="threads for the 1,000-object run")

@@ -90,15 +90,22 @@ def bench_drive(folder: Path) -> dict:
         truth = _read_gray(next((folder / "1st_manual").glob(f"{case}_manual1.*"))) > 127
         fov = _read_gray(next((folder / "mask").glob(f"{case}_*mask.*"))) > 127
         mask = drive_segment(_read_gray(path), fov, log if n == 0 else None)
-        per_case.append({"case": case, "dice": dice(mask[fov], truth[fov]),
-                         "acc": float(np.mean(mask[fov] == truth[fov]))})
+        per_case.append(
+            {
+                "case": case,
+                "dice": dice(mask[fov], truth[fov]),
+                "acc": float(np.mean(mask[fov] == truth[fov])),
+            }
+        )
     seconds = time.perf_counter() - start
     return {
         "dice_mean": float(np.mean([c["dice"] for c in per_case])),
         "acc_mean": float(np.mean([c["acc"] for c in per_case])),
         "dice_min": float(np.min([c["dice"] for c in per_case])),
-        "cases": len(per_case), "seconds_per_case": seconds / len(per_case),
-        "recipe": json.loads(log.to_json())["steps"], "per_case": per_case,
+        "cases": len(per_case),
+        "seconds_per_case": seconds / len(per_case),
+        "recipe": json.loads(log.to_json())["steps"],
+        "per_case": per_case,
     }
 
 
@@ -111,8 +118,13 @@ def bench_mni(folder: Path) -> dict:
     start = time.perf_counter()
     gm_mask, wm_mask, thresholds = mni_segment(t1)
     seconds = time.perf_counter() - start
-    return {"wm_dice": dice(wm_mask, wm), "gm_dice": dice(gm_mask, gm), "thresholds": thresholds,
-            "seconds": seconds, "shape": list(t1.shape)}
+    return {
+        "wm_dice": dice(wm_mask, wm),
+        "gm_dice": dice(gm_mask, gm),
+        "thresholds": thresholds,
+        "seconds": seconds,
+        "shape": list(t1.shape),
+    }
 
 
 def mni_segment(t1: Volume) -> tuple[np.ndarray, np.ndarray, list[float]]:
@@ -130,7 +142,9 @@ def _synthetic_volume(shape=(300, 512, 512), seed=0) -> np.ndarray:
     from scipy import ndimage
 
     rng = np.random.default_rng(seed)
-    coarse = ndimage.gaussian_filter(rng.standard_normal(tuple(-(-s // 8) for s in shape)).astype(np.float32), 1.0)
+    coarse = ndimage.gaussian_filter(
+        rng.standard_normal(tuple(-(-s // 8) for s in shape)).astype(np.float32), 1.0
+    )
     field = ndimage.zoom(coarse, 8, order=1)[: shape[0], : shape[1], : shape[2]]
     field = field / field.std() * 300 + rng.normal(0, 30, field.shape).astype(np.float32)
     return np.clip(field, -1024, 3071).astype(np.int16)
@@ -164,11 +178,19 @@ def bench_volume(repeats: int = 1) -> dict:
             start = time.perf_counter()
             results[name] = function()
             times[name].append(time.perf_counter() - start)
-    same = bool(np.array_equal(results["ours"] > 0, results["direct"] > 0)
-                and int(results["ours"].max()) == int(results["direct"].max()))
+    same = bool(
+        np.array_equal(results["ours"] > 0, results["direct"] > 0)
+        and int(results["ours"].max()) == int(results["direct"].max())
+    )
     ours_s, direct_s = min(times["ours"]), min(times["direct"])
-    return {"shape": list(array.shape), "ours_s": ours_s, "direct_s": direct_s, "ratio": ours_s / direct_s,
-            "objects": int(results["ours"].max()), "identical_result": same}
+    return {
+        "shape": list(array.shape),
+        "ours_s": ours_s,
+        "direct_s": direct_s,
+        "ratio": ours_s / direct_s,
+        "objects": int(results["ours"].max()),
+        "identical_result": same,
+    }
 
 
 def bench_responsive() -> dict:
@@ -180,8 +202,9 @@ def bench_responsive() -> dict:
     from napari_medimg.plugin.widgets.threshold import ThresholdWidget
 
     viewer = napari.Viewer(show=True)
-    layer = viewer._add_layer_from_data(*layer_data_tuple(Volume(_synthetic_volume(), (1.0, 0.7, 0.7)), "image",
-                                                          name="synthetic"))[0]
+    layer = viewer._add_layer_from_data(
+        *layer_data_tuple(Volume(_synthetic_volume(), (1.0, 0.7, 0.7)), "image", name="synthetic")
+    )[0]
     widget = ThresholdWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.image.value = layer
@@ -211,17 +234,22 @@ def bench_responsive() -> dict:
     running = np.array([r for _, r in ticks])
     during = np.diff(times)[running[1:] & running[:-1]]
     last_running = times[running].max() if running.any() else start
-    return {"job_s": seconds, "ticks": int(running.sum()), "max_gap_ms": float(during.max() * 1000),
-            "p99_gap_ms": float(np.percentile(during, 99) * 1000),
-            "add_layer_ms": float((times[-1] - last_running) * 1000)}
+    return {
+        "job_s": seconds,
+        "ticks": int(running.sum()),
+        "max_gap_ms": float(during.max() * 1000),
+        "p99_gap_ms": float(np.percentile(during, 99) * 1000),
+        "add_layer_ms": float((times[-1] - last_running) * 1000),
+    }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--drive", type=Path, default=SHARED / "drive" / "training", help="DRIVE-like folder")
     parser.add_argument("--mni", type=Path, default=SHARED / "mni152", help="MNI152 folder")
-    parser.add_argument("--only", action="append", choices=["drive", "mni", "volume", "responsive"],
-                        help="run only these")
+    parser.add_argument(
+        "--only", action="append", choices=["drive", "mni", "volume", "responsive"], help="run only these"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     sections = args.only or ["drive", "mni", "volume", "responsive"]
@@ -238,20 +266,26 @@ def main(argv=None) -> int:
         print(json.dumps(result))
         return 0
     if "dice_mean" in result:
-        print(f"DRIVE ({result['cases']} cases): Dice {result['dice_mean']:.4f} (min {result['dice_min']:.4f}), "
-              f"accuracy {result['acc_mean']:.4f}, {result['seconds_per_case']:.2f} s/case")
+        print(
+            f"DRIVE ({result['cases']} cases): Dice {result['dice_mean']:.4f} (min {result['dice_min']:.4f}), "
+            f"accuracy {result['acc_mean']:.4f}, {result['seconds_per_case']:.2f} s/case"
+        )
     if "mni152" in result:
         m = result["mni152"]
         print(f"MNI152: WM Dice {m['wm_dice']:.4f}, GM Dice {m['gm_dice']:.4f} ({m['seconds']:.1f} s)")
     if "volume" in result:
         v = result["volume"]
-        print(f"threshold+open+components {v['shape']}: ours {v['ours_s']:.2f} s, scipy/skimage "
-              f"{v['direct_s']:.2f} s, ratio {v['ratio']:.2f}, identical: {v['identical_result']}")
+        print(
+            f"threshold+open+components {v['shape']}: ours {v['ours_s']:.2f} s, scipy/skimage "
+            f"{v['direct_s']:.2f} s, ratio {v['ratio']:.2f}, identical: {v['identical_result']}"
+        )
     if "responsive" in result:
         r = result["responsive"]
-        print(f"event loop during Apply to volume ({r['job_s']:.2f} s job): longest gap {r['max_gap_ms']:.0f} ms, "
-              f"99th percentile {r['p99_gap_ms']:.0f} ms (target < 100 ms); adding the result layer on the main "
-              f"thread afterwards: {r['add_layer_ms']:.0f} ms")
+        print(
+            f"event loop during Apply to volume ({r['job_s']:.2f} s job): longest gap {r['max_gap_ms']:.0f} ms, "
+            f"99th percentile {r['p99_gap_ms']:.0f} ms (target < 100 ms); adding the result layer on the main "
+            f"thread afterwards: {r['add_layer_ms']:.0f} ms"
+        )
     return 0
 
 

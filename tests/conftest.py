@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 #: ../shared/data beside the repository (CI has it); tests that read it carry the ``shared_data`` marker
-SHARED_DATA = Path(os.environ.get("MEDIMG_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("MEDIMG_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -24,8 +24,9 @@ def test_version_and_help(capsys):
 
 def test_scripted_demo_writes_screenshot_and_results(tmp_path):
     # pytest-xvfb exported DISPLAY for this process: the demo opens a real napari window on it
-    result = subprocess.run([MEDIMG, "demo", "--out", str(tmp_path)], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [MEDIMG, "demo", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     screenshot = tmp_path / "napari-medimg-demo.png"
     assert str(screenshot) in result.stdout

@@ -19,8 +19,18 @@ from napari_medimg.learn.cnn.predict import predict
 from napari_medimg.learn.cnn.train import TrainConfig, augment_batch, train
 
 TINY = ModelConfig(width=8, depths=[1, 1], dropout=0.0)
-FAST = dict(batch_size=16, lr=1e-2, warmup_epochs=0.5, rotate_deg=0, scale=0, translate=0, intensity=0,
-            flip_axes=[], ema_epochs=0, threads=1)
+FAST = {
+    "batch_size": 16,
+    "lr": 1e-2,
+    "warmup_epochs": 0.5,
+    "rotate_deg": 0,
+    "scale": 0,
+    "translate": 0,
+    "intensity": 0,
+    "flip_axes": [],
+    "ema_epochs": 0,
+    "threads": 1,
+}
 
 
 def blobs(n: int, size: int = 16, dims: int = 2, seed: int = 0) -> ImageSet:
@@ -36,9 +46,12 @@ def blobs(n: int, size: int = 16, dims: int = 2, seed: int = 0) -> ImageSet:
 
 def test_overfits_a_tiny_batch_of_noise():
     rng = np.random.default_rng(1)
-    noise = ImageSet(rng.normal(size=(16, 1, 12, 12)).astype(np.float32), rng.permutation(np.arange(16) % 2),
-                     ["a", "b"])
-    result = train(noise, noise, TINY, TrainConfig(epochs=30, patience=100, tta=False, **{**FAST, "lr": 3e-3}))
+    noise = ImageSet(
+        rng.normal(size=(16, 1, 12, 12)).astype(np.float32), rng.permutation(np.arange(16) % 2), ["a", "b"]
+    )
+    result = train(
+        noise, noise, TINY, TrainConfig(epochs=30, patience=100, tta=False, **{**FAST, "lr": 3e-3})
+    )
     assert result.metrics["acc"] == 1.0
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] / 4
 
@@ -67,8 +80,9 @@ def test_learns_blobs_2d_and_3d_and_keeps_best_checkpoint():
 def test_cancel_and_time_budget_keep_the_best_model():
     data = blobs(32)
     calls = []
-    result = train(data, data, TINY, TrainConfig(epochs=50, **FAST), on_epoch=calls.append,
-                   stop=lambda: len(calls) >= 2)
+    result = train(
+        data, data, TINY, TrainConfig(epochs=50, **FAST), on_epoch=calls.append, stop=lambda: len(calls) >= 2
+    )
     assert result.stopped == "cancelled" and len(result.history) == 2 and result.best_epoch in (1, 2)
     budget = train(data, data, TINY, TrainConfig(epochs=1000, minutes=0.02, patience=1000, **FAST))
     assert budget.stopped == "time_budget" and budget.seconds < 5
@@ -76,7 +90,9 @@ def test_cancel_and_time_budget_keep_the_best_model():
 
 def test_model_shapes_2d_rgb_and_3d():
     for dims, channels, size in ((2, 1, 28), (2, 3, 28), (3, 1, 16)):
-        model = build_model(ModelConfig(dims=dims, in_channels=channels, n_classes=3, width=8, depths=[1, 2, 1]))
+        model = build_model(
+            ModelConfig(dims=dims, in_channels=channels, n_classes=3, width=8, depths=[1, 2, 1])
+        )
         out = model(torch.zeros((2, channels) + (size,) * dims))
         assert out.shape == (2, 3)
     with pytest.raises(ValueError):
@@ -93,8 +109,13 @@ def test_augmentation_keeps_shapes_and_changes_pixels():
 
 def test_load_npz_label_shapes_rgb_and_3d(tmp_path):
     path = tmp_path / "d.npz"
-    np.savez(path, train_images=np.zeros((6, 10, 10, 3), np.uint8), train_labels=np.array([[0], [1], [2]] * 2),
-             val_images=np.zeros((3, 10, 10, 3), np.uint8), val_labels=np.array([0, 1, 2]))
+    np.savez(
+        path,
+        train_images=np.zeros((6, 10, 10, 3), np.uint8),
+        train_labels=np.array([[0], [1], [2]] * 2),
+        val_images=np.zeros((3, 10, 10, 3), np.uint8),
+        val_labels=np.array([0, 1, 2]),
+    )
     sets = load_npz(path)
     assert sets["train"].images.shape == (6, 3, 10, 10) and sets["train"].labels.shape == (6,)
     assert sets["train"].class_names == ["0", "1", "2"] and "test" not in sets
@@ -136,7 +157,9 @@ def test_metrics_binary_and_multiclass(tmp_path):
     assert metrics["balanced_acc"] == pytest.approx((0.5 + 2 / 3) / 2)
     three = np.eye(3)[[0, 1, 2, 2]] * 0.7 + 0.1
     multi = classification_metrics(np.array([0, 1, 2, 1]), three)
-    assert multi["acc"] == 0.75 and multi["auc"] == pytest.approx((1 + 0.75 + 2.5 / 3) / 3)  # macro one-vs-rest
+    assert multi["acc"] == 0.75 and multi["auc"] == pytest.approx(
+        (1 + 0.75 + 2.5 / 3) / 3
+    )  # macro one-vs-rest
     assert classification_metrics(np.array([1, 1]), np.array([[0.2, 0.8], [0.3, 0.7]]))["auc"] is None
     png = plot_roc(labels, np.stack([1 - p1, p1], 1), tmp_path / "roc.png")
     assert (tmp_path / "roc.png").stat().st_size > 1000 and png.endswith("roc.png")
@@ -186,13 +209,15 @@ def test_refuses_pickled_and_malformed_model_files(trained, tmp_path):
     with pytest.raises(ModelFileError, match="JSON"):
         load_model(target)
     meta = json.loads((folder / "config.json").read_text())
-    for change, message in (({"model": {**meta["model"], "width": 16}}, "needs"),
-                            ({"format": "something"}, "format"),
-                            ({"class_names": ["one"]}, "class_names"),
-                            ({"model": {**meta["model"], "evil": 1}}, "architecture"),
-                            ({"normalisation": {"mode": "fixed", "mean": [0], "std": [0]}}, "std"),
-                            ({"patch": {"size_mm": [-1.0, 9.0]}}, "patch"),
-                            ({"patch": "40 mm"}, "patch")):
+    for change, message in (
+        ({"model": {**meta["model"], "width": 16}}, "needs"),
+        ({"format": "something"}, "format"),
+        ({"class_names": ["one"]}, "class_names"),
+        ({"model": {**meta["model"], "evil": 1}}, "architecture"),
+        ({"normalisation": {"mode": "fixed", "mean": [0], "std": [0]}}, "std"),
+        ({"patch": {"size_mm": [-1.0, 9.0]}}, "patch"),
+        ({"patch": "40 mm"}, "patch"),
+    ):
         (target / "config.json").write_text(json.dumps({**meta, **change}))
         with pytest.raises(ModelFileError, match=message):
             load_model(target)
@@ -249,38 +274,88 @@ def test_cli_train_evaluate_predict(tmp_path, capsys):
 
     train_set, val_set = blobs(32), blobs(16, seed=1)
     data = tmp_path / "blobs.npz"
-    np.savez(data, train_images=(train_set.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8),
-             train_labels=train_set.labels[:, None], val_images=(val_set.images[:, 0] * 40 + 100).clip(0, 255)
-             .astype(np.uint8), val_labels=val_set.labels[:, None])
+    np.savez(
+        data,
+        train_images=(train_set.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8),
+        train_labels=train_set.labels[:, None],
+        val_images=(val_set.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8),
+        val_labels=val_set.labels[:, None],
+    )
     out = tmp_path / "model"
-    assert main(["cnn", "train", "--data", str(data), "--out", str(out), "--dims", "2", "--minutes", "0.5",
-                 "--seed", "1", "--epochs", "3", "--width", "8", "--depths", "1", "1", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "cnn",
+                "train",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--dims",
+                "2",
+                "--minutes",
+                "0.5",
+                "--seed",
+                "1",
+                "--epochs",
+                "3",
+                "--width",
+                "8",
+                "--depths",
+                "1",
+                "1",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert (out / "model.safetensors").is_file() and (out / "roc_val.png").is_file()
     capsys.readouterr()
-    assert main(["cnn", "evaluate", "--model", str(out), "--data", str(data), "--split", "val", "--json"]) == 0
+    assert (
+        main(["cnn", "evaluate", "--model", str(out), "--data", str(data), "--split", "val", "--json"]) == 0
+    )
     metrics = json.loads(capsys.readouterr().out)
     assert {"acc", "auc", "balanced_acc", "f1", "n"} <= set(metrics) and metrics["n"] == 16
     assert main(["cnn", "evaluate", "--model", str(out), "--data", str(data), "--split", "test"]) == 2
-    assert main(["cnn", "train", "--data", str(data), "--out", str(out), "--epochs", "1"]) == 2  # no overwrite
+    assert (
+        main(["cnn", "train", "--data", str(data), "--out", str(out), "--epochs", "1"]) == 2
+    )  # no overwrite
 
-    volume = Volume((np.random.default_rng(0).normal(0, 10, (3, 20, 20)) + 100).astype(np.float32),
-                    (3.0, 0.8, 0.8), (10.0, -5.0, 2.0))
+    volume = Volume(
+        (np.random.default_rng(0).normal(0, 10, (3, 20, 20)) + 100).astype(np.float32),
+        (3.0, 0.8, 0.8),
+        (10.0, -5.0, 2.0),
+    )
     write_nifti(volume, tmp_path / "vol.nii.gz")
     result = tmp_path / "pred"
-    assert main(["cnn", "predict", "--model", str(out), str(tmp_path / "vol.nii.gz"), "--out", str(result)]) == 0
+    assert (
+        main(["cnn", "predict", "--model", str(out), str(tmp_path / "vol.nii.gz"), "--out", str(result)]) == 0
+    )
     table = (result / "predictions.csv").read_text().splitlines()
     assert table[0].startswith("slice,position_mm,class,class_name") and len(table) == 4
     saliency = read_nifti(result / "saliency.nii.gz")
-    assert saliency.shape == (3, 20, 20) and np.allclose(saliency.affine, read_nifti(tmp_path / "vol.nii.gz").affine)
-    assert main(["cnn", "predict", "--model", str(tmp_path), str(tmp_path / "vol.nii.gz"), "--out",
-                 str(result)]) == 2
+    assert saliency.shape == (3, 20, 20) and np.allclose(
+        saliency.affine, read_nifti(tmp_path / "vol.nii.gz").affine
+    )
+    assert (
+        main(["cnn", "predict", "--model", str(tmp_path), str(tmp_path / "vol.nii.gz"), "--out", str(result)])
+        == 2
+    )
 
 
 def test_predict_3d_volume_and_cubic_object_patches():
     torch.manual_seed(0)
     network = build_model(ModelConfig(dims=3, width=4, depths=[1, 1], stem_stride=2, stem_pool=True)).eval()
-    model = LoadedModel(network, {"input_size": [12, 12, 12], "class_names": ["a", "b"],
-                                  "normalisation": {"mode": "per_image"}, "training": {"tta": False}})
+    model = LoadedModel(
+        network,
+        {
+            "input_size": [12, 12, 12],
+            "class_names": ["a", "b"],
+            "normalisation": {"mode": "per_image"},
+            "training": {"tta": False},
+        },
+    )
     volume = np.random.default_rng(0).normal(size=(10, 24, 20)).astype(np.float32)
     whole = predict(model, volume)
     assert whole.mode == "image" and whole.saliency.shape == volume.shape
@@ -302,12 +377,18 @@ def spheres(seed: int = 0, spacing=(4.0, 0.75, 0.75)):
     rng = np.random.default_rng(seed)
     image = rng.normal(40, 10, shape).astype(np.float32)
     labels = np.zeros(shape, np.int32)
-    mm = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij", sparse=True)
+    mm = np.meshgrid(
+        *[np.arange(n) * s for n, s in zip(shape, spacing, strict=False)], indexing="ij", sparse=True
+    )
     classes = {}
     for label in range(1, 17):
         row, column = divmod(label - 1, 4)
-        centre = (14.0 + rng.uniform(-2, 2), 4.5 + 9 * row + rng.uniform(-1, 1), 4.5 + 9 * column + rng.uniform(-1, 1))
-        inside = sum((g - c) ** 2 for g, c in zip(mm, centre)) <= 3.0 ** 2
+        centre = (
+            14.0 + rng.uniform(-2, 2),
+            4.5 + 9 * row + rng.uniform(-1, 1),
+            4.5 + 9 * column + rng.uniform(-1, 1),
+        )
+        inside = sum((g - c) ** 2 for g, c in zip(mm, centre, strict=False)) <= 3.0**2
         labels[inside] = label
         classes[label] = "dense" if label % 2 else "cyst"
         image[inside] = rng.normal(200 if label % 2 else -100, 10, int(inside.sum()))
@@ -336,7 +417,9 @@ def test_object_patches_cut_a_fixed_size_in_mm_with_anisotropic_spacing():
         assert flat.plane == 6 and flat.patch.shape == (8, 8)
         if axis:
             expected = centre_mm[axis] + ((np.arange(8) + 0.5) / 8 - 0.5) * 12
-            assert np.allclose(np.moveaxis(flat.patch, axis - 1, 0).reshape(8, -1), expected[:, None], atol=1e-3)
+            assert np.allclose(
+                np.moveaxis(flat.patch, axis - 1, 0).reshape(8, -1), expected[:, None], atol=1e-3
+            )
         else:
             assert np.allclose(flat.patch, 30.0)
 
@@ -362,8 +445,13 @@ def test_object_and_slice_datasets_and_stratified_split(tmp_path):
     cubes = object_dataset(image, labels, classes, (16.0, 9.0, 9.0), (4, 12, 12), dims=3)
     assert cubes.images.shape == (16, 1, 4, 12, 12) and cubes.spacing == [4.0, 0.75, 0.75]
     with pytest.raises(ValueError, match="voxel grid"):
-        object_dataset(image, Volume(labels.array, (2.0, 0.75, 0.75), labels.origin, labels.direction),
-                       classes, 9.0, (12, 12))
+        object_dataset(
+            image,
+            Volume(labels.array, (2.0, 0.75, 0.75), labels.origin, labels.direction),
+            classes,
+            9.0,
+            (12, 12),
+        )
 
     split = split_dataset(data, 0.25, seed=3)
     assert np.bincount(split["val"].labels).tolist() == [2, 2] and len(split["train"]) == 11
@@ -378,7 +466,11 @@ def test_object_and_slice_datasets_and_stratified_split(tmp_path):
     small = np.zeros((4, 6, 6), np.int32)
     small[1, 0, :3], small[1, 2, :5], small[2, 0, :2], small[3] = 1, 2, 1, 3
     assert slice_classes_from_labels(small, {1: "dense", 2: "cyst", 3: None}, empty="none") == [
-        "none", "cyst", "dense", "none"]  # the class of the object with most voxels in the slice
+        "none",
+        "cyst",
+        "dense",
+        "none",
+    ]  # the class of the object with most voxels in the slice
     assert slice_classes_from_labels(small, {1: 1.0, 2: pd.NA, 3: ""}) == [None, "1", "1", None]
     per_slice = slice_classes_from_labels(labels.array, classes, empty="none")
     slices = slice_dataset(image, per_slice, (16, 16))
@@ -387,8 +479,11 @@ def test_object_and_slice_datasets_and_stratified_split(tmp_path):
     csv_path = tmp_path / "slices.csv"
     csv_path.write_text("slice,label\n0,normal\n3, lesion\n3,lesion\n")
     assert read_slice_classes(csv_path, 5) == ["normal", None, None, "lesion", None]
-    for text, message in (("slice,label\n5,x\n", "outside 0..4"), ("slice,label\n1,a\n1,b\n", "listed as"),
-                          ("index,label\n1,a\n", "columns 'slice' and 'label'")):
+    for text, message in (
+        ("slice,label\n5,x\n", "outside 0..4"),
+        ("slice,label\n1,a\n1,b\n", "listed as"),
+        ("index,label\n1,a\n", "columns 'slice' and 'label'"),
+    ):
         csv_path.write_text(text)
         with pytest.raises(ValueError, match=message):
             read_slice_classes(csv_path, 5)
@@ -414,12 +509,21 @@ def test_trained_on_object_patches_predicts_with_the_same_patches(tmp_path):
     assert objects.table["class_name"].tolist() == [classes[k] for k in range(1, 17)]
     assert objects.saliency.max() <= 1 and objects.saliency[labels.array > 0].mean() > 0
 
-    torch.manual_seed(0)  # 3D: cubes of 16 x 9 x 9 mm on 4 x 12 x 12 voxels, the same in training and prediction
+    torch.manual_seed(
+        0
+    )  # 3D: cubes of 16 x 9 x 9 mm on 4 x 12 x 12 voxels, the same in training and prediction
     network = build_model(ModelConfig(dims=3, width=4, depths=[1, 1])).eval()
     cubes = object_dataset(image, labels, classes, (16.0, 9.0, 9.0), (4, 12, 12), dims=3)
-    model = LoadedModel(network, {"input_size": [4, 12, 12], "class_names": ["cyst", "dense"],
-                                  "normalisation": {"mode": "per_image"}, "training": {"tta": False},
-                                  "patch": cubes.patch})
+    model = LoadedModel(
+        network,
+        {
+            "input_size": [4, 12, 12],
+            "class_names": ["cyst", "dense"],
+            "normalisation": {"mode": "per_image"},
+            "training": {"tta": False},
+            "patch": cubes.patch,
+        },
+    )
     objects = predict(model, image.array, labels=labels.array, spacing=image.spacing)
     expected = predict_proba(network, normalise(cubes.images, {"mode": "per_image"}))
     assert np.allclose(objects.table[["p_cyst", "p_dense"]].to_numpy(), expected, atol=1e-5)

@@ -14,8 +14,18 @@ from napari_medimg.learn.cnn.train import TrainConfig, train
 from napari_medimg.plugin.layers import layer_data_tuple, set_or_add_layer
 from napari_medimg.plugin.widgets.cnn import CLASS_COLOURS, CNNWidget
 
-FAST = dict(batch_size=16, lr=1e-2, warmup_epochs=0.5, rotate_deg=0, scale=0, translate=0, intensity=0,
-            flip_axes=[], ema_epochs=0, threads=1)
+FAST = {
+    "batch_size": 16,
+    "lr": 1e-2,
+    "warmup_epochs": 0.5,
+    "rotate_deg": 0,
+    "scale": 0,
+    "translate": 0,
+    "intensity": 0,
+    "flip_axes": [],
+    "ema_epochs": 0,
+    "threads": 1,
+}
 
 
 def blobs(n, size=16, seed=0):
@@ -30,8 +40,12 @@ def blobs(n, size=16, seed=0):
 
 @pytest.fixture(scope="module")
 def model():
-    result = train(blobs(32), blobs(16, seed=1), ModelConfig(width=8, depths=[1, 1], dropout=0.0),
-                   TrainConfig(epochs=4, **FAST))
+    result = train(
+        blobs(32),
+        blobs(16, seed=1),
+        ModelConfig(width=8, depths=[1, 1], dropout=0.0),
+        TrainConfig(epochs=4, **FAST),
+    )
     return LoadedModel(result.model, result.meta())
 
 
@@ -64,7 +78,7 @@ def test_predictions_land_as_layers_with_the_source_geometry(make_napari_viewer,
     names = widget.result_names
     probability, saliency, classes = (viewer.layers[names[k]] for k in ("probability", "saliency", "classes"))
     for layer in (probability, saliency, classes):
-        for mine, theirs in zip(_geometry(layer), _geometry(source)):
+        for mine, theirs in zip(_geometry(layer), _geometry(source), strict=False):
             assert np.allclose(mine, theirs)
         assert layer.data.shape == array.shape
     assert probability.colormap.name == "magma" and 0 < probability.opacity < 1
@@ -93,20 +107,25 @@ def test_predictions_land_as_layers_with_the_source_geometry(make_napari_viewer,
     assert np.allclose(features.loc[[5, 9], "p_centre"], expected.loc[[5, 9], "p_centre"])
     assert features.loc[5, "p_centre"] > 0.5 and {"p_corner", "voxels"} <= set(features.columns)
     assert np.allclose(classes.colormap.map(np.array([5]))[0], CLASS_COLOURS[1])
-    for mine, theirs in zip(_geometry(classes), _geometry(source)):
+    for mine, theirs in zip(_geometry(classes), _geometry(source), strict=False):
         assert np.allclose(mine, theirs)
 
 
 def test_training_runs_in_a_worker_with_live_curves_and_cancel_keeps_the_best(
-        make_napari_viewer, qtbot, tmp_path):
+    make_napari_viewer, qtbot, tmp_path
+):
     from qtpy.QtCore import QTimer
 
     viewer, widget = _widget(make_napari_viewer)
     train_set, val_set = blobs(64), blobs(32, seed=1)
     path = tmp_path / "blobs.npz"
-    np.savez(path, train_images=(train_set.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8),
-             train_labels=train_set.labels, val_images=(val_set.images[:, 0] * 40 + 100).clip(0, 255)
-             .astype(np.uint8), val_labels=val_set.labels)
+    np.savez(
+        path,
+        train_images=(train_set.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8),
+        train_labels=train_set.labels,
+        val_images=(val_set.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8),
+        val_labels=val_set.labels,
+    )
     widget.data_path.value = path
     widget.net_width.value, widget.depths.value, widget.epochs.value = 8, "1 1", 500
     widget.minutes.value = 0.0
@@ -135,10 +154,15 @@ def _spheres():
     rng = np.random.default_rng(0)
     image = rng.normal(40, 10, shape).astype(np.float32)
     labels = np.zeros(shape, np.int32)
-    mm = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij", sparse=True)
+    mm = np.meshgrid(
+        *[np.arange(n) * s for n, s in zip(shape, spacing, strict=False)], indexing="ij", sparse=True
+    )
     for label in range(1, 17):
         row, column = divmod(label - 1, 4)
-        inside = sum((g - c) ** 2 for g, c in zip(mm, (14.0, 4.5 + 9 * row, 4.5 + 9 * column))) <= 9.0
+        inside = (
+            sum((g - c) ** 2 for g, c in zip(mm, (14.0, 4.5 + 9 * row, 4.5 + 9 * column), strict=False))
+            <= 9.0
+        )
         labels[inside] = label
         image[inside] = rng.normal(200 if label % 2 else -100, 10, int(inside.sum()))
     return Volume(image, spacing, (-20.0, 30.0, 5.0)), labels
@@ -150,10 +174,12 @@ def test_training_from_layers_object_patches_then_per_object_prediction(make_nap
     viewer, widget = _widget(make_napari_viewer)
     volume, labels = _spheres()
     image = set_or_add_layer(viewer, layer_data_tuple(volume, "image", name="scan"))
-    features = pd.DataFrame({"index": np.arange(1, 17), "kind": ["dense", "cyst"] * 8,
-                             "partial": ["dense"] + [None] * 15})
-    objects = set_or_add_layer(viewer, layer_data_tuple(volume.with_array(labels), "labels", name="spheres",
-                                                        features=features))
+    features = pd.DataFrame(
+        {"index": np.arange(1, 17), "kind": ["dense", "cyst"] * 8, "partial": ["dense"] + [None] * 15}
+    )
+    objects = set_or_add_layer(
+        viewer, layer_data_tuple(volume.with_array(labels), "labels", name="spheres", features=features)
+    )
     widget.source.value = "napari layers"
     assert not widget.train_image.native.isHidden() and widget.data_path.native.isHidden()
     widget.train_image.value, widget.train_labels.value = image, objects
@@ -181,8 +207,11 @@ def test_training_from_layers_object_patches_then_per_object_prediction(make_nap
     table = classes.features.set_index("index")
     expected = predict(widget.model, volume.array, labels=labels, spacing=volume.spacing).table
     assert table.index.tolist() == list(range(1, 17))
-    assert np.allclose(table["p_dense"], expected["p_dense"]) and set(table["class_name"]) <= {"cyst", "dense"}
-    for mine, theirs in zip(_geometry(classes), _geometry(image)):
+    assert np.allclose(table["p_dense"], expected["p_dense"]) and set(table["class_name"]) <= {
+        "cyst",
+        "dense",
+    }
+    for mine, theirs in zip(_geometry(classes), _geometry(image), strict=False):
         assert np.allclose(mine, theirs)
     assert "16 objects" in widget.status.value
 
@@ -191,8 +220,10 @@ def test_training_from_layers_with_a_class_per_slice(make_napari_viewer, qtbot, 
     viewer, widget = _widget(make_napari_viewer)
     volume, labels = _spheres()
     image = set_or_add_layer(viewer, layer_data_tuple(volume, "image", name="scan"))
-    objects = set_or_add_layer(viewer, layer_data_tuple(volume.with_array((labels > 0).astype(np.int32)),
-                                                        "labels", name="any sphere"))
+    objects = set_or_add_layer(
+        viewer,
+        layer_data_tuple(volume.with_array((labels > 0).astype(np.int32)), "labels", name="any sphere"),
+    )
     widget.source.value, widget.layer_mode.value = "napari layers", "class per slice"
     assert not widget.empty_class.native.isHidden() and widget.patch_mm.native.isHidden()
     widget.train_image.value, widget.train_labels.value = image, objects
@@ -209,7 +240,9 @@ def test_training_from_layers_with_a_class_per_slice(make_napari_viewer, qtbot, 
     assert widget.result.input_size == [16, 16] and "patch" not in widget.result.meta()
 
     csv_path = tmp_path / "slices.csv"  # or the classes come from a CSV of slice indices
-    csv_path.write_text("slice,label\n" + "".join(f"{k},{'upper' if k < 4 else 'lower'}\n" for k in range(1, 8)))
+    csv_path.write_text(
+        "slice,label\n" + "".join(f"{k},{'upper' if k < 4 else 'lower'}\n" for k in range(1, 8))
+    )
     widget.slice_csv.value = csv_path
     widget.start_training()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)

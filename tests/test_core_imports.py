@@ -22,12 +22,19 @@ print(json.dumps({"imported": imported, "leaked": leaked}))
 
 
 def test_core_modules_import_no_gui_toolkit():
-    result = subprocess.run([sys.executable, "-c", SCRIPT % (FORBIDDEN,)], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT % (FORBIDDEN,)], capture_output=True, text=True, check=True
+    )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     # the walk really covered the core: geometry, samples, io, processing, the CLI
-    for module in ("napari_medimg.geometry", "napari_medimg.samples", "napari_medimg.io.nifti",
-                   "napari_medimg.processing.threshold", "napari_medimg.cli", "napari_medimg.cli.demo"):
+    for module in (
+        "napari_medimg.geometry",
+        "napari_medimg.samples",
+        "napari_medimg.io.nifti",
+        "napari_medimg.processing.threshold",
+        "napari_medimg.cli",
+        "napari_medimg.cli.demo",
+    ):
         assert module in report["imported"]
     assert report["leaked"] == [], f"core modules imported {report['leaked']}"
 

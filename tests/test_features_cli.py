@@ -23,13 +23,31 @@ def phantom_files(small_phantom, tmp_path_factory):
 def test_phantom_lesions_to_csv(phantom_files, small_phantom, tmp_path):
     image, labels = phantom_files
     out = tmp_path / "table.csv"
-    assert main(["features", str(image), str(labels), "--out", str(out), "--groups", "shape,firstorder,glcm",
-                 "--bin-width", "10"]) == 0
+    assert (
+        main(
+            [
+                "features",
+                str(image),
+                str(labels),
+                "--out",
+                str(out),
+                "--groups",
+                "shape,firstorder,glcm",
+                "--bin-width",
+                "10",
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(out)
     truth = small_phantom.lesion_table
     assert table["label"].tolist() == truth["label"].tolist()
-    assert table.columns[0] == "label" and "glcm_Contrast" in table.columns and "glrlm_RunVariance" not in table
-    np.testing.assert_allclose(table["shape_VoxelVolume"], truth["voxel_volume_mm3"], rtol=1e-6)  # float32 pixdim
+    assert (
+        table.columns[0] == "label" and "glcm_Contrast" in table.columns and "glrlm_RunVariance" not in table
+    )
+    np.testing.assert_allclose(
+        table["shape_VoxelVolume"], truth["voxel_volume_mm3"], rtol=1e-6
+    )  # float32 pixdim
     np.testing.assert_allclose(table["shape_MeshVolume"], truth["volume_mm3"], rtol=0.15)
     # world centroid (LPS) against the analytic centres (phantom z/y/x mm from its centred origin)
     origin = small_phantom.image.origin
@@ -46,7 +64,10 @@ def test_refuses_to_overwrite_and_rejects_unknown_groups(phantom_files, tmp_path
     assert main(["features", str(image), str(labels), "--out", str(out), "--groups", "shape"]) == 2
     assert out.read_text() == "precious"
     assert "exists" in capsys.readouterr().err
-    assert main(["features", str(image), str(labels), "--out", str(tmp_path / "t.csv"), "--groups", "colour"]) == 2
+    assert (
+        main(["features", str(image), str(labels), "--out", str(tmp_path / "t.csv"), "--groups", "colour"])
+        == 2
+    )
     assert "unknown feature group" in capsys.readouterr().err
     assert not (tmp_path / "t.csv").exists()
 
@@ -57,8 +78,20 @@ def test_dicom_image_with_nifti_labels(tmp_path):
     mask[..., 40:60, 50:80] = 1
     labels = write_nifti(ct.with_array(mask), tmp_path / "mask.nii.gz")
     out = tmp_path / "ct.csv"
-    assert main(["features", pydicom_test_file("CT_small.dcm"), str(labels), "--out", str(out),
-                 "--groups", "shape,firstorder,ngtdm"]) == 0
+    assert (
+        main(
+            [
+                "features",
+                pydicom_test_file("CT_small.dcm"),
+                str(labels),
+                "--out",
+                str(out),
+                "--groups",
+                "shape,firstorder,ngtdm",
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(out)
     assert len(table) == 1 and "shape2D_PixelSurface" in table.columns  # a single slice: 2D shape
     assert table.loc[0, "shape2D_PixelSurface"] == pytest.approx(600 * ct.spacing[1] * ct.spacing[2])

@@ -18,7 +18,7 @@ def ball(radius_mm: float, spacing, centre_mm=None) -> np.ndarray:
     shape = tuple(int(np.ceil(2 * radius_mm / s)) + 5 for s in spacing)
     centre = np.array([(n - 1) / 2 for n in shape]) * spacing if centre_mm is None else np.asarray(centre_mm)
     grid = np.indices(shape).reshape(3, -1).T * spacing
-    inside = np.sum((grid - centre) ** 2, axis=1) <= radius_mm ** 2
+    inside = np.sum((grid - centre) ** 2, axis=1) <= radius_mm**2
     return inside.reshape(shape).astype(np.uint8)
 
 
@@ -26,7 +26,7 @@ def test_sphere_in_anisotropic_spacing_matches_geometry():
     radius = 10.0
     spacing = (2.0, 0.8, 0.6)
     row = compute_features(ball(radius, spacing), spacing=spacing, groups="shape").iloc[0]
-    volume, surface = 4 / 3 * np.pi * radius ** 3, 4 * np.pi * radius ** 2
+    volume, surface = 4 / 3 * np.pi * radius**3, 4 * np.pi * radius**2
     assert row["shape_VoxelVolume"] == pytest.approx(volume, rel=0.02)
     assert row["shape_MeshVolume"] == pytest.approx(volume, rel=0.03)
     # marching cubes on a binary mask overestimates a sphere's area by ~8-13 % (staircase), as in pyradiomics
@@ -77,7 +77,9 @@ def test_one_voxel_object_is_an_octahedron():
     assert row["label"] == 5
     assert row["shape_VoxelVolume"] == pytest.approx(6.0)
     assert row["shape_MeshVolume"] == pytest.approx(4 / 3 * a * b * c)
-    assert row["shape_SurfaceArea"] == pytest.approx(4 * np.sqrt(a * a * b * b + b * b * c * c + a * a * c * c))
+    assert row["shape_SurfaceArea"] == pytest.approx(
+        4 * np.sqrt(a * a * b * b + b * b * c * c + a * a * c * c)
+    )
     assert row["shape_Maximum3DDiameter"] == pytest.approx(3.0)
     assert row["shape_MajorAxisLength"] == 0.0
     assert np.isnan(row["shape_Elongation"]) and np.isnan(row["shape_Flatness"])
@@ -104,10 +106,10 @@ def test_empty_labels_give_an_empty_table_with_all_columns():
 
 def test_2d_labels_give_shape2d_in_mm():
     yy, xx = np.mgrid[:40, :40]
-    labels = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 15 ** 2).astype(np.uint8)
+    labels = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 15**2).astype(np.uint8)
     row = compute_features(labels, spacing=(0.5, 0.5), groups="shape").iloc[0]
     assert row["shape2D_PixelSurface"] == pytest.approx(labels.sum() * 0.25)
-    assert row["shape2D_MeshSurface"] == pytest.approx(np.pi * 7.5 ** 2, rel=0.02)
+    assert row["shape2D_MeshSurface"] == pytest.approx(np.pi * 7.5**2, rel=0.02)
     # marching squares follows the pixel staircase with 45° cuts: a digital circle's perimeter is ~8 % too long
     assert 1.0 < row["shape2D_Perimeter"] / (2 * np.pi * 7.5) < 1.1
     assert row["shape2D_MaximumDiameter"] == pytest.approx(15.0, abs=0.6)
@@ -137,7 +139,9 @@ def test_uint8_images_are_binned_in_a_wide_type():
     assert edges[0] == 0 and edges[-1] == 300 and len(edges) == 13
     assert len(np.unique(discretize(image[labels > 0], 25))) == 11
     ours = compute_features(labels, image, spacing=(1, 1, 1), groups="firstorder,glcm,glszm")
-    wide = compute_features(labels, image.astype(np.float64), spacing=(1, 1, 1), groups="firstorder,glcm,glszm")
+    wide = compute_features(
+        labels, image.astype(np.float64), spacing=(1, 1, 1), groups="firstorder,glcm,glszm"
+    )
     pd.testing.assert_frame_equal(ours, wide)
 
 
@@ -160,8 +164,14 @@ def test_several_labels_several_images_threads_and_progress():
     rng = np.random.default_rng(3)
     images = {"CT": rng.normal(40, 20, labels.shape), "PET": rng.gamma(2.0, 3.0, labels.shape)}
     calls = []
-    table = compute_features(labels, images, spacing=(2.0, 1.0, 1.0), bin_width=5, workers=3,
-                             progress=lambda done, total: calls.append((done, total)))
+    table = compute_features(
+        labels,
+        images,
+        spacing=(2.0, 1.0, 1.0),
+        bin_width=5,
+        workers=3,
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert table["label"].tolist() == [3, 7, 9]
     assert "CT_firstorder_Mean" in table.columns and "PET_ngtdm_Busyness" in table.columns
     assert "firstorder_Mean" not in table.columns and "shape_Sphericity" in table.columns
@@ -174,19 +184,19 @@ def test_several_labels_several_images_threads_and_progress():
 
 def test_huge_sparse_label_values_keep_their_value():
     labels = np.zeros((3, 6, 6), np.uint32)
-    labels[1, 1:3, 1:3] = 2 ** 30
+    labels[1, 1:3, 1:3] = 2**30
     labels[1, 4, 4] = 5
     table = compute_features(labels, spacing=(1, 1, 1), groups="shape")
-    assert table["label"].tolist() == [5, 2 ** 30]
+    assert table["label"].tolist() == [5, 2**30]
     assert table["shape_VoxelCount"].tolist() == [1.0, 4.0]
-    full = compute_features(np.full((2, 3, 3), 2 ** 30, np.uint32), spacing=(1, 1, 1), groups="shape")
-    assert full["label"].tolist() == [2 ** 30] and full.loc[0, "shape_VoxelCount"] == 18
+    full = compute_features(np.full((2, 3, 3), 2**30, np.uint32), spacing=(1, 1, 1), groups="shape")
+    assert full["label"].tolist() == [2**30] and full.loc[0, "shape_VoxelCount"] == 18
 
 
 def test_cancel_through_the_progress_callback_stops_the_run():
     labels = np.zeros((4, 40, 40), np.uint8)
     for k in range(10):
-        labels[1:3, 2 + 3 * k:4 + 3 * k, 2:10] = k + 1
+        labels[1:3, 2 + 3 * k : 4 + 3 * k, 2:10] = k + 1
 
     def cancel(done, total):
         if done >= 2:

@@ -18,8 +18,17 @@ from napari_medimg.measure import compute_features
 
 pytestmark = pytest.mark.shared_data
 
-SMALL_ROIS = ["mni_sph_wm_centrum_semiovale_L", "mni_sph_wm_centrum_semiovale_R", "mni_sph_wm_frontal_R",
-              "mni_sph_gm_putamen_L", "mni_sph_gm_thalamus_R", "ct_softtissue", "ct_bone", "ct_fat", "ct_circle"]
+SMALL_ROIS = [
+    "mni_sph_wm_centrum_semiovale_L",
+    "mni_sph_wm_centrum_semiovale_R",
+    "mni_sph_wm_frontal_R",
+    "mni_sph_gm_putamen_L",
+    "mni_sph_gm_thalamus_R",
+    "ct_softtissue",
+    "ct_bone",
+    "ct_fat",
+    "ct_circle",
+]
 
 
 @lru_cache(maxsize=4)

@@ -16,7 +16,9 @@ from napari_medimg.plugin.widgets.measure import MeasureWidget
 def measured(make_napari_viewer, qtbot, small_phantom):
     viewer = make_napari_viewer()
     ct = viewer._add_layer_from_data(*layer_data_tuple(small_phantom.image, "image", name="CT"))[0]
-    lesions = viewer._add_layer_from_data(*layer_data_tuple(small_phantom.lesions, "labels", name="lesions"))[0]
+    lesions = viewer._add_layer_from_data(*layer_data_tuple(small_phantom.lesions, "labels", name="lesions"))[
+        0
+    ]
     widget = MeasureWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.labels.value = lesions
@@ -35,7 +37,9 @@ def test_measure_writes_features_and_opens_a_linked_table(measured, small_phanto
     truth = small_phantom.lesion_table
     assert features["index"].tolist() == truth["label"].tolist() == features["label"].tolist()
     np.testing.assert_allclose(features["shape_VoxelVolume"], truth["voxel_volume_mm3"], rtol=1e-9)
-    assert "glcm_Contrast" in features and "ngtdm_Busyness" in features and "glrlm_RunVariance" not in features
+    assert (
+        "glcm_Contrast" in features and "ngtdm_Busyness" in features and "glrlm_RunVariance" not in features
+    )
     assert widget.status.value.startswith("6 objects")
     table = widget.tables["lesions"]
     assert table.proxy.rowCount() == 6

@@ -56,11 +56,14 @@ def test_volume_rejects_bad_geometry():
         volume.with_array(np.zeros((2, 3, 5)))
 
 
-@pytest.mark.parametrize("direction", [
-    np.stack([[-1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]], axis=1),  # sagittal DICOM (IOP 0,1,0,0,0,-1)
-    np.stack([[0, 1.0, 0], [0, 0, -1.0], [1.0, 0, 0]], axis=1),  # coronal
-    np.stack([[0, 0, -1.0], [0, -1.0, 0], [-1.0, 0, 0]], axis=1),  # axial, feet first, flipped rows/cols
-])
+@pytest.mark.parametrize(
+    "direction",
+    [
+        np.stack([[-1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]], axis=1),  # sagittal DICOM (IOP 0,1,0,0,0,-1)
+        np.stack([[0, 1.0, 0], [0, 0, -1.0], [1.0, 0, 0]], axis=1),  # coronal
+        np.stack([[0, 0, -1.0], [0, -1.0, 0], [-1.0, 0, 0]], axis=1),  # axial, feet first, flipped rows/cols
+    ],
+)
 def test_canonical_reorders_without_moving_any_voxel(direction):
     rng = np.random.default_rng(0)
     volume = Volume(rng.integers(0, 1000, (3, 4, 5)), (2.0, 0.5, 0.75), (4.0, -2.0, 9.0), direction)

@@ -14,8 +14,11 @@ from napari_medimg.plugin.widgets.dicom_export import DicomExportWidget
 
 
 def _write(folder, description, shape, modality="CT"):
-    volume = Volume(np.random.default_rng(0).integers(0, 900, shape).astype(np.int16), (3.0, 0.9, 0.9),
-                    metadata={"modality": modality})
+    volume = Volume(
+        np.random.default_rng(0).integers(0, 900, shape).astype(np.int16),
+        (3.0, 0.9, 0.9),
+        metadata={"modality": modality},
+    )
     template = pydicom.Dataset()
     template.PatientName, template.PatientID = "Hidden^Name", "HID-5"
     write_dicom_series(volume, folder, template=template, series_description=description, modality=modality)
@@ -100,7 +103,10 @@ def test_export_widget_writes_layers_as_dicom_series(make_napari_viewer, qtbot, 
     exported = [pydicom.dcmread(p) for p in files]
     assert len(exported) == 5 and all(d.PatientIdentityRemoved == "YES" for d in exported)
     assert all(str(d.PatientName) != "Hidden^Name" and d.PatientID != "HID-5" for d in exported)
-    assert len({d.StudyInstanceUID for d in exported}) == 1 and exported[0].StudyInstanceUID != source.StudyInstanceUID
+    assert (
+        len({d.StudyInstanceUID for d in exported}) == 1
+        and exported[0].StudyInstanceUID != source.StudyInstanceUID
+    )
     (back,) = read_dicom(tmp_path / "exports" / "abdomen CT DICOM")
     assert np.array_equal(back.array, np.asarray(opened.data))
 

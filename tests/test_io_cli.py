@@ -18,10 +18,18 @@ from napari_medimg.io.nifti import read_nifti
 
 @pytest.fixture()
 def series_folder(tmp_path):
-    volume = Volume(np.arange(5 * 8 * 9, dtype=np.int16).reshape(5, 8, 9) - 100, (2.0, 1.0, 1.5), (3.0, 4.0, 5.0),
-                    metadata={"modality": "CT"})
+    volume = Volume(
+        np.arange(5 * 8 * 9, dtype=np.int16).reshape(5, 8, 9) - 100,
+        (2.0, 1.0, 1.5),
+        (3.0, 4.0, 5.0),
+        metadata={"modality": "CT"},
+    )
     template = pydicom.Dataset()
-    template.PatientName, template.PatientID, template.PatientBirthDate = "Private^Patient", "PP-1", "19800202"
+    template.PatientName, template.PatientID, template.PatientBirthDate = (
+        "Private^Patient",
+        "PP-1",
+        "19800202",
+    )
     write_dicom_series(volume, tmp_path / "ct", template=template, series_description="chest")
     return tmp_path / "ct"
 
@@ -49,7 +57,9 @@ def test_convert_to_nifti_with_sidecar_and_deidentified_copy(series_folder, tmp_
     assert "series_uid" not in sidecar and sidecar["spacing"] == [2.0, 1.0, 1.5]
     assert main(["convert", str(series_folder), str(out)]) == 2  # refuses to overwrite
     assert "exists" in capsys.readouterr().err
-    assert main(["convert", str(series_folder), str(tmp_path / "copy")]) == 2  # folder output needs --deidentify
+    assert (
+        main(["convert", str(series_folder), str(tmp_path / "copy")]) == 2
+    )  # folder output needs --deidentify
     assert main(["convert", str(series_folder), str(tmp_path / "copy"), "--deidentify"]) == 0
     copied = pydicom.dcmread(next((tmp_path / "copy").iterdir()))
     assert str(copied.PatientName) != "Private^Patient" and copied.PatientIdentityRemoved == "YES"
@@ -64,6 +74,7 @@ def test_convert_picks_one_stack_of_the_philips_file(shared_data, tmp_path, caps
     assert "--stack 'FIELD_MAP'" in capsys.readouterr().err
     assert main(["convert", str(folder), str(tmp_path / "fmap.nii.gz"), "--stack", "FIELD_MAP"]) == 0
     ours = nib.as_closest_canonical(nib.load(tmp_path / "fmap.nii.gz")).get_fdata()
-    reference = nib.as_closest_canonical(nib.load(
-        folder.parent / "reference_dcm2niix" / "Philips_WIP_B0_NS_801_e2_fieldmaphz.nii")).get_fdata()
+    reference = nib.as_closest_canonical(
+        nib.load(folder.parent / "reference_dcm2niix" / "Philips_WIP_B0_NS_801_e2_fieldmaphz.nii")
+    ).get_fdata()
     assert np.abs(ours - reference).max() < 1e-3 * np.abs(reference).max()

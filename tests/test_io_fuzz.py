@@ -39,24 +39,25 @@ def mutate(data: bytes, rng: np.random.Generator) -> bytes:
         return bytes(buffer)
     if kind == 2:  # a length field set to something huge or odd
         at = int(rng.integers(132, max(header_end - 4, 133)))
-        buffer[at:at + 4] = rng.choice([b"\xff\xff\xff\xff", b"\x00\x00\x00\x80", b"\x01\x00\x00\x00",
-                                        b"\xff\xff\x00\x00"])
+        buffer[at : at + 4] = rng.choice(
+            [b"\xff\xff\xff\xff", b"\x00\x00\x00\x80", b"\x01\x00\x00\x00", b"\xff\xff\x00\x00"]
+        )
         return bytes(buffer)
     if kind == 3:  # insert random bytes
         at = int(rng.integers(0, header_end))
         return bytes(buffer[:at]) + rng.bytes(int(rng.integers(1, 64))) + bytes(buffer[at:])
     if kind == 4:  # delete a range
         at = int(rng.integers(0, header_end))
-        return bytes(buffer[:at] + buffer[at + int(rng.integers(1, 64)):])
+        return bytes(buffer[:at] + buffer[at + int(rng.integers(1, 64)) :])
     if kind == 5:  # zero a range
         at = int(rng.integers(0, len(buffer)))
         size = int(rng.integers(1, 256))
-        buffer[at:at + size] = bytes(len(buffer[at:at + size]))
+        buffer[at : at + size] = bytes(len(buffer[at : at + size]))
         return bytes(buffer)
     # replace a whole random stretch of the body with noise
     at = int(rng.integers(0, len(buffer)))
     size = int(rng.integers(1, 4096))
-    buffer[at:at + size] = rng.bytes(len(buffer[at:at + size]))
+    buffer[at : at + size] = rng.bytes(len(buffer[at : at + size]))
     return bytes(buffer)
 
 
@@ -90,11 +91,14 @@ def run_cases(seed_files: list[Path], cases: int, folder: Path, seed: int = 0) -
             except MedImgReadError as error:
                 outcomes[type(error).__name__] += 1
             except _Hang:
-                raise AssertionError(f"case {case} (seed file {seed_files[source].name}) ran over "
-                                     f"{CASE_SECONDS} s") from None
+                raise AssertionError(
+                    f"case {case} (seed file {seed_files[source].name}) ran over {CASE_SECONDS} s"
+                ) from None
             except Exception as error:
-                raise AssertionError(f"case {case} (seed file {seed_files[source].name}) raised "
-                                     f"{type(error).__name__}: {error}") from error
+                raise AssertionError(
+                    f"case {case} (seed file {seed_files[source].name}) raised "
+                    f"{type(error).__name__}: {error}"
+                ) from error
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             slowest = max(slowest, time.perf_counter() - start)

@@ -17,8 +17,12 @@ from napari_medimg.plugin.reader import napari_get_reader
 
 def _series(folder, description="axial CT", shape=(6, 20, 24)):
     rng = np.random.default_rng(2)
-    volume = Volume(rng.integers(-500, 800, shape).astype(np.int16), (2.0, 0.5, 0.6), (1.0, 2.0, 3.0),
-                    metadata={"modality": "CT"})
+    volume = Volume(
+        rng.integers(-500, 800, shape).astype(np.int16),
+        (2.0, 0.5, 0.6),
+        (1.0, 2.0, 3.0),
+        metadata={"modality": "CT"},
+    )
     template = pydicom.Dataset()
     template.PatientName, template.PatientID = "Secret^Person", "ID-31337"
     write_dicom_series(volume, folder, template=template, series_description=description)
@@ -28,8 +32,16 @@ def _series(folder, description="axial CT", shape=(6, 20, 24)):
 def test_get_reader_never_raises_and_declines_what_it_cannot_read(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "empty").mkdir()
-    for path in (tmp_path / "notes.txt", tmp_path / "empty", tmp_path / "missing.dcm", str(tmp_path / "x.png"),
-                 [], [str(tmp_path / "notes.txt")], None, 42):
+    for path in (
+        tmp_path / "notes.txt",
+        tmp_path / "empty",
+        tmp_path / "missing.dcm",
+        str(tmp_path / "x.png"),
+        [],
+        [str(tmp_path / "notes.txt")],
+        None,
+        42,
+    ):
         assert napari_get_reader(path) is None
     (tmp_path / "bad.dcm").write_bytes(b"\x00" * 10)
     reader = napari_get_reader(str(tmp_path / "bad.dcm"))  # claims by suffix; reading then says why it fails
@@ -70,8 +82,9 @@ def test_real_sagittal_series_is_shown_upright_and_saves_to_nifti(make_napari_vi
     # labels drawn on the upright (S, P, L) display go back to the sagittal source grid in DICOM-SEG
     labels = np.zeros(layer.data.shape, np.uint8)
     labels[50:70, 40:60, 30:50] = 4
-    mask = viewer.add_labels(labels, name="mask", scale=layer.scale, translate=layer.translate,
-                             metadata=dict(layer.metadata))
+    mask = viewer.add_labels(
+        labels, name="mask", scale=layer.scale, translate=layer.translate, metadata=dict(layer.metadata)
+    )
     mask.save(str(tmp_path / "mask.dcm"), plugin="napari-medimg")
     back = read_dicom_seg(tmp_path / "mask.dcm", find_source_series(folder))
     assert back.shape == (96, 128, 128)
@@ -112,8 +125,9 @@ def test_labels_save_as_dicom_seg_and_nifti_from_napari(make_napari_viewer, tmp_
     (image,) = viewer.open(str(tmp_path / "ct"), plugin="napari-medimg")
     labels = np.zeros(image.data.shape, np.uint8)
     labels[1:4, 5:9, 6:12] = 2
-    layer = viewer.add_labels(labels, name="mask", scale=image.scale, translate=image.translate,
-                              metadata=dict(image.metadata))
+    layer = viewer.add_labels(
+        labels, name="mask", scale=image.scale, translate=image.translate, metadata=dict(image.metadata)
+    )
     layer.save(str(tmp_path / "mask.dcm"), plugin="napari-medimg")
     back = read_dicom_seg(tmp_path / "mask.dcm", find_source_series(tmp_path / "ct"))
     assert np.array_equal(back.array, labels)

@@ -9,8 +9,13 @@ from pydicom.dataset import Dataset
 
 from napari_medimg.geometry import Volume
 from napari_medimg.io.dicom import read_dicom, scan_dicom
-from napari_medimg.io.dicom_write import (basic_profile_tags, deidentify_series, export_image_series, reoriented,
-                                            write_dicom_series)
+from napari_medimg.io.dicom_write import (
+    basic_profile_tags,
+    deidentify_series,
+    export_image_series,
+    reoriented,
+    write_dicom_series,
+)
 from napari_medimg.io.errors import OverwriteError
 from napari_medimg.io.nifti import read_nifti, write_nifti
 from napari_medimg.io.seg import find_source_series, read_dicom_seg, write_dicom_seg
@@ -29,12 +34,21 @@ def source_series(tmp_path):
     rng = np.random.default_rng(5)
     rotation = np.linalg.qr(rng.normal(size=(3, 3)))[0]
     rotation[:, 0] = np.cross(rotation[:, 2], rotation[:, 1])  # z along row x column: files keep our order
-    image = Volume(rng.integers(-100, 300, (9, 16, 18)).astype(np.int16), (3.0, 0.7, 0.8), (10.0, -5.0, 40.0),
-                   rotation, {"modality": "CT"})
+    image = Volume(
+        rng.integers(-100, 300, (9, 16, 18)).astype(np.int16),
+        (3.0, 0.7, 0.8),
+        (10.0, -5.0, 40.0),
+        rotation,
+        {"modality": "CT"},
+    )
     template = Dataset()
     template.PatientName, template.PatientID = "Roe^Richard", "MRN-4242"
     template.PatientBirthDate, template.AccessionNumber = "19551231", "ACC-99"
-    template.StudyDate, template.StudyTime, template.InstitutionName = "20240102", "101010", "General Hospital"
+    template.StudyDate, template.StudyTime, template.InstitutionName = (
+        "20240102",
+        "101010",
+        "General Hospital",
+    )
     template.ReferringPhysicianName, template.StudyID = "Who^Doctor", "ST-1"
     write_dicom_series(image, tmp_path / "ct", template=template, series_description="source CT")
     return tmp_path / "ct"
@@ -92,7 +106,9 @@ def test_deidentified_export_keeps_no_basic_profile_value(source_series, tmp_pat
         if not path.name.startswith("1."):
             path.unlink()
     tables = basic_profile_tags()
-    profile = {pydicom.tag.Tag(t) for key, tags in tables.items() if key != "ALL_TAGS" for t in tags if len(t) == 2}
+    profile = {
+        pydicom.tag.Tag(t) for key, tags in tables.items() if key != "ALL_TAGS" for t in tags if len(t) == 2
+    }
     protected = set()
     for dataset in originals:
         protected |= {v for tag, values in _values(dataset).items() if tag in profile for v in values}
@@ -152,7 +168,9 @@ def test_export_refuses_to_replace_other_files_and_leaves_nothing_on_failure(sma
     before = sorted(p.name for p in (tmp_path / "out").iterdir())
     with pytest.raises(OverwriteError, match="not empty"):
         export_image_series(image, tmp_path / "out")
-    again = export_image_series(image.with_array(image.array[:, ::-1].copy()), tmp_path / "out", overwrite=True)
+    again = export_image_series(
+        image.with_array(image.array[:, ::-1].copy()), tmp_path / "out", overwrite=True
+    )
     (back,) = read_dicom(tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before and len(again.files) == len(before)
     assert np.array_equal(back.array, image.array[:, ::-1])
@@ -172,7 +190,9 @@ def test_export_refuses_to_replace_other_files_and_leaves_nothing_on_failure(sma
 def test_export_values_and_geometry_round_trip(case, tmp_path):
     rng = np.random.default_rng(3)
     direction = np.eye(3)[:, ::-1]
-    array = rng.integers(0, 60000, (5, 12, 14)).astype(np.uint16)  # MR-like: beyond int16, exact via intercept
+    array = rng.integers(0, 60000, (5, 12, 14)).astype(
+        np.uint16
+    )  # MR-like: beyond int16, exact via intercept
     if case == "float":
         array = rng.normal(0.0, 250.0, (5, 12, 14)).astype(np.float32)
     if case == "left-handed":  # slices run against row x column: a reader stacks them the other way round
@@ -195,7 +215,9 @@ def test_export_values_and_geometry_round_trip(case, tmp_path):
 def _basic_profile_values(datasets) -> dict:
     """Original values of the basic-profile attributes: tag → set of values as text."""
     tables = basic_profile_tags()
-    profile = {pydicom.tag.Tag(t) for key, tags in tables.items() if key != "ALL_TAGS" for t in tags if len(t) == 2}
+    profile = {
+        pydicom.tag.Tag(t) for key, tags in tables.items() if key != "ALL_TAGS" for t in tags if len(t) == 2
+    }
     values: dict = {}
     for dataset in datasets:
         for tag, found in _values(dataset).items():
@@ -215,8 +237,15 @@ def test_export_of_a_real_series_layer_is_deidentified_with_consistent_uids(shar
     # which occur in any series as instance numbers or pixel values
     protected = {v for values in by_tag.values() for v in values if not (v.isdigit() and len(v) <= 3)}
     source = originals[0]
-    assert {str(source.PatientName), source.PatientID, source.StudyInstanceUID, source.SOPInstanceUID,
-            source.FrameOfReferenceUID, source.StudyDate, source.PatientAge} <= set().union(*by_tag.values())
+    assert {
+        str(source.PatientName),
+        source.PatientID,
+        source.StudyInstanceUID,
+        source.SOPInstanceUID,
+        source.FrameOfReferenceUID,
+        source.StudyDate,
+        source.PatientAge,
+    } <= set().union(*by_tag.values())
     # without de-identification the derived series joins the source's patient, study and frame of reference
     plain = export_image_series(layer_volume, tmp_path / "plain", deidentify=False)
     kept = pydicom.dcmread(plain.files[0], stop_before_pixels=True)
@@ -244,8 +273,12 @@ def test_export_of_a_real_series_layer_is_deidentified_with_consistent_uids(shar
 
 def test_reoriented_swaps_and_flips_axes_without_interpolation(tmp_path):
     rng = np.random.default_rng(8)
-    sagittal = np.column_stack([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # slices L, rows -S, cols P
-    volume = Volume(rng.integers(0, 99, (4, 6, 5)).astype(np.int16), (2.0, 1.0, 0.5), (3.0, 4.0, 5.0), sagittal)
+    sagittal = np.column_stack(
+        [[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]
+    )  # slices L, rows -S, cols P
+    volume = Volume(
+        rng.integers(0, 99, (4, 6, 5)).astype(np.int16), (2.0, 1.0, 0.5), (3.0, 4.0, 5.0), sagittal
+    )
     shown = volume.canonical()
     assert shown.shape != volume.shape
     back = reoriented(shown, volume.direction)

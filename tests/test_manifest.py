@@ -36,8 +36,22 @@ def test_installed_manifest_is_the_root_file():
 
 
 def test_wheel_contains_the_manifest(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = tmp_path.glob("napari_medimg-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read("napari_medimg/napari.yaml") == (ROOT / "napari.yaml").read_bytes()

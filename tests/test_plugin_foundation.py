@@ -29,7 +29,9 @@ def test_phantom_sample_opens_with_geometry_and_ground_truth(make_napari_viewer)
     np.testing.assert_allclose(image.data_to_world((10, 20, 30)), lesions.data_to_world((10, 20, 30)))
 
 
-@pytest.mark.parametrize("key, name, pixel_mm", [("ct_small", "CT_small", 0.661468), ("mr_small", "MR_small", 0.3125)])
+@pytest.mark.parametrize(
+    "key, name, pixel_mm", [("ct_small", "CT_small", 0.661468), ("mr_small", "MR_small", 0.3125)]
+)
 def test_pydicom_samples_open_with_pixel_spacing(make_napari_viewer, key, name, pixel_mm):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-medimg", key)
@@ -41,7 +43,9 @@ def test_layer_round_trip_keeps_sagittal_geometry(make_napari_viewer):
     viewer = make_napari_viewer()
     # a sagittal DICOM stack: rows along +P, columns along -S (IOP 0,1,0,0,0,-1), slices along -L
     direction = np.stack([[-1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]], axis=1)
-    volume = Volume(np.arange(24, dtype=np.int16).reshape(2, 3, 4), (2.0, 0.5, 0.75), (4.0, -2.0, 9.0), direction)
+    volume = Volume(
+        np.arange(24, dtype=np.int16).reshape(2, 3, 4), (2.0, 0.5, 0.75), (4.0, -2.0, 9.0), direction
+    )
     layer = viewer._add_layer_from_data(*layer_data_tuple(volume, "image", name="sagittal"))[0]
     assert layer.data.shape == (3, 4, 2)  # shown as an axial stack (S, P, L) without resampling
     back = layer_to_volume(layer)
@@ -64,7 +68,9 @@ def test_threshold_widget_otsu_preview_and_apply(make_napari_viewer, qtbot, smal
     viewer.window.add_dock_widget(widget)
     widget.image.value = image
     widget.method.value = "otsu"
-    assert widget.low.value == pytest.approx(automatic_threshold(image.data, "otsu"), abs=0.006)  # the spin box shows 2 decimals
+    assert widget.low.value == pytest.approx(
+        automatic_threshold(image.data, "otsu"), abs=0.006
+    )  # the spin box shows 2 decimals
 
     # the preview thresholds only the slice on screen
     slice_index = 12
@@ -105,8 +111,9 @@ def test_worker_bridge_reports_progress_and_cancels(qtbot):
         return "finished"
 
     finished = []
-    worker = start_job(slow, description="slow job", on_done=results.append,
-                       on_finished=lambda: finished.append("slow"))
+    worker = start_job(
+        slow, description="slow job", on_done=results.append, on_finished=lambda: finished.append("slow")
+    )
     worker.relay.advanced.connect(lambda done, total: ticks.append(done))
     qtbot.waitUntil(lambda: len(ticks) > 0, timeout=10000)
     worker.quit()
@@ -114,8 +121,12 @@ def test_worker_bridge_reports_progress_and_cancels(qtbot):
     assert results == []  # cancelled: no result reaches the main thread
     assert ticks[-1] < 1000
 
-    start_job(lambda progress=None: 42, description="quick job", on_done=results.append,
-              on_finished=lambda: finished.append("quick"))
+    start_job(
+        lambda progress=None: 42,
+        description="quick job",
+        on_done=results.append,
+        on_finished=lambda: finished.append("quick"),
+    )
     qtbot.waitUntil(lambda: finished == ["slow", "quick"], timeout=10000)
     assert results == [42]
 

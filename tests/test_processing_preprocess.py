@@ -57,8 +57,9 @@ def test_normalize_methods(noisy):
 
 def test_gaussian_is_spacing_aware_and_slabs_match_whole(noisy):
     out = pp.denoise(noisy, "gaussian", sigma_mm=1.4).array
-    expected = ndimage.gaussian_filter(np.asarray(noisy.array, np.float32),
-                                       (1.4 / 2.5, 2.0, 2.0), mode="nearest")
+    expected = ndimage.gaussian_filter(
+        np.asarray(noisy.array, np.float32), (1.4 / 2.5, 2.0, 2.0), mode="nearest"
+    )
     np.testing.assert_allclose(out, expected, atol=1e-4)
     assert out[:, :, 2:20].std() < 0.3 * noisy.array[:, :, 2:20].std()
 
@@ -66,8 +67,14 @@ def test_gaussian_is_spacing_aware_and_slabs_match_whole(noisy):
 @pytest.mark.parametrize("method", ["median", "bilateral", "nl-means"])
 def test_edge_preserving_denoisers_reduce_noise_keep_edge(noisy, method):
     calls = []
-    out = pp.denoise(noisy, method, sigma_mm=1.4, radius_mm=1.4, sigma_intensity=20.0,
-                     progress=lambda d, t: calls.append((d, t))).array
+    out = pp.denoise(
+        noisy,
+        method,
+        sigma_mm=1.4,
+        radius_mm=1.4,
+        sigma_intensity=20.0,
+        progress=lambda d, t: calls.append((d, t)),
+    ).array
     flat = out[:, 5:-5, 4:18]
     assert flat.std() < 0.6 * noisy.array[:, 5:-5, 4:18].std()
     edge_step = out[:, :, 26].mean() - out[:, :, 21].mean()
@@ -90,7 +97,9 @@ def test_clahe_gamma_brightness_unsharp():
     assert eq.min() >= 0 and eq.max() <= 1 and eq.dtype == np.float32
     assert eq[:, :32].std() > (image.array[:, :32] / np.ptp(image.array)).std()
     g = pp.gamma(image, 2.0).array
-    assert g.min() == pytest.approx(image.array.min()) and g.max() == pytest.approx(image.array.max(), rel=1e-5)
+    assert g.min() == pytest.approx(image.array.min()) and g.max() == pytest.approx(
+        image.array.max(), rel=1e-5
+    )
     assert np.median(g) < np.median(image.array)
     bc = pp.brightness_contrast(image, brightness=10, contrast=2).array
     assert bc.mean() == pytest.approx(image.array.mean() + 10, abs=1e-3)
@@ -118,7 +127,8 @@ def test_resample_image_keeps_world_geometry():
 
     np.testing.assert_allclose(centroid_world(iso), centroid_world(volume), atol=0.35)
     assert np.count_nonzero(iso.array > 50) * iso.voxel_volume == pytest.approx(
-        np.count_nonzero(array > 50) * volume.voxel_volume, rel=0.1)
+        np.count_nonzero(array > 50) * volume.voxel_volume, rel=0.1
+    )
     coarse = pp.resample(volume, (5.0, 1.4, 1.4), order=1)
     assert coarse.shape == (10, 20, 20)
 
@@ -132,7 +142,8 @@ def test_resample_labels_nearest_keeps_values_and_dtype():
     assert set(np.unique(out.array).tolist()) == {0, 3, 700}
     for value in (3, 700):
         assert np.count_nonzero(out.array == value) * out.voxel_volume == pytest.approx(
-            np.count_nonzero(labels == value) * float(np.prod(SPACING)), rel=0.08)
+            np.count_nonzero(labels == value) * float(np.prod(SPACING)), rel=0.08
+        )
 
 
 def test_resample_2d():
@@ -143,10 +154,12 @@ def test_resample_2d():
 
 
 def _tube_and_ball(spacing, bright=True):
-    grid = np.meshgrid(*[np.arange(n) * s for n, s in zip((24, 40, 40), spacing)], indexing="ij")
+    grid = np.meshgrid(
+        *[np.arange(n) * s for n, s in zip((24, 40, 40), spacing, strict=False)], indexing="ij"
+    )
     z, y, x = grid
-    tube = ((z - 30) ** 2 + (y - 8) ** 2) <= 1.5 ** 2  # along x, radius 1.5 mm
-    ball = ((z - 30) ** 2 + (y - 20) ** 2 + (x - 14) ** 2) <= 4.0 ** 2
+    tube = ((z - 30) ** 2 + (y - 8) ** 2) <= 1.5**2  # along x, radius 1.5 mm
+    ball = ((z - 30) ** 2 + (y - 20) ** 2 + (x - 14) ** 2) <= 4.0**2
     array = np.where(tube | ball, 100.0, 0.0).astype(np.float32)
     return Volume(array if bright else -array, spacing, (0.0, 0.0, 0.0), np.eye(3)[:, ::-1]), tube, ball
 

@@ -16,10 +16,12 @@ SPACING = (2.0, 0.5, 0.5)
 
 
 def _balls(shape, spacing, centres_mm, radii_mm):
-    grid = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij", sparse=True)
+    grid = np.meshgrid(
+        *[np.arange(n) * s for n, s in zip(shape, spacing, strict=False)], indexing="ij", sparse=True
+    )
     mask = np.zeros(shape, bool)
-    for centre, radius in zip(centres_mm, radii_mm):
-        mask |= sum((g - c) ** 2 for g, c in zip(grid, centre)) <= radius ** 2
+    for centre, radius in zip(centres_mm, radii_mm, strict=False):
+        mask |= sum((g - c) ** 2 for g, c in zip(grid, centre, strict=False)) <= radius**2
     return mask
 
 
@@ -50,8 +52,9 @@ def test_local_threshold_handles_uneven_background(method):
     # a single global threshold cannot separate the spots on the left from the background on the right
     assert np.mean(mask[spots]) > 0.9 and np.mean(mask[~spots]) < 0.15
     dark_spots = 250.0 - image
-    dark = th.local_threshold(dark_spots, (1.0, 1.0), block_mm=15, method=method, offset=-5.0, k=0.1,
-                              bright=False)
+    dark = th.local_threshold(
+        dark_spots, (1.0, 1.0), block_mm=15, method=method, offset=-5.0, k=0.1, bright=False
+    )
     assert np.mean(dark[spots]) > 0.9 and np.mean(dark[~spots]) < 0.15
     if method in ("gaussian", "mean", "median"):
         assert np.array_equal(dark, mask)
@@ -86,8 +89,9 @@ def test_ball_morphology_is_round_in_mm_and_slab_exact():
 
 
 def test_fill_holes_3d_and_per_slice():
-    shell = _balls((30, 40, 40), (1, 1, 1), [(15, 20, 20)], [10]) & ~_balls((30, 40, 40), (1, 1, 1),
-                                                                               [(15, 20, 20)], [7])
+    shell = _balls((30, 40, 40), (1, 1, 1), [(15, 20, 20)], [10]) & ~_balls(
+        (30, 40, 40), (1, 1, 1), [(15, 20, 20)], [7]
+    )
     filled = mo.fill_holes(shell)
     assert filled[15, 20, 20] == 1
     cup = shell.copy()
@@ -103,7 +107,7 @@ def test_islands_components_and_watershed_split():
     assert mo.connected_components(mask).max() == 3
     largest = mo.keep_largest(mask)
     assert largest[15, 15, 15] and not largest[15, 40, 40]
-    small_volume = 4 / 3 * np.pi * 2 ** 3
+    small_volume = 4 / 3 * np.pi * 2**3
     kept = mo.remove_small(mask, small_volume * 2, spacing)
     assert kept[15, 40, 40] and not kept[15, 50, 10]
     split = mo.split_islands(mask, spacing=spacing)

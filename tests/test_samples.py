@@ -18,8 +18,9 @@ def test_phantom_geometry_and_dtype(phantom):
         np.testing.assert_allclose(labels.affine, image.affine)
 
 
-@pytest.mark.parametrize("tissue, expected_hu", [("lung", -800), ("soft tissue", 40), ("bone", 700),
-                                                  ("liver", 60)])
+@pytest.mark.parametrize(
+    "tissue, expected_hu", [("lung", -800), ("soft tissue", 40), ("bone", 700), ("liver", 60)]
+)
 def test_phantom_tissues_have_their_hu(phantom, tissue, expected_hu):
     inside = phantom.tissues.array == TISSUE_LABELS[tissue]
     # away from edges (erode) the median equals the tissue's HU within a few HU of noise

@@ -29,14 +29,38 @@ def _run(capsys, *argv):
 def test_segment_threshold_morphology_islands(files, capsys):
     folder, image, _ = files
     out = folder / "bone.nii.gz"
-    code, text, _ = _run(capsys, "segment", image, out, "--preprocess", "gaussian:1.0", "--threshold=300:",
-                         "--open", "1.5", "--close", "2", "--fill-holes", "--min-size", "500", "--keep-largest")
+    code, text, _ = _run(
+        capsys,
+        "segment",
+        image,
+        out,
+        "--preprocess",
+        "gaussian:1.0",
+        "--threshold=300:",
+        "--open",
+        "1.5",
+        "--close",
+        "2",
+        "--fill-holes",
+        "--min-size",
+        "500",
+        "--keep-largest",
+    )
     assert code == 0
     summary = json.loads(text)
     assert summary["threshold_method"] == "manual" and summary["low"] == 300.0
     names = [s["name"] for s in summary["steps"]]
-    assert names == ["read_nifti", "gaussian", "threshold", "morphology", "morphology", "fill_holes", "islands",
-                     "islands", "write_nifti"]
+    assert names == [
+        "read_nifti",
+        "gaussian",
+        "threshold",
+        "morphology",
+        "morphology",
+        "fill_holes",
+        "islands",
+        "islands",
+        "write_nifti",
+    ]
     mask = read_nifti(out)
     source = read_nifti(image)
     np.testing.assert_allclose(mask.affine, source.affine, atol=1e-5)
@@ -68,7 +92,11 @@ def test_dice_json(files, capsys, small_phantom, tmp_path):
     code, text, _ = _run(capsys, "dice", lesions, lesions)
     assert code == 0
     result = json.loads(text)
-    assert result["dice"] == 1.0 and result["hd95_mm"] == 0.0 and set(result["labels"]) == {str(v) for v in range(1, 7)}
+    assert (
+        result["dice"] == 1.0
+        and result["hd95_mm"] == 0.0
+        and set(result["labels"]) == {str(v) for v in range(1, 7)}
+    )
     shifted = small_phantom.lesions.with_array(np.roll(small_phantom.lesions.array, 1, axis=0))
     moved = write_nifti(shifted, tmp_path / "moved.nii.gz")
     code, text, _ = _run(capsys, "dice", moved, lesions)
@@ -76,7 +104,9 @@ def test_dice_json(files, capsys, small_phantom, tmp_path):
     assert 0.4 < result["dice"] < 0.95 and result["hd95_mm"] == pytest.approx(5.0)
     assert result["volume_a_mm3"] == pytest.approx(result["volume_b_mm3"])
     lesion_volume = small_phantom.lesions
-    cut = Volume(lesion_volume.array[:, :64], lesion_volume.spacing, lesion_volume.origin, lesion_volume.direction)
+    cut = Volume(
+        lesion_volume.array[:, :64], lesion_volume.spacing, lesion_volume.origin, lesion_volume.direction
+    )
     other = write_nifti(cut, tmp_path / "cut.nii.gz")
     code, _, err = _run(capsys, "dice", other, lesions)
     assert code == 2 and "shape" in err

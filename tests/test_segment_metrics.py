@@ -12,7 +12,7 @@ from napari_medimg.measure import metrics
 
 def _box(shape, lo, hi):
     mask = np.zeros(shape, bool)
-    mask[tuple(slice(a, b) for a, b in zip(lo, hi))] = True
+    mask[tuple(slice(a, b) for a, b in zip(lo, hi, strict=False))] = True
     return mask
 
 

@@ -17,11 +17,13 @@ def test_thresholds_and_islands_recover_every_lesion(phantom):
     the click is kept and its holes are filled."""
     image = denoise(phantom.image, "gaussian", sigma_mm=0.7)  # the phantom has 12 HU correlated noise
     array, spacing = image.array, image.spacing
-    grid = np.meshgrid(*[np.arange(n) * s for n, s in zip(array.shape, spacing)], indexing="ij", sparse=True)
+    grid = np.meshgrid(
+        *[np.arange(n) * s for n, s in zip(array.shape, spacing, strict=False)], indexing="ij", sparse=True
+    )
     for row in phantom.lesion_table.itertuples():
         centre_mm = (row.centre_z_mm, row.centre_y_mm, row.centre_x_mm)
         radius = max(row.radius_z_mm, row.radius_y_mm, row.radius_x_mm)
-        distance = np.sqrt(sum((g - c) ** 2 for g, c in zip(grid, centre_mm)))
+        distance = np.sqrt(sum((g - c) ** 2 for g, c in zip(grid, centre_mm, strict=False)))
         lesion_hu = float(array[distance <= 3].mean())
         around_hu = float(np.median(array[(distance >= 1.5 * radius) & (distance <= 2 * radius)]))
         half = (lesion_hu + around_hu) / 2

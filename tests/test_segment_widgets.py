@@ -45,7 +45,9 @@ def test_preprocess_preview_apply_and_record(make_napari_viewer, qtbot, small_ph
     widget.apply()
     _wait(qtbot, widget)
     result = viewer.layers["CT denoise"]
-    np.testing.assert_allclose(result.data, denoise(small_phantom.image, "gaussian", sigma_mm=2.0).array, atol=1e-4)
+    np.testing.assert_allclose(
+        result.data, denoise(small_phantom.image, "gaussian", sigma_mm=2.0).array, atol=1e-4
+    )
     np.testing.assert_allclose(result.scale, image.scale)
     np.testing.assert_allclose(result.translate, image.translate)
     step = session_log()[-1]
@@ -121,7 +123,9 @@ def test_region_growing_from_a_point_on_a_lesion(make_napari_viewer, qtbot, smal
 
 def test_label_edit_in_place_with_undo_and_new_layers(make_napari_viewer, qtbot, small_phantom):
     viewer = make_napari_viewer()
-    labels = _add(viewer, small_phantom.lesions.with_array(small_phantom.lesions.array.copy()), "labels", "lesions")
+    labels = _add(
+        viewer, small_phantom.lesions.with_array(small_phantom.lesions.array.copy()), "labels", "lesions"
+    )
     original = labels.data.copy()
     widget = LabelEditWidget(viewer)
     widget.labels_layer.value = labels
@@ -132,7 +136,7 @@ def test_label_edit_in_place_with_undo_and_new_layers(make_napari_viewer, qtbot,
     _wait(qtbot, widget)
     assert widget.status.value.startswith("label 1"), widget.status.value
     assert np.count_nonzero(labels.data == 1) > 1.5 * np.count_nonzero(original == 1)
-    others = (original > 1)
+    others = original > 1
     assert np.array_equal(labels.data[others], original[others])  # other lesions untouched
     assert session_log()[-1].name == "margin" and session_log()[-1].params["margin_mm"] == 3.0
     widget.undo()
@@ -148,7 +152,9 @@ def test_label_edit_in_place_with_undo_and_new_layers(make_napari_viewer, qtbot,
     widget.operation.value = "keep largest island"
     widget.apply()
     _wait(qtbot, widget)
-    assert np.count_nonzero(labels.data == 1) == max(np.count_nonzero(original == 1), np.count_nonzero(original == 2))
+    assert np.count_nonzero(labels.data == 1) == max(
+        np.count_nonzero(original == 1), np.count_nonzero(original == 2)
+    )
     widget.operation.value = "logical: union"
     widget.other.value = viewer.layers["lesions split islands"]
     widget.other_value.value = 2
@@ -211,10 +217,16 @@ def test_viewer_stays_responsive_while_a_volume_job_runs(make_napari_viewer, qtb
     assert "CT denoise" in viewer.layers
 
 
-@pytest.mark.parametrize("cls", [PreprocessWidget, RegionGrowingWidget, LabelEditWidget, FillBetweenSlicesWidget])
+@pytest.mark.parametrize(
+    "cls", [PreprocessWidget, RegionGrowingWidget, LabelEditWidget, FillBetweenSlicesWidget]
+)
 def test_widgets_open_from_the_manifest(make_napari_viewer, cls):
     viewer = make_napari_viewer()
-    names = {PreprocessWidget: "Preprocess", RegionGrowingWidget: "Region growing",
-             LabelEditWidget: "Morphology and islands", FillBetweenSlicesWidget: "Fill between slices"}
+    names = {
+        PreprocessWidget: "Preprocess",
+        RegionGrowingWidget: "Region growing",
+        LabelEditWidget: "Morphology and islands",
+        FillBetweenSlicesWidget: "Fill between slices",
+    }
     _, widget = viewer.window.add_plugin_dock_widget("napari-medimg", names[cls])
     assert isinstance(widget, cls)

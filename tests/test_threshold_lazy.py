@@ -22,8 +22,9 @@ class CountingSource:
 
 def test_threshold_range_of_a_lazy_volume_reads_a_sample(monkeypatch):
     rng = np.random.default_rng(0)
-    array = np.where(rng.random((40, 64, 64)) < 0.3, 1000, 0).astype(np.int16) + rng.integers(0, 50, (40, 64, 64),
-                                                                                            dtype=np.int16)
+    array = np.where(rng.random((40, 64, 64)) < 0.3, 1000, 0).astype(np.int16) + rng.integers(
+        0, 50, (40, 64, 64), dtype=np.int16
+    )
     monkeypatch.setattr(th, "_MAX_SAMPLES", 10_000)  # force a stride on this small volume
     source = CountingSource(array)
     lazy = da.from_array(source, chunks=(1, 64, 64), asarray=False)

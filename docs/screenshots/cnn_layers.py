@@ -25,13 +25,19 @@ def main():
     for seed in range(3):  # three lesion-free spheres per call, away from everything labelled so far
         objects = objects.with_array(normal_tissue_objects(objects, phantom.tissues, seed=seed))
     ids = np.unique(objects.array)[1:]
-    names = dict(zip(phantom.lesion_table["label"], phantom.lesion_table["name"]))
-    features = pd.DataFrame({"index": ids, "name": [names.get(i, "normal tissue") for i in ids],
-                             "class": ["lesion" if i in names else "normal" for i in ids]})
+    names = dict(zip(phantom.lesion_table["label"], phantom.lesion_table["name"], strict=False))
+    features = pd.DataFrame(
+        {
+            "index": ids,
+            "name": [names.get(i, "normal tissue") for i in ids],
+            "class": ["lesion" if i in names else "normal" for i in ids],
+        }
+    )
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1600, 1000)
-    image = set_or_add_layer(viewer, layer_data_tuple(phantom.image, "image", name="CT phantom",
-                                                      contrast_limits=(-300, 300)))
+    image = set_or_add_layer(
+        viewer, layer_data_tuple(phantom.image, "image", name="CT phantom", contrast_limits=(-300, 300))
+    )
     labels = set_or_add_layer(viewer, layer_data_tuple(objects, "labels", name="objects", features=features))
     _, widget = viewer.window.add_plugin_dock_widget("napari-medimg", "CNN classifier")
     widget.source.value = "napari layers"
@@ -47,7 +53,9 @@ def main():
     widget.start_prediction()
     wait_until(lambda: widget.worker is None)
     print(widget.status.value)
-    print(viewer.layers["CT phantom CNN classes"].features[["index", "class_name", "probability"]].to_string())
+    print(
+        viewer.layers["CT phantom CNN classes"].features[["index", "class_name", "probability"]].to_string()
+    )
     for name in ("objects", "CT phantom CNN probability", "CT phantom CNN saliency"):
         viewer.layers[name].visible = False
     viewer.dims.set_point(0, image.data_to_world((12, 0, 0))[0])

@@ -12,7 +12,12 @@ import shutil
 import napari
 from _shots import ROOT, save, settle, wait_until
 
-from napari_medimg.learn.cnn.examples import PHANTOM_SHAPE, PHANTOM_SPACING, make_patch_folder, normal_tissue_objects
+from napari_medimg.learn.cnn.examples import (
+    PHANTOM_SHAPE,
+    PHANTOM_SPACING,
+    make_patch_folder,
+    normal_tissue_objects,
+)
 from napari_medimg.plugin.layers import layer_data_tuple, set_or_add_layer
 from napari_medimg.samples import make_ct_phantom
 
@@ -27,8 +32,9 @@ def main():
 
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1600, 1000)
-    image = set_or_add_layer(viewer, layer_data_tuple(phantom.image, "image", name="CT phantom",
-                                                      contrast_limits=(-300, 300)))
+    image = set_or_add_layer(
+        viewer, layer_data_tuple(phantom.image, "image", name="CT phantom", contrast_limits=(-300, 300))
+    )
     set_or_add_layer(viewer, layer_data_tuple(phantom.image.with_array(objects), "labels", name="objects"))
     _, widget = viewer.window.add_plugin_dock_widget("napari-medimg", "CNN classifier")
     widget.source.value = "folder + labels CSV"

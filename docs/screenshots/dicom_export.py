@@ -19,14 +19,14 @@ from napari_medimg.processing.preprocess import denoise
 DICOM = SHARED_DATA / "dicom"
 
 
-
 def main() -> None:
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1600, 1000)
     (source,) = viewer.open(str(DICOM / "siemens_xa30_t1w_sag_classic" / "dicom"), plugin="napari-medimg")
     smooth = denoise(layer_to_volume(source), "gaussian", sigma_mm=1.5)
-    layer = set_or_add_layer(viewer, layer_data_tuple(smooth, "image", name=f"{source.name} gaussian",
-                                                      colormap="gray"))
+    layer = set_or_add_layer(
+        viewer, layer_data_tuple(smooth, "image", name=f"{source.name} gaussian", colormap="gray")
+    )
     source.visible = False
     viewer.dims.set_point(0, float(layer.data_to_world((64, 0, 0))[0]))
     widget = DicomExportWidget(viewer)

@@ -12,10 +12,6 @@ from _shots import SHARED_DATA, save, settle, wait_for_worker
 DICOM = SHARED_DATA / "dicom"
 
 
-
-
-
-
 def main() -> None:
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1600, 1000)
@@ -23,7 +19,10 @@ def main() -> None:
     viewer.dims.axis_labels = ("S", "P", "L")
     viewer.dims.order = (2, 0, 1)  # look at a sagittal plane: rows S, columns P
     viewer.dims.set_point(2, 0.0)
-    viewer.scene.camera.orientation2d = ("up", "right")  # S grows upwards: head at the top, anterior at the left
+    viewer.scene.camera.orientation2d = (
+        "up",
+        "right",
+    )  # S grows upwards: head at the top, anterior at the left
     viewer.reset_view()
     settle()
     save(viewer, "geometry-sagittal.png")

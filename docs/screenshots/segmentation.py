@@ -17,12 +17,6 @@ from napari_medimg.plugin.demo import segment_and_interpolate
 PLUGIN = "napari-medimg"
 
 
-
-
-
-
-
-
 def front(viewer, name: str):
     """Dock (or show) a widget and bring its tab to the front."""
     dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)
@@ -58,8 +52,10 @@ def main() -> None:
     viewer.layers[threshold.result_name].visible = False
     threshold.preview.value = False
 
-    widgets = {name: front(viewer, name) for name in
-               ("Preprocess", "Region growing", "Morphology and islands", "Fill between slices")}
+    widgets = {
+        name: front(viewer, name)
+        for name in ("Preprocess", "Region growing", "Morphology and islands", "Fill between slices")
+    }
     out = ROOT / "demo-output" / "segmentation-screenshots"
     out.mkdir(parents=True, exist_ok=True)
     segment_and_interpolate(viewer, widgets, out)

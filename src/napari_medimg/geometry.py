@@ -25,7 +25,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Volume", "affine_from_geometry", "geometry_from_affine", "orientation_code", "CANONICAL_DIRECTION"]
+__all__ = [
+    "Volume",
+    "affine_from_geometry",
+    "geometry_from_affine",
+    "orientation_code",
+    "CANONICAL_DIRECTION",
+]
 
 #: direction of an array whose axes z, y, x point along LPS +S, +P, +L
 CANONICAL_DIRECTION = np.eye(3)[:, ::-1]
@@ -114,7 +120,7 @@ class Volume:
         cosines = np.max(np.abs(self.direction), axis=0)
         return float(np.degrees(np.arccos(np.clip(cosines.min(), -1.0, 1.0))))
 
-    def canonical(self) -> "Volume":
+    def canonical(self) -> Volume:
         """The same voxels with array axes reordered and flipped to point along +S, +P, +L.
 
         No interpolation: the result is a transposed/flipped view of the array (numpy or dask) with the
@@ -122,8 +128,10 @@ class Volume:
         """
         if self.ndim != 3:
             return self
-        best = max(itertools.permutations(range(3)),
-                   key=lambda order: sum(abs(self.direction[2 - i, order[i]]) for i in range(3)))
+        best = max(
+            itertools.permutations(range(3)),
+            key=lambda order: sum(abs(self.direction[2 - i, order[i]]) for i in range(3)),
+        )
         array, spacing = self.array, self.spacing[list(best)]
         direction = self.direction[:, list(best)].copy()
         origin = self.origin.copy()
@@ -139,10 +147,16 @@ class Volume:
             array = array[index]
         if list(best) == [0, 1, 2] and not flips:
             return self
-        return replace(self, array=array, spacing=spacing, origin=origin, direction=direction,
-                       metadata={**self.metadata, "reoriented_from": orientation_code(self.direction)})
+        return replace(
+            self,
+            array=array,
+            spacing=spacing,
+            origin=origin,
+            direction=direction,
+            metadata={**self.metadata, "reoriented_from": orientation_code(self.direction)},
+        )
 
-    def with_array(self, array, **metadata) -> "Volume":
+    def with_array(self, array, **metadata) -> Volume:
         """A new Volume with the same geometry around ``array`` (metadata updated with ``metadata``)."""
         if tuple(array.shape) != self.shape:
             raise ValueError(f"array shape {tuple(array.shape)} differs from the volume's {self.shape}")
@@ -164,7 +178,7 @@ class Volume:
         if self.ndim == 2:
             return {
                 "scale": tuple(self.spacing),
-                "translate": tuple(self.origin[: 2]),
+                "translate": tuple(self.origin[:2]),
                 "units": ("mm", "mm"),
                 "axis_labels": ("y", "x"),
             }
@@ -189,5 +203,7 @@ class Volume:
 def _is_canonical_order(direction) -> bool:
     """True when array axes z, y, x point mostly along +S, +P, +L (the order ``Volume.canonical`` gives)."""
     direction = np.asarray(direction, float)
-    return all(direction[2 - axis, axis] > 0 and np.argmax(np.abs(direction[:, axis])) == 2 - axis
-               for axis in range(3))
+    return all(
+        direction[2 - axis, axis] > 0 and np.argmax(np.abs(direction[:, axis])) == 2 - axis
+        for axis in range(3)
+    )

@@ -64,8 +64,11 @@ def _coverage(distance_mm: np.ndarray, blur_mm: float) -> np.ndarray:
 def _ellipsoid_distance(grid, centre, radii):
     """Approximate signed distance (mm, negative inside) of grid points to an ellipsoid surface."""
     z, y, x = grid
-    r = np.sqrt(((z - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2
-                + ((x - centre[2]) / radii[2]) ** 2)
+    r = np.sqrt(
+        ((z - centre[0]) / radii[0]) ** 2
+        + ((y - centre[1]) / radii[1]) ** 2
+        + ((x - centre[2]) / radii[2]) ** 2
+    )
     return (r - 1.0) * min(radii)
 
 
@@ -85,8 +88,11 @@ def make_ct_phantom(
     spacing_arr = np.asarray(spacing, float)
     extent = np.asarray(shape) * spacing_arr
     scale = extent / np.array([160.0, 179.2, 179.2])  # lesion layout was designed for the default extent
-    grid = np.meshgrid(*[(np.arange(n) + 0.0) * s for n, s in zip(shape, spacing_arr)], indexing="ij",
-                       sparse=True)
+    grid = np.meshgrid(
+        *[(np.arange(n) + 0.0) * s for n, s in zip(shape, spacing_arr, strict=False)],
+        indexing="ij",
+        sparse=True,
+    )
     blur = float(np.mean(spacing_arr))
     cz, cy, cx = extent / 2
 
@@ -94,12 +100,18 @@ def make_ct_phantom(
         return _ellipsoid_distance(grid, centre, radii)
 
     body_d = ellipsoid((cz, cy, cx), (extent[0] * 10, extent[1] * 0.40, extent[2] * 0.46))
-    lung_r_d = ellipsoid((cz - 0.12 * extent[0], cy - 0.06 * extent[1], cx - 0.2 * extent[2]),
-                         (extent[0] * 0.40, extent[1] * 0.22, extent[2] * 0.15))
-    lung_l_d = ellipsoid((cz - 0.12 * extent[0], cy - 0.06 * extent[1], cx + 0.2 * extent[2]),
-                         (extent[0] * 0.40, extent[1] * 0.22, extent[2] * 0.15))
-    liver_d = ellipsoid((cz + 0.32 * extent[0], cy - 0.02 * extent[1], cx - 0.12 * extent[2]),
-                        (extent[0] * 0.30, extent[1] * 0.25, extent[2] * 0.28))
+    lung_r_d = ellipsoid(
+        (cz - 0.12 * extent[0], cy - 0.06 * extent[1], cx - 0.2 * extent[2]),
+        (extent[0] * 0.40, extent[1] * 0.22, extent[2] * 0.15),
+    )
+    lung_l_d = ellipsoid(
+        (cz - 0.12 * extent[0], cy - 0.06 * extent[1], cx + 0.2 * extent[2]),
+        (extent[0] * 0.40, extent[1] * 0.22, extent[2] * 0.15),
+    )
+    liver_d = ellipsoid(
+        (cz + 0.32 * extent[0], cy - 0.02 * extent[1], cx - 0.12 * extent[2]),
+        (extent[0] * 0.30, extent[1] * 0.25, extent[2] * 0.28),
+    )
     spine_d = ellipsoid((cz, cy + 0.28 * extent[1], cx), (extent[0] * 10, extent[1] * 0.06, extent[2] * 0.06))
 
     image = np.full(shape, AIR_HU, np.float32)
@@ -126,15 +138,21 @@ def make_ct_phantom(
         paint(distance, lesion.hu, TISSUE_LABELS["lesion"])
         lesions[distance <= 0] = value
         voxels = int(np.count_nonzero(distance <= 0))
-        rows.append({
-            "label": value,
-            "name": name,
-            "centre_z_mm": centre[0], "centre_y_mm": centre[1], "centre_x_mm": centre[2],
-            "radius_z_mm": radii[0], "radius_y_mm": radii[1], "radius_x_mm": radii[2],
-            "hu": lesion.hu,
-            "volume_mm3": 4.0 / 3.0 * np.pi * float(np.prod(radii)),
-            "voxel_volume_mm3": voxels * float(np.prod(spacing_arr)),
-        })
+        rows.append(
+            {
+                "label": value,
+                "name": name,
+                "centre_z_mm": centre[0],
+                "centre_y_mm": centre[1],
+                "centre_x_mm": centre[2],
+                "radius_z_mm": radii[0],
+                "radius_y_mm": radii[1],
+                "radius_x_mm": radii[2],
+                "hu": lesion.hu,
+                "volume_mm3": 4.0 / 3.0 * np.pi * float(np.prod(radii)),
+                "voxel_volume_mm3": voxels * float(np.prod(spacing_arr)),
+            }
+        )
 
     rng = np.random.default_rng(seed)
     noise = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), sigma=(0.3, 0.8, 0.8))
@@ -146,15 +164,41 @@ def make_ct_phantom(
     origin = np.array([-extent[2] / 2, -extent[1] / 2, -extent[0] / 2])  # LPS of voxel (0, 0, 0), centred
     common = {"modality": "CT", "source": "napari-medimg CT phantom", "seed": seed}
     return Phantom(
-        image=Volume(hu, spacing_arr, origin, direction,
-                     {**common, "series_description": "CT phantom", "units": "HU",
-                      "window_center": 40.0, "window_width": 400.0}),
-        tissues=Volume(tissues, spacing_arr, origin, direction,
-                       {**common, "series_description": "phantom tissues", "label_names":
-                        {v: k for k, v in TISSUE_LABELS.items()}}),
-        lesions=Volume(lesions, spacing_arr, origin, direction,
-                       {**common, "series_description": "phantom lesions",
-                        "label_names": {row["label"]: row["name"] for row in rows}}),
+        image=Volume(
+            hu,
+            spacing_arr,
+            origin,
+            direction,
+            {
+                **common,
+                "series_description": "CT phantom",
+                "units": "HU",
+                "window_center": 40.0,
+                "window_width": 400.0,
+            },
+        ),
+        tissues=Volume(
+            tissues,
+            spacing_arr,
+            origin,
+            direction,
+            {
+                **common,
+                "series_description": "phantom tissues",
+                "label_names": {v: k for k, v in TISSUE_LABELS.items()},
+            },
+        ),
+        lesions=Volume(
+            lesions,
+            spacing_arr,
+            origin,
+            direction,
+            {
+                **common,
+                "series_description": "phantom lesions",
+                "label_names": {row["label"]: row["name"] for row in rows},
+            },
+        ),
         lesion_table=pd.DataFrame(rows),
     )
 

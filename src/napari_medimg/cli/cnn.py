@@ -11,8 +11,11 @@ __all__ = ["register"]
 
 
 def register(subcommands) -> None:
-    parser = subcommands.add_parser("cnn", help="train, evaluate and apply CNN image classifiers",
-                                    description="PyTorch CNN classifiers for 2D and 3D images.")
+    parser = subcommands.add_parser(
+        "cnn",
+        help="train, evaluate and apply CNN image classifiers",
+        description="PyTorch CNN classifiers for 2D and 3D images.",
+    )
     actions = parser.add_subparsers(dest="cnn_command", metavar="ACTION", required=True)
 
     train = actions.add_parser("train", help="train a classifier on a MedMNIST-style .npz or a labels CSV")
@@ -20,8 +23,12 @@ def register(subcommands) -> None:
     source.add_argument("--data", type=Path, help="npz with train_images/train_labels/val_images/val_labels")
     source.add_argument("--csv", type=Path, help="CSV with columns path,label[,split] (paths relative to it)")
     train.add_argument("--out", type=Path, required=True, help="model folder to write")
-    train.add_argument("--dims", type=int, choices=(2, 3), help="2D or 3D images (guessed from shapes if omitted)")
-    train.add_argument("--size", type=int, nargs="+", help="input size for --csv images, e.g. 64 64 or 32 32 32")
+    train.add_argument(
+        "--dims", type=int, choices=(2, 3), help="2D or 3D images (guessed from shapes if omitted)"
+    )
+    train.add_argument(
+        "--size", type=int, nargs="+", help="input size for --csv images, e.g. 64 64 or 32 32 32"
+    )
     train.add_argument("--minutes", type=float, help="time budget; training stops and keeps the best model")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--epochs", type=int, default=60)
@@ -30,10 +37,17 @@ def register(subcommands) -> None:
     train.add_argument("--width", type=int, help="channels of the first stage (default 32 for 2D, 8 for 3D)")
     train.add_argument("--depths", type=int, nargs="+", default=[1, 1, 1], help="residual blocks per stage")
     train.add_argument("--dropout", type=float, default=0.2)
-    train.add_argument("--stem-stride", type=int, choices=(1, 2),
-                       help="stride of the first convolution (default 1 for 2D, 2 for 3D)")
-    train.add_argument("--stem-pool", action=argparse.BooleanOptionalAction,
-                       help="max-pool after the first convolution (default off for 2D, on for 3D)")
+    train.add_argument(
+        "--stem-stride",
+        type=int,
+        choices=(1, 2),
+        help="stride of the first convolution (default 1 for 2D, 2 for 3D)",
+    )
+    train.add_argument(
+        "--stem-pool",
+        action=argparse.BooleanOptionalAction,
+        help="max-pool after the first convolution (default off for 2D, on for 3D)",
+    )
     train.add_argument("--balance", choices=("weights", "sampler", "none"), default="weights")
     train.add_argument("--patience", type=int, default=15, help="epochs without a better validation AUC")
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -52,8 +66,12 @@ def register(subcommands) -> None:
     predict = actions.add_parser("predict", help="classify an image (per image, slice or object)")
     predict.add_argument("--model", type=Path, required=True)
     predict.add_argument("input", type=Path, help="NIfTI, DICOM or PNG/JPEG/TIFF image")
-    predict.add_argument("--out", type=Path, required=True,
-                         help="output folder: predictions.csv, and for volumes probability/saliency/classes NIfTI")
+    predict.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder: predictions.csv, and for volumes probability/saliency/classes NIfTI",
+    )
     predict.add_argument("--labels", type=Path, help="labels image (NIfTI): classify each object")
     predict.add_argument("--overwrite", action="store_true")
     predict.set_defaults(handler=_predict)
@@ -64,8 +82,10 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
         print(json.dumps(metrics, indent=2))
         return
     auc = "n/a" if metrics["auc"] is None else f"{metrics['auc']:.4f}"
-    print(f"n={metrics['n']}  acc={metrics['acc']:.4f}  balanced_acc={metrics['balanced_acc']:.4f}  "
-          f"precision={metrics['precision']:.4f}  recall={metrics['recall']:.4f}  f1={metrics['f1']:.4f}  auc={auc}")
+    print(
+        f"n={metrics['n']}  acc={metrics['acc']:.4f}  balanced_acc={metrics['balanced_acc']:.4f}  "
+        f"precision={metrics['precision']:.4f}  recall={metrics['recall']:.4f}  f1={metrics['f1']:.4f}  auc={auc}"
+    )
     print("confusion matrix (rows true, columns predicted):", metrics["confusion_matrix"])
 
 
@@ -86,30 +106,54 @@ def _train(args) -> int:
         sets = load_folder(args.csv, args.size, dims=args.dims, seed=args.seed)
     if "val" not in sets:
         raise ValueError("the data has no validation split (val_images/val_labels or split=val rows)")
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-                         minutes=args.minutes, seed=args.seed, balance=args.balance, device=args.device,
-                         threads=args.threads, flip_axes=[-1] if sets["train"].dims == 2 else [-3, -2, -1])
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        minutes=args.minutes,
+        seed=args.seed,
+        balance=args.balance,
+        device=args.device,
+        threads=args.threads,
+        flip_axes=[-1] if sets["train"].dims == 2 else [-3, -2, -1],
+    )
     dims = sets["train"].dims
     stem_stride = args.stem_stride or (2 if dims == 3 else 1)
     stem_pool = (dims == 3) if args.stem_pool is None else args.stem_pool
-    model_config = ModelConfig(dims=dims, width=args.width or (8 if dims == 3 else 32), depths=args.depths,
-                               dropout=args.dropout, stem_stride=stem_stride, stem_pool=stem_pool)
+    model_config = ModelConfig(
+        dims=dims,
+        width=args.width or (8 if dims == 3 else 32),
+        depths=args.depths,
+        dropout=args.dropout,
+        stem_stride=stem_stride,
+        stem_pool=stem_pool,
+    )
 
     def on_epoch(record):
         auc = "n/a" if record["val_auc"] is None else f"{record['val_auc']:.4f}"
-        print(f"epoch {record['epoch']:3d}  loss {record['train_loss']:.4f}  val_loss {record['val_loss']:.4f}  "
-              f"val_auc {auc}  val_acc {record['val_acc']:.4f}  best {record['best_epoch']}  "
-              f"{record['seconds']:.0f} s", file=sys.stderr, flush=True)
+        print(
+            f"epoch {record['epoch']:3d}  loss {record['train_loss']:.4f}  val_loss {record['val_loss']:.4f}  "
+            f"val_auc {auc}  val_acc {record['val_acc']:.4f}  best {record['best_epoch']}  "
+            f"{record['seconds']:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
     result = train(sets["train"], sets["val"], model_config, config, on_epoch=on_epoch)
     save_model(result.model, result.meta(), args.out, overwrite=args.overwrite)
     val = sets["val"]
-    probabilities = predict_proba(result.model, normalise(val.images, result.normalisation),
-                                  tta_axes=config.flip_axes if config.tta else None)
+    probabilities = predict_proba(
+        result.model,
+        normalise(val.images, result.normalisation),
+        tta_axes=config.flip_axes if config.tta else None,
+    )
     plot_roc(val.labels, probabilities, args.out / "roc_val.png", result.class_names, title="validation ROC")
-    print(f"best epoch {result.best_epoch} of {len(result.history)} ({result.stopped}), "
-          f"{result.seconds:.1f} s, {result.samples_per_second:.0f} samples/s; model in {args.out}",
-          file=sys.stderr)
+    print(
+        f"best epoch {result.best_epoch} of {len(result.history)} ({result.stopped}), "
+        f"{result.seconds:.1f} s, {result.samples_per_second:.0f} samples/s; model in {args.out}",
+        file=sys.stderr,
+    )
     _print_metrics({k: v for k, v in result.metrics.items() if k != "class_names"}, as_json=True)
     return 0
 
@@ -142,8 +186,8 @@ def _predict(args) -> int:
     import numpy as np
 
     from ..io.atomic import atomic_path
-    from ..io.nifti import read_nifti, write_nifti
     from ..io.dicom import read_dicom_file
+    from ..io.nifti import read_nifti, write_nifti
     from ..learn.cnn.data import IMAGE_SUFFIXES, read_image
     from ..learn.cnn.files import load_model
     from ..learn.cnn.predict import predict
@@ -168,10 +212,14 @@ def _predict(args) -> int:
         result.table.to_csv(temporary, index=False)
     written = [args.out / "predictions.csv"]
     if volume is not None:
-        for stem, array in (("probability", result.probability), ("saliency", result.saliency),
-                            ("classes", result.class_map)):
-            written.append(write_nifti(volume.with_array(array), args.out / f"{stem}.nii.gz",
-                                       overwrite=args.overwrite))
+        for stem, array in (
+            ("probability", result.probability),
+            ("saliency", result.saliency),
+            ("classes", result.class_map),
+        ):
+            written.append(
+                write_nifti(volume.with_array(array), args.out / f"{stem}.nii.gz", overwrite=args.overwrite)
+            )
     print(result.table.to_string(index=False, max_rows=40))
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0

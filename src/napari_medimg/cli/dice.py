@@ -28,13 +28,22 @@ def run(args) -> int:
     a, b = read_nifti(args.a), read_nifti(args.b)
     if a.shape != b.shape:
         raise ValueError(f"A has shape {a.shape} and B {b.shape}; resample one onto the other's grid first")
-    if not (np.allclose(a.spacing, b.spacing, atol=1e-3) and np.allclose(a.origin, b.origin, atol=1e-2)
-            and np.allclose(a.direction, b.direction, atol=1e-4)):
-        raise ValueError("A and B have the same shape but a different geometry (spacing, origin or direction)")
+    if not (
+        np.allclose(a.spacing, b.spacing, atol=1e-3)
+        and np.allclose(a.origin, b.origin, atol=1e-2)
+        and np.allclose(a.direction, b.direction, atol=1e-4)
+    ):
+        raise ValueError(
+            "A and B have the same shape but a different geometry (spacing, origin or direction)"
+        )
     array_a, array_b = np.asarray(a.array), np.asarray(b.array)
     values = sorted((set(np.unique(array_a).tolist()) | set(np.unique(array_b).tolist())) - {0})
-    result = {"a": str(args.a), "b": str(args.b), "spacing_mm": a.spacing.tolist(),
-              **compare_masks(array_a, array_b, a.spacing)}
+    result = {
+        "a": str(args.a),
+        "b": str(args.b),
+        "spacing_mm": a.spacing.tolist(),
+        **compare_masks(array_a, array_b, a.spacing),
+    }
     if len(values) > 1:
         per_label = compare_labels(array_a, array_b, a.spacing, values)
         per_label.pop("foreground")

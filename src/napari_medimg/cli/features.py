@@ -18,17 +18,38 @@ def register(subcommands) -> None:
         "bounding box in patient LPS mm. IMAGE and LABELS are NIfTI files or DICOM files/folders holding "
         "one series, on the same voxel grid.",
     )
-    parser.add_argument("image", type=Path, metavar="IMAGE", help="intensity image (NIfTI, or DICOM file/folder)")
-    parser.add_argument("labels", type=Path, metavar="LABELS", help="labels image, 0 = background (NIfTI or DICOM)")
+    parser.add_argument(
+        "image", type=Path, metavar="IMAGE", help="intensity image (NIfTI, or DICOM file/folder)"
+    )
+    parser.add_argument(
+        "labels", type=Path, metavar="LABELS", help="labels image, 0 = background (NIfTI or DICOM)"
+    )
     parser.add_argument("--out", type=Path, required=True, metavar="table.csv", help="CSV file to write")
-    parser.add_argument("--groups", default=GROUP_HELP, metavar="G1,G2",
-                        help=f"comma-separated feature groups (default: all of {GROUP_HELP})")
-    parser.add_argument("--bin-width", type=float, default=25.0, metavar="W",
-                        help="fixed bin width in image units for entropy, uniformity and texture (default 25)")
-    parser.add_argument("--force-2d", action="store_true",
-                        help="in-plane texture (4 directions) and 2D shape even for multi-slice volumes")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="objects measured in parallel (default: up to 4 threads)")
+    parser.add_argument(
+        "--groups",
+        default=GROUP_HELP,
+        metavar="G1,G2",
+        help=f"comma-separated feature groups (default: all of {GROUP_HELP})",
+    )
+    parser.add_argument(
+        "--bin-width",
+        type=float,
+        default=25.0,
+        metavar="W",
+        help="fixed bin width in image units for entropy, uniformity and texture (default 25)",
+    )
+    parser.add_argument(
+        "--force-2d",
+        action="store_true",
+        help="in-plane texture (4 directions) and 2D shape even for multi-slice volumes",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="objects measured in parallel (default: up to 4 threads)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.set_defaults(handler=run)
 
@@ -59,18 +80,27 @@ def run(args) -> int:
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
     image, labels = read_volume(args.image), read_volume(args.labels)
     if image.shape != labels.shape:
-        raise ValueError(f"IMAGE has shape {image.shape} and LABELS {labels.shape}; they must share one voxel grid")
+        raise ValueError(
+            f"IMAGE has shape {image.shape} and LABELS {labels.shape}; they must share one voxel grid"
+        )
     if not np.allclose(image.spacing, labels.spacing, rtol=1e-3):
-        raise ValueError(f"IMAGE spacing {image.spacing.tolist()} mm differs from LABELS {labels.spacing.tolist()} mm")
+        raise ValueError(
+            f"IMAGE spacing {image.spacing.tolist()} mm differs from LABELS {labels.spacing.tolist()} mm"
+        )
     label_array = np.asarray(labels.array)
     if not np.issubdtype(label_array.dtype, np.integer):
         rounded = np.rint(label_array)
         if not np.array_equal(rounded, label_array):
             raise ValueError(f"{args.labels} holds non-integer values; it is not a labels image")
         label_array = rounded.astype(np.int32)
-    table = compute_features(labels.with_array(label_array), np.asarray(image.array),
-                             groups=groups, bin_width=args.bin_width,
-                             force_2d=True if args.force_2d else None, workers=args.workers)
+    table = compute_features(
+        labels.with_array(label_array),
+        np.asarray(image.array),
+        groups=groups,
+        bin_width=args.bin_width,
+        force_2d=True if args.force_2d else None,
+        workers=args.workers,
+    )
     with atomic_path(args.out, overwrite=args.overwrite) as temporary:
         table.to_csv(temporary, index=False)
     print(f"{len(table)} objects x {table.shape[1] - 1} features -> {args.out}", file=sys.stderr)

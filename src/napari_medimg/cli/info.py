@@ -10,10 +10,12 @@ import numpy as np
 
 def register(subcommands) -> None:
     parser = subcommands.add_parser(
-        "info", help="list the image series in a DICOM file/folder or NIfTI file",
+        "info",
+        help="list the image series in a DICOM file/folder or NIfTI file",
         description="Read headers only and list every series: modality, description, shape, spacing, "
         "orientation, the index-to-LPS affine, how the geometry was derived and any warning (gaps, duplicates, "
-        "uneven spacing, gantry tilt). No patient name, ID or birth date is printed.")
+        "uneven spacing, gantry tilt). No patient name, ID or birth date is printed.",
+    )
     parser.add_argument("path", type=Path, help="DICOM file, folder of DICOM files (recursive) or NIfTI file")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.set_defaults(handler=run)
@@ -25,8 +27,13 @@ def describe(path: Path) -> dict:
         from ..io.nifti import read_nifti
 
         volume = read_nifti(path)
-        entry = {**volume.metadata, "shape": list(volume.shape), "spacing": volume.spacing.round(6).tolist(),
-                 "affine": volume.affine.round(6).tolist(), "warnings": []}
+        entry = {
+            **volume.metadata,
+            "shape": list(volume.shape),
+            "spacing": volume.spacing.round(6).tolist(),
+            "affine": volume.affine.round(6).tolist(),
+            "warnings": [],
+        }
         return {"path": str(path), "series": [entry], "skipped": []}
     from ..io.dicom import scan_dicom
 
@@ -37,8 +44,11 @@ def describe(path: Path) -> dict:
         entry["shape"] = list(item.shape)
         entry["affine"] = np.round(item.affine, 6).tolist()
         series.append(entry)
-    return {"path": str(path), "series": series,
-            "skipped": [{"file": name, "reason": reason} for name, reason in scan.skipped]}
+    return {
+        "path": str(path),
+        "series": series,
+        "skipped": [{"file": name, "reason": reason} for name, reason in scan.skipped],
+    }
 
 
 def run(args) -> int:

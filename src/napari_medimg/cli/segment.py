@@ -28,16 +28,31 @@ def register(subcommands) -> None:
     )
     parser.add_argument("input", type=Path, metavar="IN", help="input NIfTI image")
     parser.add_argument("output", type=Path, metavar="OUT", help="output NIfTI mask")
-    parser.add_argument("--preprocess", action="append", default=[], metavar="NAME[:VALUE]", help=PREPROCESS_HELP)
-    parser.add_argument("--threshold", default="otsu", metavar="METHOD|LOW:HIGH",
-                        help="otsu, li, yen, triangle, or a range LOW:HIGH in image units (either side may be "
-                        "empty: 300: means ≥ 300); default otsu")
+    parser.add_argument(
+        "--preprocess", action="append", default=[], metavar="NAME[:VALUE]", help=PREPROCESS_HELP
+    )
+    parser.add_argument(
+        "--threshold",
+        default="otsu",
+        metavar="METHOD|LOW:HIGH",
+        help="otsu, li, yen, triangle, or a range LOW:HIGH in image units (either side may be "
+        "empty: 300: means ≥ 300); default otsu",
+    )
     parser.add_argument("--fill-holes", action="store_true", help="fill enclosed holes in 3D")
     parser.add_argument("--keep-largest", action="store_true", help="keep only the largest connected object")
-    parser.add_argument("--min-size", type=float, default=None, metavar="MM3",
-                        help="remove objects smaller than MM3 cubic millimetres")
-    parser.add_argument("--open", type=float, default=None, metavar="MM", help="opening with a ball of radius MM")
-    parser.add_argument("--close", type=float, default=None, metavar="MM", help="closing with a ball of radius MM")
+    parser.add_argument(
+        "--min-size",
+        type=float,
+        default=None,
+        metavar="MM3",
+        help="remove objects smaller than MM3 cubic millimetres",
+    )
+    parser.add_argument(
+        "--open", type=float, default=None, metavar="MM", help="opening with a ball of radius MM"
+    )
+    parser.add_argument(
+        "--close", type=float, default=None, metavar="MM", help="closing with a ball of radius MM"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     parser.set_defaults(handler=run)
 
@@ -134,9 +149,14 @@ def run(args) -> int:
     write_nifti(result, args.output, overwrite=args.overwrite)
     log.record("write_nifti", {}, output=str(args.output))
     summary = {
-        "input": str(args.input), "output": str(args.output), "threshold_method": method,
-        "low": low, "high": high, "voxels": int(np.count_nonzero(mask)),
-        "volume_mm3": volume_mm3(mask, spacing), "spacing_mm": spacing.tolist(),
+        "input": str(args.input),
+        "output": str(args.output),
+        "threshold_method": method,
+        "low": low,
+        "high": high,
+        "voxels": int(np.count_nonzero(mask)),
+        "volume_mm3": volume_mm3(mask, spacing),
+        "spacing_mm": spacing.tolist(),
         "steps": json.loads(log.to_json())["steps"],
     }
     print(json.dumps(summary, indent=2))

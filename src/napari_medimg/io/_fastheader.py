@@ -86,7 +86,7 @@ def _element_header(buffer: bytes, position: int, explicit: bool):
         (length,) = struct.unpack_from("<I", buffer, position + 4)
         return tag, b"", length, position + 8
     if explicit:
-        vr = buffer[position + 4:position + 6]
+        vr = buffer[position + 4 : position + 6]
         if vr in _LONG_VRS:
             (length,) = struct.unpack_from("<I", buffer, position + 8)
             return tag, vr, length, position + 12
@@ -142,7 +142,7 @@ def _parse(handle, size: int):
         if length == _UNDEFINED:
             return None
         if tag == 0x00020010:
-            syntax = buffer[start:start + length].decode("ascii").strip(" \x00")
+            syntax = buffer[start : start + length].decode("ascii").strip(" \x00")
         position = start + length
     if syntax not in (_EXPLICIT_LE, _IMPLICIT_LE):
         return None
@@ -179,7 +179,7 @@ def _parse(handle, size: int):
                 buffer = handle.read(min(size, max(4 * len(buffer), start + length + 16)))
                 if start + length > len(buffer):
                     return None
-            raw = buffer[start:start + length]
+            raw = buffer[start : start + length]
             keyword, kind = wanted
             if kind == "us":
                 if length != 2:

@@ -35,11 +35,29 @@ from pydicom.errors import InvalidDicomError
 from ..geometry import Volume, affine_from_geometry, orientation_code
 from ..progress import Cancelled, ProgressCallback, report
 from ._fastheader import parse_header
-from .errors import (CorruptFileError, GeometryError, MedImgReadError, MissingDecoderError, NoSeriesError,
-                     NotAnImageError, UnsupportedFileError)
+from .errors import (
+    CorruptFileError,
+    GeometryError,
+    MedImgReadError,
+    MissingDecoderError,
+    NoSeriesError,
+    NotAnImageError,
+    UnsupportedFileError,
+)
 
-__all__ = ["DicomSeries", "DicomScan", "scan_dicom", "scan_series_of_file", "read_series", "read_dicom", "read_dicom_file",
-           "is_dicom_file", "find_dicom_files", "CT_WINDOW_PRESETS", "LAZY_THRESHOLD_BYTES"]
+__all__ = [
+    "DicomSeries",
+    "DicomScan",
+    "scan_dicom",
+    "scan_series_of_file",
+    "read_series",
+    "read_dicom",
+    "read_dicom_file",
+    "is_dicom_file",
+    "find_dicom_files",
+    "CT_WINDOW_PRESETS",
+    "LAZY_THRESHOLD_BYTES",
+]
 
 #: CT window presets as (centre, width) in HU
 CT_WINDOW_PRESETS = {
@@ -61,7 +79,13 @@ _NON_IMAGE_SOP = {
     "1.2.840.10008.5.1.4.1.1.66.4": "a Segmentation",
     "1.2.840.10008.1.3.10": "a DICOMDIR (media directory)",
 }
-_SPLIT_ATTRIBUTES = ("EchoNumbers", "TemporalPositionIdentifier", "AcquisitionNumber", "ImageType", "TriggerTime")
+_SPLIT_ATTRIBUTES = (
+    "EchoNumbers",
+    "TemporalPositionIdentifier",
+    "AcquisitionNumber",
+    "ImageType",
+    "TriggerTime",
+)
 
 
 _QUIET_LOCK = threading.RLock()
@@ -190,8 +214,13 @@ def _float(value, default=None):
 def _floats(value, count: int) -> np.ndarray | None:
     if value is None or value == "":
         return None
-    values = np.asarray([float(v) for v in (value if isinstance(value, (list, tuple, pydicom.multival.MultiValue))
-                                            else [value])], float)
+    values = np.asarray(
+        [
+            float(v)
+            for v in (value if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value])
+        ],
+        float,
+    )
     if values.shape != (count,) or not np.all(np.isfinite(values)):
         raise ValueError(f"expected {count} finite numbers, got {value!r}")
     return values
@@ -233,22 +262,40 @@ def _group(shared, frame, keyword):
 def _format(dataset, pixel_offset: int | None, file_size: int, frames: int) -> _Format:
     syntax = str(dataset.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
     rows, cols = int(dataset.Rows), int(dataset.Columns)
-    bits_allocated, bits_stored = int(dataset.BitsAllocated), int(dataset.get("BitsStored", dataset.BitsAllocated))
+    bits_allocated, bits_stored = (
+        int(dataset.BitsAllocated),
+        int(dataset.get("BitsStored", dataset.BitsAllocated)),
+    )
     samples = int(dataset.get("SamplesPerPixel", 1))
     if rows <= 0 or cols <= 0 or frames <= 0:
         raise CorruptFileError(f"image size {rows} x {cols} x {frames} frames is empty")
     if samples != 1:
-        raise UnsupportedFileError(f"colour images ({samples} samples per pixel) are not supported; "
-                                   "only greyscale CT/MR/PET-like images are")
+        raise UnsupportedFileError(
+            f"colour images ({samples} samples per pixel) are not supported; "
+            "only greyscale CT/MR/PET-like images are"
+        )
     if bits_allocated not in (8, 16, 32) or not 1 <= bits_stored <= bits_allocated:
-        raise UnsupportedFileError(f"{bits_allocated}-bit pixels with {bits_stored} bits stored are not supported")
-    fmt = _Format(rows, cols, frames, bits_allocated, bits_stored, int(dataset.get("PixelRepresentation", 0)) == 1,
-                  syntax, str(dataset.get("PhotometricInterpretation", "MONOCHROME2")), None)
+        raise UnsupportedFileError(
+            f"{bits_allocated}-bit pixels with {bits_stored} bits stored are not supported"
+        )
+    fmt = _Format(
+        rows,
+        cols,
+        frames,
+        bits_allocated,
+        bits_stored,
+        int(dataset.get("PixelRepresentation", 0)) == 1,
+        syntax,
+        str(dataset.get("PhotometricInterpretation", "MONOCHROME2")),
+        None,
+    )
     if syntax in _UNCOMPRESSED_LE:
         expected = rows * cols * frames * bits_allocated // 8
         if pixel_offset is None or file_size - pixel_offset < expected:
-            raise CorruptFileError(f"the file is truncated: its pixel data needs {expected} bytes "
-                                   f"({rows} x {cols} x {frames} frames) but the file is {file_size} bytes")
+            raise CorruptFileError(
+                f"the file is truncated: its pixel data needs {expected} bytes "
+                f"({rows} x {cols} x {frames} frames) but the file is {file_size} bytes"
+            )
         if not fmt.signed or bits_stored == bits_allocated:
             fmt.pixel_offset = pixel_offset
     return fmt
@@ -286,14 +333,18 @@ def _read_header(path: Path):
             if fast is not None:
                 return fast[0], fast[1], size
             handle.seek(0)
-            dataset = pydicom.dcmread(handle, stop_before_pixels=True, force=path.suffix.lower() in (".dcm", ".ima"))
+            dataset = pydicom.dcmread(
+                handle, stop_before_pixels=True, force=path.suffix.lower() in (".dcm", ".ima")
+            )
             offset = _pixel_value_offset(handle, dataset) if "PixelData" not in dataset else None
     except InvalidDicomError as error:
         raise CorruptFileError(f"{path.name} is not a DICOM file") from error
     except Cancelled:
         raise
     except Exception as error:  # pydicom raises many kinds of errors on damaged files
-        raise CorruptFileError(f"{path.name} is damaged or truncated ({type(error).__name__}: {error})") from error
+        raise CorruptFileError(
+            f"{path.name} is damaged or truncated ({type(error).__name__}: {error})"
+        ) from error
     return dataset, offset, size
 
 
@@ -317,14 +368,17 @@ def _classic_frame(path: Path, dataset, fmt: _Format) -> _Frame:
     spacing = _floats(dataset.get("PixelSpacing") or dataset.get("ImagerPixelSpacing"), 2)
     instance = dataset.get("InstanceNumber")
     frame = _Frame(
-        path=os.fspath(path), frame=None, fmt=fmt,
+        path=os.fspath(path),
+        frame=None,
+        fmt=fmt,
         position=_floats(dataset.get("ImagePositionPatient"), 3),
         orientation=_floats(dataset.get("ImageOrientationPatient"), 6),
         pixel_spacing=None if spacing is None else (float(spacing[0]), float(spacing[1])),
         slope=_float(dataset.get("RescaleSlope"), 1.0) or 1.0,
         intercept=_float(dataset.get("RescaleIntercept"), 0.0),
         instance=int(instance) if instance not in (None, "") else 0,
-        window=_window(dataset), sop_uid=str(dataset.get("SOPInstanceUID", "")),
+        window=_window(dataset),
+        sop_uid=str(dataset.get("SOPInstanceUID", "")),
     )
     frame.split_values = {name: _joined(dataset.get(name, "")) for name in _SPLIT_ATTRIBUTES}
     return frame
@@ -343,7 +397,9 @@ def _philips_scale(frame_item) -> float | None:
     if private is None or private.VR != "SQ" or not private.value:
         return None
     with contextlib.suppress(KeyError, ValueError, TypeError):
-        value = float(_first(private.value[0].get_private_item(0x2005, 0x0E, "Philips MR Imaging DD 001").value))
+        value = float(
+            _first(private.value[0].get_private_item(0x2005, 0x0E, "Philips MR Imaging DD 001").value)
+        )
         return value if np.isfinite(value) and value != 0 else None
     return None
 
@@ -352,8 +408,11 @@ def _multiframe_frames(path: Path, dataset, fmt: _Format) -> list[_Frame]:
     shared = _item(dataset, "SharedFunctionalGroupsSequence")
     per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
     in_stack_pointers = {0x00209057, 0x00200032}  # InStackPositionNumber, ImagePositionPatient
-    dimension_pointers = [int(d.DimensionIndexPointer) for d in dataset.get("DimensionIndexSequence", [])
-                          if "DimensionIndexPointer" in d]
+    dimension_pointers = [
+        int(d.DimensionIndexPointer)
+        for d in dataset.get("DimensionIndexSequence", [])
+        if "DimensionIndexPointer" in d
+    ]
     frames = []
     for index in range(fmt.frames):
         item = per_frame[index] if per_frame is not None and index < len(per_frame) else None
@@ -363,8 +422,9 @@ def _multiframe_frames(path: Path, dataset, fmt: _Format) -> list[_Frame]:
         transform = _group(shared, item, "PixelValueTransformationSequence")
         voi = _group(shared, item, "FrameVOILUTSequence")
         content = _item(item, "FrameContentSequence")
-        frame_type = (_group(shared, item, "MRImageFrameTypeSequence")
-                      or _group(shared, item, "CTImageFrameTypeSequence"))
+        frame_type = _group(shared, item, "MRImageFrameTypeSequence") or _group(
+            shared, item, "CTImageFrameTypeSequence"
+        )
         real_world = _group(shared, item, "RealWorldValueMappingSequence")
         spacing = _floats(measures.get("PixelSpacing"), 2) if measures is not None else None
         if spacing is None:
@@ -375,26 +435,45 @@ def _multiframe_frames(path: Path, dataset, fmt: _Format) -> list[_Frame]:
             values = list(content.get("DimensionIndexValues", []) or [])
             values = values if isinstance(values, list) else [values]
             if len(values) == len(dimension_pointers):
-                stack_key += [(hex(p), int(v)) for p, v in zip(dimension_pointers, values)
-                              if p not in in_stack_pointers]
+                stack_key += [
+                    (hex(p), int(v))
+                    for p, v in zip(dimension_pointers, values, strict=False)
+                    if p not in in_stack_pointers
+                ]
         if frame_type is not None and "FrameType" in frame_type:
             types = list(frame_type.FrameType)
             stack_key.append(("type", tuple(types)))
             label = str(types[3] if len(types) > 3 else types[-1])
-        slope = _float(transform.get("RescaleSlope"), 1.0) if transform is not None else _float(
-            dataset.get("RescaleSlope"), 1.0)
-        intercept = _float(transform.get("RescaleIntercept"), 0.0) if transform is not None else _float(
-            dataset.get("RescaleIntercept"), 0.0)
-        frames.append(_Frame(
-            path=os.fspath(path), frame=index, fmt=fmt,
-            position=_floats(position.get("ImagePositionPatient"), 3) if position is not None else None,
-            orientation=_floats(orientation.get("ImageOrientationPatient"), 6) if orientation is not None else None,
-            pixel_spacing=None if spacing is None else (float(spacing[0]), float(spacing[1])),
-            slope=slope or 1.0, intercept=intercept, instance=index + 1,
-            window=_window(voi) if voi is not None else _window(dataset),
-            stack_key=tuple(stack_key), stack_label=label,
-            philips_scale=_philips_scale(item), units=_frame_units(real_world),
-        ))
+        slope = (
+            _float(transform.get("RescaleSlope"), 1.0)
+            if transform is not None
+            else _float(dataset.get("RescaleSlope"), 1.0)
+        )
+        intercept = (
+            _float(transform.get("RescaleIntercept"), 0.0)
+            if transform is not None
+            else _float(dataset.get("RescaleIntercept"), 0.0)
+        )
+        frames.append(
+            _Frame(
+                path=os.fspath(path),
+                frame=index,
+                fmt=fmt,
+                position=_floats(position.get("ImagePositionPatient"), 3) if position is not None else None,
+                orientation=_floats(orientation.get("ImageOrientationPatient"), 6)
+                if orientation is not None
+                else None,
+                pixel_spacing=None if spacing is None else (float(spacing[0]), float(spacing[1])),
+                slope=slope or 1.0,
+                intercept=intercept,
+                instance=index + 1,
+                window=_window(voi) if voi is not None else _window(dataset),
+                stack_key=tuple(stack_key),
+                stack_label=label,
+                philips_scale=_philips_scale(item),
+                units=_frame_units(real_world),
+            )
+        )
     return frames
 
 
@@ -412,22 +491,30 @@ def _frames_of_header(path: Path) -> tuple[_SeriesHeader, list[_Frame]]:
     dataset, offset, size = _read_header(path)
     sop_class = str(dataset.get("SOPClassUID", "") or dataset.file_meta.get("MediaStorageSOPClassUID", ""))
     if not sop_class and "Rows" not in dataset:
-        raise CorruptFileError(f"{path.name} is not a DICOM file (it holds no DICOM object or image attributes)")
+        raise CorruptFileError(
+            f"{path.name} is not a DICOM file (it holds no DICOM object or image attributes)"
+        )
     if sop_class in _NON_IMAGE_SOP:
         raise NotAnImageError(f"{path.name} is {_NON_IMAGE_SOP[sop_class]}, not an image")
     if "PixelData" not in dataset and offset is None:
         if "Image Storage" in getattr(pydicom.uid.UID(sop_class), "name", ""):
             raise CorruptFileError(f"{path.name} is truncated: the image has no pixel data")
         kind = getattr(pydicom.uid.UID(sop_class), "name", "") if sop_class else ""
-        raise NotAnImageError(f"{path.name} is a DICOM {kind or str(dataset.get('Modality', 'object'))} "
-                              "without pixel data (not an image)")
+        raise NotAnImageError(
+            f"{path.name} is a DICOM {kind or str(dataset.get('Modality', 'object'))} "
+            "without pixel data (not an image)"
+        )
     try:
         frames_count = int(dataset.get("NumberOfFrames", 1) or 1)
         per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
         if frames_count > max(1, size // 8) or (per_frame is not None and len(per_frame) != frames_count):
-            raise CorruptFileError(f"{path.name} claims {frames_count} frames, which its contents do not hold")
+            raise CorruptFileError(
+                f"{path.name} claims {frames_count} frames, which its contents do not hold"
+            )
         fmt = _format(dataset, offset, size, frames_count)
-        enhanced = "PerFrameFunctionalGroupsSequence" in dataset or "SharedFunctionalGroupsSequence" in dataset
+        enhanced = (
+            "PerFrameFunctionalGroupsSequence" in dataset or "SharedFunctionalGroupsSequence" in dataset
+        )
         header = _series_header(dataset, enhanced)
         if frames_count > 1 or enhanced:
             frames = _multiframe_frames(path, dataset, fmt)
@@ -436,7 +523,9 @@ def _frames_of_header(path: Path) -> tuple[_SeriesHeader, list[_Frame]]:
     except MedImgReadError:
         raise
     except Exception as error:
-        raise CorruptFileError(f"{path.name} has invalid image attributes ({type(error).__name__}: {error})") from error
+        raise CorruptFileError(
+            f"{path.name} has invalid image attributes ({type(error).__name__}: {error})"
+        ) from error
     return header, frames
 
 
@@ -549,7 +638,10 @@ def _output_dtype(frames: list[_Frame], philips_float: bool) -> tuple[np.dtype, 
     if exact and low >= -(2**31) and high < 2**31:
         return np.dtype(np.int32), float(low)  # exact; narrowed to int16 after an eager read when values fit
     if philips_float:
-        fills = [(f.fmt.raw_range()[0] * f.slope + f.intercept) / (f.slope * (f.philips_scale or 1.0)) for f in frames]
+        fills = [
+            (f.fmt.raw_range()[0] * f.slope + f.intercept) / (f.slope * (f.philips_scale or 1.0))
+            for f in frames
+        ]
         return np.dtype(np.float32), float(min(fills))
     return np.dtype(np.float32), float(low)
 
@@ -560,7 +652,9 @@ def _geometry_from_frames(frames: list[_Frame], header: _SeriesHeader):
     first = frames[0]
     if first.pixel_spacing is None:
         dy = dx = 1.0
-        warnings_.append("The files give no pixel spacing; 1 mm pixels are assumed, so sizes are not in real mm.")
+        warnings_.append(
+            "The files give no pixel spacing; 1 mm pixels are assumed, so sizes are not in real mm."
+        )
         spacing_words = "pixel spacing unknown (1 mm assumed)"
     else:
         dy, dx = first.pixel_spacing
@@ -570,8 +664,10 @@ def _geometry_from_frames(frames: list[_Frame], header: _SeriesHeader):
     if first.orientation is None or any(f.position is None for f in frames):
         ordered = sorted(frames, key=lambda f: f.instance)
         dz = header.spacing_between_slices or header.slice_thickness or 1.0
-        warnings_.append("The files give no patient position/orientation: slices are ordered by instance number "
-                         f"and placed {dz:g} mm apart along an assumed axial direction.")
+        warnings_.append(
+            "The files give no patient position/orientation: slices are ordered by instance number "
+            f"and placed {dz:g} mm apart along an assumed axial direction."
+        )
         if dz <= 0:
             raise GeometryError(f"slice spacing {dz} mm is not positive")
         direction = np.eye(3)[:, ::-1].copy()
@@ -598,13 +694,17 @@ def _geometry_from_frames(frames: list[_Frame], header: _SeriesHeader):
         else:
             keep.append(index)
     if dropped:
-        warnings_.append(f"{dropped} duplicate slice(s) share a position with another slice; the one with the "
-                         "lower instance number was kept at each position.")
+        warnings_.append(
+            f"{dropped} duplicate slice(s) share a position with another slice; the one with the "
+            "lower instance number was kept at each position."
+        )
     ordered = [ordered[i] for i in keep]
     projections = projections[keep]
     origin = ordered[0].position.copy()
-    source = (f"slice order and spacing from ImagePositionPatient projected on the slice normal "
-              f"(ImageOrientationPatient row x column); {spacing_words}")
+    source = (
+        f"slice order and spacing from ImagePositionPatient projected on the slice normal "
+        f"(ImageOrientationPatient row x column); {spacing_words}"
+    )
     if len(ordered) == 1:
         dz = header.spacing_between_slices or header.slice_thickness or 1.0
         if dz <= 0:
@@ -630,16 +730,20 @@ def _geometry_from_frames(frames: list[_Frame], header: _SeriesHeader):
     if missing:
         total = sum(m[0] for m in missing)
         where = "; ".join(f"{m[0]} between {m[1]:.2f} and {m[2]:.2f} mm" for m in missing[:3])
-        warnings_.append(f"{total} slice(s) are missing ({where}). Blank slices were inserted so every other "
-                         "slice keeps its true position.")
+        warnings_.append(
+            f"{total} slice(s) are missing ({where}). Blank slices were inserted so every other "
+            "slice keeps its true position."
+        )
     extent = projections[-1] - projections[0]
     if uneven:
         dz = float(extent / (len(slots) - 1))
         expected = projections[0] + dz * np.array([i for i, s in enumerate(slots) if s is not None])
         error = float(np.max(np.abs(expected - projections)))
-        warnings_.append(f"Slice spacing is uneven (steps from {steps.min():.3f} to {steps.max():.3f} mm). "
-                         f"The volume uses the mean step {dz:.3f} mm; slices are off their true position by up "
-                         f"to {error:.3f} mm.")
+        warnings_.append(
+            f"Slice spacing is uneven (steps from {steps.min():.3f} to {steps.max():.3f} mm). "
+            f"The volume uses the mean step {dz:.3f} mm; slices are off their true position by up "
+            f"to {error:.3f} mm."
+        )
     else:
         dz = step
     # gantry tilt: the step between positions is not parallel to the normal
@@ -650,8 +754,10 @@ def _geometry_from_frames(frames: list[_Frame], header: _SeriesHeader):
     if sine > _TILT_TOL:
         tilt = float(np.degrees(np.arcsin(min(sine, 1.0))))
         shear_pixels = (float(shear @ col_cos / dy), float(shear @ row_cos / dx))
-        warnings_.append(f"Gantry tilt of {tilt:.1f} degrees: slices are sheared. They were resampled onto an "
-                         f"orthogonal grid (linear interpolation), {dz:.3f} mm apart along the slice normal.")
+        warnings_.append(
+            f"Gantry tilt of {tilt:.1f} degrees: slices are sheared. They were resampled onto an "
+            f"orthogonal grid (linear interpolation), {dz:.3f} mm apart along the slice normal."
+        )
         source += "; gantry tilt resampled to an orthogonal grid"
     direction = np.stack([normal, col_cos, row_cos], axis=1)
     return slots, (dz, dy, dx), origin, direction, warnings_, source, tilt, shear_pixels
@@ -676,15 +782,20 @@ def _split_duplicates(frames: list[_Frame]) -> list[list[_Frame]]:
         groups = [[f for f in frames if f.split_values.get(name, "") == v] for v in values]
         # split only when it separates whole stacks: every part has several slices and no repeated position
         if all(len(group) > 1 and not repeats(group) for group in groups):
-            for value, group in zip(values, groups):
+            for value, group in zip(values, groups, strict=False):
                 for frame in group:
                     frame.stack_label = f"{_WORDS.get(name, name)} {value}".strip()
             return groups
     return [frames]
 
 
-_WORDS = {"EchoNumbers": "echo", "TemporalPositionIdentifier": "time point", "AcquisitionNumber": "acquisition",
-          "ImageType": "type", "TriggerTime": "trigger"}
+_WORDS = {
+    "EchoNumbers": "echo",
+    "TemporalPositionIdentifier": "time point",
+    "AcquisitionNumber": "acquisition",
+    "ImageType": "type",
+    "TriggerTime": "trigger",
+}
 
 
 def _stack_key(frame: _Frame) -> tuple:
@@ -692,11 +803,21 @@ def _stack_key(frame: _Frame) -> tuple:
     spacing = None if frame.pixel_spacing is None else tuple(np.round(frame.pixel_spacing, 4))
     fmt = frame.fmt
     multiframe = frame.path if frame.frame is not None else ""
-    return (multiframe, frame.stack_key, orientation, fmt.rows, fmt.cols, spacing, fmt.bits_allocated,
-            fmt.signed)
+    return (
+        multiframe,
+        frame.stack_key,
+        orientation,
+        fmt.rows,
+        fmt.cols,
+        spacing,
+        fmt.bits_allocated,
+        fmt.signed,
+    )
 
 
-def _build_series(header: _SeriesHeader, frames: list[_Frame], philips_float: bool, source: str) -> list[DicomSeries]:
+def _build_series(
+    header: _SeriesHeader, frames: list[_Frame], philips_float: bool, source: str
+) -> list[DicomSeries]:
     by_key: dict[tuple, list[_Frame]] = defaultdict(list)
     for frame in frames:
         by_key[_stack_key(frame)].append(frame)
@@ -705,23 +826,42 @@ def _build_series(header: _SeriesHeader, frames: list[_Frame], philips_float: bo
     for number, stack in enumerate(stacks, start=1):
         slots, spacing, origin, direction, notes, how, tilt, shear = _geometry_from_frames(stack, header)
         label = stack[0].stack_label if len(stacks) > 1 else ""
-        if len(stacks) > 1:
-            if not label or sum(s[0].stack_label == label for s in stacks) > 1:
-                label = f"{label} part {number}".strip()
-                notes.insert(0, f"This series mixes {len(stacks)} stacks with different orientation, image size "
-                                f"or pixel spacing; it was split into separate volumes (this is part {number}).")
+        if len(stacks) > 1 and (not label or sum(s[0].stack_label == label for s in stacks) > 1):
+            label = f"{label} part {number}".strip()
+            notes.insert(
+                0,
+                f"This series mixes {len(stacks)} stacks with different orientation, image size "
+                f"or pixel spacing; it was split into separate volumes (this is part {number}).",
+            )
         present = [s for s in slots if s is not None]
         dtype, fill = _output_dtype(present, philips_float)
         if tilt:
             dtype = np.dtype(np.float32)
         shape = (len(slots), stack[0].fmt.rows, stack[0].fmt.cols)
-        result.append(DicomSeries(header, slots, label, shape, np.asarray(spacing, float), np.asarray(origin, float),
-                                  direction, how, notes, dtype, fill, tilt, shear, source))
+        result.append(
+            DicomSeries(
+                header,
+                slots,
+                label,
+                shape,
+                np.asarray(spacing, float),
+                np.asarray(origin, float),
+                direction,
+                how,
+                notes,
+                dtype,
+                fill,
+                tilt,
+                shear,
+                source,
+            )
+        )
     return result
 
 
-def scan_dicom(path: str | os.PathLike | Iterable, progress: ProgressCallback | None = None,
-               philips_float: bool = False) -> DicomScan:
+def scan_dicom(
+    path: str | os.PathLike | Iterable, progress: ProgressCallback | None = None, philips_float: bool = False
+) -> DicomScan:
     """Header-only pass over a file, a folder (recursive) or a list of files: the series found, grouped.
 
     A single file that cannot be read raises; in a folder, unreadable and non-image files are listed in
@@ -761,8 +901,12 @@ def scan_dicom(path: str | os.PathLike | Iterable, progress: ProgressCallback | 
         except Exception as error:  # values that parse but make no geometric sense
             if single:
                 raise GeometryError(f"the slice geometry is inconsistent ({error})") from error
-            skipped.append((f"series {header.description or header.series_number}",
-                            f"inconsistent slice geometry ({error})"))
+            skipped.append(
+                (
+                    f"series {header.description or header.series_number}",
+                    f"inconsistent slice geometry ({error})",
+                )
+            )
     if not series:
         reasons = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
         raise NoSeriesError(f"no readable DICOM image series in {source} ({reasons})")
@@ -775,8 +919,11 @@ def scan_series_of_file(path: str | os.PathLike, progress: ProgressCallback | No
     header, frames = _frames_of_file(path)
     if frames[0].frame is not None:
         return scan_dicom(path, progress=progress)
-    siblings = [p for p in sorted(path.parent.iterdir())
-                if p.is_file() and not p.name.startswith(".") and is_dicom_file(p)]
+    siblings = [
+        p
+        for p in sorted(path.parent.iterdir())
+        if p.is_file() and not p.name.startswith(".") and is_dicom_file(p)
+    ]
     scan = scan_dicom(siblings, progress=progress)
     chosen = [series for series in scan.series if series.uid == header.series_uid]
     return DicomScan(chosen, []) if chosen else scan_dicom(path, progress=progress)
@@ -787,9 +934,7 @@ def _decoder_hint(syntax: str) -> str:
     name = getattr(pydicom.uid.UID(syntax), "name", syntax)
     if "JPEG 2000" in name or "HTJ2K" in name:
         package = "pylibjpeg pylibjpeg-openjpeg"
-    elif "JPEG-LS" in name:
-        package = "pylibjpeg pylibjpeg-libjpeg"
-    elif "JPEG" in name:
+    elif "JPEG-LS" in name or "JPEG" in name:
         package = "pylibjpeg pylibjpeg-libjpeg"
     elif "RLE" in name:
         package = "pylibjpeg pylibjpeg-rle"
@@ -810,7 +955,9 @@ def _raw_frame(frame: _Frame) -> np.ndarray:
             raise CorruptFileError(f"{_name(frame.path)} cannot be read: {error}") from error
         if values.size != count:
             raise CorruptFileError(f"{_name(frame.path)} is truncated")
-        if not fmt.signed and fmt.bits_stored < fmt.bits_allocated:  # bits above BitsStored are not pixel data
+        if (
+            not fmt.signed and fmt.bits_stored < fmt.bits_allocated
+        ):  # bits above BitsStored are not pixel data
             values &= values.dtype.type((1 << fmt.bits_stored) - 1)
         return values.reshape(fmt.rows, fmt.cols)
     try:
@@ -823,11 +970,13 @@ def _raw_frame(frame: _Frame) -> np.ndarray:
             raise MissingDecoderError(f"{_name(frame.path)}: {_decoder_hint(fmt.transfer_syntax)}") from error
         raise CorruptFileError(f"{_name(frame.path)}: pixel data cannot be decoded ({error})") from error
     except Exception as error:
-        raise CorruptFileError(f"{_name(frame.path)}: pixel data cannot be decoded "
-                               f"({type(error).__name__}: {error})") from error
+        raise CorruptFileError(
+            f"{_name(frame.path)}: pixel data cannot be decoded ({type(error).__name__}: {error})"
+        ) from error
     if values.shape != (fmt.rows, fmt.cols):
-        raise CorruptFileError(f"{_name(frame.path)}: decoded pixels have shape {values.shape}, "
-                               f"expected {(fmt.rows, fmt.cols)}")
+        raise CorruptFileError(
+            f"{_name(frame.path)}: decoded pixels have shape {values.shape}, expected {(fmt.rows, fmt.cols)}"
+        )
     return values
 
 
@@ -856,9 +1005,15 @@ class _SliceReader:
 
     def _direct(self, frame: _Frame) -> bool:
         fmt = frame.fmt
-        return (self.series.dtype == np.int16 and fmt.pixel_offset is not None and fmt.bits_allocated == 16
-                and (fmt.signed or fmt.bits_stored <= 15) and frame.slope == 1 and frame.frame is None
-                and not self.series.tilt_degrees)
+        return (
+            self.series.dtype == np.int16
+            and fmt.pixel_offset is not None
+            and fmt.bits_allocated == 16
+            and (fmt.signed or fmt.bits_stored <= 15)
+            and frame.slope == 1
+            and frame.frame is None
+            and not self.series.tilt_degrees
+        )
 
     def __call__(self, index: int) -> np.ndarray:
         series = self.series
@@ -905,8 +1060,12 @@ class _LazySeries:
         return stack[(slice(None),) + rest]
 
 
-def read_series(series: DicomSeries, lazy: bool | None = None, philips_float: bool = False,
-                progress: ProgressCallback | None = None) -> Volume:
+def read_series(
+    series: DicomSeries,
+    lazy: bool | None = None,
+    philips_float: bool = False,
+    progress: ProgressCallback | None = None,
+) -> Volume:
     """Pixels of one series as a Volume (LPS, z y x). ``lazy=None`` reads lazily above LAZY_THRESHOLD_BYTES.
 
     ``philips_float`` gives Philips floating-point values (value / (RescaleSlope x private ScaleSlope)),
@@ -918,13 +1077,21 @@ def read_series(series: DicomSeries, lazy: bool | None = None, philips_float: bo
     if lazy is None:
         lazy = series.nbytes > LAZY_THRESHOLD_BYTES
     if lazy and series.dtype == np.int32:
-        series = replace(series, dtype=np.dtype(np.float32))  # exact for 16-bit data, and known before reading
+        series = replace(
+            series, dtype=np.dtype(np.float32)
+        )  # exact for 16-bit data, and known before reading
         reader = _SliceReader(series, philips_float)
     if lazy:
         import dask.array as da
 
-        array = da.from_array(_LazySeries(reader), chunks=(1,) + series.shape[1:], lock=False, asarray=False,
-                              meta=np.empty((0, 0, 0), series.dtype), name=f"dicom-{series.uid}-{series.label}")
+        array = da.from_array(
+            _LazySeries(reader),
+            chunks=(1,) + series.shape[1:],
+            lock=False,
+            asarray=False,
+            meta=np.empty((0, 0, 0), series.dtype),
+            name=f"dicom-{series.uid}-{series.label}",
+        )
         report(progress, 1, 1)
     else:
         array = np.empty(series.shape, series.dtype)
@@ -972,10 +1139,14 @@ def _check_window(metadata: dict, array: np.ndarray) -> None:
     if inside >= 0.01 and not narrow:
         return
     metadata["window_center"], metadata["window_width"] = (p_low + p_high) / 2, p_high - p_low
-    metadata["warnings"] = [*metadata["warnings"], (
-        f"The stored display window (centre {centre:g}, width {width:g}) shows almost none of the image (under 1% "
-        f"of voxels inside it, or under 5% of the value range); the initial contrast uses the 0.5-99.5 percentile range ({p_low:g} to {p_high:g}) "
-        "instead.")]
+    metadata["warnings"] = [
+        *metadata["warnings"],
+        (
+            f"The stored display window (centre {centre:g}, width {width:g}) shows almost none of the image (under 1% "
+            f"of voxels inside it, or under 5% of the value range); the initial contrast uses the 0.5-99.5 percentile range ({p_low:g} to {p_high:g}) "
+            "instead."
+        ),
+    ]
 
 
 def _rebuild_dtype(series: DicomSeries, philips_float: bool) -> DicomSeries:
@@ -983,8 +1154,13 @@ def _rebuild_dtype(series: DicomSeries, philips_float: bool) -> DicomSeries:
     return replace(series, dtype=dtype, fill_value=fill)
 
 
-def read_dicom(path: str | os.PathLike, series_uid: str | None = None, lazy: bool | None = None,
-               philips_float: bool = False, progress: ProgressCallback | None = None) -> list[Volume]:
+def read_dicom(
+    path: str | os.PathLike,
+    series_uid: str | None = None,
+    lazy: bool | None = None,
+    philips_float: bool = False,
+    progress: ProgressCallback | None = None,
+) -> list[Volume]:
     """Every series (or those of ``series_uid``) in a file or folder, as Volumes."""
     scan = scan_dicom(path, philips_float=philips_float)
     chosen = scan.get(series_uid) if series_uid else scan.series
@@ -994,8 +1170,10 @@ def read_dicom(path: str | os.PathLike, series_uid: str | None = None, lazy: boo
     total = sum(s.shape[0] for s in chosen)
     volumes, done = [], 0
     for series in chosen:
+
         def forward(step, _total, offset=done):
             report(progress, offset + step, total)
+
         volumes.append(read_series(series, lazy=lazy, philips_float=philips_float, progress=forward))
         done += series.shape[0]
     return volumes

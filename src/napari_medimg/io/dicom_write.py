@@ -25,16 +25,37 @@ from .atomic import atomic_directory
 from .dicom import _quiet, scan_dicom
 from .errors import MedImgReadError, OverwriteError
 
-__all__ = ["write_dicom_series", "export_image_series", "SeriesExport", "reoriented",
-           "deidentify_dataset", "deidentify_series", "basic_profile_tags", "DEIDENTIFICATION_METHOD"]
+__all__ = [
+    "write_dicom_series",
+    "export_image_series",
+    "SeriesExport",
+    "reoriented",
+    "deidentify_dataset",
+    "deidentify_series",
+    "basic_profile_tags",
+    "DEIDENTIFICATION_METHOD",
+]
 
 DEIDENTIFICATION_METHOD = "PS3.15 Annex E Basic Profile (dicom-anonymizer)"
 _TAG_TABLE = "dicomfields_2026c"
 _SOP_CLASS = {"CT": pydicom.uid.CTImageStorage, "MR": pydicom.uid.MRImageStorage}
 _PATIENT_STUDY_KEYWORDS = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "StudyInstanceUID", "StudyDate",
-    "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName", "StudyDescription", "InstitutionName",
-    "FrameOfReferenceUID", "PositionReferenceIndicator", "Manufacturer",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "PatientAge",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "StudyDescription",
+    "InstitutionName",
+    "FrameOfReferenceUID",
+    "PositionReferenceIndicator",
+    "Manufacturer",
 )
 
 
@@ -64,10 +85,14 @@ def deidentify_dataset(dataset: Dataset, uid_map: dict) -> Dataset:
 
     tables = basic_profile_tags()
     remap = _uid_action(uid_map)
-    rules = {tag: remap for tag in tables["U_TAGS"]}
+    rules = dict.fromkeys(tables["U_TAGS"], remap)
     with _quiet():
-        anonymizer.anonymize_dataset(dataset, extra_anonymization_rules=rules, delete_private_tags=True,
-                                     base_rules_gen=lambda: anonymizer.initialize_actions(_TAG_TABLE))
+        anonymizer.anonymize_dataset(
+            dataset,
+            extra_anonymization_rules=rules,
+            delete_private_tags=True,
+            base_rules_gen=lambda: anonymizer.initialize_actions(_TAG_TABLE),
+        )
         _remap_nested_uids(dataset, remap)
     if "SOPInstanceUID" in dataset and hasattr(dataset, "file_meta"):
         dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
@@ -82,8 +107,15 @@ def deidentify_dataset(dataset: Dataset, uid_map: dict) -> Dataset:
 
 def _remap_nested_uids(dataset: Dataset, remap) -> None:
     """Instance UIDs inside kept sequences (e.g. references to other images) follow the same map."""
-    keep = {"SOPClassUID", "ReferencedSOPClassUID", "TransferSyntaxUID", "MediaStorageSOPClassUID",
-            "CodingSchemeUID", "ContextUID", "ContextGroupExtensionCreatorUID"}
+    keep = {
+        "SOPClassUID",
+        "ReferencedSOPClassUID",
+        "TransferSyntaxUID",
+        "MediaStorageSOPClassUID",
+        "CodingSchemeUID",
+        "ContextUID",
+        "ContextGroupExtensionCreatorUID",
+    }
 
     def visit(ds, element):
         if element.VR == "UI" and element.keyword not in keep and element.value:
@@ -130,10 +162,17 @@ def _along_normal(volume: Volume) -> Volume:
     return Volume(volume.array[::-1], volume.spacing, last, flipped, dict(volume.metadata))
 
 
-def write_dicom_series(volume: Volume, folder: str | os.PathLike, *, modality: str | None = None,
-                       series_description: str | None = None, template: Dataset | None = None,
-                       deidentify: bool = False, overwrite: bool = False,
-                       progress: ProgressCallback | None = None) -> list[Path]:
+def write_dicom_series(
+    volume: Volume,
+    folder: str | os.PathLike,
+    *,
+    modality: str | None = None,
+    series_description: str | None = None,
+    template: Dataset | None = None,
+    deidentify: bool = False,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> list[Path]:
     """Write a 3D Volume as a new single-frame DICOM series (one file per slice) into ``folder`` (atomic).
 
     Every file carries its slice's ImagePositionPatient, the ImageOrientationPatient and PixelSpacing of the
@@ -153,7 +192,9 @@ def write_dicom_series(volume: Volume, folder: str | os.PathLike, *, modality: s
     sop_class = _SOP_CLASS.get(modality, pydicom.uid.SecondaryCaptureImageStorage)
     array = np.asarray(volume.array)
     slope, intercept = _rescale(array)
-    description = series_description or str(volume.metadata.get("series_description") or "napari-medimg export")
+    description = series_description or str(
+        volume.metadata.get("series_description") or "napari-medimg export"
+    )
     series_uid, frame_uid, study_uid = generate_uid(), generate_uid(), generate_uid()
     uid_map: dict = {}
     row_cos, col_cos = direction[:, 2], direction[:, 1]
@@ -257,9 +298,16 @@ def _check_target(folder: Path, overwrite: bool) -> bool:
     return True
 
 
-def export_image_series(volume: Volume, folder: str | os.PathLike, *, deidentify: bool = True,
-                        modality: str | None = None, series_description: str | None = None,
-                        overwrite: bool = False, progress: ProgressCallback | None = None) -> SeriesExport:
+def export_image_series(
+    volume: Volume,
+    folder: str | os.PathLike,
+    *,
+    deidentify: bool = True,
+    modality: str | None = None,
+    series_description: str | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> SeriesExport:
     """Export an image volume (e.g. a processed layer) as a new DICOM series in ``folder`` (atomic).
 
     When the volume came from a DICOM series (its metadata names the source), patient and study attributes
@@ -275,13 +323,26 @@ def export_image_series(volume: Volume, folder: str | os.PathLike, *, deidentify
         with _quiet():
             template = pydicom.dcmread(series.frames[0].path, stop_before_pixels=True)
         volume = reoriented(volume, series.direction) or volume
-    files = write_dicom_series(volume, folder, modality=modality, series_description=series_description,
-                               template=template, deidentify=deidentify, overwrite=replace, progress=progress)
+    files = write_dicom_series(
+        volume,
+        folder,
+        modality=modality,
+        series_description=series_description,
+        template=template,
+        deidentify=deidentify,
+        overwrite=replace,
+        progress=progress,
+    )
     return SeriesExport(files, template is not None)
 
 
-def deidentify_series(source: str | os.PathLike, folder: str | os.PathLike, series_uid: str | None = None,
-                      overwrite: bool = False, progress: ProgressCallback | None = None) -> list[Path]:
+def deidentify_series(
+    source: str | os.PathLike,
+    folder: str | os.PathLike,
+    series_uid: str | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> list[Path]:
     """Copy the series in ``source`` (all, or ``series_uid``) de-identified into ``folder`` (atomic)."""
     scan = scan_dicom(source)
     chosen = scan.get(series_uid) if series_uid else scan.series

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["MedImgReadError", "UnsupportedFileError", "CorruptFileError", "MissingDecoderError",
-           "NotAnImageError", "GeometryError", "NoSeriesError", "OverwriteError"]
+__all__ = [
+    "MedImgReadError",
+    "UnsupportedFileError",
+    "CorruptFileError",
+    "MissingDecoderError",
+    "NotAnImageError",
+    "GeometryError",
+    "NoSeriesError",
+    "OverwriteError",
+]
 
 
 class MedImgReadError(Exception):

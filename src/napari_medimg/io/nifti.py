@@ -40,8 +40,11 @@ def read_nifti(path: str | os.PathLike) -> Volume:
     spacing, origin, direction = geometry_from_affine(affine)
     array = np.ascontiguousarray(data.transpose(2, 1, 0))
     name = Path(os.fspath(path)).name
-    metadata = {"series_description": name.removesuffix(".gz").removesuffix(".nii"),
-                "orientation": orientation_code(direction), "geometry_source": "NIfTI sform/qform"}
+    metadata = {
+        "series_description": name.removesuffix(".gz").removesuffix(".nii"),
+        "orientation": orientation_code(direction),
+        "geometry_source": "NIfTI sform/qform",
+    }
     return Volume(array, spacing, origin, direction, metadata)
 
 

@@ -23,8 +23,10 @@ def find_source_series(source: str | os.PathLike, series_uid: str | None = None)
     candidates = scan.get(series_uid) if series_uid else scan.series
     if len(candidates) != 1:
         found = ", ".join(f"{s.uid} ({s.name})" for s in scan.series)
-        raise NoSeriesError(f"expected exactly one source series{f' with UID {series_uid}' if series_uid else ''} "
-                            f"in {os.fspath(source)}; found: {found}")
+        raise NoSeriesError(
+            f"expected exactly one source series{f' with UID {series_uid}' if series_uid else ''} "
+            f"in {os.fspath(source)}; found: {found}"
+        )
     return candidates[0]
 
 
@@ -32,8 +34,10 @@ def _check_source(series: DicomSeries) -> None:
     if series.header.enhanced or any(f.frame is not None for f in series.frames):
         raise ValueError("DICOM-SEG export references single-frame source series only")
     if series.tilt_degrees or None in series.slots:
-        raise ValueError("the source series was resampled (gantry tilt) or has missing slices, so labels on its "
-                         "grid cannot reference its images one to one; export the labels as NIfTI instead")
+        raise ValueError(
+            "the source series was resampled (gantry tilt) or has missing slices, so labels on its "
+            "grid cannot reference its images one to one; export the labels as NIfTI instead"
+        )
 
 
 def _on_source_grid(labels: Volume, source: DicomSeries) -> np.ndarray:
@@ -50,8 +54,13 @@ def _on_source_grid(labels: Volume, source: DicomSeries) -> np.ndarray:
     return result
 
 
-def write_dicom_seg(labels: Volume, path: str | os.PathLike, source: DicomSeries,
-                    names: dict[int, str] | None = None, overwrite: bool = False) -> Path:
+def write_dicom_seg(
+    labels: Volume,
+    path: str | os.PathLike,
+    source: DicomSeries,
+    names: dict[int, str] | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write a labels Volume drawn on ``source`` as a DICOM-SEG (one segment per label value), atomically."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
@@ -69,19 +78,32 @@ def write_dicom_seg(labels: Volume, path: str | os.PathLike, source: DicomSeries
     descriptions = []
     for number, value in enumerate(values, start=1):
         relabelled[array == value] = number
-        descriptions.append(hd.seg.SegmentDescription(
-            segment_number=number, segment_label=str(names.get(value, f"label {value}"))[:64],
-            segmented_property_category=codes.SCT.Tissue, segmented_property_type=codes.SCT.Tissue,
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
-        ))
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=str(names.get(value, f"label {value}"))[:64],
+                segmented_property_category=codes.SCT.Tissue,
+                segmented_property_type=codes.SCT.Tissue,
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+            )
+        )
     with _quiet():
         sources = [pydicom.dcmread(frame.path, stop_before_pixels=True) for frame in source.slots]
         seg = hd.seg.Segmentation(
-            source_images=sources, pixel_array=relabelled, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=9001,
-            sop_instance_uid=hd.UID(), instance_number=1, manufacturer="napari-medimg",
-            manufacturer_model_name="napari-medimg", software_versions=__version__, device_serial_number="0",
-            content_label="LABELS", omit_empty_frames=False,
+            source_images=sources,
+            pixel_array=relabelled,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descriptions,
+            series_instance_uid=hd.UID(),
+            series_number=9001,
+            sop_instance_uid=hd.UID(),
+            instance_number=1,
+            manufacturer="napari-medimg",
+            manufacturer_model_name="napari-medimg",
+            software_versions=__version__,
+            device_serial_number="0",
+            content_label="LABELS",
+            omit_empty_frames=False,
         )
         for number, value in enumerate(values, start=1):  # keep the original label value for the round trip
             seg.SegmentSequence[number - 1].SegmentDescription = f"label value {value}"
@@ -112,6 +134,9 @@ def read_dicom_seg(path: str | os.PathLike, source: DicomSeries) -> Volume:
         value = int(description.rsplit(" ", 1)[-1]) if description.startswith("label value ") else index + 1
         labels[masks[..., index] > 0] = value
     dtype = np.uint8 if labels.max() < 256 else np.uint16
-    metadata = {"series_description": str(seg.get("SeriesDescription", "") or Path(path).stem),
-                "source_series_uid": source.uid, "geometry_source": "source series of the DICOM-SEG"}
+    metadata = {
+        "series_description": str(seg.get("SeriesDescription", "") or Path(path).stem),
+        "source_series_uid": source.uid,
+        "geometry_source": "source series of the DICOM-SEG",
+    }
     return Volume(labels.astype(dtype), source.spacing, source.origin, source.direction, metadata)

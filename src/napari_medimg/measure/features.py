@@ -35,10 +35,24 @@ __all__ = ["GROUPS", "DEFAULT_BIN_WIDTH", "compute_features", "feature_columns",
 GROUPS = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 TEXTURE_GROUPS = ("glcm", "glrlm", "glszm", "gldm", "ngtdm")
 DEFAULT_BIN_WIDTH = 25.0
-WORLD_FEATURES = ("CentroidX_mm", "CentroidY_mm", "CentroidZ_mm", "BBoxMinX_mm", "BBoxMinY_mm", "BBoxMinZ_mm",
-                  "BBoxMaxX_mm", "BBoxMaxY_mm", "BBoxMaxZ_mm")
-_TEXTURE_FUNCTIONS = {"glcm": texture.glcm, "glrlm": texture.glrlm, "glszm": texture.glszm, "gldm": texture.gldm,
-                      "ngtdm": texture.ngtdm}
+WORLD_FEATURES = (
+    "CentroidX_mm",
+    "CentroidY_mm",
+    "CentroidZ_mm",
+    "BBoxMinX_mm",
+    "BBoxMinY_mm",
+    "BBoxMinZ_mm",
+    "BBoxMaxX_mm",
+    "BBoxMaxY_mm",
+    "BBoxMaxZ_mm",
+)
+_TEXTURE_FUNCTIONS = {
+    "glcm": texture.glcm,
+    "glrlm": texture.glrlm,
+    "glszm": texture.glszm,
+    "gldm": texture.gldm,
+    "ngtdm": texture.ngtdm,
+}
 
 
 def parse_groups(groups: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -151,7 +165,9 @@ def compute_features(
     affine[:3, :3] = np.asarray(np.eye(3)[:, ::-1] if direction is None else direction, float) * spacing
     affine[:3, 3] = np.zeros(3) if origin is None else np.asarray(origin, float)
     columns = feature_columns(groups, arrays.keys() or ("image",), two_d=force_2d)
-    if labels.size and labels.max() > 2 ** 24:  # sparse huge label values: find_objects needs one slot per value
+    if (
+        labels.size and labels.max() > 2**24
+    ):  # sparse huge label values: find_objects needs one slot per value
         present, compact = np.unique(labels, return_inverse=True)
         if present[0] != 0:  # keep 0 for the background
             present, compact = np.r_[0, present], compact + 1
@@ -164,8 +180,9 @@ def compute_features(
         return pd.DataFrame({c: pd.Series(dtype=np.int64 if c == "label" else float) for c in columns})
 
     def measure(value: int) -> dict[str, float]:
-        return _measure_object(labels, arrays, value, boxes[value - 1], spacing, affine, groups, bin_width,
-                               force_2d)
+        return _measure_object(
+            labels, arrays, value, boxes[value - 1], spacing, affine, groups, bin_width, force_2d
+        )
 
     rows = _run_parallel(measure, values, workers, progress)
     matrix = np.array([[row.get(c, np.nan) for c in columns[1:]] for row in rows], dtype=float)
@@ -200,7 +217,9 @@ def _run_parallel(function, values: list[int], workers: int | None, progress) ->
     return [results[position] for position in range(total)]
 
 
-def _measure_object(labels, arrays, value, box, spacing, affine, groups, bin_width, two_d) -> dict[str, float]:
+def _measure_object(
+    labels, arrays, value, box, spacing, affine, groups, bin_width, two_d
+) -> dict[str, float]:
     mask = np.pad(labels[box] == value, 1)
     offset = np.array([s.start for s in box])
     row: dict[str, float] = {}
@@ -224,7 +243,9 @@ def _measure_object(labels, arrays, value, box, spacing, affine, groups, bin_wid
                 raise ValueError(f"image {name!r} has NaN or infinite values inside label {value}")
             bins = discretize(values, bin_width)
             if "firstorder" in groups:
-                row.update({f"{start}firstorder_{k}": v for k, v in firstorder(values, bins, voxel_volume).items()})
+                row.update(
+                    {f"{start}firstorder_{k}": v for k, v in firstorder(values, bins, voxel_volume).items()}
+                )
             texture_groups = [g for g in intensity_groups if g in TEXTURE_GROUPS]
             if texture_groups:
                 levels, ranks = np.unique(bins, return_inverse=True)
@@ -241,11 +262,17 @@ def _world_position(mask: np.ndarray, offset: np.ndarray, affine: np.ndarray) ->
     coords = np.argwhere(mask) - 1 + offset
     centroid = affine[:3, :3] @ coords.mean(axis=0) + affine[:3, 3]
     low, high = coords.min(axis=0) - 0.5, coords.max(axis=0) + 0.5
-    corners = np.array(list(itertools.product(*zip(low, high))))
+    corners = np.array(list(itertools.product(*zip(low, high, strict=False))))
     world = corners @ affine[:3, :3].T + affine[:3, 3]
     lo, hi = world.min(axis=0), world.max(axis=0)
     return {
-        "shape_CentroidX_mm": centroid[0], "shape_CentroidY_mm": centroid[1], "shape_CentroidZ_mm": centroid[2],
-        "shape_BBoxMinX_mm": lo[0], "shape_BBoxMinY_mm": lo[1], "shape_BBoxMinZ_mm": lo[2],
-        "shape_BBoxMaxX_mm": hi[0], "shape_BBoxMaxY_mm": hi[1], "shape_BBoxMaxZ_mm": hi[2],
+        "shape_CentroidX_mm": centroid[0],
+        "shape_CentroidY_mm": centroid[1],
+        "shape_CentroidZ_mm": centroid[2],
+        "shape_BBoxMinX_mm": lo[0],
+        "shape_BBoxMinY_mm": lo[1],
+        "shape_BBoxMinZ_mm": lo[2],
+        "shape_BBoxMaxX_mm": hi[0],
+        "shape_BBoxMaxY_mm": hi[1],
+        "shape_BBoxMaxZ_mm": hi[2],
     }

@@ -12,12 +12,28 @@ __all__ = ["FIRSTORDER_FEATURES", "bin_edges", "discretize", "firstorder"]
 
 EPS = np.spacing(1)
 
-FIRSTORDER_FEATURES = ("10Percentile", "90Percentile", "Energy", "Entropy", "InterquartileRange", "Kurtosis",
-                       "Maximum", "MeanAbsoluteDeviation", "Mean", "Median", "Minimum", "Range",
-                       "RobustMeanAbsoluteDeviation", "RootMeanSquared", "Skewness", "TotalEnergy", "Uniformity",
-                       "Variance",
-                       # pyradiomics feature that is defined but not enabled by default
-                       "StandardDeviation")
+FIRSTORDER_FEATURES = (
+    "10Percentile",
+    "90Percentile",
+    "Energy",
+    "Entropy",
+    "InterquartileRange",
+    "Kurtosis",
+    "Maximum",
+    "MeanAbsoluteDeviation",
+    "Mean",
+    "Median",
+    "Minimum",
+    "Range",
+    "RobustMeanAbsoluteDeviation",
+    "RootMeanSquared",
+    "Skewness",
+    "TotalEnergy",
+    "Uniformity",
+    "Variance",
+    # pyradiomics feature that is defined but not enabled by default
+    "StandardDeviation",
+)
 
 
 def bin_edges(values: np.ndarray, bin_width: float) -> np.ndarray:
@@ -44,12 +60,12 @@ def firstorder(values: np.ndarray, bins: np.ndarray, voxel_volume: float) -> dic
     n = x.size
     mean = x.mean()
     deviation = x - mean
-    m2 = np.mean(deviation ** 2)
-    m3 = np.mean(deviation ** 3)
-    m4 = np.mean(deviation ** 4)
+    m2 = np.mean(deviation**2)
+    m3 = np.mean(deviation**3)
+    m4 = np.mean(deviation**4)
     p10, p25, p50, p75, p90 = np.percentile(x, [10, 25, 50, 75, 90])
     robust = x[(x >= p10) & (x <= p90)]
-    energy = float(np.sum(x ** 2))
+    energy = float(np.sum(x**2))
     counts = np.unique(bins, return_counts=True)[1]
     p = counts / n
     f = {
@@ -58,10 +74,10 @@ def firstorder(values: np.ndarray, bins: np.ndarray, voxel_volume: float) -> dic
         "Energy": energy,
         "TotalEnergy": energy * voxel_volume,
         "Entropy": -np.sum(p * np.log2(p + EPS)),
-        "Uniformity": np.sum(p ** 2),
+        "Uniformity": np.sum(p**2),
         "InterquartileRange": p75 - p25,
-        "Kurtosis": m4 / m2 ** 2 if m2 != 0 else 0.0,
-        "Skewness": m3 / m2 ** 1.5 if m2 != 0 else 0.0,
+        "Kurtosis": m4 / m2**2 if m2 != 0 else 0.0,
+        "Skewness": m3 / m2**1.5 if m2 != 0 else 0.0,
         "Maximum": x.max(),
         "Minimum": x.min(),
         "Range": x.max() - x.min(),

@@ -14,8 +14,16 @@ import math
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["dice", "jaccard", "surface_distances", "hausdorff95", "assd", "volume_mm3", "compare_masks",
-           "compare_labels"]
+__all__ = [
+    "dice",
+    "jaccard",
+    "surface_distances",
+    "hausdorff95",
+    "assd",
+    "volume_mm3",
+    "compare_masks",
+    "compare_labels",
+]
 
 
 def _pair(a, b):
@@ -63,7 +71,7 @@ def surface_distances(a, b, spacing=None) -> tuple[np.ndarray, np.ndarray]:
     if not a.any() or not b.any():
         raise ValueError("surface distances need two non-empty masks")
     box = ndimage.find_objects((a | b).view(np.uint8))[0]
-    box = tuple(slice(max(0, s.start - 1), min(n, s.stop + 1)) for s, n in zip(box, a.shape))
+    box = tuple(slice(max(0, s.start - 1), min(n, s.stop + 1)) for s, n in zip(box, a.shape, strict=False))
     a, b = np.pad(a[box], 1), np.pad(b[box], 1)
     border_a, border_b = _border(a), _border(b)
     to_b = ndimage.distance_transform_edt(~border_b, sampling=spacing)
@@ -119,8 +127,12 @@ def compare_masks(a, b, spacing=None) -> dict:
         mean = float(np.concatenate(result).mean())
     va, vb = volume_mm3(a, spacing), volume_mm3(b, spacing)
     return {
-        "dice": dice(a, b), "jaccard": jaccard(a, b), "hd95_mm": hd, "assd_mm": mean,
-        "volume_a_mm3": va, "volume_b_mm3": vb,
+        "dice": dice(a, b),
+        "jaccard": jaccard(a, b),
+        "hd95_mm": hd,
+        "assd_mm": mean,
+        "volume_a_mm3": va,
+        "volume_b_mm3": vb,
         "volume_difference_percent": None if vb == 0 else 100.0 * (va - vb) / vb,
     }
 

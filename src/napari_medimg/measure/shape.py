@@ -18,20 +18,51 @@ from scipy.spatial import ConvexHull, QhullError
 from skimage.measure import find_contours, marching_cubes
 
 #: the eight corners of a marching cube, (dz, dy, dx), in pyradiomics' bit order
-CUBE_CORNERS = np.array([(0, 0, 0), (0, 0, 1), (0, 1, 1), (0, 1, 0), (1, 0, 0), (1, 0, 1), (1, 1, 1), (1, 1, 0)])
+CUBE_CORNERS = np.array(
+    [(0, 0, 0), (0, 0, 1), (0, 1, 1), (0, 1, 0), (1, 0, 0), (1, 0, 1), (1, 1, 1), (1, 1, 0)]
+)
 
 __all__ = ["SHAPE_FEATURES", "SHAPE2D_FEATURES", "shape_3d", "shape_2d", "max_distance"]
 
-SHAPE_FEATURES = ("Elongation", "Flatness", "LeastAxisLength", "MajorAxisLength", "Maximum2DDiameterColumn",
-                  "Maximum2DDiameterRow", "Maximum2DDiameterSlice", "Maximum3DDiameter", "MeshVolume",
-                  "MinorAxisLength", "Sphericity", "SurfaceArea", "SurfaceVolumeRatio", "VoxelVolume",
-                  # pyradiomics features that are defined but not enabled by default
-                  "Compactness1", "Compactness2", "SphericalDisproportion",
-                  # our extras
-                  "VoxelCount", "ConvexHullVolume", "Solidity")
-SHAPE2D_FEATURES = ("Elongation", "MajorAxisLength", "MaximumDiameter", "MeshSurface", "MinorAxisLength",
-                    "Perimeter", "PerimeterSurfaceRatio", "PixelSurface", "Sphericity",
-                    "SphericalDisproportion", "PixelCount", "ConvexHullArea", "Solidity")
+SHAPE_FEATURES = (
+    "Elongation",
+    "Flatness",
+    "LeastAxisLength",
+    "MajorAxisLength",
+    "Maximum2DDiameterColumn",
+    "Maximum2DDiameterRow",
+    "Maximum2DDiameterSlice",
+    "Maximum3DDiameter",
+    "MeshVolume",
+    "MinorAxisLength",
+    "Sphericity",
+    "SurfaceArea",
+    "SurfaceVolumeRatio",
+    "VoxelVolume",
+    # pyradiomics features that are defined but not enabled by default
+    "Compactness1",
+    "Compactness2",
+    "SphericalDisproportion",
+    # our extras
+    "VoxelCount",
+    "ConvexHullVolume",
+    "Solidity",
+)
+SHAPE2D_FEATURES = (
+    "Elongation",
+    "MajorAxisLength",
+    "MaximumDiameter",
+    "MeshSurface",
+    "MinorAxisLength",
+    "Perimeter",
+    "PerimeterSurfaceRatio",
+    "PixelSurface",
+    "Sphericity",
+    "SphericalDisproportion",
+    "PixelCount",
+    "ConvexHullArea",
+    "Solidity",
+)
 
 
 def max_distance(points: np.ndarray) -> float:
@@ -47,7 +78,7 @@ def max_distance(points: np.ndarray) -> float:
     best = 0.0
     chunk = max(1, 1_000_000 // len(points))
     for start in range(0, len(points), chunk):
-        block = points[start:start + chunk]
+        block = points[start : start + chunk]
         d2 = np.sum((block[:, None, :] - points[None, :, :]) ** 2, axis=-1)
         best = max(best, float(d2.max()))
     return float(np.sqrt(best))
@@ -98,7 +129,9 @@ def _case_triangles() -> tuple[np.ndarray, ...]:
         vertices, faces, _, _ = marching_cubes(cube, 0.5, method="lorensen")
         own[case] = vertices[faces].astype(float)
     empty = np.zeros((0, 3, 3))
-    return tuple(empty if case in (0, 255) else own[case] if case < 128 else own[case ^ 0xFF] for case in range(256))
+    return tuple(
+        empty if case in (0, 255) else own[case] if case < 128 else own[case ^ 0xFF] for case in range(256)
+    )
 
 
 @lru_cache(maxsize=16)
@@ -121,14 +154,16 @@ def mesh_area_volume(mask: np.ndarray, spacing) -> tuple[float, float]:
     shape = mask.shape
     case = np.zeros(tuple(s - 1 for s in shape), np.uint8)
     for bit, (dz, dy, dx) in enumerate(CUBE_CORNERS):
-        corner = mask[dz:shape[0] - 1 + dz, dy:shape[1] - 1 + dy, dx:shape[2] - 1 + dx]
+        corner = mask[dz : shape[0] - 1 + dz, dy : shape[1] - 1 + dy, dx : shape[2] - 1 + dx]
         case |= corner.view(np.uint8) << np.uint8(bit)
     flat = case.reshape(-1)
     surface = np.flatnonzero((flat != 0) & (flat != 255))
     cases = flat[surface]
     counts = np.bincount(cases, minlength=256).astype(float)
     origins = np.stack(np.unravel_index(surface, case.shape), axis=1) * spacing
-    origin_sums = np.stack([np.bincount(cases, weights=origins[:, a], minlength=256) for a in range(3)], axis=1)
+    origin_sums = np.stack(
+        [np.bincount(cases, weights=origins[:, a], minlength=256) for a in range(3)], axis=1
+    )
     area, normal, constant = _case_constants(tuple(spacing.tolist()))
     signs = np.where(np.arange(256) < 128, 1.0, -1.0)  # complement cases: reversed orientation
     # a triangle shifted by the cube origin o has a'.(b' x c') = o . normal + constant
@@ -178,18 +213,21 @@ def shape_3d(mask: np.ndarray, spacing) -> dict[str, float]:
     except (QhullError, ValueError):  # flat or tiny mesh: no 3D hull
         hull, hull_volume = None, float("nan")
     diameter = max_distance(vertices[along_x][hull.vertices] if hull is not None else vertices)
-    planar = [_planar_max_distance(vertices, keys, along_x, 0), _planar_max_distance(vertices, keys, along_x, 1),
-              _planar_max_distance(vertices, keys, along_y, 2)]
+    planar = [
+        _planar_max_distance(vertices, keys, along_x, 0),
+        _planar_max_distance(vertices, keys, along_x, 1),
+        _planar_max_distance(vertices, keys, along_y, 2),
+    ]
     lam = _principal_moments(coordinates)
     f = {
         "MeshVolume": volume,
         "VoxelVolume": count * float(np.prod(spacing)),
         "SurfaceArea": area,
         "SurfaceVolumeRatio": area / volume if volume > 0 else float("nan"),
-        "Sphericity": (36 * np.pi * volume ** 2) ** (1 / 3) / area if area > 0 else float("nan"),
-        "Compactness1": volume / np.sqrt(np.pi * area ** 3) if area > 0 else float("nan"),
-        "Compactness2": 36 * np.pi * volume ** 2 / area ** 3 if area > 0 else float("nan"),
-        "SphericalDisproportion": area / (36 * np.pi * volume ** 2) ** (1 / 3) if volume > 0 else float("nan"),
+        "Sphericity": (36 * np.pi * volume**2) ** (1 / 3) / area if area > 0 else float("nan"),
+        "Compactness1": volume / np.sqrt(np.pi * area**3) if area > 0 else float("nan"),
+        "Compactness2": 36 * np.pi * volume**2 / area**3 if area > 0 else float("nan"),
+        "SphericalDisproportion": area / (36 * np.pi * volume**2) ** (1 / 3) if volume > 0 else float("nan"),
         "Maximum3DDiameter": diameter,
         "Maximum2DDiameterSlice": planar[0],
         "Maximum2DDiameterColumn": planar[1],

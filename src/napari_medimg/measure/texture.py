@@ -22,33 +22,97 @@ __all__ = ["GrayLevels", "TEXTURE_FEATURES", "directions", "glcm", "glrlm", "gls
 EPS = np.spacing(1)
 
 TEXTURE_FEATURES: dict[str, tuple[str, ...]] = {
-    "glcm": ("Autocorrelation", "ClusterProminence", "ClusterShade", "ClusterTendency", "Contrast", "Correlation",
-             "DifferenceAverage", "DifferenceEntropy", "DifferenceVariance", "Id", "Idm", "Idmn", "Idn", "Imc1",
-             "Imc2", "InverseVariance", "JointAverage", "JointEnergy", "JointEntropy", "MCC", "MaximumProbability",
-             "SumAverage", "SumEntropy", "SumSquares"),
-    "glrlm": ("GrayLevelNonUniformity", "GrayLevelNonUniformityNormalized", "GrayLevelVariance",
-              "HighGrayLevelRunEmphasis", "LongRunEmphasis", "LongRunHighGrayLevelEmphasis",
-              "LongRunLowGrayLevelEmphasis", "LowGrayLevelRunEmphasis", "RunEntropy", "RunLengthNonUniformity",
-              "RunLengthNonUniformityNormalized", "RunPercentage", "RunVariance", "ShortRunEmphasis",
-              "ShortRunHighGrayLevelEmphasis", "ShortRunLowGrayLevelEmphasis"),
-    "glszm": ("GrayLevelNonUniformity", "GrayLevelNonUniformityNormalized", "GrayLevelVariance",
-              "HighGrayLevelZoneEmphasis", "LargeAreaEmphasis", "LargeAreaHighGrayLevelEmphasis",
-              "LargeAreaLowGrayLevelEmphasis", "LowGrayLevelZoneEmphasis", "SizeZoneNonUniformity",
-              "SizeZoneNonUniformityNormalized", "SmallAreaEmphasis", "SmallAreaHighGrayLevelEmphasis",
-              "SmallAreaLowGrayLevelEmphasis", "ZoneEntropy", "ZonePercentage", "ZoneVariance"),
-    "gldm": ("DependenceEntropy", "DependenceNonUniformity", "DependenceNonUniformityNormalized",
-             "DependenceVariance", "GrayLevelNonUniformity", "GrayLevelVariance", "HighGrayLevelEmphasis",
-             "LargeDependenceEmphasis", "LargeDependenceHighGrayLevelEmphasis",
-             "LargeDependenceLowGrayLevelEmphasis", "LowGrayLevelEmphasis", "SmallDependenceEmphasis",
-             "SmallDependenceHighGrayLevelEmphasis", "SmallDependenceLowGrayLevelEmphasis"),
+    "glcm": (
+        "Autocorrelation",
+        "ClusterProminence",
+        "ClusterShade",
+        "ClusterTendency",
+        "Contrast",
+        "Correlation",
+        "DifferenceAverage",
+        "DifferenceEntropy",
+        "DifferenceVariance",
+        "Id",
+        "Idm",
+        "Idmn",
+        "Idn",
+        "Imc1",
+        "Imc2",
+        "InverseVariance",
+        "JointAverage",
+        "JointEnergy",
+        "JointEntropy",
+        "MCC",
+        "MaximumProbability",
+        "SumAverage",
+        "SumEntropy",
+        "SumSquares",
+    ),
+    "glrlm": (
+        "GrayLevelNonUniformity",
+        "GrayLevelNonUniformityNormalized",
+        "GrayLevelVariance",
+        "HighGrayLevelRunEmphasis",
+        "LongRunEmphasis",
+        "LongRunHighGrayLevelEmphasis",
+        "LongRunLowGrayLevelEmphasis",
+        "LowGrayLevelRunEmphasis",
+        "RunEntropy",
+        "RunLengthNonUniformity",
+        "RunLengthNonUniformityNormalized",
+        "RunPercentage",
+        "RunVariance",
+        "ShortRunEmphasis",
+        "ShortRunHighGrayLevelEmphasis",
+        "ShortRunLowGrayLevelEmphasis",
+    ),
+    "glszm": (
+        "GrayLevelNonUniformity",
+        "GrayLevelNonUniformityNormalized",
+        "GrayLevelVariance",
+        "HighGrayLevelZoneEmphasis",
+        "LargeAreaEmphasis",
+        "LargeAreaHighGrayLevelEmphasis",
+        "LargeAreaLowGrayLevelEmphasis",
+        "LowGrayLevelZoneEmphasis",
+        "SizeZoneNonUniformity",
+        "SizeZoneNonUniformityNormalized",
+        "SmallAreaEmphasis",
+        "SmallAreaHighGrayLevelEmphasis",
+        "SmallAreaLowGrayLevelEmphasis",
+        "ZoneEntropy",
+        "ZonePercentage",
+        "ZoneVariance",
+    ),
+    "gldm": (
+        "DependenceEntropy",
+        "DependenceNonUniformity",
+        "DependenceNonUniformityNormalized",
+        "DependenceVariance",
+        "GrayLevelNonUniformity",
+        "GrayLevelVariance",
+        "HighGrayLevelEmphasis",
+        "LargeDependenceEmphasis",
+        "LargeDependenceHighGrayLevelEmphasis",
+        "LargeDependenceLowGrayLevelEmphasis",
+        "LowGrayLevelEmphasis",
+        "SmallDependenceEmphasis",
+        "SmallDependenceHighGrayLevelEmphasis",
+        "SmallDependenceLowGrayLevelEmphasis",
+    ),
     "ngtdm": ("Busyness", "Coarseness", "Complexity", "Contrast", "Strength"),
 }
 
 
 def directions(two_d: bool) -> np.ndarray:
     """One offset of each ± pair at distance 1: 13 in 3D, 4 in the (y, x) plane in 2D, as (dz, dy, dx) rows."""
-    offsets = [(dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
-               if (dz, dy, dx) > (0, 0, 0) and not (two_d and dz != 0)]
+    offsets = [
+        (dz, dy, dx)
+        for dz in (-1, 0, 1)
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+        if (dz, dy, dx) > (0, 0, 0) and not (two_d and dz != 0)
+    ]
     return np.array(offsets, dtype=int)
 
 
@@ -144,9 +208,9 @@ def glcm(gray: GrayLevels) -> dict[str, float]:
     f["Autocorrelation"] = np.sum(P * i * j, axis=(1, 2))
     f["JointAverage"] = ux[:, 0, 0]
     cluster = i + j - ux - uy
-    f["ClusterProminence"] = np.sum(P * cluster ** 4, axis=(1, 2))
-    f["ClusterShade"] = np.sum(P * cluster ** 3, axis=(1, 2))
-    f["ClusterTendency"] = np.sum(P * cluster ** 2, axis=(1, 2))
+    f["ClusterProminence"] = np.sum(P * cluster**4, axis=(1, 2))
+    f["ClusterShade"] = np.sum(P * cluster**3, axis=(1, 2))
+    f["ClusterTendency"] = np.sum(P * cluster**2, axis=(1, 2))
     f["Contrast"] = np.sum(P * (i - j) ** 2, axis=(1, 2))
     sigx = np.sqrt(np.sum(P * (i - ux) ** 2, axis=(1, 2)))
     sigy = np.sqrt(np.sum(P * (j - uy) ** 2, axis=(1, 2)))
@@ -158,7 +222,7 @@ def glcm(gray: GrayLevels) -> dict[str, float]:
     f["DifferenceEntropy"] = entropy(p_diff, 1)
     diff_avg = f["DifferenceAverage"][:, None]
     f["DifferenceVariance"] = np.sum(p_diff * (k_diff - diff_avg) ** 2, axis=1)
-    f["JointEnergy"] = np.sum(P ** 2, axis=(1, 2))
+    f["JointEnergy"] = np.sum(P**2, axis=(1, 2))
     f["JointEntropy"] = HXY
     div = np.fmax(HX, HY)
     imc1 = HXY - HXY1
@@ -168,8 +232,8 @@ def glcm(gray: GrayLevels) -> dict[str, float]:
     imc2 = np.where(HXY2 == HXY, 0.0, imc2)
     with np.errstate(invalid="ignore"):  # pyradiomics: a (rounding-)negative argument gives NaN, skipped
         f["Imc2"] = np.sqrt(imc2)
-    f["Idm"] = np.sum(p_diff / (1 + k_diff ** 2), axis=1)
-    f["Idmn"] = np.sum(p_diff / (1 + k_diff ** 2 / Ng ** 2), axis=1)
+    f["Idm"] = np.sum(p_diff / (1 + k_diff**2), axis=1)
+    f["Idmn"] = np.sum(p_diff / (1 + k_diff**2 / Ng**2), axis=1)
     f["Id"] = np.sum(p_diff / (1 + k_diff), axis=1)
     f["Idn"] = np.sum(p_diff / (1 + k_diff / Ng), axis=1)
     f["InverseVariance"] = np.sum(p_diff[:, 1:] / k_diff[1:] ** 2, axis=1)
@@ -226,15 +290,38 @@ def glrlm(gray: GrayLevels) -> dict[str, float]:
     n = gray.n
     runs = [_runs(gray, offset) for offset in directions(gray.two_d)]
     longest = max(int(lengths.max()) for _, lengths in runs)
-    codes = np.concatenate([(angle * n + ranks.astype(np.int64) - 1) * longest + (lengths - 1)
-                            for angle, (ranks, lengths) in enumerate(runs)])
+    codes = np.concatenate(
+        [
+            (angle * n + ranks.astype(np.int64) - 1) * longest + (lengths - 1)
+            for angle, (ranks, lengths) in enumerate(runs)
+        ]
+    )
     P = np.bincount(codes, minlength=len(runs) * n * longest).reshape(len(runs), n, longest).astype(float)
     j = np.arange(1, longest + 1, dtype=float)
-    values = _size_features(P, gray.levels.astype(float), j, gray.voxel_count, (
-        "GrayLevelNonUniformity", "GrayLevelNonUniformityNormalized", "GrayLevelVariance", "HighGrayLevelRunEmphasis",
-        "LongRunEmphasis", "LongRunHighGrayLevelEmphasis", "LongRunLowGrayLevelEmphasis", "LowGrayLevelRunEmphasis",
-        "RunEntropy", "RunLengthNonUniformity", "RunLengthNonUniformityNormalized", "RunPercentage", "RunVariance",
-        "ShortRunEmphasis", "ShortRunHighGrayLevelEmphasis", "ShortRunLowGrayLevelEmphasis"))
+    values = _size_features(
+        P,
+        gray.levels.astype(float),
+        j,
+        gray.voxel_count,
+        (
+            "GrayLevelNonUniformity",
+            "GrayLevelNonUniformityNormalized",
+            "GrayLevelVariance",
+            "HighGrayLevelRunEmphasis",
+            "LongRunEmphasis",
+            "LongRunHighGrayLevelEmphasis",
+            "LongRunLowGrayLevelEmphasis",
+            "LowGrayLevelRunEmphasis",
+            "RunEntropy",
+            "RunLengthNonUniformity",
+            "RunLengthNonUniformityNormalized",
+            "RunPercentage",
+            "RunVariance",
+            "ShortRunEmphasis",
+            "ShortRunHighGrayLevelEmphasis",
+            "ShortRunLowGrayLevelEmphasis",
+        ),
+    )
     return {name: _nanmean_angles(value) for name, value in values.items()}
 
 
@@ -250,13 +337,13 @@ def _size_features(P: np.ndarray, i: np.ndarray, j: np.ndarray, Np: int, names) 
     Nz = P.sum(axis=(1, 2))
     pg = P.sum(axis=2)
     ps = P.sum(axis=1)
-    i2, j2 = i ** 2, j ** 2
+    i2, j2 = i**2, j**2
     ui = pg @ i / Nz
     uj = ps @ j / Nz
     p = P / Nz[:, None, None]
     values = (
-        np.sum(pg ** 2, axis=1) / Nz,
-        np.sum(pg ** 2, axis=1) / Nz ** 2,
+        np.sum(pg**2, axis=1) / Nz,
+        np.sum(pg**2, axis=1) / Nz**2,
         np.sum(pg * (i[None, :] - ui[:, None]) ** 2, axis=1) / Nz,
         pg @ i2 / Nz,
         ps @ j2 / Nz,
@@ -264,15 +351,15 @@ def _size_features(P: np.ndarray, i: np.ndarray, j: np.ndarray, Np: int, names) 
         np.einsum("n,anl,l->a", 1 / i2, P, j2) / Nz,
         pg @ (1 / i2) / Nz,
         -np.sum(p * np.log2(p + EPS), axis=(1, 2)),
-        np.sum(ps ** 2, axis=1) / Nz,
-        np.sum(ps ** 2, axis=1) / Nz ** 2,
+        np.sum(ps**2, axis=1) / Nz,
+        np.sum(ps**2, axis=1) / Nz**2,
         Nz / Np,
         np.sum(ps * (j[None, :] - uj[:, None]) ** 2, axis=1) / Nz,
         ps @ (1 / j2) / Nz,
         np.einsum("n,anl,l->a", i2, P, 1 / j2) / Nz,
         np.einsum("n,anl,l->a", 1 / i2, P, 1 / j2) / Nz,
     )
-    return {name: value for name, value in zip(names, values) if name is not None}
+    return {name: value for name, value in zip(names, values, strict=False) if name is not None}
 
 
 # ---- GLSZM --------------------------------------------------------------------------------------------------
@@ -288,14 +375,36 @@ def glszm(gray: GrayLevels) -> dict[str, float]:
     zone_rank = zone_rank[1:]
     largest = int(sizes.max())
     n = gray.n
-    P = np.bincount((zone_rank - 1) * largest + (sizes - 1), minlength=n * largest).reshape(n, largest).astype(float)
+    P = (
+        np.bincount((zone_rank - 1) * largest + (sizes - 1), minlength=n * largest)
+        .reshape(n, largest)
+        .astype(float)
+    )
     j = np.arange(1, largest + 1, dtype=float)
-    out = _size_features(P[None], gray.levels.astype(float), j, gray.voxel_count, (
-        "GrayLevelNonUniformity", "GrayLevelNonUniformityNormalized", "GrayLevelVariance",
-        "HighGrayLevelZoneEmphasis", "LargeAreaEmphasis", "LargeAreaHighGrayLevelEmphasis",
-        "LargeAreaLowGrayLevelEmphasis", "LowGrayLevelZoneEmphasis", "ZoneEntropy", "SizeZoneNonUniformity",
-        "SizeZoneNonUniformityNormalized", "ZonePercentage", "ZoneVariance", "SmallAreaEmphasis",
-        "SmallAreaHighGrayLevelEmphasis", "SmallAreaLowGrayLevelEmphasis"))
+    out = _size_features(
+        P[None],
+        gray.levels.astype(float),
+        j,
+        gray.voxel_count,
+        (
+            "GrayLevelNonUniformity",
+            "GrayLevelNonUniformityNormalized",
+            "GrayLevelVariance",
+            "HighGrayLevelZoneEmphasis",
+            "LargeAreaEmphasis",
+            "LargeAreaHighGrayLevelEmphasis",
+            "LargeAreaLowGrayLevelEmphasis",
+            "LowGrayLevelZoneEmphasis",
+            "ZoneEntropy",
+            "SizeZoneNonUniformity",
+            "SizeZoneNonUniformityNormalized",
+            "ZonePercentage",
+            "ZoneVariance",
+            "SmallAreaEmphasis",
+            "SmallAreaHighGrayLevelEmphasis",
+            "SmallAreaLowGrayLevelEmphasis",
+        ),
+    )
     return {name: float(value[0]) for name, value in out.items()}
 
 
@@ -329,12 +438,30 @@ def gldm(gray: GrayLevels) -> dict[str, float]:
     n = gray.n
     P = np.bincount((ranks - 1) * size + dependence, minlength=n * size).reshape(n, size).astype(float)
     j = np.arange(1, size + 1, dtype=float)
-    out = _size_features(P[None], gray.levels.astype(float), j, gray.voxel_count, (
-        "GrayLevelNonUniformity", None, "GrayLevelVariance", "HighGrayLevelEmphasis", "LargeDependenceEmphasis",
-        "LargeDependenceHighGrayLevelEmphasis", "LargeDependenceLowGrayLevelEmphasis", "LowGrayLevelEmphasis",
-        "DependenceEntropy", "DependenceNonUniformity", "DependenceNonUniformityNormalized", None,
-        "DependenceVariance", "SmallDependenceEmphasis", "SmallDependenceHighGrayLevelEmphasis",
-        "SmallDependenceLowGrayLevelEmphasis"))
+    out = _size_features(
+        P[None],
+        gray.levels.astype(float),
+        j,
+        gray.voxel_count,
+        (
+            "GrayLevelNonUniformity",
+            None,
+            "GrayLevelVariance",
+            "HighGrayLevelEmphasis",
+            "LargeDependenceEmphasis",
+            "LargeDependenceHighGrayLevelEmphasis",
+            "LargeDependenceLowGrayLevelEmphasis",
+            "LowGrayLevelEmphasis",
+            "DependenceEntropy",
+            "DependenceNonUniformity",
+            "DependenceNonUniformityNormalized",
+            None,
+            "DependenceVariance",
+            "SmallDependenceEmphasis",
+            "SmallDependenceHighGrayLevelEmphasis",
+            "SmallDependenceLowGrayLevelEmphasis",
+        ),
+    )
     return {name: float(value[0]) for name, value in out.items()}
 
 

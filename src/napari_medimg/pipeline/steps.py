@@ -40,7 +40,7 @@ class Step:
     params: dict = field(default_factory=dict)
     inputs: list = field(default_factory=list)
     output: str | None = None
-    time: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    time: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
 
     def __post_init__(self):
         if not self.name:
@@ -52,7 +52,7 @@ class Step:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Step":
+    def from_dict(cls, data: dict) -> Step:
         unknown = set(data) - {"name", "params", "inputs", "output", "time"}
         if unknown:
             raise ValueError(f"unknown step fields {sorted(unknown)}")
@@ -84,7 +84,7 @@ class StepLog:
         return json.dumps({"steps": [s.to_dict() for s in self.steps]}, indent=indent)
 
     @classmethod
-    def from_json(cls, text: str) -> "StepLog":
+    def from_json(cls, text: str) -> StepLog:
         data = json.loads(text)
         if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
             raise ValueError("a step log is a JSON object with a 'steps' list")

@@ -24,8 +24,16 @@ __all__ = ["run_demo", "DEMO_STEPS", "WIDGETS"]
 
 PLUGIN = "napari-medimg"
 #: dock widgets the demo opens, by display name (the first is shown in front)
-WIDGETS = ["Threshold", "Measure objects", "DICOM browser", "CNN classifier", "Preprocess", "Region growing",
-           "Morphology and islands", "Fill between slices"]
+WIDGETS = [
+    "Threshold",
+    "Measure objects",
+    "DICOM browser",
+    "CNN classifier",
+    "Preprocess",
+    "Region growing",
+    "Morphology and islands",
+    "Fill between slices",
+]
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:
@@ -50,8 +58,13 @@ def threshold_bone(viewer: napari.Viewer, widgets: dict, out: Path) -> list[Path
     layer = viewer.layers[widget.result_name]
     path = write_nifti(layer_to_volume(layer), out / "threshold_bone.nii.gz", overwrite=True)
     volume_ml = float(np.count_nonzero(layer.data)) * float(np.prod(layer.scale)) / 1000.0
-    summary = {"layer": layer.name, "low_hu": 300.0, "high_hu": 3000.0, "volume_ml": round(volume_ml, 3),
-               "status": widget.status.value}
+    summary = {
+        "layer": layer.name,
+        "low_hu": 300.0,
+        "high_hu": 3000.0,
+        "volume_ml": round(volume_ml, 3),
+        "status": widget.status.value,
+    }
     summary_path = out / "threshold_bone.json"
     summary_path.write_text(json.dumps(summary, indent=2))
     return [path, summary_path]
@@ -128,8 +141,15 @@ def segment_and_interpolate(viewer: napari.Viewer, widgets: dict, out: Path) -> 
     denoised.visible = False
     centre = np.argwhere(np.asarray(truth.data) == 6).mean(axis=0)  # the enhancing lesion (label 6)
     # the seed layer shares the CT's scale/translate, so napari's slider keeps the CT's 2.5 mm steps
-    seeds = viewer.add_points([centre], name="seed", size=4, face_color="yellow", scale=ct.scale,
-                              translate=ct.translate, units=ct.units)
+    seeds = viewer.add_points(
+        [centre],
+        name="seed",
+        size=4,
+        face_color="yellow",
+        scale=ct.scale,
+        translate=ct.translate,
+        units=ct.units,
+    )
     grow.image.value, grow.points.value, grow.method.value = denoised, seeds, "connected threshold"
     grow.auto_range.value, grow.value.value = False, 6
     grow.low.value, grow.high.value = 100.0, 400.0
@@ -142,26 +162,43 @@ def segment_and_interpolate(viewer: napari.Viewer, widgets: dict, out: Path) -> 
     _wait_for(lambda: edit.worker is None)
     painted = np.zeros_like(truth.data)
     painted[:, ::4] = np.asarray(truth.data)[:, ::4]
-    painted_layer = viewer.add_labels(painted, name="painted every 4th row", scale=truth.scale, units=truth.units,
-                                      translate=truth.translate, metadata=dict(truth.metadata), opacity=0.6)
+    painted_layer = viewer.add_labels(
+        painted,
+        name="painted every 4th row",
+        scale=truth.scale,
+        units=truth.units,
+        translate=truth.translate,
+        metadata=dict(truth.metadata),
+        opacity=0.6,
+    )
     fill = widgets["Fill between slices"]
     fill.labels_layer.value, fill.axis.value = painted_layer, "1 (rows, y)"
     fill.apply()
     _wait_for(lambda: fill.worker is None)
     reference = np.asarray(truth.data)
-    summary = {"grown_lesion_dice": dice(region.data == 6, reference == 6),
-               "fill_between_slices_dice": {str(v): dice(painted_layer.data == v, reference == v) for v in range(1, 7)}}
-    paths = [write_nifti(layer_to_volume(region), out / "grown_lesion.nii.gz", overwrite=True),
-             write_nifti(layer_to_volume(painted_layer), out / "filled_between_slices.nii.gz", overwrite=True)]
+    summary = {
+        "grown_lesion_dice": dice(region.data == 6, reference == 6),
+        "fill_between_slices_dice": {
+            str(v): dice(painted_layer.data == v, reference == v) for v in range(1, 7)
+        },
+    }
+    paths = [
+        write_nifti(layer_to_volume(region), out / "grown_lesion.nii.gz", overwrite=True),
+        write_nifti(layer_to_volume(painted_layer), out / "filled_between_slices.nii.gz", overwrite=True),
+    ]
     (out / "segmentation_summary.json").write_text(json.dumps(summary, indent=2))
     (out / "segmentation_steps.json").write_text(session_log().to_json())
     painted_layer.visible = seeds.visible = False  # keep the final screenshot about the CT and its lesions
     return [*paths, out / "segmentation_summary.json", out / "segmentation_steps.json"]
 
 
-DEMO_STEPS: list[Callable[[napari.Viewer, dict, Path], list[Path]]] = [threshold_bone, measure_lesions,
-                                                                       dicom_round_trip, classify_lesions,
-                                                                       segment_and_interpolate]
+DEMO_STEPS: list[Callable[[napari.Viewer, dict, Path], list[Path]]] = [
+    threshold_bone,
+    measure_lesions,
+    dicom_round_trip,
+    classify_lesions,
+    segment_and_interpolate,
+]
 
 
 def open_session(viewer: napari.Viewer) -> dict:

@@ -22,14 +22,17 @@ def _metadata(volume: Volume) -> dict:
     if volume.ndim == 3 and not volume.is_axis_aligned:
         summary["display_note"] = (
             f"obliquity of {volume.obliquity_degrees:.2f}° not applied to the display (napari slices only "
-            "along its world axes); measurements and exports use the exact geometry")
+            "along its world axes); measurements and exports use the exact geometry"
+        )
     return {
         GEOMETRY_KEY: {
             **summary,
             "spacing": volume.spacing.tolist(),
             "origin": volume.origin.tolist(),
             "direction": volume.direction.tolist(),
-            **{k: v for k, v in volume.metadata.items() if isinstance(v, (str, int, float, bool, list, dict))},
+            **{
+                k: v for k, v in volume.metadata.items() if isinstance(v, (str, int, float, bool, list, dict))
+            },
         }
     }
 
@@ -47,17 +50,22 @@ def layer_data_tuple(volume: Volume, layer_type: str = "image", name: str | None
         centre = volume.metadata.get("window_center")
         width = volume.metadata.get("window_width")
         if centre is not None and width is not None:
-            layer_kwargs["contrast_limits"] = (float(centre) - float(width) / 2, float(centre) + float(width) / 2)
+            layer_kwargs["contrast_limits"] = (
+                float(centre) - float(width) / 2,
+                float(centre) + float(width) / 2,
+            )
     layer_kwargs.update(kwargs)
     return (volume.array, layer_kwargs, layer_type)
 
 
-def layer_to_volume(layer: "napari.layers.Layer") -> Volume:
+def layer_to_volume(layer: napari.layers.Layer) -> Volume:
     """The Volume behind a layer: geometry from the metadata our reader wrote, else from scale/translate/affine."""
     stored = layer.metadata.get(GEOMETRY_KEY)
     data = layer.data
     if stored and len(stored.get("spacing", ())) == data.ndim:
-        extra = {k: v for k, v in stored.items() if k not in ("spacing", "origin", "direction", "display_note")}
+        extra = {
+            k: v for k, v in stored.items() if k not in ("spacing", "origin", "direction", "display_note")
+        }
         return Volume(data, stored["spacing"], stored["origin"], stored["direction"], extra)
     ndim = data.ndim
     scale = np.asarray(layer.scale, float)[-ndim:]
@@ -70,10 +78,12 @@ def layer_to_volume(layer: "napari.layers.Layer") -> Volume:
     norms = np.linalg.norm(direction, axis=0)
     direction = direction / np.where(norms == 0, 1, norms)
     origin = reverse @ (linear[:3, :3] @ translate + linear[:3, 3])
-    return Volume(data, np.abs(scale) * np.where(norms == 0, 1, norms), origin, direction, {"name": layer.name})
+    return Volume(
+        data, np.abs(scale) * np.where(norms == 0, 1, norms), origin, direction, {"name": layer.name}
+    )
 
 
-def set_or_add_layer(viewer: "napari.Viewer", data_tuple: tuple) -> "napari.layers.Layer":
+def set_or_add_layer(viewer: napari.Viewer, data_tuple: tuple) -> napari.layers.Layer:
     """Replace the data of the layer of the same name and type, or add a new layer (main thread only)."""
     data, kwargs, layer_type = data_tuple
     name = kwargs.get("name")
@@ -90,9 +100,9 @@ def set_or_add_layer(viewer: "napari.Viewer", data_tuple: tuple) -> "napari.laye
     return viewer.add_layer(Layer.create(data, kwargs, layer_type))
 
 
-def current_slice_index(viewer: "napari.Viewer", layer: "napari.layers.Layer") -> int:
+def current_slice_index(viewer: napari.Viewer, layer: napari.layers.Layer) -> int:
     """Index along the layer's first data axis of the slice the viewer shows now."""
     point = viewer.dims.point
-    data_point = layer.world_to_data(point[-layer.ndim:]) if len(point) >= layer.ndim else point
+    data_point = layer.world_to_data(point[-layer.ndim :]) if len(point) >= layer.ndim else point
     index = int(np.round(np.asarray(data_point)[0]))
     return int(np.clip(index, 0, layer.data.shape[0] - 1))

@@ -113,7 +113,7 @@ def read_dicom_layers(path) -> list[tuple]:
             logger.warning("napari-medimg skipped %s: %s", name, reason)
         bar.set_description("Reading DICOM pixels")
         layers = []
-        for series, name in zip(scan.series, unique_names(scan.series)):
+        for series, name in zip(scan.series, unique_names(scan.series), strict=False):
             volume = read_series(series, progress=callback)
             if scan.skipped:
                 volume.metadata["skipped_files"] = len(scan.skipped)
@@ -127,4 +127,3 @@ def read_nifti_layers(path) -> list[tuple]:
     """A NIfTI file as one Image layer in LPS world geometry."""
     path = path[0] if isinstance(path, (list, tuple)) else path
     return [volume_layer(read_nifti(path))]
-

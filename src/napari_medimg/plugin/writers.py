@@ -23,8 +23,11 @@ def volume_from_layer_meta(data, meta: dict) -> Volume:
     ndim = np.ndim(data)
     affine = meta.get("affine")
     layer = SimpleNamespace(
-        data=np.asarray(data), metadata=meta.get("metadata") or {}, name=meta.get("name", "layer"),
-        scale=meta.get("scale", np.ones(ndim)), translate=meta.get("translate", np.zeros(ndim)),
+        data=np.asarray(data),
+        metadata=meta.get("metadata") or {},
+        name=meta.get("name", "layer"),
+        scale=meta.get("scale", np.ones(ndim)),
+        translate=meta.get("translate", np.zeros(ndim)),
         affine=SimpleNamespace(affine_matrix=np.eye(ndim + 1) if affine is None else np.asarray(affine)),
     )
     return layer_to_volume(layer)
@@ -45,7 +48,9 @@ def write_dicom_seg_layer(path: str, data, meta: dict) -> list[str]:
     stored = (meta.get("metadata") or {}).get(GEOMETRY_KEY, {})
     source, uid = stored.get("source_path"), stored.get("series_uid")
     if not source or not uid:
-        raise ValueError("this labels layer does not say which DICOM series it was drawn on; DICOM-SEG needs "
-                         "labels made from a layer opened from DICOM (use NIfTI for other labels)")
+        raise ValueError(
+            "this labels layer does not say which DICOM series it was drawn on; DICOM-SEG needs "
+            "labels made from a layer opened from DICOM (use NIfTI for other labels)"
+        )
     write_dicom_seg(volume, path, find_source_series(source, uid), overwrite=True)
     return [path]

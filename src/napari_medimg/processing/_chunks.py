@@ -27,9 +27,11 @@ def ellipsoid_footprint(radius_mm: float, spacing) -> np.ndarray:
     if radius_mm < 0:
         raise ValueError(f"radius must be ≥ 0 mm, got {radius_mm}")
     half = np.floor(radius_mm / spacing + 1e-9).astype(int)
-    grids = np.meshgrid(*[np.arange(-h, h + 1) * s for h, s in zip(half, spacing)], indexing="ij", sparse=True)
-    distance2 = sum(g ** 2 for g in grids)
-    return distance2 <= radius_mm ** 2 + 1e-9
+    grids = np.meshgrid(
+        *[np.arange(-h, h + 1) * s for h, s in zip(half, spacing, strict=False)], indexing="ij", sparse=True
+    )
+    distance2 = sum(g**2 for g in grids)
+    return distance2 <= radius_mm**2 + 1e-9
 
 
 def slabwise(
@@ -58,6 +60,6 @@ def slabwise(
         block = function(np.asarray(array[lo:hi]))
         if out is None:
             out = np.empty((n, *block.shape[1:]), dtype or block.dtype)
-        out[start:stop] = block[start - lo: start - lo + stop - start]
+        out[start:stop] = block[start - lo : start - lo + stop - start]
         report(progress, stop, n)
     return out

@@ -30,11 +30,14 @@ def signed_distance(mask: np.ndarray, spacing) -> np.ndarray:
 def _box(a: np.ndarray, b: np.ndarray) -> tuple[slice, ...]:
     both = (a | b).view(np.uint8)
     box = ndimage.find_objects(both)[0]
-    return tuple(slice(max(0, s.start - 1), min(n, s.stop + 1)) for s, n in zip(box, both.shape))
+    return tuple(
+        slice(max(0, s.start - 1), min(n, s.stop + 1)) for s, n in zip(box, both.shape, strict=False)
+    )
 
 
-def fill_between_slices(labels, axis: int = 0, values=None, spacing=None,
-                        progress: ProgressCallback | None = None) -> np.ndarray:
+def fill_between_slices(
+    labels, axis: int = 0, values=None, spacing=None, progress: ProgressCallback | None = None
+) -> np.ndarray:
     """Interpolate each label value through the gaps between the slices along ``axis`` where it is painted.
 
     ``values`` limits which labels are interpolated (default: all non-zero values present).  ``spacing`` is
@@ -57,7 +60,7 @@ def fill_between_slices(labels, axis: int = 0, values=None, spacing=None,
         if value == 0:
             raise ValueError("label 0 is the background and cannot be interpolated")
         present = np.flatnonzero((source == value).reshape(source.shape[0], -1).any(axis=1))
-        work += [(value, a, b) for a, b in zip(present[:-1], present[1:]) if b - a > 1]
+        work += [(value, a, b) for a, b in zip(present[:-1], present[1:], strict=False) if b - a > 1]
     for done, (value, a, b) in enumerate(work, start=1):
         first, last = source[a] == value, source[b] == value
         box = _box(first, last)

@@ -15,9 +15,22 @@ from ..progress import ProgressCallback, report
 from ._chunks import ellipsoid_footprint, mm_to_voxels, slabwise
 
 __all__ = [
-    "MORPHOLOGY_OPERATIONS", "LOGICAL_OPERATIONS", "SMOOTHING_METHODS", "binary_morphology", "fill_holes",
-    "connected_components", "keep_largest", "keep_selected", "remove_small", "split_islands", "margin", "smooth",
-    "logical", "watershed_split", "edit_label", "compact_labels",
+    "MORPHOLOGY_OPERATIONS",
+    "LOGICAL_OPERATIONS",
+    "SMOOTHING_METHODS",
+    "binary_morphology",
+    "fill_holes",
+    "connected_components",
+    "keep_largest",
+    "keep_selected",
+    "remove_small",
+    "split_islands",
+    "margin",
+    "smooth",
+    "logical",
+    "watershed_split",
+    "edit_label",
+    "compact_labels",
 ]
 
 MORPHOLOGY_OPERATIONS = ("erode", "dilate", "open", "close")
@@ -46,8 +59,9 @@ def compact_labels(labels: np.ndarray) -> np.ndarray:
     return labels.astype(dtype, copy=False)
 
 
-def binary_morphology(mask, operation: str, radius_mm: float, spacing=None,
-                      progress: ProgressCallback | None = None) -> np.ndarray:
+def binary_morphology(
+    mask, operation: str, radius_mm: float, spacing=None, progress: ProgressCallback | None = None
+) -> np.ndarray:
     """Erode / dilate / open / close ``mask`` with a ball of ``radius_mm`` (uint8 result).
 
     Outside the array counts as background for erosion and opening, and as foreground for the erosion half
@@ -74,7 +88,9 @@ def binary_morphology(mask, operation: str, radius_mm: float, spacing=None,
     return slabwise(run, mask, reach, progress, chunk=64, dtype=np.uint8)
 
 
-def fill_holes(mask, per_slice: bool = False, axis: int = 0, progress: ProgressCallback | None = None) -> np.ndarray:
+def fill_holes(
+    mask, per_slice: bool = False, axis: int = 0, progress: ProgressCallback | None = None
+) -> np.ndarray:
     """Fill enclosed background: in 3D (or 2D) at once, or slice by slice along ``axis`` (uint8)."""
     mask = np.asarray(mask) != 0
     if not per_slice or mask.ndim == 2:
@@ -127,7 +143,9 @@ def remove_small(mask, min_size_mm3: float, spacing=None, connectivity: int | No
     return keep[labels].view(np.uint8)
 
 
-def split_islands(mask, min_size_mm3: float = 0.0, spacing=None, connectivity: int | None = None) -> np.ndarray:
+def split_islands(
+    mask, min_size_mm3: float = 0.0, spacing=None, connectivity: int | None = None
+) -> np.ndarray:
     """Each connected object as its own label, numbered by decreasing size; objects below the size drop."""
     spacing = _spacing(mask, spacing)
     labels, sizes = _sizes(mask, connectivity)
@@ -146,7 +164,9 @@ def margin(mask, margin_mm: float, spacing=None) -> np.ndarray:
         return mask.view(np.uint8).copy()
     pad = np.ceil(mm_to_voxels(abs(margin_mm), spacing)).astype(int) + 1
     box = ndimage.find_objects(mask.view(np.uint8))[0]
-    box = tuple(slice(max(0, s.start - p), min(n, s.stop + p)) for s, p, n in zip(box, pad, mask.shape))
+    box = tuple(
+        slice(max(0, s.start - p), min(n, s.stop + p)) for s, p, n in zip(box, pad, mask.shape, strict=False)
+    )
     crop = mask[box]
     out = np.zeros(mask.shape, np.uint8)
     if margin_mm > 0:
@@ -159,8 +179,9 @@ def margin(mask, margin_mm: float, spacing=None) -> np.ndarray:
     return out
 
 
-def smooth(mask, method: str = "median", size_mm: float = 1.0, spacing=None,
-           progress: ProgressCallback | None = None) -> np.ndarray:
+def smooth(
+    mask, method: str = "median", size_mm: float = 1.0, spacing=None, progress: ProgressCallback | None = None
+) -> np.ndarray:
     """Smooth a mask's surface: ``median`` vote in a ball of radius ``size_mm``, ``open``/``close`` with it,
     or ``gaussian`` blur of sigma ``size_mm`` cut at 0.5 (uint8)."""
     spacing = _spacing(mask, spacing)
@@ -168,12 +189,22 @@ def smooth(mask, method: str = "median", size_mm: float = 1.0, spacing=None,
         return binary_morphology(mask, method, size_mm, spacing, progress)
     if method == "median":
         footprint = ellipsoid_footprint(size_mm, spacing)
-        return slabwise(lambda b: ndimage.median_filter((b != 0).view(np.uint8), footprint=footprint),
-                        mask, footprint.shape[0] // 2, progress, dtype=np.uint8)
+        return slabwise(
+            lambda b: ndimage.median_filter((b != 0).view(np.uint8), footprint=footprint),
+            mask,
+            footprint.shape[0] // 2,
+            progress,
+            dtype=np.uint8,
+        )
     if method == "gaussian":
         sigma = mm_to_voxels(size_mm, spacing)
-        return slabwise(lambda b: (ndimage.gaussian_filter((b != 0).astype(np.float32), sigma) > 0.5).view(np.uint8),
-                        mask, int(np.ceil(4 * sigma[0])) + 1, progress, dtype=np.uint8)
+        return slabwise(
+            lambda b: (ndimage.gaussian_filter((b != 0).astype(np.float32), sigma) > 0.5).view(np.uint8),
+            mask,
+            int(np.ceil(4 * sigma[0])) + 1,
+            progress,
+            dtype=np.uint8,
+        )
     raise ValueError(f"unknown smoothing {method!r}; choose from {SMOOTHING_METHODS}")
 
 
@@ -190,8 +221,12 @@ def logical(operation: str, a, b=None) -> np.ndarray:
     b = np.asarray(b) != 0
     if a.shape != b.shape:
         raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
-    function = {"union": np.logical_or, "intersect": np.logical_and, "xor": np.logical_xor,
-                "subtract": lambda x, y: x & ~y}[operation]
+    function = {
+        "union": np.logical_or,
+        "intersect": np.logical_and,
+        "xor": np.logical_xor,
+        "subtract": lambda x, y: x & ~y,
+    }[operation]
     return function(a, b).view(np.uint8)
 
 
@@ -208,8 +243,9 @@ def watershed_split(mask, spacing=None, h_mm: float = 1.0, connectivity: int | N
     distance = ndimage.distance_transform_edt(mask, sampling=spacing).astype(np.float32)
     maxima = morphology.h_maxima(distance, h_mm)
     markers, _ = ndimage.label(maxima, structure=_structure(mask.ndim, None))
-    labels = segmentation.watershed(-distance, markers, mask=mask,
-                                    connectivity=_structure(mask.ndim, connectivity))
+    labels = segmentation.watershed(
+        -distance, markers, mask=mask, connectivity=_structure(mask.ndim, connectivity)
+    )
     return compact_labels(labels)
 
 

@@ -18,8 +18,20 @@ from ..progress import ProgressCallback, report
 from ._chunks import ellipsoid_footprint, mm_to_voxels, slabwise
 
 __all__ = [
-    "CT_WINDOW_PRESETS", "window_level", "normalize", "denoise", "DENOISE_METHODS", "clahe", "gamma",
-    "brightness_contrast", "unsharp_mask", "tophat", "combine", "resample", "vesselness", "symmetric_eigenvalues",
+    "CT_WINDOW_PRESETS",
+    "window_level",
+    "normalize",
+    "denoise",
+    "DENOISE_METHODS",
+    "clahe",
+    "gamma",
+    "brightness_contrast",
+    "unsharp_mask",
+    "tophat",
+    "combine",
+    "resample",
+    "vesselness",
+    "symmetric_eigenvalues",
 ]
 
 #: CT window presets: name → (level/centre HU, width HU)
@@ -49,15 +61,22 @@ def _result(volume: Volume, array: np.ndarray, step: str, **params) -> Volume:
     return volume.with_array(array, preprocessing={"step": step, **params})
 
 
-def window_level(volume: Volume, level: float | None = None, width: float | None = None,
-                 preset: str | None = None, output: str = "clip") -> Volume:
+def window_level(
+    volume: Volume,
+    level: float | None = None,
+    width: float | None = None,
+    preset: str | None = None,
+    output: str = "clip",
+) -> Volume:
     """Window/level: clip to ``[level - width/2, level + width/2]`` (``output='clip'``, keeps HU) or map
     that window to ``[0, 1]`` (``output='unit'``).  ``preset`` is a name of :data:`CT_WINDOW_PRESETS`."""
     if preset is not None:
         try:
             level, width = CT_WINDOW_PRESETS[preset]
         except KeyError:
-            raise ValueError(f"unknown window preset {preset!r}; choose from {sorted(CT_WINDOW_PRESETS)}") from None
+            raise ValueError(
+                f"unknown window preset {preset!r}; choose from {sorted(CT_WINDOW_PRESETS)}"
+            ) from None
     if level is None or width is None:
         raise ValueError("give a window level and width, or a preset")
     if width <= 0:
@@ -76,8 +95,13 @@ def window_level(volume: Volume, level: float | None = None, width: float | None
     return out
 
 
-def normalize(volume: Volume, method: str = "z-score", low_percentile: float = 1.0,
-              high_percentile: float = 99.0, mask=None) -> Volume:
+def normalize(
+    volume: Volume,
+    method: str = "z-score",
+    low_percentile: float = 1.0,
+    high_percentile: float = 99.0,
+    mask=None,
+) -> Volume:
     """Intensity normalisation: ``min-max`` → [0, 1], ``z-score`` → mean 0 / sd 1, ``percentile`` → clip to
     the percentiles and map them to [0, 1].  Statistics come from ``mask`` (non-zero voxels) when given."""
     array = _float(volume)
@@ -100,12 +124,24 @@ def normalize(volume: Volume, method: str = "z-score", low_percentile: float = 1
         raise ValueError(f"unknown normalisation {method!r}; choose min-max, z-score or percentile")
     if high == low:
         raise ValueError("cannot normalise a constant image")
-    return _result(volume, (array - low) / (high - low), "normalize", method=method,
-                   low_percentile=low_percentile, high_percentile=high_percentile)
+    return _result(
+        volume,
+        (array - low) / (high - low),
+        "normalize",
+        method=method,
+        low_percentile=low_percentile,
+        high_percentile=high_percentile,
+    )
 
 
-def denoise(volume: Volume, method: str = "gaussian", sigma_mm: float = 1.0, radius_mm: float = 1.0,
-            sigma_intensity: float | None = None, progress: ProgressCallback | None = None) -> Volume:
+def denoise(
+    volume: Volume,
+    method: str = "gaussian",
+    sigma_mm: float = 1.0,
+    radius_mm: float = 1.0,
+    sigma_intensity: float | None = None,
+    progress: ProgressCallback | None = None,
+) -> Volume:
     """Denoise with a ``gaussian`` (``sigma_mm``), ``median`` (ball of ``radius_mm``), ``bilateral``
     (spatial ``sigma_mm``, intensity ``sigma_intensity`` in image units; in-plane, slice by slice) or
     ``nl-means`` (search radius ``radius_mm``, filtering strength ``sigma_intensity`` — by default the
@@ -133,8 +169,16 @@ def denoise(volume: Volume, method: str = "gaussian", sigma_mm: float = 1.0, rad
             sigma_color = None if sigma_intensity is None else sigma_intensity / span
 
             def plane(image):
-                return restoration.denoise_bilateral((image - low) / span, sigma_color=sigma_color,
-                                                     sigma_spatial=sigma_spatial, mode="edge") * span + low
+                return (
+                    restoration.denoise_bilateral(
+                        (image - low) / span,
+                        sigma_color=sigma_color,
+                        sigma_spatial=sigma_spatial,
+                        mode="edge",
+                    )
+                    * span
+                    + low
+                )
         else:
             distance = max(1, int(round(radius_mm / plane_spacing)))
             noise = sigma_intensity
@@ -144,8 +188,9 @@ def denoise(volume: Volume, method: str = "gaussian", sigma_mm: float = 1.0, rad
             h = 0.8 * noise
 
             def plane(image):
-                return restoration.denoise_nl_means(image, patch_size=5, patch_distance=distance, h=h,
-                                                    sigma=noise, fast_mode=True)
+                return restoration.denoise_nl_means(
+                    image, patch_size=5, patch_distance=distance, h=h, sigma=noise, fast_mode=True
+                )
 
         def run(block):
             if block.ndim == 2:
@@ -154,8 +199,15 @@ def denoise(volume: Volume, method: str = "gaussian", sigma_mm: float = 1.0, rad
     else:
         raise ValueError(f"unknown denoising method {method!r}; choose from {DENOISE_METHODS}")
     out = slabwise(run, array, halo, progress, chunk=8, dtype=np.float32)
-    return _result(volume, out, "denoise", method=method, sigma_mm=sigma_mm, radius_mm=radius_mm,
-                   sigma_intensity=sigma_intensity)
+    return _result(
+        volume,
+        out,
+        "denoise",
+        method=method,
+        sigma_mm=sigma_mm,
+        radius_mm=radius_mm,
+        sigma_intensity=sigma_intensity,
+    )
 
 
 def clahe(volume: Volume, kernel_mm: float = 50.0, clip_limit: float = 0.01, nbins: int = 256) -> Volume:
@@ -167,8 +219,9 @@ def clahe(volume: Volume, kernel_mm: float = 50.0, clip_limit: float = 0.01, nbi
         raise ValueError("cannot equalise a constant image")
     kernel = np.maximum(2, np.round(mm_to_voxels(kernel_mm, volume.spacing))).astype(int)
     kernel = np.minimum(kernel, np.asarray(array.shape))
-    out = exposure.equalize_adapthist((array - low) / (high - low), kernel_size=tuple(kernel),
-                                      clip_limit=clip_limit, nbins=nbins).astype(np.float32)
+    out = exposure.equalize_adapthist(
+        (array - low) / (high - low), kernel_size=tuple(kernel), clip_limit=clip_limit, nbins=nbins
+    ).astype(np.float32)
     result = _result(volume, out, "clahe", kernel_mm=kernel_mm, clip_limit=clip_limit)
     result.metadata.update(window_center=0.5, window_width=1.0)
     return result
@@ -191,22 +244,35 @@ def brightness_contrast(volume: Volume, brightness: float = 0.0, contrast: float
     array = _float(volume)
     mean = float(array.mean())
     out = np.float32(contrast) * (array - mean) + mean + brightness
-    return _result(volume, out.astype(np.float32), "brightness_contrast", brightness=brightness, contrast=contrast)
+    return _result(
+        volume, out.astype(np.float32), "brightness_contrast", brightness=brightness, contrast=contrast
+    )
 
 
-def unsharp_mask(volume: Volume, sigma_mm: float = 1.0, amount: float = 1.0,
-                 progress: ProgressCallback | None = None) -> Volume:
+def unsharp_mask(
+    volume: Volume, sigma_mm: float = 1.0, amount: float = 1.0, progress: ProgressCallback | None = None
+) -> Volume:
     """Sharpen: ``value + amount * (value - gaussian(value, sigma_mm))``."""
     array = _float(volume)
     sigma = mm_to_voxels(sigma_mm, volume.spacing)
-    blurred = slabwise(lambda b: ndimage.gaussian_filter(b, sigma, mode="nearest"), array,
-                       int(np.ceil(4 * sigma[0])) + 1, progress, dtype=np.float32)
+    blurred = slabwise(
+        lambda b: ndimage.gaussian_filter(b, sigma, mode="nearest"),
+        array,
+        int(np.ceil(4 * sigma[0])) + 1,
+        progress,
+        dtype=np.float32,
+    )
     out = array + np.float32(amount) * (array - blurred)
     return _result(volume, out, "unsharp_mask", sigma_mm=sigma_mm, amount=amount)
 
 
-def tophat(volume: Volume, radius_mm: float = 4.0, bright: bool = True, mask=None,
-           progress: ProgressCallback | None = None) -> Volume:
+def tophat(
+    volume: Volume,
+    radius_mm: float = 4.0,
+    bright: bool = True,
+    mask=None,
+    progress: ProgressCallback | None = None,
+) -> Volume:
     """Background subtraction by a morphological top-hat with a ball of ``radius_mm``: white top-hat
     (value − opening) for bright structures smaller than the ball, black top-hat (closing − value) for dark
     ones (``bright=False``).  Outside ``mask`` the image is replaced by the mean inside it first, so the
@@ -237,7 +303,7 @@ def combine(volumes, weights, percentile: float = 90.0, mask=None) -> Volume:
         raise ValueError("give one weight per image")
     inside = None if mask is None else np.asarray(mask) != 0
     total = np.zeros(volumes[0].shape, np.float32)
-    for volume, weight in zip(volumes, weights):
+    for volume, weight in zip(volumes, weights, strict=False):
         if volume.shape != volumes[0].shape:
             raise ValueError("images to combine must share one grid")
         array = _float(volume)
@@ -248,8 +314,13 @@ def combine(volumes, weights, percentile: float = 90.0, mask=None) -> Volume:
     return _result(volumes[0], total, "combine", weights=[float(w) for w in weights], percentile=percentile)
 
 
-def resample(volume: Volume, spacing=None, order: int = 1, labels: bool = False,
-             progress: ProgressCallback | None = None) -> Volume:
+def resample(
+    volume: Volume,
+    spacing=None,
+    order: int = 1,
+    labels: bool = False,
+    progress: ProgressCallback | None = None,
+) -> Volume:
     """Resample onto a grid of ``spacing`` mm (one number or one per axis; default: isotropic at the finest
     spacing).  The field of view is kept: voxel edges of the first voxel line up, the new shape is the old
     extent divided by the new spacing (rounded).  ``order`` 1 (linear) or 3 (cubic) for images; labels
@@ -280,17 +351,32 @@ def resample(volume: Volume, spacing=None, order: int = 1, labels: bool = False,
         stop = min(rows, start + step)
         shift = offset.copy()
         shift[0] += start * scale[0]
-        ndimage.affine_transform(source, scale, offset=shift, output_shape=(stop - start, *shape[1:]),
-                                 output=out[start:stop], order=order, mode="nearest", prefilter=False)
+        ndimage.affine_transform(
+            source,
+            scale,
+            offset=shift,
+            output_shape=(stop - start, *shape[1:]),
+            output=out[start:stop],
+            order=order,
+            mode="nearest",
+            prefilter=False,
+        )
         report(progress, stop, rows)
     if volume.ndim == 3:
         origin = volume.index_to_world(offset)
     else:
         origin = volume.origin.copy()
         origin[:2] = volume.origin[:2] + offset * old
-    return Volume(out, new, origin, volume.direction.copy(),
-                  {**volume.metadata, "preprocessing": {"step": "resample", "spacing": new.tolist(),
-                                                        "order": order, "labels": labels}})
+    return Volume(
+        out,
+        new,
+        origin,
+        volume.direction.copy(),
+        {
+            **volume.metadata,
+            "preprocessing": {"step": "resample", "spacing": new.tolist(), "order": order, "labels": labels},
+        },
+    )
 
 
 def symmetric_eigenvalues(elements: dict) -> np.ndarray:
@@ -299,16 +385,19 @@ def symmetric_eigenvalues(elements: dict) -> np.ndarray:
     a new last axis in ascending order."""
     if len(elements) == 3:
         a, b, c = (np.asarray(elements[k], np.float64) for k in ((0, 0), (0, 1), (1, 1)))
-        mean, radius = (a + c) / 2, np.sqrt(((a - c) / 2) ** 2 + b ** 2)
+        mean, radius = (a + c) / 2, np.sqrt(((a - c) / 2) ** 2 + b**2)
         return np.stack([mean - radius, mean + radius], -1)
-    a00, a01, a02, a11, a12, a22 = (np.asarray(elements[k], np.float64)
-                                    for k in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)))
+    a00, a01, a02, a11, a12, a22 = (
+        np.asarray(elements[k], np.float64) for k in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+    )
     q = (a00 + a11 + a22) / 3
     b00, b11, b22 = a00 - q, a11 - q, a22 - q
-    p = np.sqrt((b00 ** 2 + b11 ** 2 + b22 ** 2 + 2 * (a01 ** 2 + a02 ** 2 + a12 ** 2)) / 6)
+    p = np.sqrt((b00**2 + b11**2 + b22**2 + 2 * (a01**2 + a02**2 + a12**2)) / 6)
     safe = np.where(p > 0, p, 1.0)
-    determinant = (b00 * (b11 * b22 - a12 * a12) - a01 * (a01 * b22 - a12 * a02) + a02 * (a01 * a12 - b11 * a02))
-    r = np.clip(determinant / (2 * safe ** 3), -1.0, 1.0)
+    determinant = (
+        b00 * (b11 * b22 - a12 * a12) - a01 * (a01 * b22 - a12 * a02) + a02 * (a01 * a12 - b11 * a02)
+    )
+    r = np.clip(determinant / (2 * safe**3), -1.0, 1.0)
     phi = np.arccos(r) / 3
     largest = q + 2 * p * np.cos(phi)
     smallest = q + 2 * p * np.cos(phi + 2 * np.pi / 3)
@@ -326,15 +415,22 @@ def _hessian_eigenvalues(block: np.ndarray, sigma_mm: float, spacing: np.ndarray
             order[i] += 1
             order[j] += 1
             d = ndimage.gaussian_filter(block, sigma, order=order, mode="nearest")
-            elements[(i, j)] = d * np.float32(sigma_mm ** 2 / (spacing[i] * spacing[j]))
+            elements[(i, j)] = d * np.float32(sigma_mm**2 / (spacing[i] * spacing[j]))
     values = symmetric_eigenvalues(elements).astype(np.float32)
     index = np.argsort(np.abs(values), axis=-1)
     return np.take_along_axis(values, index, axis=-1)
 
 
-def vesselness(volume: Volume, sigmas_mm=(1.0, 2.0, 3.0), method: str = "frangi", bright: bool = True,
-               alpha: float = 0.5, beta: float = 0.5, gamma_: float | None = None,
-               progress: ProgressCallback | None = None) -> Volume:
+def vesselness(
+    volume: Volume,
+    sigmas_mm=(1.0, 2.0, 3.0),
+    method: str = "frangi",
+    bright: bool = True,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    gamma_: float | None = None,
+    progress: ProgressCallback | None = None,
+) -> Volume:
     """Multi-scale tubular-structure filter (Frangi 1998 or Sato 1998) with scales in mm.
 
     Sato (3D): ``sqrt(|λ2 λ3|)`` times the blob penalty ``sqrt(1 + λ1/|λ2|)`` (λ1 ≤ 0) or
@@ -366,8 +462,8 @@ def vesselness(volume: Volume, sigmas_mm=(1.0, 2.0, 3.0), method: str = "frangi"
                 if method == "sato":
                     return np.where(l2 < 0, -l2, 0).astype(np.float32)
                 rb2 = (l1 / np.where(l2 == 0, 1e-10, l2)) ** 2
-                s2 = l1 ** 2 + l2 ** 2
-                return np.stack([np.where(l2 < 0, np.exp(-rb2 / (2 * beta ** 2)), 0), s2], 0).astype(np.float32)
+                s2 = l1**2 + l2**2
+                return np.stack([np.where(l2 < 0, np.exp(-rb2 / (2 * beta**2)), 0), s2], 0).astype(np.float32)
             l1, l2, l3 = values[..., 0], values[..., 1], values[..., 2]
             tube = (l2 < 0) & (l3 < 0)
             if method == "sato":
@@ -375,9 +471,9 @@ def vesselness(volume: Volume, sigmas_mm=(1.0, 2.0, 3.0), method: str = "frangi"
                 blob = np.sqrt(np.clip(np.where(l1 <= 0, 1 + ratio, 1 - _SATO_ALPHA * ratio), 0, None))
                 return np.where(tube, np.sqrt(np.abs(l2 * l3)) * blob, 0).astype(np.float32)
             ra2 = (l2 / np.where(l3 == 0, 1e-10, l3)) ** 2
-            rb2 = l1 ** 2 / np.maximum(np.abs(l2 * l3), 1e-20)
-            s2 = l1 ** 2 + l2 ** 2 + l3 ** 2
-            shape = (1 - np.exp(-ra2 / (2 * alpha ** 2))) * np.exp(-rb2 / (2 * beta ** 2))
+            rb2 = l1**2 / np.maximum(np.abs(l2 * l3), 1e-20)
+            s2 = l1**2 + l2**2 + l3**2
+            shape = (1 - np.exp(-ra2 / (2 * alpha**2))) * np.exp(-rb2 / (2 * beta**2))
             return np.stack([np.where(tube, shape, 0), s2], 0).astype(np.float32)
 
         def sub_progress(done, whole, n=n):
@@ -386,6 +482,7 @@ def vesselness(volume: Volume, sigmas_mm=(1.0, 2.0, 3.0), method: str = "frangi"
         if method == "sato":
             response = slabwise(run, array, halo, sub_progress, chunk=8)
         else:
+
             def stacked(block, run=run):
                 return np.moveaxis(run(block), 0, -1)
 
@@ -393,8 +490,17 @@ def vesselness(volume: Volume, sigmas_mm=(1.0, 2.0, 3.0), method: str = "frangi"
             shape_term, s2 = pair[..., 0], pair[..., 1]
             c = gamma_ if gamma_ is not None else 0.5 * float(np.sqrt(s2.max()))
             c = c or 1.0
-            response = shape_term * (1 - np.exp(-s2 / (2 * c ** 2)))
+            response = shape_term * (1 - np.exp(-s2 / (2 * c**2)))
         np.maximum(best, response, out=best)
     report(progress, total * 1000, total * 1000)
-    return _result(volume, best, "vesselness", sigmas_mm=sigmas_mm, method=method, bright=bright,
-                   alpha=alpha, beta=beta, gamma=gamma_)
+    return _result(
+        volume,
+        best,
+        "vesselness",
+        sigmas_mm=sigmas_mm,
+        method=method,
+        bright=bright,
+        alpha=alpha,
+        beta=beta,
+        gamma=gamma_,
+    )

@@ -22,8 +22,15 @@ from ..progress import ProgressCallback, report
 from ._chunks import ellipsoid_footprint, mm_to_voxels, slabwise
 from .morphology import compact_labels
 
-__all__ = ["GROW_METHODS", "seed_indices", "seed_statistics", "connected_threshold", "confidence_connected",
-           "markers_from_points", "grow_from_seeds"]
+__all__ = [
+    "GROW_METHODS",
+    "seed_indices",
+    "seed_statistics",
+    "connected_threshold",
+    "confidence_connected",
+    "markers_from_points",
+    "grow_from_seeds",
+]
 
 GROW_METHODS = ("watershed", "random walker")
 
@@ -55,8 +62,10 @@ def _ball_values(volume: Volume, index: np.ndarray, radius_mm: float) -> np.ndar
     values = []
     for centre in index:
         lo = centre - half
-        box = tuple(slice(max(0, a), min(n, a + f)) for a, f, n in zip(lo, footprint.shape, array.shape))
-        fbox = tuple(slice(b.start - a, b.stop - a) for b, a in zip(box, lo))
+        box = tuple(
+            slice(max(0, a), min(n, a + f)) for a, f, n in zip(lo, footprint.shape, array.shape, strict=False)
+        )
+        fbox = tuple(slice(b.start - a, b.stop - a) for b, a in zip(box, lo, strict=False))
         values.append(array[box][footprint[fbox]])
     return np.concatenate(values).astype(np.float64)
 
@@ -76,9 +85,16 @@ def _grow(array, index: np.ndarray, low: float, high: float, connectivity: int) 
     return np.isin(labels, hits).view(np.uint8)
 
 
-def connected_threshold(volume: Volume, points, low: float | None = None, high: float | None = None,
-                        radius_mm: float = 2.0, multiplier: float = 2.5, connectivity: int = 1,
-                        progress: ProgressCallback | None = None) -> np.ndarray:
+def connected_threshold(
+    volume: Volume,
+    points,
+    low: float | None = None,
+    high: float | None = None,
+    radius_mm: float = 2.0,
+    multiplier: float = 2.5,
+    connectivity: int = 1,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
     """uint8 mask of the voxels in ``[low, high]`` connected to a seed (face connectivity by default).
 
     Without a range, it is mean ± ``multiplier`` · sd of the image in balls of ``radius_mm`` around the seeds.
@@ -95,9 +111,15 @@ def connected_threshold(volume: Volume, points, low: float | None = None, high: 
     return out
 
 
-def confidence_connected(volume: Volume, points, multiplier: float = 2.5, iterations: int = 4,
-                         radius_mm: float = 2.0, connectivity: int = 1,
-                         progress: ProgressCallback | None = None) -> np.ndarray:
+def confidence_connected(
+    volume: Volume,
+    points,
+    multiplier: float = 2.5,
+    iterations: int = 4,
+    radius_mm: float = 2.0,
+    connectivity: int = 1,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
     """Connected threshold whose range (mean ± ``multiplier`` · sd) is re-estimated ``iterations`` times
     from the region grown so far, starting from balls of ``radius_mm`` around the seeds."""
     index = seed_indices(volume, points)
@@ -127,10 +149,13 @@ def markers_from_points(volume: Volume, points, values, radius_mm: float = 0.0) 
     markers = np.zeros(volume.shape, compact_labels(np.asarray(values)).dtype)
     footprint = ellipsoid_footprint(radius_mm, volume.spacing)
     half = np.asarray(footprint.shape) // 2
-    for centre, value in zip(index, values):
+    for centre, value in zip(index, values, strict=False):
         lo = centre - half
-        box = tuple(slice(max(0, a), min(n, a + f)) for a, f, n in zip(lo, footprint.shape, volume.shape))
-        fbox = tuple(slice(b.start - a, b.stop - a) for b, a in zip(box, lo))
+        box = tuple(
+            slice(max(0, a), min(n, a + f))
+            for a, f, n in zip(lo, footprint.shape, volume.shape, strict=False)
+        )
+        fbox = tuple(slice(b.start - a, b.stop - a) for b, a in zip(box, lo, strict=False))
         markers[box][footprint[fbox]] = value
     return markers
 
@@ -149,12 +174,20 @@ def _gradient_magnitude(volume: Volume, sigma_mm: float, progress) -> np.ndarray
                 total += np.gradient(smooth, step, axis=axis) ** 2
         return np.sqrt(total)
 
-    return slabwise(run, np.asarray(volume.array, np.float32), int(np.ceil(4 * sigma[0])) + 2, progress,
-                    dtype=np.float32)
+    return slabwise(
+        run, np.asarray(volume.array, np.float32), int(np.ceil(4 * sigma[0])) + 2, progress, dtype=np.float32
+    )
 
 
-def grow_from_seeds(volume: Volume, markers, method: str = "watershed", sigma_mm: float = 1.0, mask=None,
-                    beta: float = 130.0, progress: ProgressCallback | None = None) -> np.ndarray:
+def grow_from_seeds(
+    volume: Volume,
+    markers,
+    method: str = "watershed",
+    sigma_mm: float = 1.0,
+    mask=None,
+    beta: float = 130.0,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
     """Grow every seeded label of ``markers`` (0 = unlabelled) until they meet, like Slicer's "Grow from
     seeds": ``watershed`` on the gradient magnitude (Gaussian derivatives of ``sigma_mm``) or ``random
     walker`` (``beta`` edge weight, anisotropic spacing honoured).  Voxels outside ``mask`` stay 0.
@@ -185,8 +218,9 @@ def grow_from_seeds(volume: Volume, markers, method: str = "watershed", sigma_mm
         if region is not None:
             seeds[~region] = -1
         report(progress, 1, 2)
-        out = segmentation.random_walker(data, seeds, beta=beta, mode="cg_j", tol=1e-3,
-                                         spacing=volume.spacing / volume.spacing.min())
+        out = segmentation.random_walker(
+            data, seeds, beta=beta, mode="cg_j", tol=1e-3, spacing=volume.spacing / volume.spacing.min()
+        )
         out[out < 0] = 0
     report(progress, 2, 2)
     return compact_labels(np.asarray(out))

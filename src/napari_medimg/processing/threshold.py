@@ -9,9 +9,18 @@ from skimage import filters
 from ..progress import ProgressCallback, report
 from ._chunks import mm_to_voxels, slabwise
 
-__all__ = ["AUTOMATIC_METHODS", "LOCAL_METHODS", "automatic_threshold", "threshold_range", "threshold_mask",
-           "multi_otsu_thresholds", "multi_otsu_labels", "local_threshold", "percentile_threshold",
-           "hysteresis_mask"]
+__all__ = [
+    "AUTOMATIC_METHODS",
+    "LOCAL_METHODS",
+    "automatic_threshold",
+    "threshold_range",
+    "threshold_mask",
+    "multi_otsu_thresholds",
+    "multi_otsu_labels",
+    "local_threshold",
+    "percentile_threshold",
+    "hysteresis_mask",
+]
 
 #: automatic methods: each returns one value; voxels above it are foreground
 AUTOMATIC_METHODS = {
@@ -43,7 +52,9 @@ def automatic_threshold(array, method: str = "otsu") -> float:
     try:
         function = AUTOMATIC_METHODS[method]
     except KeyError:
-        raise ValueError(f"unknown threshold method {method!r}; choose from {sorted(AUTOMATIC_METHODS)}") from None
+        raise ValueError(
+            f"unknown threshold method {method!r}; choose from {sorted(AUTOMATIC_METHODS)}"
+        ) from None
     values = _sample(array)
     if values.size == 0 or np.all(values == values.flat[0]):
         raise ValueError("cannot compute an automatic threshold of a constant image")
@@ -103,7 +114,9 @@ def multi_otsu_thresholds(array, classes: int = 3, mask=None, nbins: int = 256) 
     values = np.asarray(array)[np.asarray(mask) != 0] if mask is not None else _sample(array).ravel()
     if values.size == 0 or np.all(values == values.flat[0]):
         raise ValueError("cannot compute thresholds of a constant (or empty) image")
-    return [float(t) for t in filters.threshold_multiotsu(values.astype(np.float32), classes=classes, nbins=nbins)]
+    return [
+        float(t) for t in filters.threshold_multiotsu(values.astype(np.float32), classes=classes, nbins=nbins)
+    ]
 
 
 def multi_otsu_labels(
@@ -158,11 +171,13 @@ def local_threshold(
     dynamic_range = 0.5 * float(np.ptp(array)) or 1.0
 
     def run(values):
-        size = tuple(int(min(b, s if s % 2 else s - 1)) for b, s in zip(block, values.shape))
+        size = tuple(int(min(b, s if s % 2 else s - 1)) for b, s in zip(block, values.shape, strict=False))
         size = tuple(max(1, s) for s in size)
         if method in ("gaussian", "mean", "median"):
             signed = values if bright else -values
-            local = filters.threshold_local(signed, block_size=size, method=method, offset=offset, mode="nearest")
+            local = filters.threshold_local(
+                signed, block_size=size, method=method, offset=offset, mode="nearest"
+            )
             return (signed > local).astype(np.uint8)
         if method == "sauvola":
             local = filters.threshold_sauvola(values, window_size=size, k=k, r=dynamic_range)

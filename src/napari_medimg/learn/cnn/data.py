@@ -18,9 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ImageSet", "load_npz", "load_folder", "fit_normalisation", "normalise", "resize_batch",
-           "to_channels_first", "read_image", "object_dataset", "slice_dataset", "slice_classes_from_labels",
-           "read_slice_classes", "split_dataset"]
+__all__ = [
+    "ImageSet",
+    "load_npz",
+    "load_folder",
+    "fit_normalisation",
+    "normalise",
+    "resize_batch",
+    "to_channels_first",
+    "read_image",
+    "object_dataset",
+    "slice_dataset",
+    "slice_classes_from_labels",
+    "read_slice_classes",
+    "split_dataset",
+]
 
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
@@ -44,8 +56,10 @@ class ImageSet:
         if len(self.images) != len(self.labels):
             raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
         if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
-            raise ValueError(f"labels must lie in 0..{len(self.class_names) - 1}, "
-                             f"got {self.labels.min()}..{self.labels.max()}")
+            raise ValueError(
+                f"labels must lie in 0..{len(self.class_names) - 1}, "
+                f"got {self.labels.min()}..{self.labels.max()}"
+            )
 
     @property
     def dims(self) -> int:
@@ -86,8 +100,9 @@ def to_channels_first(images: np.ndarray, dims: int | None = None) -> np.ndarray
     return np.ascontiguousarray(images, dtype=np.float32)
 
 
-def load_npz(path: str | os.PathLike, dims: int | None = None,
-             class_names: list[str] | None = None) -> dict[str, ImageSet]:
+def load_npz(
+    path: str | os.PathLike, dims: int | None = None, class_names: list[str] | None = None
+) -> dict[str, ImageSet]:
     """Read a MedMNIST-style ``.npz`` (``train_images``/``train_labels``/``val_*``[/``test_*``]) by split."""
     path = Path(path)
     try:
@@ -106,8 +121,9 @@ def load_npz(path: str | os.PathLike, dims: int | None = None,
                 if labels.ndim == 2 and labels.shape[1] == 1:
                     labels = labels[:, 0]
                 if labels.ndim != 1:
-                    raise ValueError(f"{split}_labels must be (N,) or (N, 1) (single-label classes), "
-                                     f"got {labels.shape}")
+                    raise ValueError(
+                        f"{split}_labels must be (N,) or (N, 1) (single-label classes), got {labels.shape}"
+                    )
                 if not np.issubdtype(labels.dtype, np.integer):
                     raise ValueError(f"{split}_labels must be integers, got {labels.dtype}")
                 splits[split] = (archive[f"{split}_images"], labels)
@@ -116,8 +132,10 @@ def load_npz(path: str | os.PathLike, dims: int | None = None,
         raise ValueError(f"{path} needs train_images and train_labels (found {sorted(keys)})")
     n_classes = int(max(int(labels.max()) for labels in all_labels if len(labels)) + 1)
     names = class_names or [str(i) for i in range(max(n_classes, 2))]
-    return {split: ImageSet(to_channels_first(images, dims), labels, list(names), names=[])
-            for split, (images, labels) in splits.items()}
+    return {
+        split: ImageSet(to_channels_first(images, dims), labels, list(names), names=[])
+        for split, (images, labels) in splits.items()
+    }
 
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[float] | None]:
@@ -152,13 +170,19 @@ def resize_batch(images: np.ndarray, size) -> np.ndarray:
     out = np.empty(images.shape[:2] + size, np.float32)
     for n in range(images.shape[0]):
         for c in range(images.shape[1]):
-            out[n, c] = resize(images[n, c].astype(np.float32), size, order=1, preserve_range=True,
-                               anti_aliasing=any(s < t for s, t in zip(size, images.shape[2:])))
+            out[n, c] = resize(
+                images[n, c].astype(np.float32),
+                size,
+                order=1,
+                preserve_range=True,
+                anti_aliasing=any(s < t for s, t in zip(size, images.shape[2:], strict=False)),
+            )
     return out
 
 
-def load_folder(csv_path: str | os.PathLike, size, dims: int | None = None, val_fraction: float = 0.2,
-                seed: int = 0) -> dict[str, ImageSet]:
+def load_folder(
+    csv_path: str | os.PathLike, size, dims: int | None = None, val_fraction: float = 0.2, seed: int = 0
+) -> dict[str, ImageSet]:
     """Images listed in a CSV (columns ``path``, ``label`` and optionally ``split``) resized to ``size``.
 
     Paths are relative to the CSV's folder.  Without a ``split`` column a stratified ``val_fraction`` of the
@@ -208,8 +232,13 @@ def load_folder(csv_path: str | os.PathLike, size, dims: int | None = None, val_
     for split in SPLITS:
         keep = split_of == split
         if keep.any():
-            sets[split] = ImageSet(images[keep], labels[keep], class_names, mean_spacing,
-                                   [n for n, k in zip(names, keep) if k])
+            sets[split] = ImageSet(
+                images[keep],
+                labels[keep],
+                class_names,
+                mean_spacing,
+                [n for n, k in zip(names, keep, strict=False) if k],
+            )
     if "train" not in sets:
         raise ValueError(f"{csv_path} has no training rows")
     return sets
@@ -244,11 +273,13 @@ def normalise(images: np.ndarray, normalisation: dict) -> np.ndarray:
 
 
 def _same_grid(image, labels) -> None:
-    if image.shape[:labels.ndim] != labels.shape:
+    if image.shape[: labels.ndim] != labels.shape:
         raise ValueError(f"labels shape {labels.shape} differs from the image's {image.shape}")
     if not np.allclose(image.affine, labels.affine, atol=1e-4):
-        raise ValueError("the labels do not lie on the image's voxel grid (different spacing, origin or "
-                         "direction); resample one onto the other first")
+        raise ValueError(
+            "the labels do not lie on the image's voxel grid (different spacing, origin or "
+            "direction); resample one onto the other first"
+        )
 
 
 def _class_name(value) -> str | None:
@@ -268,6 +299,7 @@ def _class_name(value) -> str | None:
 def _ordered_names(values, class_names) -> list[str]:
     """``class_names`` (checked to cover ``values``), else the distinct values: whole numbers first, in
     numeric order, then text in alphabetical order."""
+
     def key(name: str):
         number = name.lstrip("-").isdigit()
         return (not number, int(name) if number else 0, name)
@@ -281,8 +313,9 @@ def _ordered_names(values, class_names) -> list[str]:
     return list(class_names)
 
 
-def object_dataset(image, labels, classes, size_mm, size, dims: int = 2, class_names=None,
-                   progress=None) -> ImageSet:
+def object_dataset(
+    image, labels, classes, size_mm, size, dims: int = 2, class_names=None, progress=None
+) -> ImageSet:
     """Patches of ``size_mm`` around each object of ``labels`` whose class ``classes`` gives, at ``size`` pixels.
 
     ``image`` and ``labels`` are :class:`~napari_medimg.geometry.Volume` values on the same grid;
@@ -306,14 +339,27 @@ def object_dataset(image, labels, classes, size_mm, size, dims: int = 2, class_n
     wanted = sorted(k for k in wanted if k in present)
     if not wanted:
         raise ValueError("no object of the labels has a class")
-    items = object_patches(array, label_array, image.spacing, dims, size_mm=size_mm, out_size=size,
-                           only=wanted, progress=progress)
+    items = object_patches(
+        array,
+        label_array,
+        image.spacing,
+        dims,
+        size_mm=size_mm,
+        out_size=size,
+        only=wanted,
+        progress=progress,
+    )
     names = _ordered_names([named[item.label] for item in items], class_names)
     size_mm = np.broadcast_to(np.asarray(size_mm, float), (dims,))
     images = to_channels_first(np.stack([item.patch for item in items]), dims)
-    return ImageSet(images, [names.index(named[item.label]) for item in items], names,
-                    spacing=(size_mm / np.asarray(size)).tolist(), names=[f"label {item.label}" for item in items],
-                    patch={"size_mm": size_mm.tolist()})
+    return ImageSet(
+        images,
+        [names.index(named[item.label]) for item in items],
+        names,
+        spacing=(size_mm / np.asarray(size)).tolist(),
+        names=[f"label {item.label}" for item in items],
+        patch={"size_mm": size_mm.tolist()},
+    )
 
 
 def slice_classes_from_labels(labels: np.ndarray, classes, empty: str | None = None) -> list[str | None]:
@@ -326,7 +372,9 @@ def slice_classes_from_labels(labels: np.ndarray, classes, empty: str | None = N
     result = []
     for plane in labels:
         ids, counts = np.unique(plane[plane != 0], return_counts=True)
-        keep = [(c, i) for i, c in zip(ids.tolist(), counts.tolist()) if named.get(i) is not None]
+        keep = [
+            (c, i) for i, c in zip(ids.tolist(), counts.tolist(), strict=False) if named.get(i) is not None
+        ]
         result.append(named[max(keep)[1]] if keep else _class_name(empty))
     return result
 
@@ -346,7 +394,9 @@ def read_slice_classes(csv_path: str | os.PathLike, n_slices: int) -> list[str |
         try:
             k = int(row["slice"])
         except ValueError as error:
-            raise ValueError(f"{csv_path} line {line}: slice {row['slice']!r} is not a whole number") from error
+            raise ValueError(
+                f"{csv_path} line {line}: slice {row['slice']!r} is not a whole number"
+            ) from error
         if not 0 <= k < n_slices:
             raise ValueError(f"{csv_path} line {line}: slice {k} outside 0..{n_slices - 1}")
         label = _class_name(row["label"])
@@ -373,8 +423,13 @@ def slice_dataset(image, classes, size, class_names=None) -> ImageSet:
     names = _ordered_names([values[k] for k in keep], class_names)
     images = resize_batch(to_channels_first(array[keep], 2), size)
     pixel = np.asarray(image.spacing[1:]) * np.asarray(array.shape[1:]) / np.asarray(size)
-    return ImageSet(images, [names.index(values[k]) for k in keep], names, spacing=pixel.tolist(),
-                    names=[f"slice {k}" for k in keep])
+    return ImageSet(
+        images,
+        [names.index(values[k]) for k in keep],
+        names,
+        spacing=pixel.tolist(),
+        names=[f"slice {k}" for k in keep],
+    )
 
 
 def split_dataset(data: ImageSet, val_fraction: float = 0.25, seed: int = 0) -> dict[str, ImageSet]:
@@ -388,12 +443,17 @@ def split_dataset(data: ImageSet, val_fraction: float = 0.25, seed: int = 0) -> 
     counts = np.bincount(data.labels, minlength=len(data.class_names))
     present = [c for c in range(len(counts)) if counts[c]]
     if len(present) < 2:
-        raise ValueError(f"training needs at least two classes, found {[data.class_names[c] for c in present]}")
+        raise ValueError(
+            f"training needs at least two classes, found {[data.class_names[c] for c in present]}"
+        )
     few = {data.class_names[c]: int(counts[c]) for c in range(len(counts)) if counts[c] < 2}
     if few:
-        raise ValueError("too few examples to train and validate: " + ", ".join(
-            f"class {name!r} has {n}" for name, n in few.items()) + " (at least 2 per class are needed, one "
-            "for training and one for validation; more make a useful model)")
+        raise ValueError(
+            "too few examples to train and validate: "
+            + ", ".join(f"class {name!r} has {n}" for name, n in few.items())
+            + " (at least 2 per class are needed, one "
+            "for training and one for validation; more make a useful model)"
+        )
     rng = np.random.default_rng(seed)
     is_val = np.zeros(len(data), bool)
     for c in present:
@@ -402,7 +462,13 @@ def split_dataset(data: ImageSet, val_fraction: float = 0.25, seed: int = 0) -> 
         is_val[members[:n_val]] = True
 
     def subset(keep):
-        return ImageSet(data.images[keep], data.labels[keep], list(data.class_names), data.spacing,
-                        [n for n, k in zip(data.names, keep) if k] if data.names else [], data.patch)
+        return ImageSet(
+            data.images[keep],
+            data.labels[keep],
+            list(data.class_names),
+            data.spacing,
+            [n for n, k in zip(data.names, keep, strict=False) if k] if data.names else [],
+            data.patch,
+        )
 
     return {"train": subset(~is_val), "val": subset(is_val)}

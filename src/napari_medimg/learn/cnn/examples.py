@@ -29,11 +29,12 @@ PHANTOM_SPACING = (5.0, 1.4, 1.4)
 def _crop(image: np.ndarray, centre, half: int) -> np.ndarray:
     y, x = (int(round(c)) for c in centre)
     padded = np.pad(image, half, mode="edge")
-    return padded[y:y + 2 * half + 1, x:x + 2 * half + 1]
+    return padded[y : y + 2 * half + 1, x : x + 2 * half + 1]
 
 
-def make_patch_folder(folder: str | os.PathLike, seeds=(1, 2, 3), margin: float = 0.25,
-                      overwrite: bool = False) -> Path:
+def make_patch_folder(
+    folder: str | os.PathLike, seeds=(1, 2, 3), margin: float = 0.25, overwrite: bool = False
+) -> Path:
     """Write lesion / normal 2D patches and ``labels.csv`` into ``folder``; return the CSV path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -61,7 +62,7 @@ def make_patch_folder(folder: str | os.PathLike, seeds=(1, 2, 3), margin: float 
         for n, index in enumerate(rng.choice(len(candidates), size=len(halves), replace=False)):
             k, y, x = candidates[index]
             rows.append((f"s{seed}_normal{n}_z{k}.nii.gz", "normal", image[k], (y, x), halves[n]))
-        for name, _, plane, centre, half in rows[-2 * len(halves):]:
+        for name, _, plane, centre, half in rows[-2 * len(halves) :]:
             patch = _crop(plane, centre, half)[None]
             write_nifti(Volume(patch, (PHANTOM_SPACING[0], dy, dy)), folder / name, overwrite=overwrite)
     csv_path = folder / "labels.csv"
@@ -73,7 +74,9 @@ def make_patch_folder(folder: str | os.PathLike, seeds=(1, 2, 3), margin: float 
     return csv_path
 
 
-def normal_tissue_objects(lesions: Volume, tissues: Volume, radius_mm: float = 8.0, seed: int = 0) -> np.ndarray:
+def normal_tissue_objects(
+    lesions: Volume, tissues: Volume, radius_mm: float = 8.0, seed: int = 0
+) -> np.ndarray:
     """The lesion labels plus three lesion-free spheres (soft tissue, lung, liver) labelled after them."""
     from scipy import ndimage
 
@@ -89,8 +92,8 @@ def normal_tissue_objects(lesions: Volume, tissues: Volume, radius_mm: float = 8
         if len(candidates) == 0:
             continue
         centre = candidates[rng.integers(len(candidates))]
-        distance = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing))
-        sphere = (distance <= radius_mm ** 2) & (labels == 0)
+        distance = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing, strict=False))
+        sphere = (distance <= radius_mm**2) & (labels == 0)
         labels[sphere] = next_label
         far &= ~sphere
         next_label += 1

@@ -11,8 +11,9 @@ from .models import ResNet
 __all__ = ["grad_cam"]
 
 
-def grad_cam(model: ResNet, images: np.ndarray, target: int | np.ndarray | None = None,
-             batch_size: int = 64) -> np.ndarray:
+def grad_cam(
+    model: ResNet, images: np.ndarray, target: int | np.ndarray | None = None, batch_size: int = 64
+) -> np.ndarray:
     """Grad-CAM maps in [0, 1] at the input size, ``(N, *spatial)``, for normalised channel-first images.
 
     ``target`` is the class explained: one class for all images, one per image, or None for each image's
@@ -26,14 +27,14 @@ def grad_cam(model: ResNet, images: np.ndarray, target: int | np.ndarray | None 
     mode = "bilinear" if dims == 2 else "trilinear"
     maps = []
     for start in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
+        x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device)
         with torch.enable_grad():
             features = model.features(x).detach().requires_grad_(True)
             logits = model.classify(features)
             if target is None:
                 classes = logits.argmax(dim=1)
             else:
-                chosen = np.broadcast_to(np.asarray(target), (len(images),))[start:start + len(x)]
+                chosen = np.broadcast_to(np.asarray(target), (len(images),))[start : start + len(x)]
                 classes = torch.tensor(np.array(chosen, dtype=np.int64), device=device)
             score = logits.gather(1, classes.view(-1, 1)).sum()
             (gradient,) = torch.autograd.grad(score, features)

@@ -61,8 +61,12 @@ class LoadedModel:
 
 
 def _versions() -> dict:
-    return {"napari_medimg": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+    return {
+        "napari_medimg": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def save_model(model: ResNet, meta: dict, directory: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -72,8 +76,13 @@ def save_model(model: ResNet, meta: dict, directory: str | os.PathLike, overwrit
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise FileExistsError(f"{directory} exists and is not a folder")
-    description = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
-                   "model": model.config.to_dict(), "versions": _versions()}
+    description = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        **meta,
+        "model": model.config.to_dict(),
+        "versions": _versions(),
+    }
     _check_meta(description, directory)
     text = json.dumps(description, indent=2, allow_nan=False, default=_json_default)
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
@@ -102,7 +111,9 @@ def _check_meta(meta, where) -> ModelConfig:
     if meta.get("format") != FORMAT:
         fail(f"config.json is not a {FORMAT} description (format={meta.get('format')!r})")
     if meta.get("format_version") != FORMAT_VERSION:
-        fail(f"unsupported format_version {meta.get('format_version')!r} (this version reads {FORMAT_VERSION})")
+        fail(
+            f"unsupported format_version {meta.get('format_version')!r} (this version reads {FORMAT_VERSION})"
+        )
     for key in ("model", "input_size", "normalisation", "class_names"):
         if key not in meta:
             fail(f"config.json lacks {key!r}")
@@ -113,30 +124,48 @@ def _check_meta(meta, where) -> ModelConfig:
     except (TypeError, ValueError) as error:
         fail(f"invalid architecture: {error}")
     names = meta["class_names"]
-    if not isinstance(names, list) or len(names) != config.n_classes or not all(isinstance(n, str) for n in names):
+    if (
+        not isinstance(names, list)
+        or len(names) != config.n_classes
+        or not all(isinstance(n, str) for n in names)
+    ):
         fail(f"class_names must be {config.n_classes} strings")
     size = meta["input_size"]
-    if (not isinstance(size, list) or len(size) != config.dims
-            or not all(isinstance(s, int) and 2 ** (len(config.depths) - 1) <= s <= 1024 for s in size)):
+    if (
+        not isinstance(size, list)
+        or len(size) != config.dims
+        or not all(isinstance(s, int) and 2 ** (len(config.depths) - 1) <= s <= 1024 for s in size)
+    ):
         fail(f"input_size must be {config.dims} integers within 1..1024, got {size!r}")
     spacing = meta.get("spacing")
-    if spacing is not None and (not isinstance(spacing, list) or len(spacing) != config.dims
-                                or not all(isinstance(s, (int, float)) and s > 0 for s in spacing)):
+    if spacing is not None and (
+        not isinstance(spacing, list)
+        or len(spacing) != config.dims
+        or not all(isinstance(s, (int, float)) and s > 0 for s in spacing)
+    ):
         fail(f"spacing must be null or {config.dims} positive numbers, got {spacing!r}")
     patch = meta.get("patch")
     if patch is not None:
         size_mm = patch.get("size_mm") if isinstance(patch, dict) else None
-        if (not isinstance(size_mm, list) or len(size_mm) != config.dims
-                or not all(isinstance(s, (int, float)) and math.isfinite(s) and s > 0 for s in size_mm)):
-            fail(f"patch must be null or an object with size_mm of {config.dims} positive numbers, got {patch!r}")
+        if (
+            not isinstance(size_mm, list)
+            or len(size_mm) != config.dims
+            or not all(isinstance(s, (int, float)) and math.isfinite(s) and s > 0 for s in size_mm)
+        ):
+            fail(
+                f"patch must be null or an object with size_mm of {config.dims} positive numbers, got {patch!r}"
+            )
     norm = meta["normalisation"]
     if not isinstance(norm, dict) or norm.get("mode") not in ("fixed", "per_image"):
         fail("normalisation must be an object with mode 'fixed' or 'per_image'")
     if norm["mode"] == "fixed":
         for key in ("mean", "std"):
             values = norm.get(key)
-            if (not isinstance(values, list) or len(values) != config.in_channels
-                    or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)):
+            if (
+                not isinstance(values, list)
+                or len(values) != config.in_channels
+                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+            ):
                 fail(f"normalisation {key} must be {config.in_channels} finite numbers")
         if any(v <= 0 for v in norm["std"]):
             fail("normalisation std must be positive")
@@ -176,13 +205,17 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise ModelFileError(f"{weights_path} does not match the architecture in {CONFIG}: "
-                             f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ModelFileError(
+            f"{weights_path} does not match the architecture in {CONFIG}: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     for name, reference in expected.items():
         tensor = tensors[name]
         if tensor.shape != reference.shape or tensor.dtype != reference.dtype:
-            raise ModelFileError(f"{weights_path}: tensor {name!r} is {tensor.dtype} {tuple(tensor.shape)}, "
-                                 f"the architecture needs {reference.dtype} {tuple(reference.shape)}")
+            raise ModelFileError(
+                f"{weights_path}: tensor {name!r} is {tensor.dtype} {tuple(tensor.shape)}, "
+                f"the architecture needs {reference.dtype} {tuple(reference.shape)}"
+            )
         if tensor.dtype.is_floating_point and not torch.isfinite(tensor).all():
             raise ModelFileError(f"{weights_path}: tensor {name!r} holds NaN or infinite values")
     model.load_state_dict(tensors, strict=True)

@@ -25,8 +25,9 @@ def roc_auc(labels: np.ndarray, probabilities: np.ndarray) -> float | None:
     return float(np.mean(scores))
 
 
-def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
-                           class_names: list[str] | None = None) -> dict:
+def classification_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, class_names: list[str] | None = None
+) -> dict:
     """Accuracy, balanced accuracy, precision, recall, F1, ROC-AUC, confusion matrix and n.
 
     For two classes precision/recall/F1 are those of class 1 (the positive class); for more classes they are
@@ -41,7 +42,8 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # undefined precision (no predictions of a class) is reported as 0
         precision, recall, f1, _ = skm.precision_recall_fscore_support(
-            labels, predicted, average=average, labels=None if average == "binary" else every, zero_division=0)
+            labels, predicted, average=average, labels=None if average == "binary" else every, zero_division=0
+        )
         balanced = skm.balanced_accuracy_score(labels, predicted) if len(labels) else float("nan")
     return {
         "n": int(len(labels)),
@@ -56,8 +58,13 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
     }
 
 
-def plot_roc(labels: np.ndarray, probabilities: np.ndarray, path: str | os.PathLike,
-             class_names: list[str] | None = None, title: str = "ROC") -> str:
+def plot_roc(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    path: str | os.PathLike,
+    class_names: list[str] | None = None,
+    title: str = "ROC",
+) -> str:
     """Write ROC curve(s) to ``path`` (PNG) with the Agg canvas; one-vs-rest curves for >2 classes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -77,7 +84,9 @@ def plot_roc(labels: np.ndarray, probabilities: np.ndarray, path: str | os.PathL
         fpr, tpr, _ = skm.roc_curve(positive, probabilities[:, c])
         axes.plot(fpr, tpr, label=f"{names[c]} (AUC {skm.auc(fpr, tpr):.3f})")
     axes.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1)
-    axes.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    axes.set(
+        xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01)
+    )
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     figure.savefig(os.fspath(path))

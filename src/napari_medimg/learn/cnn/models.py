@@ -76,8 +76,9 @@ class _Block(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = nn.Identity()
         if stride != 1 or channels_in != channels_out:
-            self.shortcut = nn.Sequential(conv(channels_in, channels_out, 1, stride=stride, bias=False),
-                                          norm(channels_out))
+            self.shortcut = nn.Sequential(
+                conv(channels_in, channels_out, 1, stride=stride, bias=False), norm(channels_out)
+            )
 
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
@@ -93,15 +94,18 @@ class ResNet(nn.Module):
         self.config = config
         conv, norm, pool = _layers(config.dims)
         width = config.width
-        stem = [conv(config.in_channels, width, 3, stride=config.stem_stride, padding=1, bias=False), norm(width),
-                nn.ReLU(inplace=True)]
+        stem = [
+            conv(config.in_channels, width, 3, stride=config.stem_stride, padding=1, bias=False),
+            norm(width),
+            nn.ReLU(inplace=True),
+        ]
         if config.stem_pool:
             stem.append(_max_pool(config.dims))
         self.stem = nn.Sequential(*stem)
         stages = []
         channels = width
         for index, depth in enumerate(config.depths):
-            out = width * 2 ** index
+            out = width * 2**index
             blocks = []
             for block in range(depth):
                 blocks.append(_Block(config.dims, channels, out, 2 if (index > 0 and block == 0) else 1))

@@ -38,7 +38,11 @@ class ObjectPatch:
 
 
 def _as_sizes(value, dims: int, what: str) -> np.ndarray:
-    sizes = np.broadcast_to(np.asarray(value, float), (dims,)) if np.ndim(value) == 0 else np.asarray(value, float)
+    sizes = (
+        np.broadcast_to(np.asarray(value, float), (dims,))
+        if np.ndim(value) == 0
+        else np.asarray(value, float)
+    )
     if sizes.shape != (dims,) or not np.all(np.isfinite(sizes)) or np.any(sizes <= 0):
         raise ValueError(f"{what} must be one positive number or {dims}, got {value!r}")
     return sizes
@@ -56,13 +60,17 @@ def sample_box(array: np.ndarray, centre, size_mm, spacing, out_size) -> np.ndar
     size_mm, spacing = _as_sizes(size_mm, n, "patch size"), _as_sizes(spacing, n, "spacing")
     out_size = np.asarray(out_size, int)
     step = size_mm / out_size / spacing  # output pixel pitch in voxels
-    coords = [centre[a] - size_mm[a] / spacing[a] / 2 + (np.arange(out_size[a]) + 0.5) * step[a] for a in range(n)]
+    coords = [
+        centre[a] - size_mm[a] / spacing[a] / 2 + (np.arange(out_size[a]) + 0.5) * step[a] for a in range(n)
+    ]
     sigma = np.maximum(0.0, (step - 1) / 2)  # anti-aliasing when the patch grid is coarser than the voxels
     shape = np.asarray(array.shape[:n])
-    lo = np.clip([int(np.floor(c[0] - 4 * s - 1)) for c, s in zip(coords, sigma)], 0, shape - 1)
-    hi = np.clip([int(np.ceil(c[-1] + 4 * s + 2)) for c, s in zip(coords, sigma)], lo + 1, shape)
-    region = array[tuple(slice(a, b) for a, b in zip(lo, hi))].astype(np.float32)
-    grid = np.meshgrid(*[c - o for c, o in zip(coords, lo)], indexing="ij")
+    lo = np.clip([int(np.floor(c[0] - 4 * s - 1)) for c, s in zip(coords, sigma, strict=False)], 0, shape - 1)
+    hi = np.clip(
+        [int(np.ceil(c[-1] + 4 * s + 2)) for c, s in zip(coords, sigma, strict=False)], lo + 1, shape
+    )
+    region = array[tuple(slice(a, b) for a, b in zip(lo, hi, strict=False))].astype(np.float32)
+    grid = np.meshgrid(*[c - o for c, o in zip(coords, lo, strict=False)], indexing="ij")
     channels = [region] if region.ndim == n else [region[..., c] for c in range(region.shape[-1])]
     out = []
     for channel in channels:
@@ -74,16 +82,25 @@ def sample_box(array: np.ndarray, centre, size_mm, spacing, out_size) -> np.ndar
 
 def _crop(array, lo, hi):
     """Voxels ``lo:hi`` of ``array`` (may extend beyond it: edge values repeat)."""
-    shape = np.asarray(array.shape[:len(lo)])
+    shape = np.asarray(array.shape[: len(lo)])
     inner_lo, inner_hi = np.maximum(lo, 0), np.minimum(hi, shape)
-    region = array[tuple(slice(a, b) for a, b in zip(inner_lo, inner_hi))]
-    pad = [(int(a - b), int(c - d)) for a, b, c, d in zip(inner_lo, lo, hi, inner_hi)]
+    region = array[tuple(slice(a, b) for a, b in zip(inner_lo, inner_hi, strict=False))]
+    pad = [(int(a - b), int(c - d)) for a, b, c, d in zip(inner_lo, lo, hi, inner_hi, strict=False)]
     pad += [(0, 0)] * (array.ndim - len(lo))
     return np.pad(region, pad, mode="edge")
 
 
-def object_patches(image: np.ndarray, labels: np.ndarray, spacing, dims: int, size_mm=None, out_size=None,
-                   margin: float = 0.25, only=None, progress: ProgressCallback | None = None) -> list[ObjectPatch]:
+def object_patches(
+    image: np.ndarray,
+    labels: np.ndarray,
+    spacing,
+    dims: int,
+    size_mm=None,
+    out_size=None,
+    margin: float = 0.25,
+    only=None,
+    progress: ProgressCallback | None = None,
+) -> list[ObjectPatch]:
     """One patch per object of ``labels`` (ids in ``only`` if given) for a ``dims``-D model; see module doc."""
     labels = np.asarray(labels)
     ndim = labels.ndim
@@ -113,7 +130,8 @@ def object_patches(image: np.ndarray, labels: np.ndarray, spacing, dims: int, si
             section = labels[plane] == label
             source, axes_spacing = image[plane], spacing[1:]
             inplane = ndimage.find_objects(section.astype(np.int8))[0]
-            lo = np.array([s.start for s in inplane]); hi = np.array([s.stop for s in inplane])
+            lo = np.array([s.start for s in inplane])
+            hi = np.array([s.stop for s in inplane])
             centre = np.array(ndimage.center_of_mass(section))
         else:
             source, axes_spacing = image, spacing
@@ -130,8 +148,11 @@ def object_patches(image: np.ndarray, labels: np.ndarray, spacing, dims: int, si
             box_hi = np.ceil(middle + half).astype(int) + 1
             patch = _crop(source, box_lo, box_hi)
             lower, extent = box_lo - 0.5, (box_hi - box_lo).astype(float)
-        row = {"label": int(label), "voxels": int(mask.sum()),
-               **{f"centroid_{a}": float(c) for a, c in zip("zyx"[-ndim:], centroid)}}
+        row = {
+            "label": int(label),
+            "voxels": int(mask.sum()),
+            **{f"centroid_{a}": float(c) for a, c in zip("zyx"[-ndim:], centroid, strict=False)},
+        }
         result.append(ObjectPatch(int(label), patch, plane, lower, extent, row))
         report(progress, done, len(ids))
     return result
@@ -146,8 +167,13 @@ def paint_back(target: np.ndarray, values: np.ndarray, item: ObjectPatch) -> Non
     if np.any(last <= first):
         return
     pitch = item.extent / np.asarray(values.shape)
-    grid = np.meshgrid(*[(np.arange(a, b) - lo) / p - 0.5 for a, b, lo, p in zip(first, last, item.lower, pitch)],
-                       indexing="ij")
+    grid = np.meshgrid(
+        *[
+            (np.arange(a, b) - lo) / p - 0.5
+            for a, b, lo, p in zip(first, last, item.lower, pitch, strict=False)
+        ],
+        indexing="ij",
+    )
     mapped = ndimage.map_coordinates(values.astype(np.float32), grid, order=1, mode="nearest")
-    region = tuple(slice(a, b) for a, b in zip(first, last))
+    region = tuple(slice(a, b) for a, b in zip(first, last, strict=False))
     view[region] = np.maximum(view[region], mapped)

@@ -52,16 +52,21 @@ def prepare(model: LoadedModel, images: np.ndarray) -> np.ndarray:
     """Raw images ``(N, *spatial[, C])`` resized to the model's input size and normalised, channel-first."""
     batch = to_channels_first(images, model.config.dims)
     if batch.shape[1] != model.config.in_channels:
-        raise ValueError(f"the model expects {model.config.in_channels} channel(s), the images have {batch.shape[1]}")
+        raise ValueError(
+            f"the model expects {model.config.in_channels} channel(s), the images have {batch.shape[1]}"
+        )
     return normalise(resize_batch(batch, model.input_size), model.normalisation)
 
 
-def predict_arrays(model: LoadedModel, images: np.ndarray, saliency: bool = True, tta: bool = True,
-                   threads: int | None = 2) -> tuple[np.ndarray, np.ndarray | None]:
+def predict_arrays(
+    model: LoadedModel, images: np.ndarray, saliency: bool = True, tta: bool = True, threads: int | None = 2
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Probabilities ``(N, n_classes)`` and Grad-CAM maps at the input size for a stack of raw images."""
     x = prepare(model, images)
     training = model.meta.get("training", {})
-    flips = training.get("flip_axes") if tta and training.get("tta") else None  # the training's test-time flips
+    flips = (
+        training.get("flip_axes") if tta and training.get("tta") else None
+    )  # the training's test-time flips
     with torch_threads(threads):
         probabilities = predict_proba(model.model, x, tta_axes=flips)
         maps = grad_cam(model.model, x, probabilities.argmax(axis=1)) if saliency else None
@@ -92,9 +97,16 @@ def _resize_map(array: np.ndarray, shape) -> np.ndarray:
     return resize(array, tuple(shape), order=1, preserve_range=True, anti_aliasing=False).astype(np.float32)
 
 
-def predict(model: LoadedModel, image: np.ndarray, labels: np.ndarray | None = None, spacing=None,
-            margin: float = 0.25, saliency: bool = True, progress: ProgressCallback | None = None,
-            batch: int = 64) -> Prediction:
+def predict(
+    model: LoadedModel,
+    image: np.ndarray,
+    labels: np.ndarray | None = None,
+    spacing=None,
+    margin: float = 0.25,
+    saliency: bool = True,
+    progress: ProgressCallback | None = None,
+    batch: int = 64,
+) -> Prediction:
     """Classify ``image`` as a whole, per slice, or per object of ``labels`` (see the module docstring)."""
     image = np.asarray(image)
     dims = model.config.dims
@@ -113,8 +125,9 @@ def predict(model: LoadedModel, image: np.ndarray, labels: np.ndarray | None = N
         labels = np.asarray(labels)
         if labels.shape != spatial_shape:
             raise ValueError(f"labels shape {labels.shape} differs from the image's {spatial_shape}")
-        return _predict_objects(model, image, labels, spacing, margin, saliency, progress, class_map,
-                                probability, cam)
+        return _predict_objects(
+            model, image, labels, spacing, margin, saliency, progress, class_map, probability, cam
+        )
     if dims == ndim:
         report(progress, 0, 1)
         probabilities, maps = predict_arrays(model, image[None], saliency)
@@ -124,12 +137,18 @@ def predict(model: LoadedModel, image: np.ndarray, labels: np.ndarray | None = N
         if maps is not None:
             cam[...] = _resize_map(maps[0], spatial_shape)
         report(progress, 1, 1)
-        return Prediction("image", _table(model, probabilities, {}), class_map, probability, cam,
-                          _target_class(model, probabilities))
+        return Prediction(
+            "image",
+            _table(model, probabilities, {}),
+            class_map,
+            probability,
+            cam,
+            _target_class(model, probabilities),
+        )
     rows = []
     n_slices = spatial_shape[0]
     for start in range(0, n_slices, batch):
-        chunk = image[start:start + batch]
+        chunk = image[start : start + batch]
         probabilities, maps = predict_arrays(model, chunk, saliency)
         rows.append(probabilities)
         for offset, p in enumerate(probabilities):
@@ -140,8 +159,9 @@ def predict(model: LoadedModel, image: np.ndarray, labels: np.ndarray | None = N
         report(progress, min(start + batch, n_slices), n_slices)
     probabilities = np.concatenate(rows)
     probability[...] = _target(model, probabilities)[:, None, None]
-    table = _table(model, probabilities, {"slice": np.arange(n_slices),
-                                          "position_mm": np.arange(n_slices) * spacing[0]})
+    table = _table(
+        model, probabilities, {"slice": np.arange(n_slices), "position_mm": np.arange(n_slices) * spacing[0]}
+    )
     return Prediction("slices", table, class_map, probability, cam, _target_class(model, probabilities))
 
 
@@ -153,8 +173,16 @@ def _target_class(model: LoadedModel, probabilities: np.ndarray) -> int:
 
 def _predict_objects(model, image, labels, spacing, margin, saliency, progress, class_map, probability, cam):
     size_mm = (model.meta.get("patch") or {}).get("size_mm")
-    items = object_patches(image, labels, spacing, model.config.dims, size_mm=size_mm, out_size=model.input_size,
-                           margin=margin, progress=lambda done, total: report(progress, done, 2 * total))
+    items = object_patches(
+        image,
+        labels,
+        spacing,
+        model.config.dims,
+        size_mm=size_mm,
+        out_size=model.input_size,
+        margin=margin,
+        progress=lambda done, total: report(progress, done, 2 * total),
+    )
     probabilities = []
     for index, item in enumerate(items):
         p, m = predict_arrays(model, item.patch[None], saliency)
@@ -164,7 +192,7 @@ def _predict_objects(model, image, labels, spacing, margin, saliency, progress, 
         report(progress, len(items) + index + 1, 2 * len(items))
     probabilities = np.stack(probabilities)
     target = _target(model, probabilities)
-    for item, p, t in zip(items, probabilities, target):
+    for item, p, t in zip(items, probabilities, target, strict=False):
         inside = labels == item.label
         class_map[inside] = p.argmax() + 1
         probability[inside] = t

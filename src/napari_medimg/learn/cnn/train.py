@@ -24,8 +24,15 @@ from .data import ImageSet, fit_normalisation, normalise
 from .metrics import classification_metrics
 from .models import ModelConfig, ResNet, build_model
 
-__all__ = ["TrainConfig", "TrainResult", "train", "predict_proba", "augment_batch", "resolve_device",
-           "torch_threads"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "predict_proba",
+    "augment_batch",
+    "resolve_device",
+    "torch_threads",
+]
 
 
 @dataclass
@@ -87,9 +94,13 @@ class TrainResult:
             "spacing": self.spacing,
             "normalisation": self.normalisation,
             "class_names": list(self.class_names),
-            "training": {**asdict(self.train_config), "best_epoch": self.best_epoch, "stopped": self.stopped,
-                         "seconds": round(self.seconds, 2),
-                         "samples_per_second": round(self.samples_per_second, 1)},
+            "training": {
+                **asdict(self.train_config),
+                "best_epoch": self.best_epoch,
+                "stopped": self.stopped,
+                "seconds": round(self.seconds, 2),
+                "samples_per_second": round(self.samples_per_second, 1),
+            },
             "metrics": {"val": self.metrics},
             "history": self.history,
         }
@@ -159,8 +170,13 @@ def augment_batch(x: torch.Tensor, config: TrainConfig, generator: torch.Generat
     return x
 
 
-def predict_proba(model: ResNet, images: np.ndarray, batch_size: int = 256, device: torch.device | None = None,
-                  tta_axes: list[int] | None = None) -> np.ndarray:
+def predict_proba(
+    model: ResNet,
+    images: np.ndarray,
+    batch_size: int = 256,
+    device: torch.device | None = None,
+    tta_axes: list[int] | None = None,
+) -> np.ndarray:
     """Class probabilities ``(N, n_classes)`` of normalised channel-first images (eval mode, no gradients)."""
     device = device or next(model.parameters()).device
     was_training = model.training
@@ -170,7 +186,7 @@ def predict_proba(model: ResNet, images: np.ndarray, batch_size: int = 256, devi
     out = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
+            x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device)
             p = sum(torch.softmax(model(x.flip(f) if f else x), dim=1) for f in flips) / len(flips)
             out.append(p.cpu().numpy())
     model.train(was_training)
@@ -182,7 +198,7 @@ def predict_proba(model: ResNet, images: np.ndarray, batch_size: int = 256, devi
 def _update_average(average: ResNet, model: ResNet, decay: float) -> None:
     """Exponential moving average of parameters and batch-norm statistics (integer buffers copied)."""
     with torch.no_grad():
-        for mine, theirs in zip(average.state_dict().values(), model.state_dict().values()):
+        for mine, theirs in zip(average.state_dict().values(), model.state_dict().values(), strict=False):
             if mine.dtype.is_floating_point:
                 mine.mul_(decay).add_(theirs, alpha=1 - decay)
             else:
@@ -196,9 +212,15 @@ def _schedule(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def train(train_set: ImageSet, val_set: ImageSet, model_config: ModelConfig | dict | None = None,
-          config: TrainConfig | None = None, progress: ProgressCallback | None = None,
-          on_epoch: Callable[[dict], None] | None = None, stop: Callable[[], bool] | None = None) -> TrainResult:
+def train(
+    train_set: ImageSet,
+    val_set: ImageSet,
+    model_config: ModelConfig | dict | None = None,
+    config: TrainConfig | None = None,
+    progress: ProgressCallback | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> TrainResult:
     """Train a classifier on ``train_set``; select the epoch with the best validation AUC.
 
     ``progress(done, total)`` is called after every batch (total = planned batches); ``on_epoch(record)``
@@ -213,8 +235,14 @@ def train(train_set: ImageSet, val_set: ImageSet, model_config: ModelConfig | di
     if isinstance(model_config, dict):
         model_config = ModelConfig(**model_config)
     model_config = model_config or ModelConfig()
-    model_config = ModelConfig(**{**model_config.to_dict(), "dims": train_set.dims,
-                                  "in_channels": train_set.channels, "n_classes": n_classes})
+    model_config = ModelConfig(
+        **{
+            **model_config.to_dict(),
+            "dims": train_set.dims,
+            "in_channels": train_set.channels,
+            "n_classes": n_classes,
+        }
+    )
     device = resolve_device(config.device)
     start_time = time.monotonic()
     normalisation = fit_normalisation(train_set.images, config.normalisation)
@@ -236,7 +264,8 @@ def train(train_set: ImageSet, val_set: ImageSet, model_config: ModelConfig | di
         plan = {"epochs": config.epochs}
         warmup = max(1, int(round(config.warmup_epochs * steps_per_epoch)))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: _schedule(step, warmup, plan["epochs"] * steps_per_epoch))
+            optimizer, lambda step: _schedule(step, warmup, plan["epochs"] * steps_per_epoch)
+        )
         budget = config.minutes * 60 if config.minutes else None
         history, best = [], {"score": -math.inf, "state": None, "epoch": 0, "metrics": None}
         stopped, seen, step, since_best = "epochs", 0, 0, 0
@@ -257,18 +286,21 @@ def train(train_set: ImageSet, val_set: ImageSet, model_config: ModelConfig | di
                     break
                 model.train()
                 if config.balance == "sampler":
-                    order = torch.multinomial(sample_weights, len(train_set), replacement=True, generator=generator)
+                    order = torch.multinomial(
+                        sample_weights, len(train_set), replacement=True, generator=generator
+                    )
                 else:
                     order = torch.randperm(len(train_set), generator=generator)
                 losses = []
                 for first in range(0, len(order), config.batch_size):
-                    index = order[first:first + config.batch_size]
+                    index = order[first : first + config.batch_size]
                     if len(index) < 2:  # batch norm needs two samples
                         continue
                     x = augment_batch(x_train[index], config, generator).to(device)
                     y = y_train[index].to(device)
-                    loss = F.cross_entropy(model(x), y, weight=class_weights,
-                                           label_smoothing=config.label_smoothing)
+                    loss = F.cross_entropy(
+                        model(x), y, weight=class_weights, label_smoothing=config.label_smoothing
+                    )
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -279,25 +311,47 @@ def train(train_set: ImageSet, val_set: ImageSet, model_config: ModelConfig | di
                     seen += len(index)
                     losses.append(float(loss.detach()))
                     check_stop()
-                    report(progress, min(step, plan["epochs"] * steps_per_epoch), plan["epochs"] * steps_per_epoch)
+                    report(
+                        progress,
+                        min(step, plan["epochs"] * steps_per_epoch),
+                        plan["epochs"] * steps_per_epoch,
+                    )
                     if budget is not None and time.monotonic() - start_time > budget:
                         stopped = "time_budget"
                         break
-                probabilities = predict_proba(evaluated, x_val, device=device,
-                                              tta_axes=config.flip_axes if config.tta else None)
+                probabilities = predict_proba(
+                    evaluated, x_val, device=device, tta_axes=config.flip_axes if config.tta else None
+                )
                 metrics = classification_metrics(val_set.labels, probabilities, train_set.class_names)
-                val_loss = float(F.nll_loss(torch.log(torch.from_numpy(probabilities).clamp_min(1e-7)),
-                                            torch.from_numpy(val_set.labels)))
+                val_loss = float(
+                    F.nll_loss(
+                        torch.log(torch.from_numpy(probabilities).clamp_min(1e-7)),
+                        torch.from_numpy(val_set.labels),
+                    )
+                )
                 score = metrics["auc"] if metrics["auc"] is not None else -val_loss
-                record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                          "val_loss": val_loss, "val_auc": metrics["auc"], "val_acc": metrics["acc"],
-                          "val_balanced_acc": metrics["balanced_acc"], "lr": optimizer.param_groups[0]["lr"],
-                          "seconds": round(time.monotonic() - start_time, 2)}
+                record = {
+                    "epoch": epoch,
+                    "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                    "val_loss": val_loss,
+                    "val_auc": metrics["auc"],
+                    "val_acc": metrics["acc"],
+                    "val_balanced_acc": metrics["balanced_acc"],
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "seconds": round(time.monotonic() - start_time, 2),
+                }
                 history.append(record)
-                better = score > best["score"] + 1e-6 or (score > best["score"] - 1e-6 and val_loss < best["loss"])
+                better = score > best["score"] + 1e-6 or (
+                    score > best["score"] - 1e-6 and val_loss < best["loss"]
+                )
                 if better or best["state"] is None:  # ties in AUC go to the lower validation loss
-                    best = {"score": max(score, best["score"]), "state": copy.deepcopy(evaluated.state_dict()),
-                            "epoch": epoch, "metrics": metrics, "loss": val_loss}
+                    best = {
+                        "score": max(score, best["score"]),
+                        "state": copy.deepcopy(evaluated.state_dict()),
+                        "epoch": epoch,
+                        "metrics": metrics,
+                        "loss": val_loss,
+                    }
                     since_best = 0
                 else:
                     since_best += 1
@@ -320,8 +374,19 @@ def train(train_set: ImageSet, val_set: ImageSet, model_config: ModelConfig | di
         model.load_state_dict(best["state"])
         model.eval()
     seconds = time.monotonic() - start_time
-    return TrainResult(model=model.cpu(), model_config=model_config, train_config=config,
-                       normalisation=normalisation, class_names=list(train_set.class_names),
-                       input_size=train_set.input_size, spacing=train_set.spacing, history=history,
-                       best_epoch=best["epoch"], metrics=best["metrics"], stopped=stopped, seconds=seconds,
-                       samples_per_second=seen / max(seconds, 1e-9), patch=train_set.patch)
+    return TrainResult(
+        model=model.cpu(),
+        model_config=model_config,
+        train_config=config,
+        normalisation=normalisation,
+        class_names=list(train_set.class_names),
+        input_size=train_set.input_size,
+        spacing=train_set.spacing,
+        history=history,
+        best_epoch=best["epoch"],
+        metrics=best["metrics"],
+        stopped=stopped,
+        seconds=seconds,
+        samples_per_second=seen / max(seconds, 1e-9),
+        patch=train_set.patch,
+    )

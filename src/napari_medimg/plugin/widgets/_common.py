@@ -20,13 +20,13 @@ if TYPE_CHECKING:
 __all__ = ["JobWidget", "points_to_world", "slab_around"]
 
 
-def points_to_world(points_layer: "napari.layers.Points", volume: Volume) -> np.ndarray:
+def points_to_world(points_layer: napari.layers.Points, volume: Volume) -> np.ndarray:
     """The points of a Points layer in the world of ``volume``'s core functions: LPS mm (x, y, z) for 3D
     (napari's world is (S, P, L)), (y, x) mm for 2D."""
     data = np.asarray(points_layer.data, float)
     if data.size == 0:
         raise ValueError(f"the points layer {points_layer.name!r} has no points; add a seed first")
-    world = np.array([points_layer.data_to_world(p) for p in data], float)[:, -volume.ndim:]
+    world = np.array([points_layer.data_to_world(p) for p in data], float)[:, -volume.ndim :]
     return world[:, ::-1] if volume.ndim == 3 else world
 
 
@@ -35,7 +35,9 @@ def slab_around(volume: Volume, index: int, halo: int = 6) -> tuple[Volume, int]
     (previews filter the slab, not the whole volume)."""
     lo, hi = max(0, index - halo), min(volume.shape[0], index + halo + 1)
     origin = volume.index_to_world([lo, 0, 0])
-    sub = Volume(np.asarray(volume.array[lo:hi]), volume.spacing, origin, volume.direction, dict(volume.metadata))
+    sub = Volume(
+        np.asarray(volume.array[lo:hi]), volume.spacing, origin, volume.direction, dict(volume.metadata)
+    )
     return sub, index - lo
 
 
@@ -49,7 +51,7 @@ class JobWidget(Container):
     #: status shown when the user cancels a job
     cancel_message = "cancelled"
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer", apply_text: str = "Apply", undo: bool = False):
+    def __init__(self, napari_viewer: napari.viewer.Viewer, apply_text: str = "Apply", undo: bool = False):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.worker = None
@@ -82,8 +84,15 @@ class JobWidget(Container):
         def failed(error):
             self.status.value = f"error: {error}"
 
-        self.worker = start_job(function, *args, description=description, on_done=on_done, on_error=failed,
-                                on_finished=self._job_finished, **kwargs)
+        self.worker = start_job(
+            function,
+            *args,
+            description=description,
+            on_done=on_done,
+            on_error=failed,
+            on_finished=self._job_finished,
+            **kwargs,
+        )
         return self.worker
 
     def cancel(self, *_):
@@ -96,8 +105,9 @@ class JobWidget(Container):
         self.apply_button.enabled, self.cancel_button.enabled = True, False
 
     # ---- results ---------------------------------------------------------------------------------------
-    def show_result(self, volume: Volume, layer_type: str, name: str, step: str, params: dict,
-                    inputs=(), **layer_kwargs):
+    def show_result(
+        self, volume: Volume, layer_type: str, name: str, step: str, params: dict, inputs=(), **layer_kwargs
+    ):
         """Add or update the result layer by name and record the step."""
         layer = set_or_add_layer(self.viewer, layer_data_tuple(volume, layer_type, name=name, **layer_kwargs))
         record_step(step, params, [getattr(i, "name", i) for i in inputs], name)

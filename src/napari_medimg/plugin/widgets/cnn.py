@@ -25,8 +25,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from magicgui.widgets import (ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton, SpinBox,
-                              create_widget)
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
 from qtpy.QtCore import QObject, Signal
 
 from ..layers import layer_data_tuple, layer_to_volume, set_or_add_layer
@@ -41,8 +50,16 @@ NPZ, CSV, LAYERS = "MedMNIST-style .npz", "folder + labels CSV", "napari layers"
 OBJECTS, SLICES = "patch around each object", "class per slice"
 LABEL_VALUE = "label value"
 #: colours of predicted classes 0, 1, 2, ... (RGBA)
-CLASS_COLOURS = [(0.12, 0.47, 0.71, 1), (0.89, 0.10, 0.11, 1), (0.20, 0.63, 0.17, 1), (1.0, 0.50, 0.0, 1),
-                 (0.42, 0.24, 0.60, 1), (0.65, 0.34, 0.16, 1), (0.97, 0.51, 0.75, 1), (0.6, 0.6, 0.6, 1)]
+CLASS_COLOURS = [
+    (0.12, 0.47, 0.71, 1),
+    (0.89, 0.10, 0.11, 1),
+    (0.20, 0.63, 0.17, 1),
+    (1.0, 0.50, 0.0, 1),
+    (0.42, 0.24, 0.60, 1),
+    (0.65, 0.34, 0.16, 1),
+    (0.97, 0.51, 0.75, 1),
+    (0.6, 0.6, 0.6, 1),
+]
 
 
 class _EpochRelay(QObject):
@@ -59,14 +76,22 @@ def layer_classes(layer, column: str) -> dict:
     if column not in features.columns:
         raise ValueError(f"layer {layer.name!r} has no features column {column!r}")
     ids = features["index"] if "index" in features.columns else features.index
-    return {int(i): value for i, value in zip(ids, features[column])}
+    return {int(i): value for i, value in zip(ids, features[column], strict=False)}
 
 
-def build_sets(source: str, data, dims: int | None, size: list[int] | None, seed: int = 0,
-               progress=None) -> dict:
+def build_sets(
+    source: str, data, dims: int | None, size: list[int] | None, seed: int = 0, progress=None
+) -> dict:
     """Training and validation ImageSets from a file (``data`` = path) or from layers (``data`` = dict)."""
-    from ...learn.cnn.data import (load_folder, load_npz, object_dataset, read_slice_classes,
-                                   slice_classes_from_labels, slice_dataset, split_dataset)
+    from ...learn.cnn.data import (
+        load_folder,
+        load_npz,
+        object_dataset,
+        read_slice_classes,
+        slice_classes_from_labels,
+        slice_dataset,
+        split_dataset,
+    )
 
     if source == LAYERS:
         dims = dims or 2
@@ -81,8 +106,9 @@ def build_sets(source: str, data, dims: int | None, size: list[int] | None, seed
                 classes = slice_classes_from_labels(data["labels"].array, data["classes"], data["empty"])
             dataset = slice_dataset(data["image"], classes, size)
         else:
-            dataset = object_dataset(data["image"], data["labels"], data["classes"], data["size_mm"], size, dims,
-                                     progress=progress)
+            dataset = object_dataset(
+                data["image"], data["labels"], data["classes"], data["size_mm"], size, dims, progress=progress
+            )
         return split_dataset(dataset, data["val_fraction"], seed)
     if source == NPZ:
         sets = load_npz(data, dims=dims)
@@ -95,8 +121,17 @@ def build_sets(source: str, data, dims: int | None, size: list[int] | None, seed
     return sets
 
 
-def train_job(source: str, data, dims: int | None, size: list[int] | None, model: dict, settings: dict,
-              progress=None, on_epoch=None, stop=None):
+def train_job(
+    source: str,
+    data,
+    dims: int | None,
+    size: list[int] | None,
+    model: dict,
+    settings: dict,
+    progress=None,
+    on_epoch=None,
+    stop=None,
+):
     """Load or cut the data and train (runs in the worker); returns the TrainResult."""
     from ...learn.cnn.train import TrainConfig, train
     from ...progress import Cancelled, report
@@ -111,8 +146,15 @@ def train_job(source: str, data, dims: int | None, size: list[int] | None, model
     config = TrainConfig(**{"flip_axes": [-1] if dims == 2 else [-3, -2, -1], **settings})
     if dims == 3:  # 3D convolutions are slow on CPUs: halve the resolution twice before the first stage
         model = {"stem_stride": 2, "stem_pool": True, **model}
-    return train(sets["train"], sets["val"], {**model, "dims": dims}, config, progress=progress,
-                 on_epoch=on_epoch, stop=stop)
+    return train(
+        sets["train"],
+        sets["val"],
+        {**model, "dims": dims},
+        config,
+        progress=progress,
+        on_epoch=on_epoch,
+        stop=stop,
+    )
 
 
 def _ints(text: str) -> list[int]:
@@ -125,7 +167,7 @@ def _ints(text: str) -> list[int]:
 class CNNWidget(Container):
     """Train a 2D/3D CNN classifier and apply it to Image (and Labels) layers."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.model = None  # LoadedModel used for prediction
@@ -146,16 +188,22 @@ class CNNWidget(Container):
         self.patch_mm = FloatSpinBox(value=32.0, min=1.0, max=1000.0, step=1.0, label="patch size (mm)")
         self.empty_class = LineEdit(value="", label="slices without objects (class, empty = skip)")
         self.slice_csv = FileEdit(mode="r", filter="*.csv", value="", label="or slice classes CSV")
-        self.val_fraction = FloatSpinBox(value=0.25, min=0.05, max=0.8, step=0.05, label="validation fraction")
+        self.val_fraction = FloatSpinBox(
+            value=0.25, min=0.05, max=0.8, step=0.05, label="validation fraction"
+        )
         self.dims = ComboBox(choices=["auto", "2", "3"], value="auto", label="dimensions")
         self.size = LineEdit(value="64 64", label="input size (CSV, layers)")
         self.net_width = SpinBox(value=32, min=4, max=256, label="width")
         self.depths = LineEdit(value="1 1 1", label="blocks per stage")
         self.dropout = FloatSpinBox(value=0.2, min=0.0, max=0.9, step=0.05, label="dropout")
         self.epochs = SpinBox(value=60, min=1, max=1000, label="epochs")
-        self.minutes = FloatSpinBox(value=5.0, min=0.0, max=600.0, step=0.5, label="time budget (min, 0 = none)")
-        self.seed = SpinBox(value=0, min=0, max=2 ** 31 - 1, label="seed")
-        self.balance = ComboBox(choices=["weights", "sampler", "none"], value="weights", label="class balance")
+        self.minutes = FloatSpinBox(
+            value=5.0, min=0.0, max=600.0, step=0.5, label="time budget (min, 0 = none)"
+        )
+        self.seed = SpinBox(value=0, min=0, max=2**31 - 1, label="seed")
+        self.balance = ComboBox(
+            choices=["weights", "sampler", "none"], value="weights", label="class balance"
+        )
         self.save_path = FileEdit(mode="d", label="save model to", value="")
         self.train_button = PushButton(text="Train")
         self.cancel_button = PushButton(text="Cancel (keep best)", enabled=False)
@@ -167,12 +215,43 @@ class CNNWidget(Container):
         self.predict_button = PushButton(text="Predict")
         self.status = Label(value="no model")
         self.status.min_width = 300  # room for "9 objects: 6 lesion, 3 normal"
-        self._layer_widgets = [self.train_image, self.train_labels, self.class_column, self.layer_mode,
-                               self.patch_mm, self.empty_class, self.slice_csv, self.val_fraction]
-        self.extend([Label(value="<b>Train</b>"), self.source, self.data_path, *self._layer_widgets, self.dims,
-                     self.size, self.net_width, self.depths, self.dropout, self.epochs, self.minutes, self.seed,
-                     self.balance, self.save_path, self.train_button, self.cancel_button, Label(value="<b>Predict</b>"), self.model_path,
-                     self.load_button, self.image, self.objects, self.predict_button, self.status])
+        self._layer_widgets = [
+            self.train_image,
+            self.train_labels,
+            self.class_column,
+            self.layer_mode,
+            self.patch_mm,
+            self.empty_class,
+            self.slice_csv,
+            self.val_fraction,
+        ]
+        self.extend(
+            [
+                Label(value="<b>Train</b>"),
+                self.source,
+                self.data_path,
+                *self._layer_widgets,
+                self.dims,
+                self.size,
+                self.net_width,
+                self.depths,
+                self.dropout,
+                self.epochs,
+                self.minutes,
+                self.seed,
+                self.balance,
+                self.save_path,
+                self.train_button,
+                self.cancel_button,
+                Label(value="<b>Predict</b>"),
+                self.model_path,
+                self.load_button,
+                self.image,
+                self.objects,
+                self.predict_button,
+                self.status,
+            ]
+        )
         self._make_plot()
 
         self.train_button.changed.connect(self.start_training)
@@ -208,7 +287,9 @@ class CNNWidget(Container):
         epochs = [r["epoch"] for r in self.history]
         axes.plot(epochs, [r["train_loss"] for r in self.history], label="train loss")
         axes.plot(epochs, [r["val_loss"] for r in self.history], label="val loss")
-        axes.plot(epochs, [np.nan if r["val_auc"] is None else r["val_auc"] for r in self.history], label="val AUC")
+        axes.plot(
+            epochs, [np.nan if r["val_auc"] is None else r["val_auc"] for r in self.history], label="val AUC"
+        )
         axes.plot(epochs, [r["val_acc"] for r in self.history], label="val acc")
         if self.history and self.history[-1].get("best_epoch"):
             axes.axvline(self.history[-1]["best_epoch"], color="0.5", linestyle=":", linewidth=1)
@@ -266,13 +347,22 @@ class CNNWidget(Container):
         slice_csv = str(self.slice_csv.value) if self.layer_mode.value == SLICES else ""
         slice_csv = "" if slice_csv in ("", ".") else slice_csv
         if image is None or (labels is None and not slice_csv):
-            raise ValueError("choose a training image layer and a labels layer" +
-                             (" (or a slice classes CSV)" if self.layer_mode.value == SLICES else ""))
+            raise ValueError(
+                "choose a training image layer and a labels layer"
+                + (" (or a slice classes CSV)" if self.layer_mode.value == SLICES else "")
+            )
         if slice_csv and not Path(slice_csv).is_file():
             raise ValueError(f"no slice classes CSV at {slice_csv}")
-        data = {"image": layer_to_volume(image), "mode": self.layer_mode.value, "size_mm": self.patch_mm.value,
-                "empty": self.empty_class.value.strip() or None, "slice_csv": slice_csv,
-                "val_fraction": self.val_fraction.value, "labels": None, "classes": None}
+        data = {
+            "image": layer_to_volume(image),
+            "mode": self.layer_mode.value,
+            "size_mm": self.patch_mm.value,
+            "empty": self.empty_class.value.strip() or None,
+            "slice_csv": slice_csv,
+            "val_fraction": self.val_fraction.value,
+            "labels": None,
+            "classes": None,
+        }
         if not slice_csv:
             data["labels"] = layer_to_volume(labels).with_array(np.array(labels.data))
             data["classes"] = layer_classes(labels, self.class_column.value)
@@ -289,21 +379,40 @@ class CNNWidget(Container):
                 if not Path(data).is_file():
                     raise ValueError("choose a training file first")
             size = _ints(self.size.value) if self.source.value != NPZ else None
-            model = {"width": self.net_width.value, "depths": _ints(self.depths.value), "dropout": self.dropout.value}
+            model = {
+                "width": self.net_width.value,
+                "depths": _ints(self.depths.value),
+                "dropout": self.dropout.value,
+            }
         except ValueError as error:
             self.status.value = str(error)
             return
-        settings = {"epochs": self.epochs.value, "minutes": self.minutes.value or None, "seed": self.seed.value,
-                    "balance": self.balance.value}
+        settings = {
+            "epochs": self.epochs.value,
+            "minutes": self.minutes.value or None,
+            "seed": self.seed.value,
+            "balance": self.balance.value,
+        }
         dims = None if self.dims.value == "auto" else int(self.dims.value)
         self.history = []
         self._stop.clear()
         self.status.value = "training…"
         self.train_button.enabled, self.cancel_button.enabled = False, True
-        self.worker = start_job(train_job, self.source.value, data, dims, size, model, settings,
-                                description="Training CNN", on_done=self._trained, on_error=self._failed,
-                                on_finished=self._job_finished, on_epoch=self._relay.epoch.emit,
-                                stop=self._stop.is_set)
+        self.worker = start_job(
+            train_job,
+            self.source.value,
+            data,
+            dims,
+            size,
+            model,
+            settings,
+            description="Training CNN",
+            on_done=self._trained,
+            on_error=self._failed,
+            on_finished=self._job_finished,
+            on_epoch=self._relay.epoch.emit,
+            stop=self._stop.is_set,
+        )
 
     def _on_epoch(self, record: dict):
         self.history.append(record)
@@ -324,8 +433,10 @@ class CNNWidget(Container):
         self.model = LoadedModel(result.model, result.meta())
         metrics = result.metrics
         auc = "n/a" if metrics["auc"] is None else f"{metrics['auc']:.3f}"
-        message = (f"best epoch {result.best_epoch} ({result.stopped}): val AUC {auc}, acc {metrics['acc']:.3f}, "
-                   f"{result.seconds:.0f} s")
+        message = (
+            f"best epoch {result.best_epoch} ({result.stopped}): val AUC {auc}, acc {metrics['acc']:.3f}, "
+            f"{result.seconds:.0f} s"
+        )
         target = str(self.save_path.value)
         if target not in ("", "."):
             try:
@@ -361,8 +472,11 @@ class CNNWidget(Container):
     @property
     def result_names(self) -> dict:
         base = self.image.value.name
-        return {"probability": f"{base} CNN probability", "saliency": f"{base} CNN saliency",
-                "classes": f"{base} CNN classes"}
+        return {
+            "probability": f"{base} CNN probability",
+            "saliency": f"{base} CNN saliency",
+            "classes": f"{base} CNN classes",
+        }
 
     def start_prediction(self, *_):
         from ...learn.cnn.predict import predict
@@ -385,50 +499,89 @@ class CNNWidget(Container):
         def done(prediction):
             self._show_prediction(volume, prediction, labels, names, model)
 
-        self.worker = start_job(predict, model, image, labels=labels, spacing=volume.spacing,
-                                description=f"CNN prediction on {layer.name}", on_done=done,
-                                on_error=self._failed, on_finished=self._job_finished)
+        self.worker = start_job(
+            predict,
+            model,
+            image,
+            labels=labels,
+            spacing=volume.spacing,
+            description=f"CNN prediction on {layer.name}",
+            on_done=done,
+            on_error=self._failed,
+            on_finished=self._job_finished,
+        )
 
     def _show_prediction(self, volume, prediction, labels, names, model):
         from napari.utils.colormaps import DirectLabelColormap
 
         class_names = model.class_names
         target = class_names[prediction.target_class]
-        set_or_add_layer(self.viewer, layer_data_tuple(
-            volume.with_array(prediction.probability), "image", name=names["probability"], colormap="magma",
-            opacity=0.45, blending="additive", contrast_limits=(0.0, 1.0),
-            metadata={"cnn": {"quantity": f"P({target})", "mode": prediction.mode}}))
-        set_or_add_layer(self.viewer, layer_data_tuple(
-            volume.with_array(prediction.saliency), "image", name=names["saliency"], colormap="hot",
-            opacity=0.4, blending="additive", contrast_limits=(0.0, 1.0),
-            metadata={"cnn": {"quantity": "Grad-CAM of the predicted class", "mode": prediction.mode}}))
+        set_or_add_layer(
+            self.viewer,
+            layer_data_tuple(
+                volume.with_array(prediction.probability),
+                "image",
+                name=names["probability"],
+                colormap="magma",
+                opacity=0.45,
+                blending="additive",
+                contrast_limits=(0.0, 1.0),
+                metadata={"cnn": {"quantity": f"P({target})", "mode": prediction.mode}},
+            ),
+        )
+        set_or_add_layer(
+            self.viewer,
+            layer_data_tuple(
+                volume.with_array(prediction.saliency),
+                "image",
+                name=names["saliency"],
+                colormap="hot",
+                opacity=0.4,
+                blending="additive",
+                contrast_limits=(0.0, 1.0),
+                metadata={"cnn": {"quantity": "Grad-CAM of the predicted class", "mode": prediction.mode}},
+            ),
+        )
         table = prediction.table
         colours = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
         if prediction.mode == "objects":
             data = labels.astype(np.int32)
             features = table.rename(columns={"label": "index"}).copy()
             features.insert(1, "label", features["index"])
-            for label, c in zip(features["index"], features["class"]):
+            for label, c in zip(features["index"], features["class"], strict=False):
                 colours[int(label)] = CLASS_COLOURS[int(c) % len(CLASS_COLOURS)]
         else:
             data = prediction.class_map
-            summary = {"index": np.arange(1, len(class_names) + 1), "class": np.arange(len(class_names)),
-                       "class_name": class_names}
+            summary = {
+                "index": np.arange(1, len(class_names) + 1),
+                "class": np.arange(len(class_names)),
+                "class_name": class_names,
+            }
             counts = np.bincount(table["class"], minlength=len(class_names))
             summary["n" if prediction.mode == "image" else "n_slices"] = counts
             for c, name in enumerate(class_names):
-                summary[f"mean_p_{name}"] = [float(table.loc[table["class"] == k, f"p_{name}"].mean())
-                                             if counts[k] else np.nan for k in range(len(class_names))]
+                summary[f"mean_p_{name}"] = [
+                    float(table.loc[table["class"] == k, f"p_{name}"].mean()) if counts[k] else np.nan
+                    for k in range(len(class_names))
+                ]
                 colours[c + 1] = CLASS_COLOURS[c % len(CLASS_COLOURS)]
             features = pd.DataFrame(summary)
-        layer = set_or_add_layer(self.viewer, layer_data_tuple(
-            volume.with_array(data), "labels", name=names["classes"], opacity=0.35 if prediction.mode != "objects"
-            else 0.6))
+        layer = set_or_add_layer(
+            self.viewer,
+            layer_data_tuple(
+                volume.with_array(data),
+                "labels",
+                name=names["classes"],
+                opacity=0.35 if prediction.mode != "objects" else 0.6,
+            ),
+        )
         layer.colormap = DirectLabelColormap(color_dict=colours)
         layer.features = features
         layer.metadata["cnn_predictions"] = table.to_dict(orient="list")
-        tally = ", ".join(f"{n} {class_names[c]}" for c, n in
-                           enumerate(np.bincount(table["class"], minlength=len(class_names))))
+        tally = ", ".join(
+            f"{n} {class_names[c]}"
+            for c, n in enumerate(np.bincount(table["class"], minlength=len(class_names)))
+        )
         if prediction.mode == "slices":
             self.plot_slices(table, class_names)
             shown = f"{len(table)} slices: {tally}"

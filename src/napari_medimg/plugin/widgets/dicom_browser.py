@@ -30,12 +30,18 @@ COLUMNS = ["modality", "description", "slices", "size", "spacing (mm)", "orienta
 def series_rows(scan: DicomScan) -> list[list]:
     """One table row per series (no patient data): modality, description, slices, size, spacing, warnings."""
     rows = []
-    for series, name in zip(scan.series, unique_names(scan.series)):
-        rows.append([
-            series.modality, name, series.shape[0], f"{series.shape[1]} x {series.shape[2]}",
-            " x ".join(f"{s:.3g}" for s in series.spacing), series.summary()["orientation"],
-            " ".join(series.warnings) if series.warnings else "",
-        ])
+    for series, name in zip(scan.series, unique_names(scan.series), strict=False):
+        rows.append(
+            [
+                series.modality,
+                name,
+                series.shape[0],
+                f"{series.shape[1]} x {series.shape[2]}",
+                " x ".join(f"{s:.3g}" for s in series.spacing),
+                series.summary()["orientation"],
+                " ".join(series.warnings) if series.warnings else "",
+            ]
+        )
     return rows
 
 
@@ -43,8 +49,10 @@ def _read_many(chosen, progress=None):
     total = sum(series.shape[0] for _, series in chosen)
     volumes, done = [], 0
     for name, series in chosen:
+
         def forward(step, _total, offset=done):
             report(progress, offset + step, total)
+
         volumes.append((name, read_series(series, progress=forward)))
         done += series.shape[0]
     return volumes
@@ -61,7 +69,7 @@ def _deidentify_many(source, folder, uids, progress=None):
 class DicomBrowserWidget(Container):
     """Pick a folder, scan it, choose series in the list, open them as layers or copy them de-identified."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.folder = FileEdit(mode="d", label="DICOM folder")
@@ -80,9 +88,21 @@ class DicomBrowserWidget(Container):
         self.preset = ComboBox(choices=list(CT_WINDOW_PRESETS), value="abdomen", label="CT window")
         self.preset_button = PushButton(text="Apply window preset")
         self.status = Label(value="")
-        self.extend([self.folder, self.scan_button, self.table, self.choice, self.open_button,
-                     self.export_folder, self.export_button, self.window_layer, self.preset,
-                     self.preset_button, self.status])
+        self.extend(
+            [
+                self.folder,
+                self.scan_button,
+                self.table,
+                self.choice,
+                self.open_button,
+                self.export_folder,
+                self.export_button,
+                self.window_layer,
+                self.preset,
+                self.preset_button,
+                self.status,
+            ]
+        )
         self.worker = None
         self.scan_button.changed.connect(self.scan_folder)
         self.open_button.changed.connect(self.open_selected)
@@ -112,7 +132,11 @@ class DicomBrowserWidget(Container):
         if self.scan is None:
             return []
         picked = set(self.choice.value)
-        return [(name, series) for name, series in zip(self._series_names(), self.scan.series) if name in picked]
+        return [
+            (name, series)
+            for name, series in zip(self._series_names(), self.scan.series, strict=False)
+            if name in picked
+        ]
 
     def apply_preset(self, *_):
         """Set the chosen image layer's contrast limits to a CT window preset (centre ± width / 2, in HU)."""
@@ -120,10 +144,14 @@ class DicomBrowserWidget(Container):
         if layer is None:
             return
         centre, width = CT_WINDOW_PRESETS[self.preset.value]
-        layer.contrast_limits_range = (min(layer.contrast_limits_range[0], centre - width / 2),
-                                       max(layer.contrast_limits_range[1], centre + width / 2))
+        layer.contrast_limits_range = (
+            min(layer.contrast_limits_range[0], centre - width / 2),
+            max(layer.contrast_limits_range[1], centre + width / 2),
+        )
         layer.contrast_limits = (centre - width / 2, centre + width / 2)
-        self.status.value = f"{layer.name}: {self.preset.value} window (centre {centre:g}, width {width:g} HU)"
+        self.status.value = (
+            f"{layer.name}: {self.preset.value} window (centre {centre:g}, width {width:g} HU)"
+        )
 
     # ---- actions -----------------------------------------------------------------------------------------
     def scan_folder(self, *_):
@@ -135,8 +163,14 @@ class DicomBrowserWidget(Container):
         folder = Path(self.folder.value)
         self.status.value = f"scanning {folder.name}…"
         self._busy(True)
-        self.worker = start_job(scan_dicom, folder, description="Scanning DICOM headers", on_done=self._show,
-                                on_error=self._failed, on_finished=self._finished)
+        self.worker = start_job(
+            scan_dicom,
+            folder,
+            description="Scanning DICOM headers",
+            on_done=self._show,
+            on_error=self._failed,
+            on_finished=self._finished,
+        )
 
     def _show(self, scan: DicomScan) -> None:
         self.scan = scan
@@ -161,8 +195,14 @@ class DicomBrowserWidget(Container):
                 set_or_add_layer(self.viewer, volume_layer(volume, name=name))
             self.status.value = f"opened {len(volumes)} series"
 
-        self.worker = start_job(_read_many, chosen, description="Reading DICOM series", on_done=done,
-                                on_error=self._failed, on_finished=self._finished)
+        self.worker = start_job(
+            _read_many,
+            chosen,
+            description="Reading DICOM series",
+            on_done=done,
+            on_error=self._failed,
+            on_finished=self._finished,
+        )
 
     def export_selected(self, *_):
         """Copy the selected series de-identified into the 'copy to' folder (one subfolder per series)."""
@@ -177,6 +217,13 @@ class DicomBrowserWidget(Container):
         def done(written):
             self.status.value = f"{len(written)} de-identified files in {target}"
 
-        self.worker = start_job(_deidentify_many, Path(self.folder.value), target, uids,
-                                description="De-identifying DICOM", on_done=done, on_error=self._failed,
-                                on_finished=self._finished)
+        self.worker = start_job(
+            _deidentify_many,
+            Path(self.folder.value),
+            target,
+            uids,
+            description="De-identifying DICOM",
+            on_done=done,
+            on_error=self._failed,
+            on_finished=self._finished,
+        )

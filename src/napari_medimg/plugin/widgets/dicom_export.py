@@ -37,7 +37,7 @@ class DicomExportWidget(JobWidget):
 
     cancel_message = "cancelled; nothing was written"
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(napari_viewer, apply_text="Export image as DICOM series")
         self.image = create_widget(annotation="napari.layers.Image", label="image")
         self.parent_folder = FileEdit(mode="d", label="save in")
@@ -45,8 +45,9 @@ class DicomExportWidget(JobWidget):
         self.modality = ComboBox(choices=MODALITIES, value="CT", label="modality")
         self.deidentify = CheckBox(value=True, text="de-identify (PS3.15 Annex E basic profile)")
         self.overwrite = CheckBox(value=False, text="replace an existing export in that folder")
-        self.extend([self.image, self.parent_folder, self.folder_name, self.modality, self.deidentify,
-                     self.overwrite])
+        self.extend(
+            [self.image, self.parent_folder, self.folder_name, self.modality, self.deidentify, self.overwrite]
+        )
         self._finish_layout()
         self.image.changed.connect(self._layer_changed)
         self._connect_layer_choices(self.image)
@@ -79,11 +80,21 @@ class DicomExportWidget(JobWidget):
         def done(result):
             context = "patient/study of the source series" if result.from_source else "a new study"
             deidentified = ", de-identified" if self.deidentify.value else ""
-            self.status.value = f"{len(result.files)} files written to {target.name}\n({context}{deidentified})"
+            self.status.value = (
+                f"{len(result.files)} files written to {target.name}\n({context}{deidentified})"
+            )
 
-        self.run_job(export_image_series, volume, target, deidentify=self.deidentify.value,
-                     modality=self.modality.value, series_description=layer.name, overwrite=self.overwrite.value,
-                     description=f"Writing {layer.data.shape[0]} slices of {layer.name} as DICOM", on_done=done)
+        self.run_job(
+            export_image_series,
+            volume,
+            target,
+            deidentify=self.deidentify.value,
+            modality=self.modality.value,
+            series_description=layer.name,
+            overwrite=self.overwrite.value,
+            description=f"Writing {layer.data.shape[0]} slices of {layer.name} as DICOM",
+            on_done=done,
+        )
 
     def apply(self, *_):
         self.export()

@@ -16,8 +16,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from qtpy.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, QSortFilterProxyModel, Qt
-from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton,
-                            QTableView, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ...io.atomic import atomic_path
 from ..layers import layer_data_tuple, layer_to_volume, set_or_add_layer
@@ -30,6 +39,9 @@ __all__ = ["FeatureTableWidget", "FeaturePlotWidget", "parametric_map", "HISTOGR
 HISTOGRAM = "(histogram)"
 
 
+_NO_PARENT = QModelIndex()  # the root index Qt passes when it asks for the top level
+
+
 class _FrameModel(QAbstractTableModel):
     """A read-only Qt model over a DataFrame; numbers are returned as numbers so sorting is numeric."""
 
@@ -37,10 +49,10 @@ class _FrameModel(QAbstractTableModel):
         super().__init__()
         self.frame = frame
 
-    def rowCount(self, parent=QModelIndex()):  # noqa: N802 (Qt API)
+    def rowCount(self, parent=_NO_PARENT):  # noqa: N802 (Qt API)
         return 0 if parent.isValid() else len(self.frame)
 
-    def columnCount(self, parent=QModelIndex()):  # noqa: N802
+    def columnCount(self, parent=_NO_PARENT):  # noqa: N802
         return 0 if parent.isValid() else self.frame.shape[1]
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
@@ -76,7 +88,7 @@ def parametric_map(labels: np.ndarray, values: pd.Series) -> np.ndarray:
 class FeatureTableWidget(QWidget):
     """Sortable feature table linked to one Labels layer (select, centre, highlight, CSV, parametric map)."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer", labels_layer: "napari.layers.Labels"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer, labels_layer: napari.layers.Labels):
         super().__init__()
         self.viewer = napari_viewer
         self.layer = labels_layer
@@ -166,8 +178,9 @@ class FeatureTableWidget(QWidget):
             selection.clearSelection()
             return
         index = self.proxy.mapFromSource(self.proxy.sourceModel().index(row, 0))
-        selection.select(index, QItemSelectionModel.SelectionFlag.ClearAndSelect
-                         | QItemSelectionModel.SelectionFlag.Rows)
+        selection.select(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
         self.table.scrollTo(index)
 
     def highlighted_label(self) -> int | None:
@@ -198,7 +211,9 @@ class FeatureTableWidget(QWidget):
         self.refresh()
 
     def _export_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export feature table", f"{self.layer.name}.csv", "CSV (*.csv)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export feature table", f"{self.layer.name}.csv", "CSV (*.csv)"
+        )
         if path:
             self.export_csv(path, overwrite=True)  # the dialog already asked before replacing a file
 
@@ -208,7 +223,7 @@ class FeatureTableWidget(QWidget):
             self.import_csv(path)
 
     # ---- parametric map and plot -----------------------------------------------------------------------
-    def add_parametric_map(self, column: str) -> "napari.layers.Image":
+    def add_parametric_map(self, column: str) -> napari.layers.Image:
         """An Image layer ``'<labels> <column>'`` in which each object has its value of ``column``."""
         frame = self.frame
         values = pd.Series(frame[column].to_numpy(float), index=frame["index"].astype(np.int64))
@@ -218,14 +233,25 @@ class FeatureTableWidget(QWidget):
         limits = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
         if limits[0] == limits[1]:
             limits = (limits[0] - 0.5, limits[1] + 0.5)
-        return set_or_add_layer(self.viewer, layer_data_tuple(
-            volume.with_array(array), "image", name=f"{self.layer.name} {column}", colormap="viridis",
-            contrast_limits=limits, blending="translucent", opacity=0.8))
+        return set_or_add_layer(
+            self.viewer,
+            layer_data_tuple(
+                volume.with_array(array),
+                "image",
+                name=f"{self.layer.name} {column}",
+                colormap="viridis",
+                contrast_limits=limits,
+                blending="translucent",
+                opacity=0.8,
+            ),
+        )
 
-    def open_plot(self) -> "FeaturePlotWidget":
+    def open_plot(self) -> FeaturePlotWidget:
         if self.plot is None:
             self.plot = FeaturePlotWidget(self)
-            self.viewer.window.add_dock_widget(self.plot, name=f"Feature plot: {self.layer.name}", area="right")
+            self.viewer.window.add_dock_widget(
+                self.plot, name=f"Feature plot: {self.layer.name}", area="right"
+            )
         self.plot.set_columns([self.column.itemText(i) for i in range(self.column.count())])
         return self.plot
 

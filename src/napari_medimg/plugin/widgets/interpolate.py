@@ -23,7 +23,7 @@ AXES = {VIEW: None, "0 (slices, z)": 0, "1 (rows, y)": 1, "2 (columns, x)": 2}
 class FillBetweenSlicesWidget(JobWidget):
     """Paint a label on a few slices, choose the axis you painted along, and fill the slices between."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(napari_viewer, apply_text="Fill between slices", undo=True)
         self.labels_layer = create_widget(annotation="napari.layers.Labels", label="labels")
         self.axis = ComboBox(choices=list(AXES), value=VIEW, label="painted along axis")
@@ -60,5 +60,12 @@ class FillBetweenSlicesWidget(JobWidget):
             self.edit_in_place(layer, result, "fill_between_slices", params, [layer])
             self.status.value = f"filled {added} voxels ({added * volume.voxel_volume:.1f} mm³)"
 
-        self.run_job(fill_between_slices, labels, params["axis"], params["values"], volume.spacing,
-                     description=f"Fill between slices {layer.name}", on_done=done)
+        self.run_job(
+            fill_between_slices,
+            labels,
+            params["axis"],
+            params["values"],
+            volume.spacing,
+            description=f"Fill between slices {layer.name}",
+            on_done=done,
+        )

@@ -21,20 +21,33 @@ if TYPE_CHECKING:
 
 __all__ = ["MeasureWidget"]
 
-GROUP_LABELS = {"shape": "shape (mm, mm², mm³)", "firstorder": "first order", "glcm": "GLCM", "glrlm": "GLRLM",
-                "glszm": "GLSZM", "gldm": "GLDM", "ngtdm": "NGTDM"}
+GROUP_LABELS = {
+    "shape": "shape (mm, mm², mm³)",
+    "firstorder": "first order",
+    "glcm": "GLCM",
+    "glrlm": "GLRLM",
+    "glszm": "GLSZM",
+    "gldm": "GLDM",
+    "ngtdm": "NGTDM",
+}
 
 
 class MeasureWidget(JobWidget):
     """Labels layer + image layers + feature groups + bin width → feature table dock."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(napari_viewer, apply_text="Measure")
         self.labels = create_widget(annotation="napari.layers.Labels", label="labels")
         self.images = Select(label="images", choices=self._image_choices, allow_multiple=True)
         self.groups = {group: CheckBox(text=GROUP_LABELS[group], value=True) for group in GROUPS}
-        self.bin_width = FloatSpinBox(label="bin width", value=25.0, min=1e-6, max=1e6, step=1.0,
-                                      tooltip="fixed bin width in image units (HU for CT) for entropy and texture")
+        self.bin_width = FloatSpinBox(
+            label="bin width",
+            value=25.0,
+            min=1e-6,
+            max=1e6,
+            step=1.0,
+            tooltip="fixed bin width in image units (HU for CT) for entropy and texture",
+        )
         self.extend([self.labels, self.images, *self.groups.values(), self.bin_width])
         self._finish_layout()
         self.tables: dict[str, FeatureTableWidget] = {}
@@ -75,21 +88,28 @@ class MeasureWidget(JobWidget):
             self.show_table(labels_layer)
             self.status.value = f"{len(table)} objects, {table.shape[1] - 2} features"
 
-        self.run_job(compute_features, volume, images or None,
-                     groups=groups, bin_width=self.bin_width.value, description=f"Measure {labels_layer.name}",
-                     on_done=done)
+        self.run_job(
+            compute_features,
+            volume,
+            images or None,
+            groups=groups,
+            bin_width=self.bin_width.value,
+            description=f"Measure {labels_layer.name}",
+            on_done=done,
+        )
 
     def apply(self, *_) -> None:
         self.measure()
 
-    def show_table(self, labels_layer: "napari.layers.Labels") -> FeatureTableWidget:
+    def show_table(self, labels_layer: napari.layers.Labels) -> FeatureTableWidget:
         """Open (or refresh) the table dock of ``labels_layer``."""
         table = self.tables.get(labels_layer.name)
         if table is not None and table.layer is labels_layer:
             table.refresh()
             return table
         table = FeatureTableWidget(self.viewer, labels_layer)
-        self.viewer.window.add_dock_widget(table, name=f"Features: {labels_layer.name}", area="right", tabify=True)
+        self.viewer.window.add_dock_widget(
+            table, name=f"Features: {labels_layer.name}", area="right", tabify=True
+        )
         self.tables[labels_layer.name] = table
         return table
-

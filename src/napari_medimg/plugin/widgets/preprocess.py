@@ -21,13 +21,23 @@ __all__ = ["PreprocessWidget", "OPERATIONS"]
 
 
 def _float(name, value, minimum=-1e9, maximum=1e9, step=0.1, label=None):
-    return {"name": name, "value": value, "annotation": float, "label": label or name,
-            "options": {"min": minimum, "max": maximum, "step": step}}
+    return {
+        "name": name,
+        "value": value,
+        "annotation": float,
+        "label": label or name,
+        "options": {"min": minimum, "max": maximum, "step": step},
+    }
 
 
 def _choice(name, choices, value, label=None):
-    return {"name": name, "value": value, "widget_type": "ComboBox", "label": label or name,
-            "options": {"choices": list(choices)}}
+    return {
+        "name": name,
+        "value": value,
+        "widget_type": "ComboBox",
+        "label": label or name,
+        "options": {"choices": list(choices)},
+    }
 
 
 def _bool(name, value, label=None):
@@ -39,8 +49,14 @@ def _window(volume, preset, level, width, output, progress=None):
 
 
 def _denoise(volume, method, size_mm, sigma_intensity, progress=None):
-    return pp.denoise(volume, method, sigma_mm=size_mm, radius_mm=size_mm,
-                      sigma_intensity=sigma_intensity or None, progress=progress)
+    return pp.denoise(
+        volume,
+        method,
+        sigma_mm=size_mm,
+        radius_mm=size_mm,
+        sigma_intensity=sigma_intensity or None,
+        progress=progress,
+    )
 
 
 def _resample(volume, spacing_mm, interpolation, labels, progress=None):
@@ -72,38 +88,92 @@ def _with_progress(function):
 
 #: operation → (core call, parameter specs, preview on a slab?)
 OPERATIONS = {
-    "window/level": (_window, [_choice("preset", ["custom", *pp.CT_WINDOW_PRESETS], "soft tissue"),
-                               _float("level", 40.0, step=10), _float("width", 400.0, 1e-3, 1e6, 10),
-                               _choice("output", ["clip", "unit"], "clip")], True),
-    "normalize": (_plain(pp.normalize), [_choice("method", ["z-score", "min-max", "percentile"], "z-score"),
-                                         _float("low_percentile", 1.0, 0, 100, 0.5),
-                                         _float("high_percentile", 99.0, 0, 100, 0.5)], False),
-    "denoise": (_denoise, [_choice("method", pp.DENOISE_METHODS, "gaussian"),
-                           _float("size_mm", 1.0, 0.01, 100, 0.1, "sigma / radius (mm)"),
-                           _float("sigma_intensity", 0.0, 0, 1e6, 1.0, "intensity sigma (0 = auto)")], True),
-    "CLAHE": (_plain(pp.clahe), [_float("kernel_mm", 50.0, 1, 1e4, 5, "context (mm)"),
-                                 _float("clip_limit", 0.01, 0.0001, 1, 0.005)], False),
+    "window/level": (
+        _window,
+        [
+            _choice("preset", ["custom", *pp.CT_WINDOW_PRESETS], "soft tissue"),
+            _float("level", 40.0, step=10),
+            _float("width", 400.0, 1e-3, 1e6, 10),
+            _choice("output", ["clip", "unit"], "clip"),
+        ],
+        True,
+    ),
+    "normalize": (
+        _plain(pp.normalize),
+        [
+            _choice("method", ["z-score", "min-max", "percentile"], "z-score"),
+            _float("low_percentile", 1.0, 0, 100, 0.5),
+            _float("high_percentile", 99.0, 0, 100, 0.5),
+        ],
+        False,
+    ),
+    "denoise": (
+        _denoise,
+        [
+            _choice("method", pp.DENOISE_METHODS, "gaussian"),
+            _float("size_mm", 1.0, 0.01, 100, 0.1, "sigma / radius (mm)"),
+            _float("sigma_intensity", 0.0, 0, 1e6, 1.0, "intensity sigma (0 = auto)"),
+        ],
+        True,
+    ),
+    "CLAHE": (
+        _plain(pp.clahe),
+        [_float("kernel_mm", 50.0, 1, 1e4, 5, "context (mm)"), _float("clip_limit", 0.01, 0.0001, 1, 0.005)],
+        False,
+    ),
     "gamma": (_plain(pp.gamma), [_float("value", 1.0, 0.01, 10, 0.1, "gamma")], False),
-    "brightness/contrast": (_plain(pp.brightness_contrast), [_float("brightness", 0.0, step=5),
-                                                             _float("contrast", 1.0, 0.01, 100, 0.1)], True),
-    "unsharp mask": (_with_progress(pp.unsharp_mask), [_float("sigma_mm", 1.0, 0.01, 100, 0.1, "sigma (mm)"),
-                                                       _float("amount", 1.0, 0, 100, 0.1)], True),
-    "top-hat": (_with_progress(pp.tophat), [_float("radius_mm", 4.0, 0.01, 1000, 0.5, "radius (mm)"),
-                                            _bool("bright", True, "bright structures")], True),
-    "resample": (_resample, [_float("spacing_mm", 0.0, 0, 100, 0.1, "spacing (mm, 0 = finest)"),
-                             _choice("interpolation", ["linear", "cubic", "nearest"], "linear"),
-                             _bool("labels", False, "labels (nearest)")], False),
-    "vesselness": (_vesselness, [_choice("method", ["frangi", "sato"], "frangi"),
-                                 {"name": "sigmas_mm", "value": "1, 2, 3", "annotation": str,
-                                  "label": "scales (mm)"},
-                                 _bool("bright", True, "bright tubes")], True),
+    "brightness/contrast": (
+        _plain(pp.brightness_contrast),
+        [_float("brightness", 0.0, step=5), _float("contrast", 1.0, 0.01, 100, 0.1)],
+        True,
+    ),
+    "unsharp mask": (
+        _with_progress(pp.unsharp_mask),
+        [_float("sigma_mm", 1.0, 0.01, 100, 0.1, "sigma (mm)"), _float("amount", 1.0, 0, 100, 0.1)],
+        True,
+    ),
+    "top-hat": (
+        _with_progress(pp.tophat),
+        [
+            _float("radius_mm", 4.0, 0.01, 1000, 0.5, "radius (mm)"),
+            _bool("bright", True, "bright structures"),
+        ],
+        True,
+    ),
+    "resample": (
+        _resample,
+        [
+            _float("spacing_mm", 0.0, 0, 100, 0.1, "spacing (mm, 0 = finest)"),
+            _choice("interpolation", ["linear", "cubic", "nearest"], "linear"),
+            _bool("labels", False, "labels (nearest)"),
+        ],
+        False,
+    ),
+    "vesselness": (
+        _vesselness,
+        [
+            _choice("method", ["frangi", "sato"], "frangi"),
+            {"name": "sigmas_mm", "value": "1, 2, 3", "annotation": str, "label": "scales (mm)"},
+            _bool("bright", True, "bright tubes"),
+        ],
+        True,
+    ),
 }
 
 
 #: operation → the recorded step's name (the core function's name)
-STEP_NAMES = {"window/level": "window_level", "normalize": "normalize", "denoise": "denoise", "CLAHE": "clahe",
-              "gamma": "gamma", "brightness/contrast": "brightness_contrast", "unsharp mask": "unsharp_mask",
-              "top-hat": "tophat", "resample": "resample", "vesselness": "vesselness"}
+STEP_NAMES = {
+    "window/level": "window_level",
+    "normalize": "normalize",
+    "denoise": "denoise",
+    "CLAHE": "clahe",
+    "gamma": "gamma",
+    "brightness/contrast": "brightness_contrast",
+    "unsharp mask": "unsharp_mask",
+    "top-hat": "tophat",
+    "resample": "resample",
+    "vesselness": "vesselness",
+}
 
 
 #: operations whose output keeps the source's intensity units (the preview uses the source's contrast)
@@ -113,7 +183,7 @@ SAME_UNITS = ("denoise", "unsharp mask", "brightness/contrast")
 class PreprocessWidget(JobWidget):
     """Pick an image and an operation; preview on the current slice; apply to the volume in a worker."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(napari_viewer, apply_text="Apply to volume")
         self.image = create_widget(annotation="napari.layers.Image", label="image")
         self.operation = ComboBox(choices=list(OPERATIONS), value="denoise", label="operation")
@@ -183,8 +253,12 @@ class PreprocessWidget(JobWidget):
             preview = self.viewer.layers[name]
         else:
             zeros = np.zeros(volume.shape, np.float32)
-            preview = set_or_add_layer(self.viewer, layer_data_tuple(volume.with_array(zeros), "image", name=name,
-                                                                     colormap="gray", blending="translucent"))
+            preview = set_or_add_layer(
+                self.viewer,
+                layer_data_tuple(
+                    volume.with_array(zeros), "image", name=name, colormap="gray", blending="translucent"
+                ),
+            )
         data = preview.data
         if volume.ndim == 3:
             if self._preview_slice is not None and self._preview_slice < data.shape[0]:
@@ -216,8 +290,15 @@ class PreprocessWidget(JobWidget):
 
         def done(result):
             kwargs = {} if params.get("labels") else {"colormap": "gray"}
-            out = self.show_result(result, "labels" if params.get("labels") else "image", name,
-                                   STEP_NAMES[operation], params, [layer], **kwargs)
+            out = self.show_result(
+                result,
+                "labels" if params.get("labels") else "image",
+                name,
+                STEP_NAMES[operation],
+                params,
+                [layer],
+                **kwargs,
+            )
             if "window_center" not in result.metadata and hasattr(out, "reset_contrast_limits"):
                 out.reset_contrast_limits()
             if self.preview_name in self.viewer.layers:

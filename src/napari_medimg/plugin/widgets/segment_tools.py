@@ -29,7 +29,7 @@ CONNECTED, CONFIDENCE, SEEDS = "connected threshold", "confidence connected", "g
 class RegionGrowingWidget(JobWidget):
     """Grow a region from seed points (Points layer, world mm) or grow competing labels from painted seeds."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(napari_viewer, apply_text="Grow")
         self.image = create_widget(annotation="napari.layers.Image", label="image")
         self.method = ComboBox(choices=[CONNECTED, CONFIDENCE, SEEDS], value=CONNECTED, label="method")
@@ -44,9 +44,23 @@ class RegionGrowingWidget(JobWidget):
         self.grow_method = ComboBox(choices=list(rg.GROW_METHODS), value="watershed", label="grow by")
         self.sigma_mm = FloatSpinBox(label="gradient sigma (mm)", min=0.0, max=20, step=0.1, value=1.0)
         self.value = SpinBox(label="label value", min=1, max=65535, value=1)
-        self.extend([self.image, self.method, self.points, self.seeds, self.auto_range, self.low, self.high,
-                     self.multiplier, self.radius_mm, self.iterations, self.grow_method, self.sigma_mm,
-                     self.value])
+        self.extend(
+            [
+                self.image,
+                self.method,
+                self.points,
+                self.seeds,
+                self.auto_range,
+                self.low,
+                self.high,
+                self.multiplier,
+                self.radius_mm,
+                self.iterations,
+                self.grow_method,
+                self.sigma_mm,
+                self.value,
+            ]
+        )
         self._finish_layout()
         self.method.changed.connect(self._on_method)
         self.auto_range.changed.connect(self._on_method)
@@ -60,7 +74,8 @@ class RegionGrowingWidget(JobWidget):
         self.auto_range.visible = method == CONNECTED
         self.low.visible = self.high.visible = method == CONNECTED and not self.auto_range.value
         self.multiplier.visible = self.radius_mm.visible = method in (CONNECTED, CONFIDENCE) and (
-            method == CONFIDENCE or self.auto_range.value)
+            method == CONFIDENCE or self.auto_range.value
+        )
         self.iterations.visible = method == CONFIDENCE
         self.value.visible = method != SEEDS
 
@@ -73,8 +88,12 @@ class RegionGrowingWidget(JobWidget):
         method = self.method.value
         if method == SEEDS:
             return {"method": method, "grow_method": self.grow_method.value, "sigma_mm": self.sigma_mm.value}
-        params = {"method": method, "multiplier": self.multiplier.value, "radius_mm": self.radius_mm.value,
-                  "value": self.value.value}
+        params = {
+            "method": method,
+            "multiplier": self.multiplier.value,
+            "radius_mm": self.radius_mm.value,
+            "value": self.value.value,
+        }
         if method == CONFIDENCE:
             params["iterations"] = self.iterations.value
         elif not self.auto_range.value:
@@ -95,7 +114,10 @@ class RegionGrowingWidget(JobWidget):
                     raise ValueError("choose a Labels layer with painted seeds")
                 markers = np.asarray(self.seeds.value.data)
                 inputs.append(self.seeds.value)
-                function, args = rg.grow_from_seeds, (volume, markers, params["grow_method"], params["sigma_mm"])
+                function, args = (
+                    rg.grow_from_seeds,
+                    (volume, markers, params["grow_method"], params["sigma_mm"]),
+                )
             else:
                 if self.points.value is None:
                     raise ValueError("choose a Points layer with seed points")
@@ -106,11 +128,24 @@ class RegionGrowingWidget(JobWidget):
 
                 def function(volume, seeds, progress=None):
                     if method == CONNECTED:
-                        mask = rg.connected_threshold(volume, seeds, params.get("low"), params.get("high"),
-                                                      params["radius_mm"], params["multiplier"], progress=progress)
+                        mask = rg.connected_threshold(
+                            volume,
+                            seeds,
+                            params.get("low"),
+                            params.get("high"),
+                            params["radius_mm"],
+                            params["multiplier"],
+                            progress=progress,
+                        )
                     else:
-                        mask = rg.confidence_connected(volume, seeds, params["multiplier"], params["iterations"],
-                                                       params["radius_mm"], progress=progress)
+                        mask = rg.confidence_connected(
+                            volume,
+                            seeds,
+                            params["multiplier"],
+                            params["iterations"],
+                            params["radius_mm"],
+                            progress=progress,
+                        )
                     return mo.compact_labels(mask.astype(np.int64) * value)
 
                 args = (volume, seeds)
@@ -137,7 +172,9 @@ EDIT_OPERATIONS = (*MORPHOLOGY, *FILL, *ISLANDS, "margin", "smooth", "watershed 
 NEW_LAYER = ("split islands", "connected components", "watershed split")
 
 
-def edit_labels(labels: np.ndarray, spacing, operation: str, params: dict, other=None, progress=None) -> np.ndarray:
+def edit_labels(
+    labels: np.ndarray, spacing, operation: str, params: dict, other=None, progress=None
+) -> np.ndarray:
     """Core of the label-edit tool (runs in the worker): the edited labels, or a new label image."""
     value = params["value"]
     mask = labels == value
@@ -181,25 +218,46 @@ def edit_labels(labels: np.ndarray, spacing, operation: str, params: dict, other
 class LabelEditWidget(JobWidget):
     """Morphology, holes, islands, margin, smoothing, watershed split and logical operators on one label."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(napari_viewer, apply_text="Apply", undo=True)
         self.labels_layer = create_widget(annotation="napari.layers.Labels", label="labels")
         self.value = SpinBox(label="label value", min=1, max=65535, value=1)
         self.operation = ComboBox(choices=list(EDIT_OPERATIONS), value="close", label="operation")
-        self.radius_mm = FloatSpinBox(name="radius_mm", label="radius (mm)", min=0.0, max=1000, step=0.5, value=1.0)
+        self.radius_mm = FloatSpinBox(
+            name="radius_mm", label="radius (mm)", min=0.0, max=1000, step=0.5, value=1.0
+        )
         self.axis = ComboBox(name="axis", choices=[0, 1, 2], value=0, label="slice axis")
-        self.min_size_mm3 = FloatSpinBox(name="min_size_mm3", label="min size (mm³)", min=0.0, max=1e9, step=10,
-                                         value=100.0)
-        self.margin_mm = FloatSpinBox(name="margin_mm", label="margin (mm, < 0 shrinks)", min=-1000, max=1000,
-                                      step=0.5, value=2.0)
-        self.smoothing = ComboBox(name="smoothing", choices=list(mo.SMOOTHING_METHODS), value="median",
-                                  label="smoothing")
-        self.h_mm = FloatSpinBox(name="h_mm", label="split depth h (mm)", min=0.01, max=100, step=0.1, value=1.0)
+        self.min_size_mm3 = FloatSpinBox(
+            name="min_size_mm3", label="min size (mm³)", min=0.0, max=1e9, step=10, value=100.0
+        )
+        self.margin_mm = FloatSpinBox(
+            name="margin_mm", label="margin (mm, < 0 shrinks)", min=-1000, max=1000, step=0.5, value=2.0
+        )
+        self.smoothing = ComboBox(
+            name="smoothing", choices=list(mo.SMOOTHING_METHODS), value="median", label="smoothing"
+        )
+        self.h_mm = FloatSpinBox(
+            name="h_mm", label="split depth h (mm)", min=0.01, max=100, step=0.1, value=1.0
+        )
         self.other = create_widget(annotation="napari.layers.Labels", label="other labels")
         self.other_value = SpinBox(name="other_value", label="other value", min=1, max=65535, value=1)
         self.overwrite = CheckBox(text="overwrite other labels", value=False)
-        self.extend([self.labels_layer, self.value, self.operation, self.radius_mm, self.axis, self.min_size_mm3,
-                     self.margin_mm, self.smoothing, self.h_mm, self.other, self.other_value, self.overwrite])
+        self.extend(
+            [
+                self.labels_layer,
+                self.value,
+                self.operation,
+                self.radius_mm,
+                self.axis,
+                self.min_size_mm3,
+                self.margin_mm,
+                self.smoothing,
+                self.h_mm,
+                self.other,
+                self.other_value,
+                self.overwrite,
+            ]
+        )
         self._finish_layout()
         self.operation.changed.connect(self._on_operation)
         self.labels_layer.changed.connect(self._follow_selected_label)
@@ -234,8 +292,16 @@ class LabelEditWidget(JobWidget):
     def _on_operation(self, *_):
         op = self.operation.value
         used = self._parameter_widgets(op)
-        for widget in (self.radius_mm, self.axis, self.min_size_mm3, self.margin_mm, self.smoothing, self.h_mm,
-                       self.other, self.other_value):
+        for widget in (
+            self.radius_mm,
+            self.axis,
+            self.min_size_mm3,
+            self.margin_mm,
+            self.smoothing,
+            self.h_mm,
+            self.other,
+            self.other_value,
+        ):
             widget.visible = widget in used
         self.overwrite.visible = op not in NEW_LAYER
 
@@ -261,7 +327,13 @@ class LabelEditWidget(JobWidget):
             self.status.value = "error: the other labels layer has a different shape"
             return
         inputs = [layer] + ([other_layer] if other_layer is not None else [])
-        step = "islands" if op in ISLANDS else "logical" if op in LOGICAL else op.split(" (")[0].replace(" ", "_")
+        step = (
+            "islands"
+            if op in ISLANDS
+            else "logical"
+            if op in LOGICAL
+            else op.split(" (")[0].replace(" ", "_")
+        )
         if op in MORPHOLOGY:
             step = "morphology"
 
@@ -274,8 +346,17 @@ class LabelEditWidget(JobWidget):
             before = int(np.count_nonzero(layer.data == params["value"]))
             self.edit_in_place(layer, result, step, params, inputs)
             after = int(np.count_nonzero(result == params["value"]))
-            self.status.value = (f"label {params['value']}: {before} → {after} voxels "
-                                 f"({after * volume.voxel_volume:.1f} mm³)")
+            self.status.value = (
+                f"label {params['value']}: {before} → {after} voxels ({after * volume.voxel_volume:.1f} mm³)"
+            )
 
-        self.run_job(edit_labels, labels, volume.spacing, op, params, other, description=f"{op} {layer.name}",
-                     on_done=done)
+        self.run_job(
+            edit_labels,
+            labels,
+            volume.spacing,
+            op,
+            params,
+            other,
+            description=f"{op} {layer.name}",
+            on_done=done,
+        )

@@ -11,8 +11,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox, create_widget
 
-from ...processing.threshold import (AUTOMATIC_METHODS, LOCAL_METHODS, local_threshold, multi_otsu_labels,
-                                     multi_otsu_thresholds, threshold_mask, threshold_range)
+from ...processing.threshold import (
+    AUTOMATIC_METHODS,
+    LOCAL_METHODS,
+    local_threshold,
+    multi_otsu_labels,
+    multi_otsu_thresholds,
+    threshold_mask,
+    threshold_range,
+)
 from ..layers import current_slice_index, layer_data_tuple, layer_to_volume, set_or_add_layer
 from ._common import JobWidget
 
@@ -29,22 +36,38 @@ LOCAL = "local"
 class ThresholdWidget(JobWidget):
     """Manual, automatic (Otsu, Li, Yen, triangle), multi-Otsu or local threshold with preview and apply."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(napari_viewer, apply_text="Apply to volume")
         self.image = create_widget(annotation="napari.layers.Image", label="image")
-        self.method = ComboBox(choices=[MANUAL, *AUTOMATIC_METHODS, MULTI_OTSU, LOCAL], value="otsu",
-                               label="method")
+        self.method = ComboBox(
+            choices=[MANUAL, *AUTOMATIC_METHODS, MULTI_OTSU, LOCAL], value="otsu", label="method"
+        )
         self.low = FloatSpinBox(label="low", min=-1e9, max=1e9, step=1.0)
         self.high = FloatSpinBox(label="high", min=-1e9, max=1e9, step=1.0)
         self.classes = SpinBox(label="classes", min=2, max=8, value=3, visible=False)
-        self.local_method = ComboBox(choices=list(LOCAL_METHODS), value="gaussian", label="local method",
-                                     visible=False)
-        self.block_mm = FloatSpinBox(label="block (mm)", min=0.1, max=1e4, step=1.0, value=15.0, visible=False)
+        self.local_method = ComboBox(
+            choices=list(LOCAL_METHODS), value="gaussian", label="local method", visible=False
+        )
+        self.block_mm = FloatSpinBox(
+            label="block (mm)", min=0.1, max=1e4, step=1.0, value=15.0, visible=False
+        )
         self.offset = FloatSpinBox(label="offset", min=-1e9, max=1e9, step=1.0, value=0.0, visible=False)
         self.bright = CheckBox(text="bright objects", value=True, visible=False)
         self.preview = CheckBox(text="live preview on current slice", value=True)
-        self.extend([self.image, self.method, self.low, self.high, self.classes, self.local_method,
-                     self.block_mm, self.offset, self.bright, self.preview])
+        self.extend(
+            [
+                self.image,
+                self.method,
+                self.low,
+                self.high,
+                self.classes,
+                self.local_method,
+                self.block_mm,
+                self.offset,
+                self.bright,
+                self.preview,
+            ]
+        )
         self._finish_layout()
         self._preview_slice: int | None = None
         self._thresholds: list[float] = []
@@ -75,8 +98,13 @@ class ThresholdWidget(JobWidget):
         if method == MULTI_OTSU:
             return {"method": method, "classes": self.classes.value, "thresholds": list(self._thresholds)}
         if method == LOCAL:
-            return {"method": method, "local_method": self.local_method.value, "block_mm": self.block_mm.value,
-                    "offset": self.offset.value, "bright": self.bright.value}
+            return {
+                "method": method,
+                "local_method": self.local_method.value,
+                "block_mm": self.block_mm.value,
+                "offset": self.offset.value,
+                "bright": self.bright.value,
+            }
         return {"method": method, "low": self.low.value, "high": self.high.value}
 
     def _on_method_changed(self, *_):
@@ -109,10 +137,19 @@ class ThresholdWidget(JobWidget):
         """The method of ``params`` on ``array`` (a slice or the volume); safe in a worker thread."""
         method = params["method"]
         if method == MULTI_OTSU:
-            return multi_otsu_labels(array, params["classes"], thresholds=params["thresholds"], progress=progress)
+            return multi_otsu_labels(
+                array, params["classes"], thresholds=params["thresholds"], progress=progress
+            )
         if method == LOCAL:
-            return local_threshold(array, spacing, params["block_mm"], params["local_method"],
-                                   offset=params["offset"], bright=params["bright"], progress=progress)
+            return local_threshold(
+                array,
+                spacing,
+                params["block_mm"],
+                params["local_method"],
+                offset=params["offset"],
+                bright=params["bright"],
+                progress=progress,
+            )
         return threshold_mask(array, params["low"], params["high"], progress=progress)
 
     # ---- preview ----------------------------------------------------------------------------------------
@@ -125,12 +162,17 @@ class ThresholdWidget(JobWidget):
             return
         volume = layer_to_volume(layer)
         index = current_slice_index(self.viewer, layer) if layer.ndim == 3 else None
-        if self.preview_name in self.viewer.layers and self.viewer.layers[self.preview_name].data.shape == layer.data.shape:
+        if (
+            self.preview_name in self.viewer.layers
+            and self.viewer.layers[self.preview_name].data.shape == layer.data.shape
+        ):
             preview = self.viewer.layers[self.preview_name]
         else:
             zeros = np.zeros(layer.data.shape, np.uint8)
-            preview = set_or_add_layer(self.viewer, layer_data_tuple(volume.with_array(zeros), "labels",
-                                                                     name=self.preview_name, opacity=0.5))
+            preview = set_or_add_layer(
+                self.viewer,
+                layer_data_tuple(volume.with_array(zeros), "labels", name=self.preview_name, opacity=0.5),
+            )
         data = preview.data
         if self._preview_slice is not None and self._preview_slice < data.shape[0] and layer.ndim == 3:
             data[self._preview_slice] = 0
@@ -156,14 +198,17 @@ class ThresholdWidget(JobWidget):
         name = self.result_name
 
         def done(mask):
-            self.show_result(volume.with_array(mask, series_description=name), "labels", name, "threshold",
-                             params, [layer])
+            self.show_result(
+                volume.with_array(mask, series_description=name), "labels", name, "threshold", params, [layer]
+            )
             if self.preview_name in self.viewer.layers:
                 self.viewer.layers[self.preview_name].visible = False
             voxels = int(np.count_nonzero(mask))
             if params["method"] == MULTI_OTSU:
                 counts = np.bincount(np.asarray(mask).ravel(), minlength=params["classes"])
-                self.status.value = "classes (voxels): " + ", ".join(f"{k}: {n}" for k, n in enumerate(counts))
+                self.status.value = "classes (voxels): " + ", ".join(
+                    f"{k}: {n}" for k, n in enumerate(counts)
+                )
             elif volume.ndim == 3:
                 self.status.value = f"{voxels} voxels, {voxels * volume.voxel_volume / 1000:.2f} mL"
             else:
