@@ -9,10 +9,14 @@ APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-i
 	libfontconfig1 libglib2.0-0
 SCREEN := -screen 0 1600x1000x24
 
-.PHONY: test lint demo bench screenshots system-packages venv clean
+.PHONY: test test-slow lint demo bench screenshots system-packages venv clean
 
 test: system-packages venv lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+# the long real-data and training tests (CI runs them after `make test`)
+test-slow: system-packages venv
+	$(BIN)/python -m pytest -m slow
 
 # ruff lint + format check (the rules are in pyproject.toml); a failure fails CI
 lint: venv

@@ -33,6 +33,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from ..geometry import Volume, affine_from_geometry, orientation_code
+from ..processing.windows import CT_WINDOW_PRESETS
 from ..progress import Cancelled, ProgressCallback, report
 from ._fastheader import parse_header
 from .errors import (
@@ -60,13 +61,6 @@ __all__ = [
 ]
 
 #: CT window presets as (centre, width) in HU
-CT_WINDOW_PRESETS = {
-    "lung": (-600.0, 1500.0),
-    "mediastinum": (50.0, 350.0),
-    "bone": (400.0, 1800.0),
-    "brain": (40.0, 80.0),
-    "abdomen": (40.0, 400.0),
-}
 #: series larger than this (bytes after rescaling) are read lazily by default
 LAZY_THRESHOLD_BYTES = 256 * 2**20
 _READ_THREADS = 4

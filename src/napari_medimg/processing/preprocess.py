@@ -16,6 +16,7 @@ from skimage import exposure, restoration
 from ..geometry import Volume
 from ..progress import ProgressCallback, report
 from ._chunks import ellipsoid_footprint, mm_to_voxels, slabwise
+from .windows import CT_WINDOW_PRESETS
 
 __all__ = [
     "CT_WINDOW_PRESETS",
@@ -35,17 +36,6 @@ __all__ = [
 ]
 
 #: CT window presets: name → (level/centre HU, width HU)
-CT_WINDOW_PRESETS = {
-    "brain": (40.0, 80.0),
-    "subdural": (75.0, 215.0),
-    "stroke": (40.0, 40.0),
-    "soft tissue": (50.0, 350.0),
-    "abdomen": (40.0, 400.0),
-    "liver": (60.0, 160.0),
-    "mediastinum": (50.0, 350.0),
-    "lung": (-600.0, 1500.0),
-    "bone": (400.0, 1800.0),
-}
 
 DENOISE_METHODS = ("gaussian", "median", "bilateral", "nl-means")
 

@@ -91,7 +91,7 @@ OPERATIONS = {
     "window/level": (
         _window,
         [
-            _choice("preset", ["custom", *pp.CT_WINDOW_PRESETS], "soft tissue"),
+            _choice("preset", ["custom", *pp.CT_WINDOW_PRESETS], "soft_tissue"),
             _float("level", 40.0, step=10),
             _float("width", 400.0, 1e-3, 1e6, 10),
             _choice("output", ["clip", "unit"], "clip"),
