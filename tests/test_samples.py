@@ -43,6 +43,33 @@ def test_phantom_lesions_have_known_volume_and_hu(phantom):
         assert abs(float(np.median(phantom.image.array[mask])) - row.hu) < 12
 
 
+def test_phantom_anatomy_is_upright_in_patient_space(phantom):
+    """Lungs above the liver, the 'upper' nodule above the 'lower' one, the liver on the patient's right
+    (LPS −x), the spine posterior; lesion centres are the LPS coordinates napari's cursor shows."""
+    tissues, image = phantom.tissues, phantom.image
+
+    def centre(mask):  # LPS mm of a mask's centroid
+        return image.index_to_world(np.argwhere(mask).mean(axis=0))
+
+    lung = centre(tissues.array == TISSUE_LABELS["lung"])
+    liver = centre(tissues.array == TISSUE_LABELS["liver"])
+    spine = centre(tissues.array == TISSUE_LABELS["bone"])
+    assert lung[2] > liver[2] + 30  # S: lungs well above the liver
+    assert liver[0] < 0  # L: liver on the patient's right
+    assert spine[1] > 0  # P: spine posterior
+    table = phantom.lesion_table.set_index("name")
+    assert (
+        table.loc["lung nodule right upper", "centre_z_mm"]
+        > table.loc["lung nodule right lower", "centre_z_mm"]
+    )
+    assert (
+        table.loc["lung nodule right upper", "centre_x_mm"] < 0 < table.loc["lung nodule left", "centre_x_mm"]
+    )
+    for row in phantom.lesion_table.itertuples():
+        measured = centre(phantom.lesions.array == row.label)
+        np.testing.assert_allclose(measured, [row.centre_x_mm, row.centre_y_mm, row.centre_z_mm], atol=1.0)
+
+
 def test_phantom_is_deterministic_and_seeded():
     first = make_ct_phantom(shape=(16, 64, 64), spacing=(10.0, 2.8, 2.8), seed=3)
     again = make_ct_phantom(shape=(16, 64, 64), spacing=(10.0, 2.8, 2.8), seed=3)

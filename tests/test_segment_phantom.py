@@ -21,7 +21,8 @@ def test_thresholds_and_islands_recover_every_lesion(phantom):
         *[np.arange(n) * s for n, s in zip(array.shape, spacing, strict=False)], indexing="ij", sparse=True
     )
     for row in phantom.lesion_table.itertuples():
-        centre_mm = (row.centre_z_mm, row.centre_y_mm, row.centre_x_mm)
+        click = np.array([row.centre_x_mm, row.centre_y_mm, row.centre_z_mm])  # LPS mm
+        centre_mm = image.world_to_index(click) * spacing  # (z, y, x) mm from the first voxel
         radius = max(row.radius_z_mm, row.radius_y_mm, row.radius_x_mm)
         distance = np.sqrt(sum((g - c) ** 2 for g, c in zip(grid, centre_mm, strict=False)))
         lesion_hu = float(array[distance <= 3].mean())
@@ -29,7 +30,6 @@ def test_thresholds_and_islands_recover_every_lesion(phantom):
         half = (lesion_hu + around_hu) / 2
         low, high = (half, 3071) if lesion_hu > around_hu else (-1024, half)
         mask = threshold_mask(array, low, high)
-        click = image.index_to_world(np.asarray(centre_mm) / spacing)  # LPS mm
         island = mo.fill_holes(mo.keep_selected(mask, seed_indices(image, [click]), connectivity=1))
         result = compare_masks(island, phantom.lesions.array == row.label, spacing)
         assert result["dice"] >= 0.95, (row.name, result)

@@ -92,7 +92,7 @@ def test_region_growing_from_a_point_on_a_lesion(make_napari_viewer, qtbot, smal
     viewer = make_napari_viewer()
     image = _add(viewer, small_phantom.image, "image", "CT")
     row = small_phantom.lesion_table.iloc[5]  # the enhancing lesion, 160 HU in soft tissue
-    index = np.array([row.centre_z_mm, row.centre_y_mm, row.centre_x_mm]) / small_phantom.image.spacing
+    index = small_phantom.image.world_to_index([row.centre_x_mm, row.centre_y_mm, row.centre_z_mm])
     points = viewer.add_points([image.data_to_world(index)], name="seeds")
     widget = RegionGrowingWidget(viewer)
     widget.image.value, widget.points.value = image, points

@@ -39,7 +39,7 @@ class Phantom:
 
 @dataclass(frozen=True)
 class _Ellipsoid:
-    centre: tuple[float, float, float]  # (z, y, x) mm from the volume's first voxel
+    centre: tuple[float, float, float]  # (depth below the top slice, y, x) mm in the design frame
     radii: tuple[float, float, float]  # (z, y, x) mm
     hu: float
 
@@ -84,6 +84,28 @@ def make_ct_phantom(
     air -1000 HU, soft tissue 40 HU, lungs -800 HU, liver 60 HU, spine and ribs-like ring 700 HU, plus the
     lesions of :data:`_LESIONS`.  The image has partial-volume edges and spatially correlated Gaussian noise
     of standard deviation ``noise_hu``; the same seed always gives the same volume.
+
+    The anatomy is laid out in a design frame whose first axis is the depth below the top slice (head to
+    foot); the array's z axis runs from foot to head (+S, as in a DICOM axial series sorted by position),
+    so the painted arrays are flipped along z: the lungs lie above the liver in patient space.  The lesion
+    table's ``centre_x_mm``, ``centre_y_mm`` and ``centre_z_mm`` are LPS world coordinates (what napari's
+    cursor shows as L, P, S).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(z, y, x)`` voxels.
+    spacing : tuple of float
+        ``(dz, dy, dx)`` in mm.
+    noise_hu : float
+        Standard deviation of the correlated noise in HU.
+    seed : int
+        Seed of the noise.
+
+    Returns
+    -------
+    Phantom
+        Image (HU, int16), tissue labels, lesion labels and the lesion table.
     """
     spacing_arr = np.asarray(spacing, float)
     extent = np.asarray(shape) * spacing_arr
@@ -154,14 +176,21 @@ def make_ct_phantom(
             }
         )
 
+    # design depth runs head to foot; the array's z axis runs foot to head (+S)
+    image, tissues, lesions = (np.ascontiguousarray(a[::-1]) for a in (image, tissues, lesions))
+    direction = np.eye(3)[:, ::-1]
+    origin = np.array([-extent[2] / 2, -extent[1] / 2, -extent[0] / 2])  # LPS of voxel (0, 0, 0), centred
+    top_z_mm = (shape[0] - 1) * spacing_arr[0]
+    for row in rows:  # design frame → LPS world (the cursor's L, P, S)
+        row["centre_x_mm"] = origin[0] + row["centre_x_mm"]
+        row["centre_y_mm"] = origin[1] + row["centre_y_mm"]
+        row["centre_z_mm"] = origin[2] + top_z_mm - row["centre_z_mm"]
+
     rng = np.random.default_rng(seed)
     noise = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), sigma=(0.3, 0.8, 0.8))
     noise *= np.float32(noise_hu / max(float(noise.std()), 1e-6))
     image += noise
     hu = np.clip(np.rint(image), -1024, 3071).astype(np.int16)
-
-    direction = np.eye(3)[:, ::-1]
-    origin = np.array([-extent[2] / 2, -extent[1] / 2, -extent[0] / 2])  # LPS of voxel (0, 0, 0), centred
     common = {"modality": "CT", "source": "napari-medimg CT phantom", "seed": seed}
     return Phantom(
         image=Volume(
