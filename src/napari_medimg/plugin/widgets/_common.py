@@ -91,6 +91,7 @@ class JobWidget(Container):
             on_done=on_done,
             on_error=failed,
             on_finished=self._job_finished,
+            owner=self.native,
             **kwargs,
         )
         return self.worker

@@ -412,6 +412,7 @@ class CNNWidget(Container):
             on_finished=self._job_finished,
             on_epoch=self._relay.epoch.emit,
             stop=self._stop.is_set,
+            owner=self.native,
         )
 
     def _on_epoch(self, record: dict):
@@ -509,6 +510,7 @@ class CNNWidget(Container):
             on_done=done,
             on_error=self._failed,
             on_finished=self._job_finished,
+            owner=self.native,
         )
 
     def _show_prediction(self, volume, prediction, labels, names, model):

@@ -170,6 +170,7 @@ class DicomBrowserWidget(Container):
             on_done=self._show,
             on_error=self._failed,
             on_finished=self._finished,
+            owner=self.native,
         )
 
     def _show(self, scan: DicomScan) -> None:
@@ -202,6 +203,7 @@ class DicomBrowserWidget(Container):
             on_done=done,
             on_error=self._failed,
             on_finished=self._finished,
+            owner=self.native,
         )
 
     def export_selected(self, *_):
@@ -226,4 +228,5 @@ class DicomBrowserWidget(Container):
             on_done=done,
             on_error=self._failed,
             on_finished=self._finished,
+            owner=self.native,
         )
