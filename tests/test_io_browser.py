@@ -47,7 +47,7 @@ def test_browser_scans_lists_and_opens_selected_series(make_napari_viewer, qtbot
     widget.export_folder.value = tmp_path / "out"
     widget.export_selected()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
-    files = sorted((tmp_path / "out" / "deidentified").iterdir())
+    files = sorted((tmp_path / "out" / "deidentified").glob("*.dcm"))
     assert len(files) == 3
     assert str(pydicom.dcmread(files[0]).PatientName) != "Hidden^Name"
     assert widget.status.value.startswith("3 de-identified files")
@@ -79,18 +79,18 @@ def test_export_widget_writes_layers_as_dicom_series(make_napari_viewer, qtbot, 
     (back,) = read_dicom(target)
     assert np.array_equal(back.array, phantom.data)
     assert np.allclose(back.affine, layer_to_volume(phantom).affine, atol=1e-3)
-    written = sorted(target.iterdir())
+    written = sorted(target.glob("*.dcm"))
 
     widget.export()  # the folder is not empty now: refused, nothing changed
     qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
-    assert "not empty" in widget.status.value and sorted(target.iterdir()) == written
+    assert "not empty" in widget.status.value and sorted(target.glob("*.dcm")) == written
     first_uid = pydicom.dcmread(written[0]).SOPInstanceUID
     widget.overwrite.value = True
     widget.export()
     widget.cancel()  # cancelled before the first slice is done: the temporary folder goes, the old export stays
     qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
     assert widget.status.value == "cancelled; nothing was written"
-    assert sorted(target.iterdir()) == written and pydicom.dcmread(written[0]).SOPInstanceUID == first_uid
+    assert sorted(target.glob("*.dcm")) == written and pydicom.dcmread(written[0]).SOPInstanceUID == first_uid
     assert not [p for p in (tmp_path / "exports").iterdir() if p.name.startswith(".")]
 
     widget.image.value = opened
@@ -98,8 +98,8 @@ def test_export_widget_writes_layers_as_dicom_series(make_napari_viewer, qtbot, 
     widget.export()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
     assert "(patient/study of the source series, de-identified)" in widget.status.value
-    files = sorted((tmp_path / "exports" / "abdomen CT DICOM").iterdir())
-    source = pydicom.dcmread(next((tmp_path / "source").iterdir()))
+    files = sorted((tmp_path / "exports" / "abdomen CT DICOM").glob("*.dcm"))
+    source = pydicom.dcmread(next((tmp_path / "source").glob("*.dcm")))
     exported = [pydicom.dcmread(p) for p in files]
     assert len(exported) == 5 and all(d.PatientIdentityRemoved == "YES" for d in exported)
     assert all(str(d.PatientName) != "Hidden^Name" and d.PatientID != "HID-5" for d in exported)

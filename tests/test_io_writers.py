@@ -97,12 +97,12 @@ def _values(dataset: Dataset) -> dict:
 
 
 def test_deidentified_export_keeps_no_basic_profile_value(source_series, tmp_path):
-    originals = [pydicom.dcmread(p) for p in sorted(source_series.iterdir())]
+    originals = [pydicom.dcmread(p) for p in sorted(source_series.glob("*.dcm"))]
     for dataset in originals:  # private tags must go too
         block = dataset.private_block(0x0011, "ACME 1.0", create=True)
         block.add_new(0x01, "LO", "secret private value")
         dataset.save_as(source_series / f"{dataset.SOPInstanceUID}.dcm")
-    for path in list(source_series.iterdir()):
+    for path in list(source_series.glob("*.dcm")):
         if not path.name.startswith("1."):
             path.unlink()
     tables = basic_profile_tags()
@@ -132,13 +132,13 @@ def test_deidentified_export_keeps_no_basic_profile_value(source_series, tmp_pat
 
 def test_image_export_with_deidentification_reads_back(source_series, tmp_path):
     (image,) = read_dicom(source_series)
-    template = pydicom.dcmread(next(source_series.iterdir()), stop_before_pixels=True)
+    template = pydicom.dcmread(next(source_series.glob("*.dcm")), stop_before_pixels=True)
     floats = image.with_array(image.array.astype(np.float32) * 0.37)
     write_dicom_series(floats, tmp_path / "export", template=template, deidentify=True)
     (back,) = read_dicom(tmp_path / "export")
     assert np.allclose(back.array, floats.array, atol=np.ptp(floats.array) / 60000)
     assert np.allclose(back.affine, image.affine, atol=1e-4)
-    dataset = pydicom.dcmread(next((tmp_path / "export").iterdir()))
+    dataset = pydicom.dcmread(next((tmp_path / "export").glob("*.dcm")))
     assert str(dataset.PatientName) != "Roe^Richard" and dataset.get("PatientBirthDate", "") != "19551231"
     assert dataset.StudyInstanceUID != template.StudyInstanceUID
     with pytest.raises(OverwriteError):
@@ -165,18 +165,18 @@ def test_phantom_export_reads_back_voxel_exact_in_a_new_study(small_phantom, tmp
 def test_export_refuses_to_replace_other_files_and_leaves_nothing_on_failure(small_phantom, tmp_path):
     image = small_phantom.image
     export_image_series(image, tmp_path / "out", deidentify=False)
-    before = sorted(p.name for p in (tmp_path / "out").iterdir())
+    before = sorted(p.name for p in (tmp_path / "out").glob("*.dcm"))
     with pytest.raises(OverwriteError, match="not empty"):
         export_image_series(image, tmp_path / "out")
     again = export_image_series(
         image.with_array(image.array[:, ::-1].copy()), tmp_path / "out", overwrite=True
     )
     (back,) = read_dicom(tmp_path / "out")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before and len(again.files) == len(before)
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.dcm")) == before and len(again.files) == len(before)
     assert np.array_equal(back.array, image.array[:, ::-1])
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "report.txt").write_text("keep me")
-    with pytest.raises(OverwriteError, match="other files"):
+    with pytest.raises(OverwriteError, match="not written by napari-medimg"):
         export_image_series(image, tmp_path / "notes", overwrite=True)
     assert (tmp_path / "notes" / "report.txt").read_text() == "keep me"
     bad = image.with_array(np.where(image.array > 500, np.nan, image.array.astype(np.float32)))
@@ -209,7 +209,7 @@ def test_export_values_and_geometry_round_trip(case, tmp_path):
         assert np.array_equal(back.array, volume.array)
     if case == "left-handed":
         assert np.array_equal(back.array, array[::-1])
-    assert pydicom.dcmread(next((tmp_path / case).iterdir())).SOPClassUID == pydicom.uid.MRImageStorage
+    assert pydicom.dcmread(next((tmp_path / case).glob("*.dcm"))).SOPClassUID == pydicom.uid.MRImageStorage
 
 
 def _basic_profile_values(datasets) -> dict:

@@ -9,6 +9,7 @@ stays fast.  A handler returns the process exit code.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import pkgutil
 import sys
@@ -16,7 +17,7 @@ import sys
 from .. import __version__
 from ..io.errors import MedImgReadError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "error_message"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,9 +41,56 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.command is None else 2
     try:
         return int(args.handler(args) or 0)
-    except (MedImgReadError, FileExistsError, FileNotFoundError, ValueError) as error:
-        print(f"medimg {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"medimg {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except _EXPECTED + _extra_expected() as error:
+        print(f"medimg {args.command}: error: {error_message(error)}", file=sys.stderr)
         return 2
+
+
+#: failures that bad input or the machine (full disk, read-only folder) cause: one line, exit 2, no traceback
+_EXPECTED = (MedImgReadError, OSError, ValueError, RecursionError, MemoryError)
+
+
+def _extra_expected() -> tuple[type[BaseException], ...]:
+    """Error types of optional libraries, when a handler has imported them (safetensors, pandas)."""
+    extra = []
+    if "safetensors" in sys.modules:
+        extra.append(sys.modules["safetensors"].SafetensorError)
+    return tuple(extra)
+
+
+def error_message(error: BaseException) -> str:
+    """One line for an error a user can act on.
+
+    Parameters
+    ----------
+    error : BaseException
+        The error.
+
+    Returns
+    -------
+    str
+        ``strerror: filename`` for OS errors (full disk, read-only folder, a folder where a file is
+        expected), a plain sentence for deep nesting and memory, the message otherwise.
+    """
+    if isinstance(error, RecursionError):
+        return "the input is nested too deeply to process (folders or JSON); nothing was written"
+    if isinstance(error, MemoryError):
+        return "not enough memory for this input; nothing was written"
+    if isinstance(error, OSError) and error.strerror and not isinstance(error, MedImgReadError):
+        where = error.filename if error.filename is not None else ""
+        text = f"{error.strerror}: {where}" if where else error.strerror
+        if error.errno == errno.ENOSPC:
+            text += " (disk full; the previous output, if any, is unchanged)"
+        elif error.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+            text += " (no permission to write there)"
+        elif error.errno == errno.EISDIR:
+            text += " (a folder is in the way of a file output)"
+        return text
+    text = str(error) or type(error).__name__
+    return " ".join(text.split())  # one line
 
 
 if __name__ == "__main__":

@@ -3,11 +3,28 @@ de-identified DICOM copy when OUT is a folder."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 _NIFTI = (".nii", ".nii.gz")
-_IDENTIFYING_KEYS = ("series_uid", "frame_of_reference_uid", "source_path")
+#: what a de-identified sidecar keeps (an allow-list: a new metadata key is dropped until reviewed)
+_DEIDENTIFIED_KEYS = (
+    "modality",
+    "stack",
+    "enhanced_multiframe",
+    "files",
+    "dimensions",
+    "spacing",
+    "orientation",
+    "geometry_source",
+    "warnings",
+    "dtype",
+    "units",
+    "window_center",
+    "window_width",
+    "window_presets",
+    "gantry_tilt_degrees",
+    "values",
+)
 
 
 def register(subcommands) -> None:
@@ -35,7 +52,14 @@ def register(subcommands) -> None:
         action="store_true",
         help="Philips floating-point values (as dcm2niix) instead of displayed values",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    parser.add_argument(
+        "--allow-burned-in",
+        action="store_true",
+        help="with --deidentify, also copy images flagged BurnedInAnnotation=YES (refused otherwise)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace OUT if it exists (only an output medimg wrote)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -49,7 +73,13 @@ def run(args) -> int:
             )
         from ..io.dicom_write import deidentify_series
 
-        written = deidentify_series(args.path, args.out, series_uid=args.series, overwrite=args.overwrite)
+        written = deidentify_series(
+            args.path,
+            args.out,
+            series_uid=args.series,
+            overwrite=args.overwrite,
+            allow_burned_in=args.allow_burned_in,
+        )
         print(f"{args.out}: {len(written)} de-identified DICOM files")
         return 0
     from ..io.nifti import read_nifti, write_nifti
@@ -75,18 +105,12 @@ def run(args) -> int:
                 f"split series): {listing}"
             )
         volume = read_series(chosen[0], lazy=False, philips_float=args.philips_float)
-    write_nifti(volume, args.out, overwrite=args.overwrite)
     sidecar = {
         k: v
         for k, v in volume.metadata.items()
-        if not (args.deidentify and k in _IDENTIFYING_KEYS) and k != "lazy"
+        if k != "lazy" and (not args.deidentify or k in _DEIDENTIFIED_KEYS)
     }
-    stem = args.out.name[: -len(".nii.gz")] if args.out.name.lower().endswith(".nii.gz") else args.out.stem
-    sidecar_path = args.out.with_name(stem + ".json")
-    from ..io.atomic import atomic_path
-
-    with atomic_path(sidecar_path, overwrite=args.overwrite) as temporary:
-        Path(temporary).write_text(json.dumps(sidecar, indent=2))
+    write_nifti(volume, args.out, overwrite=args.overwrite, sidecar=sidecar, sources=[args.path])
     print(
         f"{args.out}: {'x'.join(map(str, volume.shape))} voxels, spacing "
         f"{' x '.join(f'{s:g}' for s in volume.spacing)} mm"

@@ -1,11 +1,11 @@
 """Writing DICOM: an image Volume as a new single-frame series (``export_image_series`` adds the patient/study
 context and orientation of the series the volume came from), and de-identified copies of a source series.
 
-De-identification follows the DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile through
-the maintained ``dicom-anonymizer`` package (its tag tables follow the standard's Annex E table): identifying
-attributes are replaced, emptied or removed as the profile says, private tags are removed, and every UID is
-remapped through one table per export so that references inside a series (and between the series of one
-export) stay consistent.
+De-identification (:mod:`.deid`) follows the DICOM PS3.15 Annex E Basic Application Level Confidentiality
+Profile, applied recursively to every sequence item, with one UID map per export so that references inside a
+series (and between the series of one export) stay consistent.  Every folder is written with
+:func:`.atomic.atomic_directory` (a unit, swapped in atomically; an existing folder is replaced only when
+napari-medimg wrote it, never when it is or contains the source).
 """
 
 from __future__ import annotations
@@ -22,8 +22,15 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from ..geometry import Volume
 from ..progress import ProgressCallback, report
 from .atomic import atomic_directory
+from .deid import (
+    DEIDENTIFICATION_METHOD,
+    BurnedInAnnotationError,
+    basic_profile_tags,
+    check_burned_in,
+    deidentify_dataset,
+)
 from .dicom import _quiet, scan_dicom
-from .errors import MedImgReadError, OverwriteError
+from .errors import MedImgReadError
 
 __all__ = [
     "write_dicom_series",
@@ -34,10 +41,9 @@ __all__ = [
     "deidentify_series",
     "basic_profile_tags",
     "DEIDENTIFICATION_METHOD",
+    "BurnedInAnnotationError",
 ]
 
-DEIDENTIFICATION_METHOD = "PS3.15 Annex E Basic Profile (dicom-anonymizer)"
-_TAG_TABLE = "dicomfields_2026c"
 _SOP_CLASS = {"CT": pydicom.uid.CTImageStorage, "MR": pydicom.uid.MRImageStorage}
 _PATIENT_STUDY_KEYWORDS = (
     "PatientName",
@@ -56,75 +62,8 @@ _PATIENT_STUDY_KEYWORDS = (
     "FrameOfReferenceUID",
     "PositionReferenceIndicator",
     "Manufacturer",
+    "BurnedInAnnotation",
 )
-
-
-def basic_profile_tags() -> dict[str, list]:
-    """The Annex E basic-profile tag lists (category → list of (group, element) tuples) in use."""
-    from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
-
-    return dicom_anonymization_database_selector(_TAG_TABLE)
-
-
-def _uid_action(uid_map: dict):
-    def remap(dataset, tag):
-        element = dataset.get(tag)
-        if element is None or element.VR != "UI" or element.value in (None, ""):
-            return
-        if isinstance(element.value, pydicom.multival.MultiValue):
-            element.value = [uid_map.setdefault(str(v), generate_uid()) for v in element.value]
-        else:
-            element.value = uid_map.setdefault(str(element.value), generate_uid())
-
-    return remap
-
-
-def deidentify_dataset(dataset: Dataset, uid_map: dict) -> Dataset:
-    """Apply the basic profile to ``dataset`` in place; UIDs are remapped through ``uid_map`` (shared per export)."""
-    from dicomanonymizer import simpledicomanonymizer as anonymizer
-
-    tables = basic_profile_tags()
-    remap = _uid_action(uid_map)
-    rules = dict.fromkeys(tables["U_TAGS"], remap)
-    with _quiet():
-        anonymizer.anonymize_dataset(
-            dataset,
-            extra_anonymization_rules=rules,
-            delete_private_tags=True,
-            base_rules_gen=lambda: anonymizer.initialize_actions(_TAG_TABLE),
-        )
-        _remap_nested_uids(dataset, remap)
-    if "SOPInstanceUID" in dataset and hasattr(dataset, "file_meta"):
-        dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
-    dataset.PatientIdentityRemoved = "YES"
-    dataset.DeidentificationMethod = DEIDENTIFICATION_METHOD
-    code = Dataset()
-    code.CodeValue, code.CodingSchemeDesignator = "113100", "DCM"
-    code.CodeMeaning = "Basic Application Confidentiality Profile"
-    dataset.DeidentificationMethodCodeSequence = [code]
-    return dataset
-
-
-def _remap_nested_uids(dataset: Dataset, remap) -> None:
-    """Instance UIDs inside kept sequences (e.g. references to other images) follow the same map."""
-    keep = {
-        "SOPClassUID",
-        "ReferencedSOPClassUID",
-        "TransferSyntaxUID",
-        "MediaStorageSOPClassUID",
-        "CodingSchemeUID",
-        "ContextUID",
-        "ContextGroupExtensionCreatorUID",
-    }
-
-    def visit(ds, element):
-        if element.VR == "UI" and element.keyword not in keep and element.value:
-            remap(ds, element.tag)
-
-    for element in dataset:
-        if element.VR == "SQ":
-            for item in element.value:
-                item.walk(visit)
 
 
 def _rescale(array: np.ndarray) -> tuple[float, float]:
@@ -170,6 +109,7 @@ def write_dicom_series(
     series_description: str | None = None,
     template: Dataset | None = None,
     deidentify: bool = False,
+    allow_burned_in: bool = False,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
 ) -> list[Path]:
@@ -179,8 +119,21 @@ def write_dicom_series(
     volume, and int16 pixels with RescaleSlope/Intercept (exact for integer values such as HU).  Patient and
     study attributes are copied from ``template`` (e.g. the first header of the source series) when given;
     otherwise the series starts a new study.  With ``deidentify`` the basic profile is applied to every file
-    (UIDs remapped consistently).
+    (UIDs remapped consistently); a template flagged ``BurnedInAnnotation = YES`` is then refused unless
+    ``allow_burned_in`` (the flag is carried to the new series either way, so it stays truthful).  The folder
+    is replaced only with ``overwrite`` and only when napari-medimg wrote it (see :mod:`.atomic`).
+
+    Raises
+    ------
+    ValueError
+        For a volume that is not 3D, has non-orthogonal axes or non-finite values.
+    BurnedInAnnotationError
+        See above.
+    OverwriteError
+        When ``folder`` exists and may not be replaced.
     """
+    if deidentify and template is not None:
+        check_burned_in(template, "the source series", allow=allow_burned_in)
     if volume.ndim != 3:
         raise ValueError("a DICOM series export needs a 3D volume")
     direction = volume.direction
@@ -199,7 +152,7 @@ def write_dicom_series(
     uid_map: dict = {}
     row_cos, col_cos = direction[:, 2], direction[:, 1]
     written = []
-    with atomic_directory(folder, overwrite=overwrite) as temporary:
+    with atomic_directory(folder, overwrite=overwrite, kind="DICOM series") as temporary:
         for index in range(array.shape[0]):
             meta = FileMetaDataset()
             meta.MediaStorageSOPClassUID = sop_class
@@ -234,7 +187,7 @@ def write_dicom_series(
                 ds.WindowCenter, ds.WindowWidth = f"{float(centre):g}", f"{float(width):g}"
             ds.PixelData = _stored(array[index], slope, intercept).tobytes()
             if deidentify:
-                deidentify_dataset(ds, uid_map)
+                deidentify_dataset(ds, uid_map, allow_burned_in=allow_burned_in)
             path = temporary / f"slice_{index + 1:04d}.dcm"
             ds.save_as(path, enforce_file_format=True)
             written.append(Path(folder) / path.name)
@@ -281,28 +234,12 @@ def reoriented(volume: Volume, direction: np.ndarray) -> Volume | None:
     return Volume(array, spacing, origin, axes, dict(volume.metadata))
 
 
-def _check_target(folder: Path, overwrite: bool) -> bool:
-    """Whether writing ``folder`` must replace it: an empty folder is used, a non-empty one only when asked
-    and only when it holds nothing but DICOM files (a previous export), so no other file is ever lost."""
-    if not folder.exists():
-        return False
-    if not folder.is_dir():
-        raise OverwriteError(f"{folder} exists and is not a folder")
-    entries = list(folder.iterdir())
-    if not entries:
-        return True
-    if not overwrite:
-        raise OverwriteError(f"{folder} is not empty; choose an empty or new folder, or ask to replace it")
-    if any(not entry.is_file() or entry.suffix.lower() != ".dcm" for entry in entries):
-        raise OverwriteError(f"{folder} holds other files than DICOM (.dcm) files; it is not replaced")
-    return True
-
-
 def export_image_series(
     volume: Volume,
     folder: str | os.PathLike,
     *,
     deidentify: bool = True,
+    allow_burned_in: bool = False,
     modality: str | None = None,
     series_description: str | None = None,
     overwrite: bool = False,
@@ -314,10 +251,11 @@ def export_image_series(
     and the frame of reference are taken from that series, and the slices are written in that series'
     orientation (a layer shown reoriented, e.g. a sagittal series in napari's (S, P, L) order, goes back to
     sagittal slices; no interpolation); otherwise the series starts a new study.  With
-    ``deidentify`` (the default) the PS3.15 Annex E basic profile is applied to every file.  An existing
-    non-empty ``folder`` is replaced only with ``overwrite`` and only when it holds DICOM files alone.
+    ``deidentify`` (the default) the PS3.15 Annex E basic profile is applied to every file (a source flagged
+    ``BurnedInAnnotation = YES`` is refused unless ``allow_burned_in``).  An existing non-empty ``folder``
+    is replaced only with ``overwrite`` and only when napari-medimg wrote it (it holds the
+    :data:`.atomic.MARKER` file); never the source series' folder.
     """
-    replace = _check_target(Path(folder), overwrite)
     series, template = _source_series(volume.metadata), None
     if series is not None:
         with _quiet():
@@ -330,7 +268,8 @@ def export_image_series(
         series_description=series_description,
         template=template,
         deidentify=deidentify,
-        overwrite=replace,
+        allow_burned_in=allow_burned_in,
+        overwrite=overwrite,
         progress=progress,
     )
     return SeriesExport(files, template is not None)
@@ -342,18 +281,57 @@ def deidentify_series(
     series_uid: str | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    *,
+    allow_burned_in: bool = False,
+    uid_map: dict | None = None,
 ) -> list[Path]:
-    """Copy the series in ``source`` (all, or ``series_uid``) de-identified into ``folder`` (atomic)."""
+    """Copy the series in ``source`` (all, or ``series_uid``) de-identified into ``folder`` (atomic).
+
+    Parameters
+    ----------
+    source : path-like
+        DICOM file or folder.
+    folder : path-like
+        Output folder: written as a unit; an existing one is replaced only with ``overwrite`` and only when
+        napari-medimg wrote it; never ``source`` itself, a folder inside it, or a folder containing it.
+    series_uid : str, optional
+        Only this series.
+    overwrite : bool, optional
+        Replace an earlier output.
+    progress : callable, optional
+        ``progress(done, total)``.
+    allow_burned_in : bool, optional
+        Copy files flagged ``BurnedInAnnotation = YES`` (refused by default; the flag is kept).
+    uid_map : dict, optional
+        The export's UID map, to share it between several calls of one export.
+
+    Returns
+    -------
+    list of Path
+        The files written (under ``folder``).
+
+    Raises
+    ------
+    OverwriteError
+        When ``folder`` may not be written (see above).
+    BurnedInAnnotationError
+        When a file declares burned-in annotation (before anything is written).
+    """
+    from .atomic import check_not_overlapping
+
+    check_not_overlapping(folder, [source])
     scan = scan_dicom(source)
     chosen = scan.get(series_uid) if series_uid else scan.series
     files = sorted({frame.path for series in chosen for frame in series.frames})
-    uid_map: dict = {}
+    uid_map = {} if uid_map is None else uid_map
     written = []
-    with atomic_directory(folder, overwrite=overwrite) as temporary:
+    with atomic_directory(
+        folder, overwrite=overwrite, sources=[source], kind="de-identified DICOM"
+    ) as temporary:
         for index, file in enumerate(files):
             with _quiet():
                 dataset = pydicom.dcmread(file)
-            deidentify_dataset(dataset, uid_map)
+            deidentify_dataset(dataset, uid_map, allow_burned_in=allow_burned_in)
             path = temporary / f"image_{index + 1:05d}.dcm"
             dataset.save_as(path)
             written.append(Path(folder) / path.name)

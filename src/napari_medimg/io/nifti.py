@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
 from ..geometry import Volume, geometry_from_affine, orientation_code
-from .atomic import atomic_path
+from .atomic import atomic_files, atomic_path
 from .errors import CorruptFileError
 
-__all__ = ["read_nifti", "write_nifti", "volume_to_nifti_affine"]
+__all__ = ["read_nifti", "write_nifti", "volume_to_nifti_affine", "sidecar_path"]
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _REVERSE_AXES = np.eye(4)[[2, 1, 0, 3]]  # (i, j, k) on disk ↔ (k, j, i) in memory
@@ -36,6 +38,8 @@ def read_nifti(path: str | os.PathLike) -> Volume:
         data = data[:, :, None]
     if data.ndim != 3:
         raise CorruptFileError(f"{os.fspath(path)!r} holds a {data.ndim}D image; 3D was expected")
+    if not np.all(np.isfinite(image.affine)):
+        raise CorruptFileError(f"{os.fspath(path)!r} has a NaN or infinite affine: its geometry is unknown")
     affine = _LPS_TO_RAS @ image.affine @ _REVERSE_AXES
     spacing, origin, direction = geometry_from_affine(affine)
     array = np.ascontiguousarray(data.transpose(2, 1, 0))
@@ -48,15 +52,79 @@ def read_nifti(path: str | os.PathLike) -> Volume:
     return Volume(array, spacing, origin, direction, metadata)
 
 
-def write_nifti(volume: Volume, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write a Volume as NIfTI with the same world geometry; atomic, refuses to overwrite unless asked."""
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The JSON sidecar beside a NIfTI file (``x.nii.gz`` → ``x.json``).
+
+    Parameters
+    ----------
+    path : path-like
+        The NIfTI file.
+
+    Returns
+    -------
+    Path
+    """
+    path = Path(path)
+    name = path.name
+    stem = name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
+    return path.with_name(stem + ".json")
+
+
+def write_nifti(
+    volume: Volume,
+    path: str | os.PathLike,
+    overwrite: bool = False,
+    *,
+    sidecar: dict | None = None,
+    sources: Iterable[str | os.PathLike] = (),
+) -> Path:
+    """Write a Volume as NIfTI with the same world geometry; atomic, refuses to overwrite unless asked.
+
+    Parameters
+    ----------
+    volume : Volume
+        2D or 3D volume with finite geometry.
+    path : path-like
+        ``.nii`` or ``.nii.gz`` file.
+    overwrite : bool, optional
+        Replace an existing file (and sidecar).
+    sidecar : dict, optional
+        Also write this JSON sidecar (:func:`sidecar_path`), committed together with the image as one unit
+        (:func:`napari_medimg.io.atomic.atomic_files`): never a new image beside an old sidecar.
+    sources : iterable of path-like, optional
+        Inputs the outputs must not replace.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    OverwriteError
+        When an output exists (without ``overwrite``), is a folder, or is an input.
+    ValueError
+        When the volume's geometry is not finite.
+    """
     array = np.asarray(volume.array)
     if array.ndim == 2:
         array = array[None]
-    image = nib.Nifti1Image(np.ascontiguousarray(array.transpose(2, 1, 0)), volume_to_nifti_affine(volume))
+    affine = volume_to_nifti_affine(volume)
+    if not np.all(np.isfinite(affine)):
+        raise ValueError("the volume's geometry (spacing, origin or direction) is not finite")
+    image = nib.Nifti1Image(np.ascontiguousarray(array.transpose(2, 1, 0)), affine)
     image.header.set_xyzt_units("mm")
     image.set_qform(image.affine, code=1)
     image.set_sform(image.affine, code=1)
-    with atomic_path(path, overwrite=overwrite) as temporary:
-        nib.save(image, temporary)
+    if sidecar is None:
+        with atomic_path(path, overwrite=overwrite, sources=sources) as temporary:
+            nib.save(image, temporary)
+        return Path(path)
+    text = json.dumps(sidecar, indent=2, allow_nan=False, default=str)
+    with atomic_files([path, sidecar_path(path)], overwrite=overwrite, sources=sources) as (
+        image_tmp,
+        json_tmp,
+    ):
+        nib.save(image, image_tmp)
+        Path(json_tmp).write_text(text + "\n")
     return Path(path)

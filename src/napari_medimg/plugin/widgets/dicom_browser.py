@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, Select, Table, create_widget
+from magicgui.widgets import ComboBox, FileEdit, Label, PushButton, Select, Table, create_widget
 
 from ...io.dicom import CT_WINDOW_PRESETS, DicomScan, read_series
 from ...io.dicom_write import deidentify_series
@@ -18,6 +18,7 @@ from ...progress import report
 from ..layers import set_or_add_layer
 from ..reader import unique_names, volume_layer
 from ..workers import start_job
+from ._common import ScrollableContainer
 
 if TYPE_CHECKING:
     import napari
@@ -59,14 +60,14 @@ def _read_many(chosen, progress=None):
 
 
 def _deidentify_many(source, folder, uids, progress=None):
-    written = []
+    written, uid_map = [], {}  # one UID map per export: references between the series stay consistent
     for number, uid in enumerate(uids, start=1):
         target = Path(folder) if len(uids) == 1 else Path(folder) / f"series_{number:02d}"
-        written += deidentify_series(source, target, series_uid=uid, progress=progress)
+        written += deidentify_series(source, target, series_uid=uid, progress=progress, uid_map=uid_map)
     return written
 
 
-class DicomBrowserWidget(Container):
+class DicomBrowserWidget(ScrollableContainer):
     """Pick a folder, scan it, choose series in the list, open them as layers or copy them de-identified."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
