@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import Container, Label, PushButton
 
-from ...geometry import Volume
+from ...geometry import Volume, world_to_lps
 from ...pipeline.steps import record_step
 from ..layers import current_slice_index, layer_data_tuple, layer_to_volume, set_or_add_layer
 from ..workers import start_job
@@ -17,7 +17,25 @@ from ..workers import start_job
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["JobWidget", "points_to_world", "slab_around"]
+__all__ = ["JobWidget", "ScrollableContainer", "points_to_world", "slab_around"]
+
+
+class ScrollableContainer(Container):
+    """A magicgui Container shown inside a scroll area when docked, so a tall panel never makes the napari
+    window taller than the screen.  napari docks a magicgui widget's ``native``, which for a scrollable
+    Container is the inner widget; here ``native`` is the scroll area itself (magicgui's root widget)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(scrollable=True, **kwargs)
+
+    @property
+    def native(self):
+        return self.root_native_widget
+
+    @property
+    def content_widget(self):
+        """The Qt widget that holds the layout (inside the scroll area): add extra Qt widgets here."""
+        return self._widget._mgui_get_native_widget()
 
 
 def points_to_world(points_layer: napari.layers.Points, volume: Volume) -> np.ndarray:
@@ -27,7 +45,9 @@ def points_to_world(points_layer: napari.layers.Points, volume: Volume) -> np.nd
     if data.size == 0:
         raise ValueError(f"the points layer {points_layer.name!r} has no points; add a seed first")
     world = np.array([points_layer.data_to_world(p) for p in data], float)[:, -volume.ndim :]
-    return world[:, ::-1] if volume.ndim == 3 else world
+    if volume.ndim != 3:
+        return world
+    return world_to_lps(world, volume.metadata.get("display_frame"))
 
 
 def slab_around(volume: Volume, index: int, halo: int = 6) -> tuple[Volume, int]:
@@ -41,7 +61,7 @@ def slab_around(volume: Volume, index: int, halo: int = 6) -> tuple[Volume, int]
     return sub, index - lo
 
 
-class JobWidget(Container):
+class JobWidget(ScrollableContainer):
     """A Container with Apply / Cancel / Undo buttons, a status line and one worker at a time.
 
     Subclasses define ``apply()`` (what the Apply button runs), add their inputs, then call

@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 from magicgui.widgets import (
     ComboBox,
-    Container,
     FileEdit,
     FloatSpinBox,
     Label,
@@ -40,6 +39,7 @@ from qtpy.QtCore import QObject, Signal
 
 from ..layers import layer_data_tuple, layer_to_volume, set_or_add_layer
 from ..workers import start_job
+from ._common import ScrollableContainer
 
 if TYPE_CHECKING:
     import napari
@@ -164,7 +164,7 @@ def _ints(text: str) -> list[int]:
         raise ValueError(f"expected whole numbers separated by spaces, got {text!r}") from error
 
 
-class CNNWidget(Container):
+class CNNWidget(ScrollableContainer):
     """Train a 2D/3D CNN classifier and apply it to Image (and Labels) layers."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
@@ -277,7 +277,7 @@ class CNNWidget(Container):
         self.figure = Figure(figsize=(4, 2.6), dpi=80, tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(200)
-        self.native.layout().addWidget(self.canvas)
+        self.content_widget.layout().addWidget(self.canvas)
         self.axes = self.figure.add_subplot()
         self.axes.set_title("training curves appear here", fontsize=9)
 
