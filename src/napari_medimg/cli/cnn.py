@@ -61,6 +61,7 @@ def register(subcommands) -> None:
     evaluate.add_argument("--split", choices=("train", "val", "test"), default="val")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.add_argument("--roc", type=Path, help="also write the ROC curve to this PNG")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --roc file")
     evaluate.set_defaults(handler=_evaluate)
 
     predict = actions.add_parser("predict", help="classify an image (per image, slice or object)")
@@ -90,14 +91,14 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
 
 
 def _train(args) -> int:
+    from ..io.atomic import check_folder_replaceable
     from ..learn.cnn.data import load_folder, load_npz, normalise
-    from ..learn.cnn.files import CONFIG, WEIGHTS, save_model
+    from ..learn.cnn.files import save_model
     from ..learn.cnn.metrics import plot_roc
     from ..learn.cnn.models import ModelConfig
     from ..learn.cnn.train import TrainConfig, predict_proba, train
 
-    if not args.overwrite and any((args.out / name).exists() for name in (CONFIG, WEIGHTS)):
-        raise FileExistsError(f"{args.out} already holds a model; pass --overwrite to replace it")
+    check_folder_replaceable(args.out, args.overwrite)  # refused now, not after the training
     if args.data is not None:
         sets = load_npz(args.data, dims=args.dims)
     else:
@@ -141,14 +142,18 @@ def _train(args) -> int:
         )
 
     result = train(sets["train"], sets["val"], model_config, config, on_epoch=on_epoch)
-    save_model(result.model, result.meta(), args.out, overwrite=args.overwrite)
     val = sets["val"]
     probabilities = predict_proba(
         result.model,
         normalise(val.images, result.normalisation),
         tta_axes=config.flip_axes if config.tta else None,
     )
-    plot_roc(val.labels, probabilities, args.out / "roc_val.png", result.class_names, title="validation ROC")
+
+    def roc(path):
+        plot_roc(val.labels, probabilities, path, result.class_names, title="validation ROC")
+
+    # the model folder is one unit: weights, config.json and roc_val.png appear together (atomic swap)
+    save_model(result.model, result.meta(), args.out, overwrite=args.overwrite, extras={"roc_val.png": roc})
     print(
         f"best epoch {result.best_epoch} of {len(result.history)} ({result.stopped}), "
         f"{result.seconds:.1f} s, {result.samples_per_second:.0f} samples/s; model in {args.out}",
@@ -159,11 +164,14 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
+    from ..io.atomic import atomic_path
     from ..learn.cnn.data import load_npz
     from ..learn.cnn.files import load_model
     from ..learn.cnn.metrics import classification_metrics, plot_roc
     from ..learn.cnn.predict import predict_arrays
 
+    if args.roc is not None and args.roc.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.roc} exists; pass --overwrite to replace it")
     model = load_model(args.model)
     sets = load_npz(args.data, dims=model.config.dims)
     if args.split not in sets:
@@ -177,7 +185,8 @@ def _evaluate(args) -> int:
     probabilities, _ = predict_arrays(model, images, saliency=False)
     metrics = classification_metrics(data.labels, probabilities, model.class_names)
     if args.roc:
-        plot_roc(data.labels, probabilities, args.roc, model.class_names, title=f"{args.split} ROC")
+        with atomic_path(args.roc, overwrite=args.overwrite, sources=[args.model, args.data]) as temporary:
+            plot_roc(data.labels, probabilities, temporary, model.class_names, title=f"{args.split} ROC")
     _print_metrics(metrics, args.json)
     return 0
 
@@ -185,13 +194,14 @@ def _evaluate(args) -> int:
 def _predict(args) -> int:
     import numpy as np
 
-    from ..io.atomic import atomic_path
+    from ..io.atomic import atomic_directory, check_folder_replaceable
     from ..io.dicom import read_dicom_file
     from ..io.nifti import read_nifti, write_nifti
     from ..learn.cnn.data import IMAGE_SUFFIXES, read_image
     from ..learn.cnn.files import load_model
     from ..learn.cnn.predict import predict
 
+    check_folder_replaceable(args.out, args.overwrite)
     model = load_model(args.model)
     name = args.input.name.lower()
     volume = None
@@ -207,19 +217,21 @@ def _predict(args) -> int:
             labels = labels.round().astype(np.int32)
     spacing = volume.spacing if volume is not None else None
     result = predict(model, image, labels=labels, spacing=spacing)
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out / "predictions.csv", overwrite=args.overwrite) as temporary:
-        result.table.to_csv(temporary, index=False)
+    sources = [p for p in (args.input, args.labels, args.model) if p is not None]
+    # one unit: predictions.csv and the maps of one input, swapped in together (never mixed with another run's)
     written = [args.out / "predictions.csv"]
-    if volume is not None:
-        for stem, array in (
-            ("probability", result.probability),
-            ("saliency", result.saliency),
-            ("classes", result.class_map),
-        ):
-            written.append(
-                write_nifti(volume.with_array(array), args.out / f"{stem}.nii.gz", overwrite=args.overwrite)
-            )
+    with atomic_directory(
+        args.out, overwrite=args.overwrite, sources=sources, kind="CNN predictions"
+    ) as folder:
+        result.table.to_csv(folder / "predictions.csv", index=False)
+        if volume is not None:
+            for stem, array in (
+                ("probability", result.probability),
+                ("saliency", result.saliency),
+                ("classes", result.class_map),
+            ):
+                write_nifti(volume.with_array(array), folder / f"{stem}.nii.gz")
+                written.append(args.out / f"{stem}.nii.gz")
     print(result.table.to_string(index=False, max_rows=40))
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0

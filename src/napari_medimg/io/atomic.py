@@ -48,6 +48,7 @@ __all__ = [
     "atomic_files",
     "clean_stale_temporaries",
     "check_not_overlapping",
+    "check_folder_replaceable",
     "is_our_output",
     "exchange",
     "rename_noreplace",
@@ -428,7 +429,7 @@ def atomic_directory(
     """
     target = Path(path)
     check_not_overlapping(target, sources)
-    _check_replaceable(target, overwrite)
+    check_folder_replaceable(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temporaries(target.parent)
     temporary = _temporary_name(target)
@@ -445,7 +446,23 @@ def atomic_directory(
         raise
 
 
-def _check_replaceable(target: Path, overwrite: bool) -> None:
+def check_folder_replaceable(target: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse early what :func:`atomic_directory` would refuse at the end (before a long computation).
+
+    Parameters
+    ----------
+    target : path-like
+        The output folder.
+    overwrite : bool
+        Whether replacing an earlier output was asked for.
+
+    Raises
+    ------
+    OverwriteError
+        ``target`` is a file or link, or a non-empty folder without ``overwrite``, or one napari-medimg did
+        not write.
+    """
+    target = Path(target)
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise OverwriteError(f"{target} exists and is not a folder; it is not replaced")
     if not target.exists():
@@ -468,7 +485,7 @@ def _swap_in(temporary: Path, target: Path, overwrite: bool) -> None:
     if not target.exists():
         rename_noreplace(temporary, target)
         return
-    _check_replaceable(target, overwrite)  # again, right before the swap
+    check_folder_replaceable(target, overwrite)  # again, right before the swap
     if not any(target.iterdir()):
         try:
             os.rename(temporary, target)  # replaces an empty folder only; ENOTEMPTY if it filled meanwhile

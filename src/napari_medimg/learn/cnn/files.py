@@ -20,10 +20,22 @@ import numpy as np
 import torch
 
 from ... import __version__
-from ...io.atomic import atomic_path
+from ...io.atomic import atomic_directory
 from .models import ModelConfig, ResNet, build_model
 
-__all__ = ["ModelFileError", "LoadedModel", "save_model", "load_model", "WEIGHTS", "CONFIG", "FORMAT"]
+__all__ = [
+    "ModelFileError",
+    "LoadedModel",
+    "save_model",
+    "load_model",
+    "WEIGHTS",
+    "CONFIG",
+    "FORMAT",
+    "check_model_size",
+    "check_regular_file",
+    "check_weights",
+    "model_size",
+]
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -69,8 +81,40 @@ def _versions() -> dict:
     }
 
 
-def save_model(model: ResNet, meta: dict, directory: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write ``model`` and ``meta`` (see :meth:`TrainResult.meta`) into ``directory``; return it."""
+def save_model(
+    model: ResNet,
+    meta: dict,
+    directory: str | os.PathLike,
+    overwrite: bool = False,
+    *,
+    extras: dict | None = None,
+) -> Path:
+    """Write ``model`` and ``meta`` (see :meth:`TrainResult.meta`) into ``directory`` as one unit; return it.
+
+    The folder is written with :func:`napari_medimg.io.atomic.atomic_directory`: weights, ``config.json``
+    (which records the SHA-256 of the weights, checked on load) and ``extras`` appear together or not at
+    all, and an existing folder is replaced only with ``overwrite`` and only when napari-medimg wrote it.
+
+    Parameters
+    ----------
+    model : ResNet
+        The trained network.
+    meta : dict
+        Its description.
+    directory : path-like
+        The model folder.
+    overwrite : bool, optional
+        Replace an earlier model folder.
+    extras : dict, optional
+        File name → ``writer(path)`` for further files of the same unit (e.g. ``roc_val.png``).
+
+    Returns
+    -------
+    Path
+        ``directory``.
+    """
+    import hashlib
+
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -84,13 +128,16 @@ def save_model(model: ResNet, meta: dict, directory: str | os.PathLike, overwrit
         "versions": _versions(),
     }
     _check_meta(description, directory)
-    text = json.dumps(description, indent=2, allow_nan=False, default=_json_default)
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    directory.mkdir(parents=True, exist_ok=True)
-    with atomic_path(directory / WEIGHTS, overwrite=overwrite) as temporary:
-        save_file(tensors, temporary, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
-    with atomic_path(directory / CONFIG, overwrite=overwrite) as temporary:
-        Path(temporary).write_text(text + "\n")
+    with atomic_directory(directory, overwrite=overwrite, kind="CNN model") as temporary:
+        save_file(
+            tensors, temporary / WEIGHTS, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)}
+        )
+        description["weights_sha256"] = hashlib.sha256((temporary / WEIGHTS).read_bytes()).hexdigest()
+        text = json.dumps(description, indent=2, allow_nan=False, default=_json_default)
+        (temporary / CONFIG).write_text(text + "\n")
+        for name, writer in (extras or {}).items():
+            writer(temporary / name)
     return directory
 
 
@@ -100,6 +147,169 @@ def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+#: the largest network and per-sample activation memory a model file may ask for (refused beyond)
+MAX_PARAMETERS = 50_000_000
+MAX_ACTIVATION_BYTES = 4 * 1024**3
+#: the largest weight magnitude and smallest normalisation std accepted in a model file
+MAX_WEIGHT = 1e6
+MIN_STD = 1e-6
+
+_ARCHITECTURE_TYPES = {
+    "dims": "int",
+    "in_channels": "int",
+    "n_classes": "int",
+    "width": "int",
+    "depths": "int list",
+    "dropout": "number",
+    "stem_stride": "int",
+    "stem_pool": "bool",
+    "architecture": "str",
+}
+_TYPE_WORDS = {
+    "int": "an integer",
+    "int list": "a list of integers",
+    "number": "a number",
+    "bool": "true or false",
+    "str": "a string",
+}
+
+
+def _is_type(value, wanted: str) -> bool:
+    if wanted == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if wanted == "int list":
+        return isinstance(value, list) and all(_is_type(v, "int") for v in value)
+    if wanted == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if wanted == "bool":
+        return isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def check_regular_file(path: Path, directory) -> None:
+    """Refuse a model file that is missing or not a regular file (a FIFO, ``/dev/zero``, a folder).
+
+    Parameters
+    ----------
+    path : Path
+        ``config.json`` or ``model.safetensors`` of a model folder.
+    directory : path-like
+        The folder, named in the message.
+
+    Raises
+    ------
+    ModelFileError
+    """
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode  # follows a symbolic link to what it names
+    except FileNotFoundError:
+        raise ModelFileError(f"{directory}: {path.name} is missing") from None
+    except OSError as error:
+        raise ModelFileError(f"{directory}: {path.name} cannot be read: {error.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise ModelFileError(f"{directory}: {path.name} is not a regular file (a pipe, device or folder)")
+
+
+def model_size(config: ModelConfig, input_size) -> tuple[int, int]:
+    """(parameter count, activation bytes for one float32 sample) of a :class:`ResNet`, without building it.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        The architecture.
+    input_size : sequence of int
+        The input's spatial size.
+
+    Returns
+    -------
+    tuple of int
+        Parameters, and bytes of the input plus every layer's output for one sample in float32.
+    """
+    kernel = 3**config.dims
+    width = config.width
+    parameters = config.in_channels * width * kernel + 2 * width
+    size = [max(1, -(-int(s) // config.stem_stride)) for s in input_size]
+    elements = config.in_channels * math.prod(int(s) for s in input_size) + 3 * width * math.prod(size)
+    if config.stem_pool:
+        size = [max(1, -(-s // 2)) for s in size]
+        elements += width * math.prod(size)
+    channels = width
+    for index, depth in enumerate(config.depths):
+        out = width * 2**index
+        for block in range(depth):
+            stride = 2 if (index > 0 and block == 0) else 1
+            size = [max(1, -(-s // stride)) for s in size]
+            parameters += channels * out * kernel + out * out * kernel + 4 * out
+            if stride != 1 or channels != out:
+                parameters += channels * out + 2 * out
+            elements += 6 * out * math.prod(size)
+            channels = out
+    parameters += channels * config.n_classes + config.n_classes
+    return parameters, 4 * elements
+
+
+def check_model_size(config: ModelConfig, input_size, where="the model") -> None:
+    """Refuse an architecture whose size or activation memory is beyond the limits, with the numbers.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        The architecture.
+    input_size : sequence of int
+        The input's spatial size.
+    where : path-like or str, optional
+        Named in the message.
+
+    Raises
+    ------
+    ModelFileError
+        Beyond :data:`MAX_PARAMETERS` parameters or :data:`MAX_ACTIVATION_BYTES` per sample.
+    """
+    parameters, activation = model_size(config, input_size)
+    if parameters > MAX_PARAMETERS:
+        raise ModelFileError(
+            f"{where}: the architecture has {parameters:,} parameters ({parameters * 4 / 2**30:.1f} GiB); "
+            f"the limit is {MAX_PARAMETERS:,}"
+        )
+    if activation > MAX_ACTIVATION_BYTES:
+        raise ModelFileError(
+            f"{where}: one {'x'.join(map(str, input_size))} input needs {activation / 2**30:.1f} GiB of "
+            f"activations; the limit is {MAX_ACTIVATION_BYTES / 2**30:.0f} GiB"
+        )
+
+
+def check_weights(tensors: dict, where) -> None:
+    """Refuse finite but broken weights: magnitudes beyond :data:`MAX_WEIGHT`, BatchNorm variance ≤ 0.
+
+    Parameters
+    ----------
+    tensors : dict
+        Name → tensor (a state dict).
+    where : path-like or str
+        Named in the message.
+
+    Raises
+    ------
+    ModelFileError
+    """
+    for name, tensor in tensors.items():
+        if not tensor.dtype.is_floating_point or tensor.numel() == 0:
+            continue
+        largest = float(tensor.detach().abs().max())
+        if not math.isfinite(largest) or largest > MAX_WEIGHT:
+            raise ModelFileError(
+                f"{where}: tensor {name!r} reaches {largest:g}; weights beyond ±{MAX_WEIGHT:g} are refused"
+            )
+        if name.endswith("running_var"):
+            smallest = float(tensor.min())
+            if smallest <= 0:
+                raise ModelFileError(
+                    f"{where}: BatchNorm {name!r} has a variance of {smallest:g}; a variance must be positive"
+                )
 
 
 def _check_meta(meta, where) -> ModelConfig:
@@ -119,6 +329,10 @@ def _check_meta(meta, where) -> ModelConfig:
             fail(f"config.json lacks {key!r}")
     if not isinstance(meta["model"], dict):
         fail("'model' must be an object")
+    for key, value in meta["model"].items():
+        wanted = _ARCHITECTURE_TYPES.get(key)
+        if wanted is not None and not _is_type(value, wanted):
+            fail(f"model {key!r} must be {_TYPE_WORDS[wanted]}, got {value!r}")
     try:
         config = ModelConfig(**meta["model"])
     except (TypeError, ValueError) as error:
@@ -137,6 +351,7 @@ def _check_meta(meta, where) -> ModelConfig:
         or not all(isinstance(s, int) and 2 ** (len(config.depths) - 1) <= s <= 1024 for s in size)
     ):
         fail(f"input_size must be {config.dims} integers within 1..1024, got {size!r}")
+    check_model_size(config, size, where)
     spacing = meta.get("spacing")
     if spacing is not None and (
         not isinstance(spacing, list)
@@ -167,8 +382,12 @@ def _check_meta(meta, where) -> ModelConfig:
                 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
             ):
                 fail(f"normalisation {key} must be {config.in_channels} finite numbers")
-        if any(v <= 0 for v in norm["std"]):
-            fail("normalisation std must be positive")
+        if any(v < MIN_STD for v in norm["std"]):
+            fail(
+                f"normalisation std must be at least {MIN_STD:g} (got {norm['std']}): the images would be scaled out of range"
+            )
+        if any(abs(v) > MAX_WEIGHT for v in norm["mean"]):
+            fail(f"normalisation mean beyond ±{MAX_WEIGHT:g} (got {norm['mean']})")
     return config
 
 
@@ -182,15 +401,25 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
         raise ModelFileError(f"{directory} is not a model folder (expected {CONFIG} and {WEIGHTS} inside)")
     config_path, weights_path = directory / CONFIG, directory / WEIGHTS
     for path in (config_path, weights_path):
-        if not path.is_file():
-            raise ModelFileError(f"{directory}: {path.name} is missing")
+        check_regular_file(path, directory)
     if config_path.stat().st_size > MAX_CONFIG_BYTES:
         raise ModelFileError(f"{config_path} is implausibly large")
     try:
         meta = json.loads(config_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelFileError(f"{config_path} is not valid JSON: {error}") from error
+    except RecursionError as error:
+        raise ModelFileError(f"{config_path} is nested too deeply to be a model description") from error
     config = _check_meta(meta, directory)
+    expected_hash = meta.get("weights_sha256")
+    if expected_hash is not None:
+        import hashlib
+
+        if hashlib.sha256(weights_path.read_bytes()).hexdigest() != expected_hash:
+            raise ModelFileError(
+                f"{weights_path} is not the weights {CONFIG} was saved with (SHA-256 differs): "
+                "the folder mixes two models"
+            )
     with open(weights_path, "rb") as handle:
         head = handle.read(8)
     size = weights_path.stat().st_size
@@ -218,6 +447,7 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
             )
         if tensor.dtype.is_floating_point and not torch.isfinite(tensor).all():
             raise ModelFileError(f"{weights_path}: tensor {name!r} holds NaN or infinite values")
+    check_weights(tensors, weights_path)
     model.load_state_dict(tensors, strict=True)
     model.eval()
     return LoadedModel(model.to(device), meta)
