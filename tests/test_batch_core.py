@@ -12,7 +12,7 @@ from batch_cohort import synthetic_cases
 
 from napari_medimg.cli import main
 from napari_medimg.io.nifti import read_nifti
-from napari_medimg.pipeline.batch import case_name, case_status, run_batch, run_case
+from napari_medimg.pipeline.batch import case_name, case_status, on_grid_of, run_batch, run_case
 from napari_medimg.pipeline.recipe import Recipe, run_recipe
 
 RECIPE = {
@@ -56,11 +56,12 @@ def test_run_case_outputs_resume_and_refusal(cases, tmp_path):
     assert log["recipe_hash"] == recipe.hash and log["status"] == "done"
     assert set(log["timings_s"]) == {"read", "step1", "step2", "step3", "step4", "write"}
     assert log["versions"]["napari-medimg"] and log["versions"]["numpy"]
-    # outputs equal the recipe run in memory, on the input's grid
+    # outputs equal the recipe run in memory on the axes napari shows, put back on the input's grid
     volume = read_nifti(cases[0])
-    expected = run_recipe(recipe, volume)
+    assert volume.canonical() is not volume  # the synthetic NIfTI (RAS) is flipped for display
+    expected = run_recipe(recipe, volume.canonical())
     labels = read_nifti(folder / "labels.nii.gz")
-    np.testing.assert_array_equal(labels.array, np.asarray(expected.labels.array))
+    np.testing.assert_array_equal(labels.array, np.asarray(on_grid_of(expected.labels, volume).array))
     np.testing.assert_allclose(labels.affine, volume.affine, atol=1e-5)
     table = pd.read_csv(folder / "features.csv")
     assert len(table) == int(np.asarray(expected.labels.array).max()) >= 3

@@ -4,7 +4,8 @@ A *case* is one input: a NIfTI file or a DICOM series folder; its name is the fi
 ``ct01.nii.gz``) or the folder's name.  :func:`run_case` writes ``OUT/<case>/``:
 
 ``labels.nii.gz``
-    the recipe's last mask or labels (uint8, or uint16/int32 when the values need it);
+    the recipe's last mask or labels on the input's voxel grid (uint8, or uint16/int32 when the values need
+    it);
 ``features.csv``
     the last table (when the recipe measures);
 ``predictions.csv``
@@ -12,7 +13,10 @@ A *case* is one input: a NIfTI file or a DICOM series folder; its name is the fi
 ``log.json``
     status, input, recipe hash and recipe, package versions, per-step timings in seconds and warnings.
 
-The folder is written as a temporary sibling and renamed into place (:func:`~napari_medimg.io.atomic.atomic_directory`),
+The recipe runs on the scan in the orientation napari shows it (:meth:`~napari_medimg.geometry.Volume.canonical`,
+array axes along S, P, L; a transpose/flip, no interpolation), so that an axis parameter or an
+orientation-dependent feature means in a batch what it meant in the widgets; the labels are put back on the
+input's grid before writing.  The folder is written as a temporary sibling and renamed into place (:func:`~napari_medimg.io.atomic.atomic_directory`),
 so a case's outputs appear complete or not at all.  A case whose ``log.json`` says ``done`` for the same
 recipe hash is skipped (resume); a folder made by another recipe is replaced only with ``overwrite``.
 
@@ -49,6 +53,7 @@ __all__ = [
     "read_case",
     "case_status",
     "run_case",
+    "on_grid_of",
     "run_batch",
     "combine_features",
     "remove_temporaries",
@@ -227,13 +232,44 @@ def _label_dtype(array: np.ndarray):
     return np.int32
 
 
-def _write_outputs(result, folder: Path) -> list[str]:
-    """Write a :class:`RecipeResult`'s last labels, table and predictions into ``folder``."""
+def on_grid_of(result, original):
+    """``result``, computed on ``original.canonical()``, put back on ``original``'s voxel grid (exact).
+
+    :meth:`~napari_medimg.geometry.Volume.canonical` only transposes and flips axes; this undoes it, so the
+    voxels keep their world positions and the array matches the input voxel for voxel.
+
+    Parameters
+    ----------
+    result : Volume
+        A volume on the grid of ``original.canonical()``.
+    original : Volume
+        The scan as read.
+
+    Returns
+    -------
+    Volume
+        ``result``'s values on ``original``'s grid and geometry.
+    """
+    canonical = original.canonical()
+    if canonical is original or original.ndim != 3:
+        return result
+    relation = original.direction.T @ canonical.direction  # [j, i]: original axis j · canonical axis i
+    source = np.argmax(np.abs(relation), axis=0)  # canonical axis i is original axis source[i]
+    flips = tuple(i for i in range(3) if relation[source[i], i] < 0)
+    array = np.asarray(result.array)
+    if flips:
+        array = np.flip(array, axis=flips)
+    return original.with_array(np.ascontiguousarray(array.transpose(np.argsort(source))))
+
+
+def _write_outputs(result, original, folder: Path) -> list[str]:
+    """Write a :class:`RecipeResult`'s last labels (on ``original``'s grid), table and predictions."""
     from ..io.nifti import write_nifti
 
     written = []
     labels = result.labels
     if labels is not None:
+        labels = on_grid_of(labels, original)
         array = np.asarray(labels.array)
         write_nifti(labels.with_array(array.astype(_label_dtype(array))), folder / "labels.nii.gz")
         written.append("labels.nii.gz")
@@ -296,11 +332,13 @@ def run_case(
                 clock = time.perf_counter()
                 volume = read_case(input_path)
                 timings["read"] = time.perf_counter() - clock
-                result = run_recipe(recipe, volume)
+                # the recipe runs on the axes napari shows (S, P, L), so that axis parameters and
+                # orientation-dependent features mean what they meant in the widgets
+                result = run_recipe(recipe, volume.canonical())
                 timings.update(result.timings)
                 with atomic_directory(target, overwrite=overwrite or status == "other") as temporary:
                     clock = time.perf_counter()
-                    outputs = _write_outputs(result, Path(temporary))
+                    outputs = _write_outputs(result, volume, Path(temporary))
                     timings["write"] = time.perf_counter() - clock
                     log = {
                         "case": name,
