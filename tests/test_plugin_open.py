@@ -1,0 +1,42 @@
+"""File ▸ Open of medical files reaches our reader, preselected in napari's "Choose reader" dialog."""
+
+import numpy as np
+import pytest
+from napari._qt.dialogs.qt_reader_dialog import QtReaderDialog
+from napari.plugins import _npe2
+
+from napari_medimg.geometry import Volume
+from napari_medimg.io.nifti import write_nifti
+from napari_medimg.samples import pydicom_test_file
+
+OURS = "napari-medimg"
+
+
+@pytest.fixture
+def medical_paths(tmp_path):
+    nifti = tmp_path / "scan.nii.gz"
+    write_nifti(Volume(np.zeros((3, 4, 5), np.int16)), nifti)
+    folder = tmp_path / "series"
+    folder.mkdir()
+    return {"dicom file": pydicom_test_file("CT_small.dcm"), "nifti": str(nifti), "folder": str(folder)}
+
+
+@pytest.mark.parametrize("kind", ["dicom file", "nifti", "folder"])
+def test_our_reader_is_the_preselected_choice_when_napari_asks(
+    make_napari_viewer, qtbot, medical_paths, kind
+):
+    make_napari_viewer()  # napari discovers the installed plugins
+    readers = _npe2.get_readers(medical_paths[kind])
+    assert OURS in readers
+    dialog = QtReaderDialog(pth=medical_paths[kind], readers=readers)
+    qtbot.addWidget(dialog)
+    buttons = dialog.reader_btn_group.buttons()
+    checked = dialog.reader_btn_group.checkedButton() or buttons[0]  # Qt checks the first button shown
+    assert checked.text() == readers[OURS]
+
+
+def test_unknown_files_are_not_claimed(make_napari_viewer, tmp_path):
+    make_napari_viewer()
+    readme = tmp_path / "readme.txt"
+    readme.write_text("not an image")
+    assert OURS not in _npe2.get_readers(str(readme))
