@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from skimage.filters import apply_hysteresis_threshold
 
 from napari_medimg.geometry import Volume
 from napari_medimg.measure.metrics import dice
@@ -55,17 +56,19 @@ def drive_segment(rgb: np.ndarray, fov: np.ndarray, log: StepLog | None = None) 
     p = dict(DRIVE_RECIPE)
     green = Volume(rgb[..., p["channel"]["index"]].astype(np.float32), (1.0, 1.0))
     enhanced = pp.clahe(green, **p["clahe"])
-    inside = mo.binary_morphology(fov, "erode", p["fov_erode"]["radius_mm"], (1.0, 1.0)).astype(bool)
+    inside = mo.binary_morphology(
+        fov, operation="erode", radius_mm=p["fov_erode"]["radius_mm"], spacing=(1.0, 1.0)
+    ).astype(bool)
     vessels = pp.vesselness(enhanced, **p["vesselness"])
     vessels.array[~inside] = 0
     hat = pp.tophat(enhanced, mask=inside, **p["tophat"])
     hat = pp.denoise(hat, **p["denoise"])
     hat.array[~inside] = 0
     response = pp.combine([vessels, hat], mask=fov, **p["combine"]).array
-    high = th.percentile_threshold(response, p["hysteresis"]["fraction_above_high"], fov)
-    low = th.percentile_threshold(response, p["hysteresis"]["fraction_above_low"], fov)
-    mask = th.hysteresis_mask(response, low, high)
-    mask = mo.remove_small(mask, p["islands"]["min_size_mm3"], (1.0, 1.0))
+    high = th.percentile_threshold(response, fraction_above=p["hysteresis"]["fraction_above_high"], mask=fov)
+    low = th.percentile_threshold(response, fraction_above=p["hysteresis"]["fraction_above_low"], mask=fov)
+    mask = apply_hysteresis_threshold(response, low, high)
+    mask = mo.remove_small(mask, min_size_mm3=p["islands"]["min_size_mm3"], spacing=(1.0, 1.0))
     if log is not None:
         for name, params in DRIVE_RECIPE:
             log.record(name, params)
@@ -131,10 +134,10 @@ def mni_segment(t1: Volume) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """Grey and white matter of a T1 by 3-class multi-Otsu (statistics of the non-zero voxels), white matter
     as its largest island, grey matter without islands below 100 mm³."""
     array = np.asarray(t1.array)
-    thresholds = th.multi_otsu_thresholds(array, 3, mask=array > 0)
-    classes = th.multi_otsu_labels(array, 3, thresholds=thresholds)
+    thresholds = th.multi_otsu_thresholds(array, classes=3, mask=array > 0)
+    classes = th.multi_otsu_labels(array, classes=3, thresholds=thresholds)
     wm = mo.keep_largest(classes == 2, connectivity=1)
-    gm = mo.remove_small(classes == 1, 100.0, t1.spacing)
+    gm = mo.remove_small(classes == 1, min_size_mm3=100.0, spacing=t1.spacing)
     return gm.astype(bool), wm.astype(bool), thresholds
 
 
@@ -161,8 +164,8 @@ def bench_volume(repeats: int = 1) -> dict:
     low, high, radius = 200.0, 3071.0, 1.0
 
     def ours():
-        mask = th.threshold_mask(array, low, high)
-        mask = mo.binary_morphology(mask, "open", radius, spacing)
+        mask = th.threshold_mask(array, low=low, high=high)
+        mask = mo.binary_morphology(mask, operation="open", radius_mm=radius, spacing=spacing)
         return mo.connected_components(mask)
 
     def direct():
@@ -198,13 +201,13 @@ def bench_responsive() -> dict:
     import napari
     from qtpy.QtCore import QEventLoop, QTimer
 
-    from napari_medimg.plugin.layers import layer_data_tuple
+    from napari_medimg.plugin.layers import layer_data_tuple, set_or_add_layer
     from napari_medimg.plugin.widgets.threshold import ThresholdWidget
 
     viewer = napari.Viewer(show=True)
-    layer = viewer._add_layer_from_data(
-        *layer_data_tuple(Volume(_synthetic_volume(), (1.0, 0.7, 0.7)), "image", name="synthetic")
-    )[0]
+    layer = set_or_add_layer(
+        viewer, layer_data_tuple(Volume(_synthetic_volume(), (1.0, 0.7, 0.7)), "image", name="synthetic")
+    )
     widget = ThresholdWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.image.value = layer

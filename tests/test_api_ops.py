@@ -33,8 +33,8 @@ def test_threshold_contract_names_and_choices():
 @pytest.mark.parametrize("method", ["otsu", "li", "yen", "triangle"])
 def test_threshold_automatic_matches_core(two_blobs, method):
     mask = ops.run("threshold", two_blobs, method=method)
-    low, high = threshold_range(two_blobs.array, method)
-    np.testing.assert_array_equal(mask.array, threshold_mask(two_blobs.array, low, high))
+    low, high = threshold_range(two_blobs.array, method=method)
+    np.testing.assert_array_equal(mask.array, threshold_mask(two_blobs.array, low=low, high=high))
     assert mask.array.dtype == np.uint8
     np.testing.assert_array_equal(mask.origin, two_blobs.origin)
     np.testing.assert_array_equal(mask.spacing, two_blobs.spacing)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_medimg.geometry import Volume
-from napari_medimg.plugin.layers import layer_data_tuple, layer_to_volume
+from napari_medimg.plugin.layers import layer_data_tuple, layer_to_volume, set_or_add_layer
 from napari_medimg.plugin.widgets.threshold import ThresholdWidget
 from napari_medimg.plugin.workers import start_job
 from napari_medimg.processing.threshold import automatic_threshold, threshold_mask
@@ -46,7 +46,7 @@ def test_layer_round_trip_keeps_sagittal_geometry(make_napari_viewer):
     volume = Volume(
         np.arange(24, dtype=np.int16).reshape(2, 3, 4), (2.0, 0.5, 0.75), (4.0, -2.0, 9.0), direction
     )
-    layer = viewer._add_layer_from_data(*layer_data_tuple(volume, "image", name="sagittal"))[0]
+    layer = set_or_add_layer(viewer, layer_data_tuple(volume, "image", name="sagittal"))
     assert layer.data.shape == (3, 4, 2)  # shown as an axial stack (S, P, L) without resampling
     back = layer_to_volume(layer)
     np.testing.assert_allclose(back.affine, volume.canonical().affine, atol=1e-9)
@@ -58,7 +58,7 @@ def test_layer_round_trip_keeps_sagittal_geometry(make_napari_viewer):
 
 
 def _phantom_layer(viewer, small_phantom):
-    return viewer._add_layer_from_data(*layer_data_tuple(small_phantom.image, "image", name="CT"))[0]
+    return set_or_add_layer(viewer, layer_data_tuple(small_phantom.image, "image", name="CT"))
 
 
 def test_threshold_widget_otsu_preview_and_apply(make_napari_viewer, qtbot, small_phantom):
@@ -69,14 +69,14 @@ def test_threshold_widget_otsu_preview_and_apply(make_napari_viewer, qtbot, smal
     widget.image.value = image
     widget.method.value = "otsu"
     assert widget.low.value == pytest.approx(
-        automatic_threshold(image.data, "otsu"), abs=0.006
+        automatic_threshold(image.data, method="otsu"), abs=0.006
     )  # the spin box shows 2 decimals
 
     # the preview thresholds only the slice on screen
     slice_index = 12
     viewer.dims.set_point(0, image.data_to_world((slice_index, 0, 0))[0])
     preview = viewer.layers[widget.preview_name].data
-    expected_slice = threshold_mask(image.data[slice_index], widget.low.value, widget.high.value)
+    expected_slice = threshold_mask(image.data[slice_index], low=widget.low.value, high=widget.high.value)
     np.testing.assert_array_equal(preview[slice_index], expected_slice)
     assert preview[slice_index].any()
     assert not np.delete(preview, slice_index, axis=0).any()
@@ -88,7 +88,7 @@ def test_threshold_widget_otsu_preview_and_apply(make_napari_viewer, qtbot, smal
     assert widget.worker is not None
     qtbot.waitUntil(lambda: widget.worker is None, timeout=30000)
     result = viewer.layers[widget.result_name]
-    np.testing.assert_array_equal(result.data, threshold_mask(image.data, 300.0, 3000.0))
+    np.testing.assert_array_equal(result.data, threshold_mask(image.data, low=300.0, high=3000.0))
     np.testing.assert_allclose(result.scale, image.scale)
     assert "mL" in widget.status.value
 

@@ -12,7 +12,7 @@ from napari_medimg.processing.interpolate import fill_between_slices, signed_dis
 def test_signed_distance_zero_level_is_the_mask():
     mask = np.zeros((20, 30), bool)
     mask[5:15, 8:20] = True
-    sd = signed_distance(mask, (0.7, 0.5))
+    sd = signed_distance(mask, spacing=(0.7, 0.5))
     assert np.array_equal(sd < 0, mask)
     assert sd[10, 14] < -2.0 and sd[0, 0] > 3.0
 

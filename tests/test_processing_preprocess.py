@@ -36,27 +36,27 @@ def test_window_level_presets_clip_and_unit():
     with pytest.raises(ValueError, match="unknown window preset"):
         pp.window_level(volume, preset="nope")
     with pytest.raises(ValueError, match="positive"):
-        pp.window_level(volume, 0, -5)
+        pp.window_level(volume, level=0, width=-5)
 
 
 def test_normalize_methods(noisy):
-    z = pp.normalize(noisy, "z-score").array
+    z = pp.normalize(noisy, method="z_score").array
     assert abs(float(z.mean())) < 1e-4 and float(z.std()) == pytest.approx(1, abs=1e-4)
-    mm = pp.normalize(noisy, "min-max").array
+    mm = pp.normalize(noisy, method="min_max").array
     assert mm.min() == 0 and mm.max() == 1
-    pc = pp.normalize(noisy, "percentile", 5, 95).array
+    pc = pp.normalize(noisy, method="percentile", low_percentile=5, high_percentile=95).array
     assert pc.min() == 0 and pc.max() == 1
     assert np.mean(pc == 1) == pytest.approx(0.05, abs=0.01)
     mask = np.zeros(noisy.shape, bool)
     mask[:, :, 24:] = True
-    inside = pp.normalize(noisy, "z-score", mask=mask).array[mask]
+    inside = pp.normalize(noisy, method="z_score", mask=mask).array[mask]
     assert abs(float(inside.mean())) < 1e-3
     with pytest.raises(ValueError):
-        pp.normalize(noisy, "bogus")
+        pp.normalize(noisy, method="bogus")
 
 
 def test_gaussian_is_spacing_aware_and_slabs_match_whole(noisy):
-    out = pp.denoise(noisy, "gaussian", sigma_mm=1.4).array
+    out = pp.denoise(noisy, method="gaussian", sigma_mm=1.4).array
     expected = ndimage.gaussian_filter(
         np.asarray(noisy.array, np.float32), (1.4 / 2.5, 2.0, 2.0), mode="nearest"
     )
@@ -64,12 +64,12 @@ def test_gaussian_is_spacing_aware_and_slabs_match_whole(noisy):
     assert out[:, :, 2:20].std() < 0.3 * noisy.array[:, :, 2:20].std()
 
 
-@pytest.mark.parametrize("method", ["median", "bilateral", "nl-means"])
+@pytest.mark.parametrize("method", ["median", "bilateral", "nl_means"])
 def test_edge_preserving_denoisers_reduce_noise_keep_edge(noisy, method):
     calls = []
     out = pp.denoise(
         noisy,
-        method,
+        method=method,
         sigma_mm=1.4,
         radius_mm=1.4,
         sigma_intensity=20.0,
@@ -87,7 +87,7 @@ def test_cancel_through_progress(noisy):
         raise Cancelled()
 
     with pytest.raises(Cancelled):
-        pp.denoise(noisy, "gaussian", progress=cancel)
+        pp.denoise(noisy, method="gaussian", progress=cancel)
 
 
 def test_clahe_gamma_brightness_unsharp():
@@ -96,7 +96,7 @@ def test_clahe_gamma_brightness_unsharp():
     eq = pp.clahe(image, kernel_mm=8.0, clip_limit=0.02).array
     assert eq.min() >= 0 and eq.max() <= 1 and eq.dtype == np.float32
     assert eq[:, :32].std() > (image.array[:, :32] / np.ptp(image.array)).std()
-    g = pp.gamma(image, 2.0).array
+    g = pp.gamma(image, value=2.0).array
     assert g.min() == pytest.approx(image.array.min()) and g.max() == pytest.approx(
         image.array.max(), rel=1e-5
     )
@@ -107,7 +107,7 @@ def test_clahe_gamma_brightness_unsharp():
     sharp = pp.unsharp_mask(image, sigma_mm=1.0, amount=1.0).array
     assert sharp[34, 10] > image.array[34, 10] and sharp[30, 10] < image.array[30, 10]
     with pytest.raises(ValueError):
-        pp.gamma(image, 0)
+        pp.gamma(image, value=0)
 
 
 def test_resample_image_keeps_world_geometry():
@@ -129,7 +129,7 @@ def test_resample_image_keeps_world_geometry():
     assert np.count_nonzero(iso.array > 50) * iso.voxel_volume == pytest.approx(
         np.count_nonzero(array > 50) * volume.voxel_volume, rel=0.1
     )
-    coarse = pp.resample(volume, (5.0, 1.4, 1.4), order=1)
+    coarse = pp.resample(volume, spacing_mm=(5.0, 1.4, 1.4), order=1)
     assert coarse.shape == (10, 20, 20)
 
 
@@ -137,7 +137,7 @@ def test_resample_labels_nearest_keeps_values_and_dtype():
     labels = np.zeros((10, 30, 30), np.uint16)
     labels[2:8, 5:15, 5:15] = 3
     labels[2:8, 16:25, 16:25] = 700
-    out = pp.resample(_volume(labels), 0.7, order=3, labels=True)
+    out = pp.resample(_volume(labels), spacing_mm=0.7, order=3, labels=True)
     assert out.array.dtype == np.uint16
     assert set(np.unique(out.array).tolist()) == {0, 3, 700}
     for value in (3, 700):
@@ -148,7 +148,7 @@ def test_resample_labels_nearest_keeps_values_and_dtype():
 
 def test_resample_2d():
     image = Volume(np.arange(100, dtype=np.float32).reshape(10, 10), (2.0, 1.0), (0.0, 0.0, 0.0))
-    out = pp.resample(image, 1.0)
+    out = pp.resample(image, spacing_mm=1.0)
     assert out.shape == (20, 10)
     np.testing.assert_allclose(out.origin[:2], [-0.5, 0.0])
 
@@ -168,13 +168,13 @@ def _tube_and_ball(spacing, bright=True):
 def test_vesselness_prefers_tubes_on_anisotropic_grid(method):
     spacing = (2.5, 0.7, 0.7)
     volume, tube, ball = _tube_and_ball(spacing)
-    response = pp.vesselness(volume, (1.0, 1.5, 2.0), method).array
+    response = pp.vesselness(volume, sigmas_mm=(1.0, 1.5, 2.0), method=method).array
     centre_tube = response[12, 11, 10:30].mean()
     centre_ball = response[12, 29, 20]
     assert centre_tube > 3 * max(centre_ball, 1e-6)
     assert centre_tube > 10 * response[2:5, 30:, 30:].max() + 1e-6
     dark, _, _ = _tube_and_ball(spacing, bright=False)
-    dark_response = pp.vesselness(dark, (1.0, 1.5, 2.0), method, bright=False).array
+    dark_response = pp.vesselness(dark, sigmas_mm=(1.0, 1.5, 2.0), method=method, bright=False).array
     np.testing.assert_allclose(dark_response, response, rtol=1e-4, atol=1e-6)
 
 
@@ -182,10 +182,10 @@ def test_vesselness_2d_line():
     image = np.zeros((60, 60), np.float32)
     image[28:32, 5:55] = 1.0
     volume = Volume(image, (0.5, 0.5), (0.0, 0.0, 0.0))
-    response = pp.vesselness(volume, (0.5, 1.0), "frangi").array
+    response = pp.vesselness(volume, sigmas_mm=(0.5, 1.0), method="frangi").array
     assert response[29:31, 20:40].mean() > 10 * response[5:15, 5:15].mean() + 1e-6
     with pytest.raises(ValueError):
-        pp.vesselness(volume, (), "frangi")
+        pp.vesselness(volume, sigmas_mm=(), method="frangi")
 
 
 def test_tophat_and_combine():
@@ -199,14 +199,14 @@ def test_tophat_and_combine():
     assert hat[:15].max() < 1e-3 and hat[43:47, 8:12].max() < 1e-3
     mask = np.ones_like(image, bool)
     mask[:, :3] = False
-    masked = pp.tophat(volume, 2.0, bright=False, mask=mask).array
+    masked = pp.tophat(volume, radius_mm=2.0, bright=False, mask=mask).array
     assert masked[:, :3].max() == 0
-    bright = pp.tophat(Volume(-image, (0.5, 0.5), (0.0, 0.0, 0.0)), 2.0, bright=True).array
+    bright = pp.tophat(Volume(-image, (0.5, 0.5), (0.0, 0.0, 0.0)), radius_mm=2.0, bright=True).array
     np.testing.assert_allclose(bright, hat, atol=1e-4)
-    both = pp.combine([volume, volume.with_array(image * 10)], [1.0, 1.0], percentile=50).array
+    both = pp.combine([volume, volume.with_array(image * 10)], weights=[1.0, 1.0], percentile=50).array
     np.testing.assert_allclose(both, 2 * image / np.percentile(image, 50), rtol=1e-5)
     with pytest.raises(ValueError):
-        pp.combine([volume], [1.0, 2.0])
+        pp.combine([volume], weights=[1.0, 2.0])
 
 
 @pytest.mark.parametrize("size", [2, 3])

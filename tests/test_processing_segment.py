@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from napari_medimg import ops
 from napari_medimg.geometry import Volume
 from napari_medimg.processing import morphology as mo
 from napari_medimg.processing import region_growing as rg
@@ -29,16 +30,16 @@ def test_multi_otsu_labels_three_classes():
     rng = np.random.default_rng(0)
     truth = np.repeat(np.arange(3), 20 * 30 * 10).reshape(20, 30, 30).astype(np.uint8)
     image = truth * 100.0 + rng.normal(0, 8, truth.shape)
-    labels = th.multi_otsu_labels(image, 3)
+    labels = th.multi_otsu_labels(image, classes=3)
     assert labels.dtype == np.uint8 and np.mean(labels == truth) > 0.99
-    thresholds = th.multi_otsu_thresholds(image, 3)
+    thresholds = th.multi_otsu_thresholds(image, classes=3)
     assert 15 < thresholds[0] < 85 and 115 < thresholds[1] < 185
     mask = truth > 0
-    inside = th.multi_otsu_labels(image, 2, mask=mask)
+    inside = th.multi_otsu_labels(image, classes=2, mask=mask)
     assert set(np.unique(inside[~mask])) == {0}
     assert np.mean(inside[mask] == truth[mask]) > 0.99
     with pytest.raises(ValueError):
-        th.multi_otsu_labels(np.zeros((4, 4)), 3)
+        th.multi_otsu_labels(np.zeros((4, 4)), classes=3)
 
 
 @pytest.mark.parametrize("method", th.LOCAL_METHODS)
@@ -48,12 +49,12 @@ def test_local_threshold_handles_uneven_background(method):
     spots = ((y % 20 - 10) ** 2 + (x % 20 - 10) ** 2) < 9
     image = background + 40.0 * spots + 10.0
     # Sauvola and Niblack: k < 0 puts the threshold above the local mean (bright objects)
-    mask = th.local_threshold(image, (1.0, 1.0), block_mm=15, method=method, offset=-5.0, k=-0.2)
+    mask = th.local_threshold(image, spacing=(1.0, 1.0), block_mm=15, method=method, offset=-5.0, k=-0.2)
     # a single global threshold cannot separate the spots on the left from the background on the right
     assert np.mean(mask[spots]) > 0.9 and np.mean(mask[~spots]) < 0.15
     dark_spots = 250.0 - image
     dark = th.local_threshold(
-        dark_spots, (1.0, 1.0), block_mm=15, method=method, offset=-5.0, k=0.1, bright=False
+        dark_spots, spacing=(1.0, 1.0), block_mm=15, method=method, offset=-5.0, k=0.1, bright=False
     )
     assert np.mean(dark[spots]) > 0.9 and np.mean(dark[~spots]) < 0.15
     if method in ("gaussian", "mean", "median"):
@@ -63,29 +64,31 @@ def test_local_threshold_handles_uneven_background(method):
 def test_ball_morphology_is_round_in_mm_and_slab_exact():
     mask = np.zeros((50, 60, 60), np.uint8)
     mask[25, 30, 30] = 1
-    dilated = mo.binary_morphology(mask, "dilate", 3.0, SPACING)
+    dilated = mo.binary_morphology(mask, operation="dilate", radius_mm=3.0, spacing=SPACING)
     zs, ys, xs = np.nonzero(dilated)
     # ±1 slice of 2 mm (2 mm ≤ 3 mm < 4 mm), ±6 rows of 0.5 mm
     assert np.ptp(zs) * 2.0 == pytest.approx(4.0) and np.ptp(ys) * 0.5 == pytest.approx(6.0)
     blobs = _balls((50, 60, 60), SPACING, [(40, 10, 10), (60, 15, 20)], [8, 3])
     noisy = blobs.copy()
     noisy[::7, ::5, ::5] = True  # isolated specks
-    opened = mo.binary_morphology(noisy, "open", 1.5, SPACING)
+    opened = mo.binary_morphology(noisy, operation="open", radius_mm=1.5, spacing=SPACING)
     footprint = ellipsoid_footprint(1.5, SPACING)
     expected = ndimage.binary_opening(noisy, footprint)
     assert np.array_equal(opened.astype(bool), expected)  # slabs with halo give the whole-volume result
     assert not opened[::7, ::5, ::5][~blobs[::7, ::5, ::5]].any()
     holes = blobs.copy()
     holes[20, 20, 20] = False
-    closed = mo.binary_morphology(holes, "close", 1.0, SPACING)
+    closed = mo.binary_morphology(holes, operation="close", radius_mm=1.0, spacing=SPACING)
     assert closed[20, 20, 20] == 1
     edge = np.zeros((10, 10, 10), bool)
     edge[:, :, :5] = True
-    assert np.array_equal(mo.binary_morphology(edge, "close", 1.0, (1, 1, 1)).astype(bool), edge)
-    eroded = mo.binary_morphology(blobs, "erode", 1.0, SPACING)
+    assert np.array_equal(
+        mo.binary_morphology(edge, operation="close", radius_mm=1.0, spacing=(1, 1, 1)).astype(bool), edge
+    )
+    eroded = mo.binary_morphology(blobs, operation="erode", radius_mm=1.0, spacing=SPACING)
     assert eroded.sum() < blobs.sum() and not (eroded.astype(bool) & ~blobs).any()
     with pytest.raises(ValueError):
-        mo.binary_morphology(blobs, "melt", 1.0, SPACING)
+        mo.binary_morphology(blobs, operation="melt", radius_mm=1.0, spacing=SPACING)
 
 
 def test_fill_holes_3d_and_per_slice():
@@ -108,14 +111,14 @@ def test_islands_components_and_watershed_split():
     largest = mo.keep_largest(mask)
     assert largest[15, 15, 15] and not largest[15, 40, 40]
     small_volume = 4 / 3 * np.pi * 2**3
-    kept = mo.remove_small(mask, small_volume * 2, spacing)
+    kept = mo.remove_small(mask, min_size_mm3=small_volume * 2, spacing=spacing)
     assert kept[15, 40, 40] and not kept[15, 50, 10]
     split = mo.split_islands(mask, spacing=spacing)
     assert split[15, 15, 15] == 1 and split[15, 40, 40] == 2 and split[15, 50, 10] == 3
     assert split.dtype == np.uint8
     touching = _balls((30, 60, 60), spacing, [(15, 30, 20), (15, 30, 34)], [8, 8])
     assert mo.connected_components(touching).max() == 1
-    parts = mo.watershed_split(touching, spacing, h_mm=1.0)
+    parts = mo.watershed_split(touching, spacing=spacing, h_mm=1.0)
     assert parts.max() == 2 and parts[15, 30, 18] != parts[15, 30, 36]
     assert np.array_equal(parts > 0, touching)
 
@@ -123,16 +126,16 @@ def test_islands_components_and_watershed_split():
 def test_margin_exact_in_mm():
     mask = np.zeros((40, 80, 80), bool)
     mask[20, 40, 40] = True
-    grown = mo.margin(mask, 5.0, SPACING)
+    grown = mo.margin(mask, margin_mm=5.0, spacing=SPACING)
     expected = _balls(mask.shape, SPACING, [(40, 20, 20)], [5.0])
     assert np.array_equal(grown.astype(bool), expected)
     big = _balls(mask.shape, SPACING, [(40, 20, 20)], [12.0])
-    shrunk = mo.margin(big, -4.0, SPACING)
+    shrunk = mo.margin(big, margin_mm=-4.0, spacing=SPACING)
     inner = _balls(mask.shape, SPACING, [(40, 20, 20)], [8.0])
     # shrinking by a distance is erosion by the ball of that radius, exactly
     assert np.array_equal(shrunk.astype(bool), ndimage.binary_erosion(big, ellipsoid_footprint(4.0, SPACING)))
-    assert mo.logical("xor", shrunk, inner).sum() < 0.1 * inner.sum()
-    assert np.array_equal(mo.margin(big, 0, SPACING).astype(bool), big)
+    assert mo.logical(shrunk, inner, operation="xor").sum() < 0.1 * inner.sum()
+    assert np.array_equal(mo.margin(big, margin_mm=0, spacing=SPACING).astype(bool), big)
 
 
 def test_smoothing_and_logical_ops_and_edit_label():
@@ -141,7 +144,7 @@ def test_smoothing_and_logical_ops_and_edit_label():
     rough[15, 20, 30] = rough[15, 20, 29] = False  # a pit two voxels deep
     rough[15, 20, 9] = True  # a one-voxel spike
     for method in mo.SMOOTHING_METHODS:
-        smooth = mo.smooth(rough, method, 1.5, (1, 1, 1)).astype(bool)
+        smooth = mo.smooth(rough, method=method, radius_mm=1.5, spacing=(1, 1, 1)).astype(bool)
         if method != "close":  # closing fills pits but keeps spikes, opening the reverse
             assert not smooth[15, 20, 9], method
         if method != "open":
@@ -150,23 +153,23 @@ def test_smoothing_and_logical_ops_and_edit_label():
     cube = np.zeros((20, 40, 40), bool)
     cube[5:15, 10:30, 10:30] = True
     a, b = cube, np.roll(cube, 5, axis=2)
-    assert mo.logical("union", a, b).sum() == (a | b).sum()
-    assert mo.logical("intersect", a, b).sum() == (a & b).sum()
-    assert mo.logical("subtract", a, b).sum() == (a & ~b).sum()
-    assert mo.logical("invert", a).sum() == (~a).sum()
-    assert np.array_equal(mo.logical("copy", a), a.view(np.uint8))
+    assert mo.logical(a, b, operation="union").sum() == (a | b).sum()
+    assert mo.logical(a, b, operation="intersect").sum() == (a & b).sum()
+    assert mo.logical(a, b, operation="subtract").sum() == (a & ~b).sum()
+    assert mo.logical(a, operation="invert").sum() == (~a).sum()
+    assert np.array_equal(mo.logical(a, operation="copy"), a.view(np.uint8))
     with pytest.raises(ValueError):
-        mo.logical("union", a)
+        mo.logical(a, operation="union")
     labels = np.zeros((20, 40, 40), np.uint8)
     labels[:, :, :12] = 2
     labels[5:15, 10:30, 10:20] = 1
-    edited = mo.edit_label(labels, 1, cube)
+    edited = mo.edit_label(labels, cube, value=1)
     assert np.array_equal(edited == 2, labels == 2)  # other label kept
     assert np.array_equal(edited == 1, cube & (labels != 2))
-    overwrite = mo.edit_label(labels, 1, cube, overwrite=True)
+    overwrite = mo.edit_label(labels, cube, value=1, overwrite=True)
     assert np.array_equal(overwrite == 1, cube)
     with pytest.raises(ValueError):
-        mo.edit_label(labels, 300, cube)
+        mo.edit_label(labels, cube, value=300)
 
 
 @pytest.fixture(scope="module")
@@ -201,8 +204,8 @@ def test_connected_threshold_and_confidence_connected(two_blobs):
 def test_grow_from_seeds_competing_labels(two_blobs):
     volume, a, b = two_blobs
     points = [_world(volume, i) for i in ([12, 25, 25], [12, 37, 42], [2, 2, 2], [20, 60, 60])]
-    markers = rg.markers_from_points(volume, points, [1, 2, 3, 3], radius_mm=1.0)
-    labels = rg.grow_from_seeds(volume, markers, "watershed", sigma_mm=1.0)
+    markers = rg.markers_from_points(volume, points, values=[1, 2, 3, 3], radius_mm=1.0)
+    labels = rg.grow_from_seeds(volume, markers, method="watershed", sigma_mm=1.0)
     assert np.mean(labels[a] == 1) > 0.9
     assert np.mean(labels[b] == 2) > 0.85
     assert np.mean(labels[~(a | b)] == 3) > 0.95
@@ -210,7 +213,7 @@ def test_grow_from_seeds_competing_labels(two_blobs):
     plane = Volume(volume.array[12], volume.spacing[1:], (0.0, 0.0, 0.0))
     seeds = markers[12].copy()
     seeds[2, 2] = seeds[60, 60] = 3
-    walked = rg.grow_from_seeds(plane, seeds, "random walker", sigma_mm=0.5)
+    walked = rg.grow_from_seeds(plane, seeds, method="random_walker", sigma_mm=0.5)
     assert np.mean(walked[a[12]] == 1) > 0.9
     assert np.mean(walked[b[12]] == 2) > 0.85
     assert np.mean(walked[~(a[12] | b[12])] == 3) > 0.9
@@ -229,15 +232,15 @@ def test_region_growing_2d_seeds_in_mm():
 
 def test_percentile_and_hysteresis_thresholds():
     values = np.arange(100, dtype=float).reshape(10, 10)
-    assert th.percentile_threshold(values, 0.1) == pytest.approx(89.1)
+    assert th.percentile_threshold(values, fraction_above=0.1) == pytest.approx(89.1)
     inside = values < 50
-    assert th.percentile_threshold(values, 0.5, mask=inside) == pytest.approx(24.5)
+    assert th.percentile_threshold(values, fraction_above=0.5, mask=inside) == pytest.approx(24.5)
     image = np.zeros((20, 20))
     image[2, 2:10] = [9, 5, 5, 5, 5, 5, 5, 5]  # a weak line touching a strong pixel
     image[10, 2:10] = 5  # a weak line alone
-    mask = th.hysteresis_mask(image, 4, 8)
-    assert mask[2, 2:10].all() and not mask[10].any()
+    mask = ops.run("hysteresis_threshold", Volume(image, (1.0, 1.0)), low=4, high=8).array
+    assert mask[2, 2:10].all() and not mask[10].any() and mask.sum() == 8
     with pytest.raises(ValueError):
-        th.hysteresis_mask(image, 9, 8)
+        ops.run("hysteresis_threshold", Volume(image, (1.0, 1.0)), low=9, high=8)
     with pytest.raises(ValueError):
-        th.percentile_threshold(values, 1.5)
+        th.percentile_threshold(values, fraction_above=1.5)

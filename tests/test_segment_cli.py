@@ -52,7 +52,7 @@ def test_segment_threshold_morphology_islands(files, capsys):
     names = [s["name"] for s in summary["steps"]]
     assert names == [
         "read_nifti",
-        "gaussian",
+        "denoise",
         "threshold",
         "morphology",
         "morphology",

@@ -15,7 +15,7 @@ def test_thresholds_and_islands_recover_every_lesion(phantom):
     """The reader clicks a lesion and gives its rough radius; the threshold is half-way (FWHM rule) between
     the lesion's HU (a 3 mm ball at the click) and its surroundings' (a ring 1.5–2 radii out); the island at
     the click is kept and its holes are filled."""
-    image = denoise(phantom.image, "gaussian", sigma_mm=0.7)  # the phantom has 12 HU correlated noise
+    image = denoise(phantom.image, method="gaussian", sigma_mm=0.7)  # the phantom has 12 HU correlated noise
     array, spacing = image.array, image.spacing
     grid = np.meshgrid(
         *[np.arange(n) * s for n, s in zip(array.shape, spacing, strict=False)], indexing="ij", sparse=True
@@ -29,7 +29,7 @@ def test_thresholds_and_islands_recover_every_lesion(phantom):
         around_hu = float(np.median(array[(distance >= 1.5 * radius) & (distance <= 2 * radius)]))
         half = (lesion_hu + around_hu) / 2
         low, high = (half, 3071) if lesion_hu > around_hu else (-1024, half)
-        mask = threshold_mask(array, low, high)
+        mask = threshold_mask(array, low=low, high=high)
         island = mo.fill_holes(mo.keep_selected(mask, seed_indices(image, [click]), connectivity=1))
         result = compare_masks(island, phantom.lesions.array == row.label, spacing)
         assert result["dice"] >= 0.95, (row.name, result)

@@ -21,10 +21,10 @@ def test_mni152_white_and_grey_matter_by_multi_otsu(shared_data):
     array = np.asarray(t1.array[slab])
     wm = read_nifti(shared_data / MNI.format("wm")).array[slab] >= 128
     gm = read_nifti(shared_data / MNI.format("gm")).array[slab] >= 128
-    thresholds = th.multi_otsu_thresholds(array, 3, mask=array > 0)
-    classes = th.multi_otsu_labels(array, 3, thresholds=thresholds)
+    thresholds = th.multi_otsu_thresholds(array, classes=3, mask=array > 0)
+    classes = th.multi_otsu_labels(array, classes=3, thresholds=thresholds)
     white = mo.keep_largest(classes == 2, connectivity=1)
-    grey = mo.remove_small(classes == 1, 100.0, t1.spacing)
+    grey = mo.remove_small(classes == 1, min_size_mm3=100.0, spacing=t1.spacing)
     assert dice(white, wm) >= 0.85
     assert dice(grey, gm) >= 0.8
 

@@ -9,7 +9,7 @@ import pytest
 
 from napari_medimg.measure.metrics import dice
 from napari_medimg.pipeline.steps import session_log
-from napari_medimg.plugin.layers import layer_data_tuple, layer_to_volume
+from napari_medimg.plugin.layers import layer_data_tuple, layer_to_volume, set_or_add_layer
 from napari_medimg.plugin.widgets.interpolate import FillBetweenSlicesWidget
 from napari_medimg.plugin.widgets.preprocess import PreprocessWidget
 from napari_medimg.plugin.widgets.segment_tools import LabelEditWidget, RegionGrowingWidget
@@ -20,7 +20,7 @@ TIMEOUT = 20_000
 
 
 def _add(viewer, volume, kind, name):
-    return viewer._add_layer_from_data(*layer_data_tuple(volume, kind, name=name))[0]
+    return set_or_add_layer(viewer, layer_data_tuple(volume, kind, name=name))
 
 
 def _wait(qtbot, widget):
@@ -38,7 +38,7 @@ def test_preprocess_preview_apply_and_record(make_napari_viewer, qtbot, small_ph
     viewer.dims.set_point(0, image.data_to_world((16, 0, 0))[0])
     widget.preview.value = True
     preview = viewer.layers["CT preview"]
-    expected = denoise(small_phantom.image, "gaussian", sigma_mm=2.0).array[16]
+    expected = denoise(small_phantom.image, method="gaussian", sigma_mm=2.0).array[16]
     np.testing.assert_allclose(preview.data[16], expected, atol=0.5)  # slab preview ≈ the whole-volume result
     assert not preview.data[5].any()
     before = len(session_log())
@@ -46,13 +46,13 @@ def test_preprocess_preview_apply_and_record(make_napari_viewer, qtbot, small_ph
     _wait(qtbot, widget)
     result = viewer.layers["CT denoise"]
     np.testing.assert_allclose(
-        result.data, denoise(small_phantom.image, "gaussian", sigma_mm=2.0).array, atol=1e-4
+        result.data, denoise(small_phantom.image, method="gaussian", sigma_mm=2.0).array, atol=1e-4
     )
     np.testing.assert_allclose(result.scale, image.scale)
     np.testing.assert_allclose(result.translate, image.translate)
     step = session_log()[-1]
     assert len(session_log()) == before + 1 and step.name == "denoise"
-    assert step.params == {"method": "gaussian", "size_mm": 2.0, "sigma_intensity": 0.0}
+    assert step.params == {"method": "gaussian", "sigma_mm": 2.0, "sigma_intensity": None}
     assert step.inputs == ["CT"] and step.output == "CT denoise"
     widget.operation.value = "resample"
     widget.set_params(spacing_mm=2.8)
@@ -78,7 +78,8 @@ def test_threshold_multi_otsu_and_local(make_napari_viewer, qtbot, small_phantom
     assert set(np.unique(labels)) == {0, 1, 2}
     bone = small_phantom.tissues.array == 3
     assert np.mean(labels[bone] == 2) > 0.8
-    assert session_log()[-1].params["method"] == "multi-otsu"
+    step = session_log()[-1]
+    assert step.name == "multi_otsu" and step.params == {"classes": 3, "thresholds": None}
     widget.method.value = "local"
     widget.block_mm.value = 20.0
     preview = viewer.layers["CT threshold preview"]
@@ -107,7 +108,7 @@ def test_region_growing_from_a_point_on_a_lesion(make_napari_viewer, qtbot, smal
     assert set(np.unique(grown)) == {0, 6}
     assert dice(grown == 6, truth) > 0.85
     step = session_log()[-1]
-    assert step.name == "region_growing" and len(step.params["seeds_world_mm"]) == 1
+    assert step.name == "region_growing" and len(step.params["seeds"]) == 1
     seeds = np.zeros(image.data.shape, np.uint8)
     k, j, i = np.round(index).astype(int)
     seeds[k, j, i] = 1

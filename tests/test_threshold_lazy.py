@@ -28,11 +28,13 @@ def test_threshold_range_of_a_lazy_volume_reads_a_sample(monkeypatch):
     monkeypatch.setattr(th, "_MAX_SAMPLES", 10_000)  # force a stride on this small volume
     source = CountingSource(array)
     lazy = da.from_array(source, chunks=(1, 64, 64), asarray=False)
-    low, high = th.threshold_range(lazy, "otsu")
+    low, high = th.threshold_range(lazy, method="otsu")
     assert source.voxels_read < array.size / 2
     assert 40 <= low < 1000  # between the two intensity classes
     assert high == np.iinfo(np.int16).max  # the whole volume was not read for its maximum
-    eager_low, eager_high = th.threshold_range(array, "otsu")
+    eager_low, eager_high = th.threshold_range(array, method="otsu")
     assert low == pytest.approx(eager_low, abs=50)
     assert eager_high == array.max()
-    np.testing.assert_array_equal(th.threshold_mask(lazy, low, high), th.threshold_mask(array, low, high))
+    np.testing.assert_array_equal(
+        th.threshold_mask(lazy, low=low, high=high), th.threshold_mask(array, low=low, high=high)
+    )

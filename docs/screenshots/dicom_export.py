@@ -23,7 +23,7 @@ def main() -> None:
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1600, 1000)
     (source,) = viewer.open(str(DICOM / "siemens_xa30_t1w_sag_classic" / "dicom"), plugin="napari-medimg")
-    smooth = denoise(layer_to_volume(source), "gaussian", sigma_mm=1.5)
+    smooth = denoise(layer_to_volume(source), method="gaussian", sigma_mm=1.5)
     layer = set_or_add_layer(
         viewer, layer_data_tuple(smooth, "image", name=f"{source.name} gaussian", colormap="gray")
     )

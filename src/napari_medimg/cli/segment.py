@@ -1,6 +1,7 @@
 """``medimg segment IN OUT``: preprocess, threshold and clean up a NIfTI volume into a NIfTI mask.
 
-Steps run in a fixed order: each ``--preprocess`` (in the order given) → ``--threshold`` → ``--open`` →
+Every step is an operation of the registry (:mod:`napari_medimg.ops`) run by name with its core parameters,
+and recorded so; ``medimg ops`` lists them.  Steps run in a fixed order: each ``--preprocess`` (in the order given) → ``--threshold`` → ``--open`` →
 ``--close`` → ``--fill-holes`` → ``--min-size`` → ``--keep-largest``.  The command prints one JSON object
 with the thresholds used, the result's voxel count and volume, and the recorded steps.
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 
 PREPROCESS_HELP = (
     "NAME[:VALUE], repeatable, applied in order: gaussian:SIGMA_MM, median:RADIUS_MM, bilateral:SIGMA_MM, "
-    "nl-means[:SEARCH_RADIUS_MM], window:PRESET or window:LEVEL,WIDTH, normalize:z-score|min-max|percentile, "
+    "nl_means[:SEARCH_RADIUS_MM], window:PRESET or window:LEVEL,WIDTH, normalize:z_score|min_max|percentile, "
     "clahe[:KERNEL_MM], gamma:VALUE, unsharp:SIGMA_MM, resample[:SPACING_MM] (isotropic; default the finest)"
 )
 
@@ -57,106 +58,140 @@ def register(subcommands) -> None:
     parser.set_defaults(handler=run)
 
 
-def _preprocess(volume, spec: str):
-    from ..processing import preprocess as pp
+#: ``--preprocess NAME`` → (registry operation, fixed parameters, parameter the VALUE sets, its default)
+PREPROCESS_STEPS = {
+    "gaussian": ("denoise", {"method": "gaussian"}, "sigma_mm", 1.0),
+    "median": ("denoise", {"method": "median"}, "radius_mm", 1.0),
+    "bilateral": ("denoise", {"method": "bilateral"}, "sigma_mm", 1.0),
+    "nl_means": ("denoise", {"method": "nl_means"}, "radius_mm", 3.0),
+    "clahe": ("clahe", {}, "kernel_mm", 50.0),
+    "gamma": ("gamma", {}, "value", None),
+    "unsharp": ("unsharp_mask", {}, "sigma_mm", 1.0),
+    "resample": ("resample", {}, "spacing_mm", None),
+}
 
+
+def preprocess_step(spec: str) -> tuple[str, dict]:
+    """The registry operation and core parameters of one ``--preprocess NAME[:VALUE]`` spec.
+
+    Parameters
+    ----------
+    spec : str
+        ``NAME[:VALUE]`` as documented in :data:`PREPROCESS_HELP` (``-`` and ``_`` are the same in names).
+
+    Returns
+    -------
+    tuple
+        ``(operation name, parameters)`` for :func:`napari_medimg.ops.run`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown step or a value that is not a number where one is needed.
+    """
     name, _, value = spec.partition(":")
-    name = name.strip().lower()
+    name = name.strip().lower().replace("-", "_")
+    value = value.strip()
     try:
-        if name in ("gaussian", "median", "bilateral", "nl-means"):
-            default = {"gaussian": 1.0, "median": 1.0, "bilateral": 1.0, "nl-means": 3.0}[name]
-            size = float(value) if value else default
-            return pp.denoise(volume, name, sigma_mm=size, radius_mm=size), {"method": name, "size_mm": size}
         if name == "window":
             if "," in value:
                 level, width = (float(v) for v in value.split(","))
-                return pp.window_level(volume, level, width), {"level": level, "width": width}
-            return pp.window_level(volume, preset=value), {"preset": value}
+                return "window_level", {"level": level, "width": width}
+            return "window_level", {"preset": value}
         if name == "normalize":
-            method = value or "z-score"
-            return pp.normalize(volume, method), {"method": method}
-        if name == "clahe":
-            kernel = float(value) if value else 50.0
-            return pp.clahe(volume, kernel), {"kernel_mm": kernel}
-        if name == "gamma":
-            return pp.gamma(volume, float(value)), {"value": float(value)}
-        if name == "unsharp":
-            sigma = float(value) if value else 1.0
-            return pp.unsharp_mask(volume, sigma), {"sigma_mm": sigma}
-        if name == "resample":
-            spacing = float(value) if value else None
-            return pp.resample(volume, spacing), {"spacing_mm": spacing}
+            return "normalize", {"method": (value or "z_score").replace("-", "_")}
+        if name in PREPROCESS_STEPS:
+            operation, fixed, parameter, default = PREPROCESS_STEPS[name]
+            if not value and default is None and name != "resample":
+                raise ValueError(f"{name} needs a value")
+            return operation, {**fixed, parameter: float(value) if value else default}
     except ValueError as error:
         raise ValueError(f"--preprocess {spec}: {error}") from None
     raise ValueError(f"--preprocess {spec}: unknown step {name!r}; see medimg segment --help")
 
 
-def _range(array, spec: str) -> tuple[str, float, float]:
-    from ..processing.threshold import AUTOMATIC_METHODS, threshold_range
+def threshold_step(spec: str) -> dict:
+    """The ``threshold`` operation's parameters of a ``--threshold METHOD|LOW:HIGH`` spec.
+
+    Parameters
+    ----------
+    spec : str
+        An automatic method name, or ``LOW:HIGH`` with either side possibly empty.
+
+    Returns
+    -------
+    dict
+        ``method``, ``low`` and ``high`` (None for an open side or an automatic bound).
+
+    Raises
+    ------
+    ValueError
+        For an unknown method or bounds that are not numbers.
+    """
+    from ..processing.threshold import AUTOMATIC_METHODS
 
     if spec in AUTOMATIC_METHODS:
-        low, high = threshold_range(array, spec)
-        return spec, low, high
+        return {"method": spec, "low": None, "high": None}
     if ":" not in spec:
         raise ValueError(f"--threshold {spec!r}: give one of {sorted(AUTOMATIC_METHODS)} or LOW:HIGH")
     low_text, high_text = spec.split(":", 1)
     try:
-        low = float(low_text) if low_text.strip() else float(array.min())
-        high = float(high_text) if high_text.strip() else float(array.max())
+        low = float(low_text) if low_text.strip() else None
+        high = float(high_text) if high_text.strip() else None
     except ValueError:
         raise ValueError(f"--threshold {spec!r}: LOW and HIGH must be numbers") from None
-    return "manual", low, high
+    return {"method": "manual", "low": low, "high": high}
 
 
 def run(args) -> int:
     import numpy as np
 
+    from .. import ops
     from ..io.nifti import read_nifti, write_nifti
     from ..measure.metrics import volume_mm3
     from ..pipeline.steps import StepLog
-    from ..processing import morphology as mo
-    from ..processing.threshold import threshold_mask
 
     if args.output.exists() and not args.overwrite:
         raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it")
+    plan = [preprocess_step(spec) for spec in args.preprocess]
+    plan.append(("threshold", threshold_step(args.threshold)))
+    if args.open:
+        plan.append(("morphology", {"operation": "open", "radius_mm": args.open}))
+    if args.close:
+        plan.append(("morphology", {"operation": "close", "radius_mm": args.close}))
+    if args.fill_holes:
+        plan.append(("fill_holes", {"per_slice": False}))
+    if args.min_size is not None:
+        plan.append(("islands", {"operation": "remove_small", "min_size_mm3": args.min_size}))
+    if args.keep_largest:
+        plan.append(("islands", {"operation": "keep_largest"}))
+    for operation, params in plan:
+        ops.get(operation).validate(params)  # refuse bad parameters before reading anything
     log = StepLog()
     volume = read_nifti(args.input)
     log.record("read_nifti", {}, [str(args.input)])
-    for spec in args.preprocess:
-        volume, params = _preprocess(volume, spec)
-        log.record(spec.partition(":")[0].lower(), params)
-    image = np.asarray(volume.array)
-    method, low, high = _range(image, args.threshold)
-    mask = threshold_mask(image, low, high)
-    log.record("threshold", {"method": method, "low": low, "high": high})
-    spacing = volume.spacing
-    if args.open:
-        mask = mo.binary_morphology(mask, "open", args.open, spacing)
-        log.record("morphology", {"operation": "open", "radius_mm": args.open})
-    if args.close:
-        mask = mo.binary_morphology(mask, "close", args.close, spacing)
-        log.record("morphology", {"operation": "close", "radius_mm": args.close})
-    if args.fill_holes:
-        mask = mo.fill_holes(mask)
-        log.record("fill_holes", {"per_slice": False})
-    if args.min_size is not None:
-        mask = mo.remove_small(mask, args.min_size, spacing)
-        log.record("islands", {"operation": "remove_small", "min_size_mm3": args.min_size})
-    if args.keep_largest:
-        mask = mo.keep_largest(mask)
-        log.record("islands", {"operation": "keep_largest"})
-    result = volume.with_array(np.asarray(mask, np.uint8), series_description="segmentation")
+    threshold = {}
+    for operation, params in plan:
+        try:
+            volume = ops.run(operation, volume, **params)
+        except ValueError as error:
+            raise ValueError(f"{operation}: {error}") from None
+        if operation == "threshold":
+            threshold = volume.metadata["threshold"]
+        log.record(operation, params)
+    mask = np.asarray(volume.array, np.uint8)
+    result = volume.with_array(mask, series_description="segmentation")
     write_nifti(result, args.output, overwrite=args.overwrite)
     log.record("write_nifti", {}, output=str(args.output))
     summary = {
         "input": str(args.input),
         "output": str(args.output),
-        "threshold_method": method,
-        "low": low,
-        "high": high,
+        "threshold_method": threshold["method"],
+        "low": threshold["low"],
+        "high": threshold["high"],
         "voxels": int(np.count_nonzero(mask)),
-        "volume_mm3": volume_mm3(mask, spacing),
-        "spacing_mm": spacing.tolist(),
+        "volume_mm3": volume_mm3(mask, volume.spacing),
+        "spacing_mm": volume.spacing.tolist(),
         "steps": json.loads(log.to_json())["steps"],
     }
     print(json.dumps(summary, indent=2))

@@ -20,6 +20,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -215,6 +216,19 @@ _REGISTRY: dict[str, Operation] = {}
 _LOADED = False
 
 
+class _Package(types.ModuleType):
+    """This package's module type: a submodule named like an API function (``ops/register.py``) must not
+    replace the function on the package when the import system binds submodules to their parent."""
+
+    def __setattr__(self, name, value):
+        if name in __all__ and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
 def register(
     name: str, *, inputs: Sequence[str] = ("image",), output: str = "image", description: str | None = None
 ) -> Callable[[Callable], Callable]:
@@ -319,6 +333,13 @@ def _parameter_docs(function: Callable) -> dict[str, str]:
     return {key: value.split(". ")[0].rstrip(".") for key, value in described.items()}
 
 
+def _summary(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph, on one line."""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    match = re.search(r"^(.*?[.!?])(?:\s|$)", paragraph)
+    return match.group(1) if match else paragraph
+
+
 def _kind(annotation) -> tuple[str, tuple | None, bool, str | None]:
     """JSON kind, choices, nullable and item kind of a type annotation."""
     origin = typing.get_origin(annotation)
@@ -334,7 +355,12 @@ def _kind(annotation) -> tuple[str, tuple | None, bool, str | None]:
         return "any", None, nullable, None
     if origin is Literal:
         choices = typing.get_args(annotation)
-        kind = "string" if all(isinstance(c, str) for c in choices) else "any"
+        if all(isinstance(c, str) for c in choices):
+            kind = "string"
+        elif all(isinstance(c, int) and not isinstance(c, bool) for c in choices):
+            kind = "integer"
+        else:
+            kind = "any"
         return kind, tuple(choices), False, None
     if origin in (list, tuple, Sequence, typing.Sequence) or annotation in (list, tuple):
         args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
@@ -381,5 +407,5 @@ def _build(name, function, inputs, output, description) -> Operation:
                 description=docs.get(parameter.name, ""),
             )
         )
-    summary = description or (inspect.getdoc(function) or name).strip().splitlines()[0]
+    summary = description or _summary(inspect.getdoc(function) or name)
     return Operation(name, function, inputs, output, summary, tuple(parameters), takes_progress)

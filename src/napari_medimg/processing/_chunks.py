@@ -13,16 +13,79 @@ import numpy as np
 
 from ..progress import ProgressCallback, report
 
-__all__ = ["slabwise", "mm_to_voxels", "ellipsoid_footprint"]
+__all__ = ["slabwise", "mm_to_voxels", "ellipsoid_footprint", "check_spacing"]
+
+
+def check_spacing(spacing, ndim: int) -> np.ndarray:
+    """The one spacing validator: ``spacing`` as ``ndim`` positive finite floats (mm per axis).
+
+    Parameters
+    ----------
+    spacing : float or sequence of float or None
+        mm per axis; one number applies to every axis; None means 1 mm.
+    ndim : int
+        Number of array axes.
+
+    Returns
+    -------
+    numpy.ndarray
+        Float array of shape ``(ndim,)``.
+
+    Raises
+    ------
+    ValueError
+        When the spacing has the wrong length or a value that is not positive and finite.
+    """
+    if spacing is None:
+        return np.ones(ndim)
+    values = np.asarray(spacing, float).reshape(-1)
+    if values.size == 1 and ndim != 1:
+        values = np.full(ndim, float(values[0]))
+    if values.shape != (ndim,):
+        raise ValueError(f"spacing needs {ndim} values, got {values.tolist()}")
+    if not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(f"spacing must be positive and finite, got {values.tolist()}")
+    return values
 
 
 def mm_to_voxels(length_mm: float, spacing) -> np.ndarray:
-    """A physical length in mm as a per-axis voxel count (float)."""
+    """A physical length in mm as a per-axis voxel count (float).
+
+    Parameters
+    ----------
+    length_mm : float
+        Length in mm.
+    spacing : sequence of float
+        mm per axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        Voxels per axis.
+    """
     return float(length_mm) / np.asarray(spacing, float)
 
 
 def ellipsoid_footprint(radius_mm: float, spacing) -> np.ndarray:
-    """Boolean footprint of the ball ``|offset|_mm <= radius_mm`` on a grid of the given spacing."""
+    """Boolean footprint of the ball ``|offset|_mm <= radius_mm`` on a grid of the given spacing.
+
+    Parameters
+    ----------
+    radius_mm : float
+        Ball radius in mm (≥ 0).
+    spacing : sequence of float
+        mm per axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean footprint, odd length per axis.
+
+    Raises
+    ------
+    ValueError
+        For a negative radius.
+    """
     spacing = np.asarray(spacing, float)
     if radius_mm < 0:
         raise ValueError(f"radius must be ≥ 0 mm, got {radius_mm}")
@@ -45,6 +108,26 @@ def slabwise(
     """Apply ``function`` (keeping axis 0's length) to slabs of ``array`` along axis 0 padded by ``halo`` slices.
 
     2D arrays (and arrays no thicker than one slab) are processed in one call.
+
+    Parameters
+    ----------
+    function : callable
+        ``function(block) -> block`` keeping axis 0's length.
+    array : array_like
+        numpy or dask array.
+    halo : int
+        Slices of context each slab needs on either side.
+    progress : callable, optional
+        ``progress(done, total)``.
+    chunk : int
+        Slices per slab.
+    dtype : numpy dtype, optional
+        Output dtype (default: the function's).
+
+    Returns
+    -------
+    numpy.ndarray
+        The assembled result.
     """
     array = np.asarray(array) if not hasattr(array, "compute") else array
     n = array.shape[0]

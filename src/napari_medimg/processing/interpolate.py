@@ -12,15 +12,29 @@ import numpy as np
 from scipy import ndimage
 
 from ..progress import ProgressCallback, report
+from ._chunks import check_spacing
 
 __all__ = ["fill_between_slices", "signed_distance"]
 
 
-def signed_distance(mask: np.ndarray, spacing) -> np.ndarray:
+def signed_distance(mask: np.ndarray, *, spacing=None) -> np.ndarray:
     """Signed distance (mm) to the boundary of ``mask``: negative inside, positive outside, with the zero
-    level half a voxel outside the outermost inside voxels (so cutting at 0 gives ``mask`` back)."""
+    level half a voxel outside the outermost inside voxels (so cutting at 0 gives ``mask`` back).
+
+    Parameters
+    ----------
+    mask : array_like
+        Mask.
+    spacing : sequence of float, optional
+        mm per axis (default 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 signed distances in mm.
+    """
     mask = np.asarray(mask, bool)
-    spacing = np.asarray(spacing, float)
+    spacing = check_spacing(spacing, mask.ndim)
     half = 0.5 * float(spacing.min())
     inside = ndimage.distance_transform_edt(mask, sampling=spacing)
     outside = ndimage.distance_transform_edt(~mask, sampling=spacing)
@@ -36,19 +50,38 @@ def _box(a: np.ndarray, b: np.ndarray) -> tuple[slice, ...]:
 
 
 def fill_between_slices(
-    labels, axis: int = 0, values=None, spacing=None, progress: ProgressCallback | None = None
+    labels, *, axis: int = 0, values=None, spacing=None, progress: ProgressCallback | None = None
 ) -> np.ndarray:
     """Interpolate each label value through the gaps between the slices along ``axis`` where it is painted.
 
-    ``values`` limits which labels are interpolated (default: all non-zero values present).  ``spacing`` is
-    the per-axis spacing in mm (in-plane distances are measured in mm).  Returns a new array of the same
-    dtype; the input is not modified.
+    Parameters
+    ----------
+    labels : array_like
+        2D or 3D integer labels.
+    axis : int
+        The axis the labels were painted along (slice by slice).
+    values : sequence of int, optional
+        Labels to interpolate (default: all non-zero values present).
+    spacing : sequence of float, optional
+        mm per axis; in-plane distances are measured in mm (default 1).
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array of the same dtype; the input is not modified.
+
+    Raises
+    ------
+    ValueError
+        For labels that are not 2D or 3D, or label value 0.
     """
     labels = np.asarray(labels)
     if labels.ndim not in (2, 3):
         raise ValueError("fill between slices works on 2D or 3D labels")
     axis = axis % labels.ndim
-    spacing = np.ones(labels.ndim) if spacing is None else np.asarray(spacing, float)
+    spacing = check_spacing(spacing, labels.ndim)
     plane_spacing = np.delete(spacing, axis)
     source = np.moveaxis(labels, axis, 0)
     out = labels.copy()
@@ -64,8 +97,8 @@ def fill_between_slices(
     for done, (value, a, b) in enumerate(work, start=1):
         first, last = source[a] == value, source[b] == value
         box = _box(first, last)
-        start = signed_distance(first[box], plane_spacing)
-        stop = signed_distance(last[box], plane_spacing)
+        start = signed_distance(first[box], spacing=plane_spacing)
+        stop = signed_distance(last[box], spacing=plane_spacing)
         for k in range(a + 1, b):
             t = (k - a) / (b - a)
             inside = (1 - t) * start + t * stop < 0

@@ -7,12 +7,15 @@ ellipsoids in voxels that are round in mm; margins use exact Euclidean distance 
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 import numpy as np
 from scipy import ndimage
 from skimage import measure, morphology, segmentation
 
 from ..progress import ProgressCallback, report
-from ._chunks import ellipsoid_footprint, mm_to_voxels, slabwise
+from ._chunks import check_spacing, ellipsoid_footprint, mm_to_voxels, slabwise
 
 __all__ = [
     "MORPHOLOGY_OPERATIONS",
@@ -33,16 +36,16 @@ __all__ = [
     "compact_labels",
 ]
 
-MORPHOLOGY_OPERATIONS = ("erode", "dilate", "open", "close")
-LOGICAL_OPERATIONS = ("union", "intersect", "subtract", "xor", "invert", "copy")
-SMOOTHING_METHODS = ("median", "open", "close", "gaussian")
+MorphologyOperation = Literal["erode", "dilate", "open", "close"]
+LogicalOperation = Literal["union", "intersect", "subtract", "xor", "invert", "copy"]
+SmoothingMethod = Literal["median", "open", "close", "gaussian"]
+MORPHOLOGY_OPERATIONS = typing.get_args(MorphologyOperation)
+LOGICAL_OPERATIONS = typing.get_args(LogicalOperation)
+SMOOTHING_METHODS = typing.get_args(SmoothingMethod)
 
 
 def _spacing(mask, spacing) -> np.ndarray:
-    spacing = np.ones(np.ndim(mask)) if spacing is None else np.asarray(spacing, float).reshape(-1)
-    if spacing.shape != (np.ndim(mask),):
-        raise ValueError(f"spacing needs {np.ndim(mask)} values, got {spacing.tolist()}")
-    return spacing
+    return check_spacing(spacing, np.ndim(mask))
 
 
 def _structure(ndim: int, connectivity: int | None) -> np.ndarray:
@@ -53,19 +56,58 @@ def _structure(ndim: int, connectivity: int | None) -> np.ndarray:
 
 
 def compact_labels(labels: np.ndarray) -> np.ndarray:
-    """``labels`` in the smallest of uint8 / uint16 / int32 that holds its maximum."""
+    """``labels`` in the smallest of uint8 / uint16 / int32 that holds its maximum.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Non-negative integer labels.
+
+    Returns
+    -------
+    numpy.ndarray
+        The labels, cast (no copy when the dtype already fits).
+    """
     top = int(labels.max()) if labels.size else 0
     dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int32
     return labels.astype(dtype, copy=False)
 
 
 def binary_morphology(
-    mask, operation: str, radius_mm: float, spacing=None, progress: ProgressCallback | None = None
+    mask,
+    *,
+    operation: MorphologyOperation,
+    radius_mm: float,
+    spacing=None,
+    progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Erode / dilate / open / close ``mask`` with a ball of ``radius_mm`` (uint8 result).
 
     Outside the array counts as background for erosion and opening, and as foreground for the erosion half
     of a closing (so closing never eats objects that touch the border).
+
+    Parameters
+    ----------
+    mask : array_like
+        2D or 3D mask (non-zero is foreground).
+    operation : {"erode", "dilate", "open", "close"}
+        The operation.
+    radius_mm : float
+        Radius of the ball (round in mm) in mm.
+    spacing : sequence of float, optional
+        mm per axis (default 1).
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 mask.
+
+    Raises
+    ------
+    ValueError
+        For an unknown operation, a negative radius or a bad spacing.
     """
     if operation not in MORPHOLOGY_OPERATIONS:
         raise ValueError(f"unknown morphology operation {operation!r}; choose from {MORPHOLOGY_OPERATIONS}")
@@ -89,9 +131,26 @@ def binary_morphology(
 
 
 def fill_holes(
-    mask, per_slice: bool = False, axis: int = 0, progress: ProgressCallback | None = None
+    mask, *, per_slice: bool = False, axis: int = 0, progress: ProgressCallback | None = None
 ) -> np.ndarray:
-    """Fill enclosed background: in 3D (or 2D) at once, or slice by slice along ``axis`` (uint8)."""
+    """Fill enclosed background: in 3D (or 2D) at once, or slice by slice along ``axis`` (uint8).
+
+    Parameters
+    ----------
+    mask : array_like
+        2D or 3D mask.
+    per_slice : bool
+        Fill each slice along ``axis`` on its own (holes open in 3D are filled in the slices).
+    axis : int
+        Slice axis of ``per_slice``.
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 mask.
+    """
     mask = np.asarray(mask) != 0
     if not per_slice or mask.ndim == 2:
         out = ndimage.binary_fill_holes(mask)
@@ -105,8 +164,26 @@ def fill_holes(
     return np.moveaxis(out, 0, axis).view(np.uint8)
 
 
-def connected_components(mask, connectivity: int | None = None) -> np.ndarray:
-    """Label the connected objects of ``mask`` 1 … N (face+edge+corner connectivity by default)."""
+def connected_components(mask, *, connectivity: int | None = None) -> np.ndarray:
+    """Label the connected objects of ``mask`` 1 … N (face+edge+corner connectivity by default).
+
+    Parameters
+    ----------
+    mask : array_like
+        Mask.
+    connectivity : int, optional
+        1 (faces) … ndim (faces, edges and corners; the default).
+
+    Returns
+    -------
+    numpy.ndarray
+        Compact labels (see :func:`compact_labels`).
+
+    Raises
+    ------
+    ValueError
+        For a connectivity outside 1 … ndim.
+    """
     connectivity = np.ndim(mask) if connectivity is None else connectivity
     _structure(np.ndim(mask), connectivity)  # validates
     return compact_labels(measure.label(np.asarray(mask) != 0, connectivity=connectivity))
@@ -117,25 +194,72 @@ def _sizes(mask, connectivity):
     return labels, np.bincount(labels.ravel(), minlength=count + 1)
 
 
-def keep_largest(mask, connectivity: int | None = None) -> np.ndarray:
-    """Keep only the largest connected object (uint8); an empty mask stays empty."""
+def keep_largest(mask, *, connectivity: int | None = None) -> np.ndarray:
+    """Keep only the largest connected object (uint8); an empty mask stays empty.
+
+    Parameters
+    ----------
+    mask : array_like
+        Mask.
+    connectivity : int, optional
+        1 … ndim (default ndim).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 mask.
+    """
     labels, sizes = _sizes(mask, connectivity)
     if sizes.size <= 1:
         return np.zeros(np.shape(mask), np.uint8)
     return (labels == int(np.argmax(sizes[1:])) + 1).view(np.uint8)
 
 
-def keep_selected(mask, indices, connectivity: int | None = None) -> np.ndarray:
+def keep_selected(mask, indices, *, connectivity: int | None = None) -> np.ndarray:
     """Keep the objects that contain any of the voxel ``indices`` (N, ndim) — Slicer's "keep selected
-    island" (uint8).  Use :func:`~napari_medimg.processing.region_growing.seed_indices` for world points."""
-    labels, _ = _sizes(mask, connectivity)
+    island" (uint8).  Use :func:`~napari_medimg.processing.region_growing.seed_indices` for world points.
+
+    The one "keep the components a seed touches" of the package (region growing uses it too).
+
+    Parameters
+    ----------
+    mask : array_like
+        Mask.
+    indices : array_like
+        Integer voxel indices, shape ``(N, ndim)``.
+    connectivity : int, optional
+        1 … ndim (default ndim).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 mask.
+    """
+    labels, _ = ndimage.label(np.asarray(mask) != 0, structure=_structure(np.ndim(mask), connectivity))
     indices = np.atleast_2d(np.asarray(indices, int))
     hits = np.unique(labels[tuple(indices.T)])
     return np.isin(labels, hits[hits > 0]).view(np.uint8)
 
 
-def remove_small(mask, min_size_mm3: float, spacing=None, connectivity: int | None = None) -> np.ndarray:
-    """Remove objects smaller than ``min_size_mm3`` (mm² for 2D) (uint8)."""
+def remove_small(mask, *, min_size_mm3: float, spacing=None, connectivity: int | None = None) -> np.ndarray:
+    """Remove objects smaller than ``min_size_mm3`` (mm² for 2D) (uint8).
+
+    Parameters
+    ----------
+    mask : array_like
+        Mask.
+    min_size_mm3 : float
+        Smallest object kept, mm³ (mm² for 2D).
+    spacing : sequence of float, optional
+        mm per axis (default 1).
+    connectivity : int, optional
+        1 … ndim (default ndim).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 mask.
+    """
     spacing = _spacing(mask, spacing)
     labels, sizes = _sizes(mask, connectivity)
     keep = sizes * float(np.prod(spacing)) >= min_size_mm3
@@ -144,9 +268,26 @@ def remove_small(mask, min_size_mm3: float, spacing=None, connectivity: int | No
 
 
 def split_islands(
-    mask, min_size_mm3: float = 0.0, spacing=None, connectivity: int | None = None
+    mask, *, min_size_mm3: float = 0.0, spacing=None, connectivity: int | None = None
 ) -> np.ndarray:
-    """Each connected object as its own label, numbered by decreasing size; objects below the size drop."""
+    """Each connected object as its own label, numbered by decreasing size; objects below the size drop.
+
+    Parameters
+    ----------
+    mask : array_like
+        Mask.
+    min_size_mm3 : float
+        Smallest object kept, mm³ (mm² for 2D).
+    spacing : sequence of float, optional
+        mm per axis (default 1).
+    connectivity : int, optional
+        1 … ndim (default ndim).
+
+    Returns
+    -------
+    numpy.ndarray
+        Compact labels, 1 the largest object.
+    """
     spacing = _spacing(mask, spacing)
     labels, sizes = _sizes(mask, connectivity)
     order = np.argsort(-sizes[1:], kind="stable") + 1
@@ -156,8 +297,23 @@ def split_islands(
     return compact_labels(lookup[labels])
 
 
-def margin(mask, margin_mm: float, spacing=None) -> np.ndarray:
-    """Grow (``margin_mm`` > 0) or shrink (< 0) ``mask`` by an exact Euclidean distance in mm (uint8)."""
+def margin(mask, *, margin_mm: float, spacing=None) -> np.ndarray:
+    """Grow (``margin_mm`` > 0) or shrink (< 0) ``mask`` by an exact Euclidean distance in mm (uint8).
+
+    Parameters
+    ----------
+    mask : array_like
+        Mask.
+    margin_mm : float
+        Margin in mm; negative shrinks.
+    spacing : sequence of float, optional
+        mm per axis (default 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 mask.
+    """
     spacing = _spacing(mask, spacing)
     mask = np.asarray(mask) != 0
     if margin_mm == 0 or not mask.any():
@@ -180,15 +336,46 @@ def margin(mask, margin_mm: float, spacing=None) -> np.ndarray:
 
 
 def smooth(
-    mask, method: str = "median", size_mm: float = 1.0, spacing=None, progress: ProgressCallback | None = None
+    mask,
+    *,
+    method: SmoothingMethod = "median",
+    radius_mm: float = 1.0,
+    spacing=None,
+    progress: ProgressCallback | None = None,
 ) -> np.ndarray:
-    """Smooth a mask's surface: ``median`` vote in a ball of radius ``size_mm``, ``open``/``close`` with it,
-    or ``gaussian`` blur of sigma ``size_mm`` cut at 0.5 (uint8)."""
+    """Smooth a mask's surface: ``median`` vote in a ball of ``radius_mm``, ``open``/``close`` with it,
+    or ``gaussian`` blur of sigma ``radius_mm`` cut at 0.5 (uint8).
+
+    Parameters
+    ----------
+    mask : array_like
+        Mask.
+    method : {"median", "open", "close", "gaussian"}
+        The smoothing.
+    radius_mm : float
+        Ball radius (Gaussian: sigma) in mm.
+    spacing : sequence of float, optional
+        mm per axis (default 1).
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 mask.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method.
+    """
     spacing = _spacing(mask, spacing)
     if method in ("open", "close"):
-        return binary_morphology(mask, method, size_mm, spacing, progress)
+        return binary_morphology(
+            mask, operation=method, radius_mm=radius_mm, spacing=spacing, progress=progress
+        )
     if method == "median":
-        footprint = ellipsoid_footprint(size_mm, spacing)
+        footprint = ellipsoid_footprint(radius_mm, spacing)
         return slabwise(
             lambda b: ndimage.median_filter((b != 0).view(np.uint8), footprint=footprint),
             mask,
@@ -197,7 +384,7 @@ def smooth(
             dtype=np.uint8,
         )
     if method == "gaussian":
-        sigma = mm_to_voxels(size_mm, spacing)
+        sigma = mm_to_voxels(radius_mm, spacing)
         return slabwise(
             lambda b: (ndimage.gaussian_filter((b != 0).astype(np.float32), sigma) > 0.5).view(np.uint8),
             mask,
@@ -208,10 +395,32 @@ def smooth(
     raise ValueError(f"unknown smoothing {method!r}; choose from {SMOOTHING_METHODS}")
 
 
-def logical(operation: str, a, b=None) -> np.ndarray:
+def logical(a, b=None, *, operation: LogicalOperation) -> np.ndarray:
     """Logical operators between masks (uint8): ``union``, ``intersect``, ``subtract`` (a and not b),
-    ``xor``, ``invert`` (not a) and ``copy`` (a)."""
+    ``xor``, ``invert`` (not a) and ``copy`` (b, or a when there is no b).
+
+    Parameters
+    ----------
+    a : array_like
+        First mask.
+    b : array_like, optional
+        Second mask, same shape (needed by the binary operators).
+    operation : {"union", "intersect", "subtract", "xor", "invert", "copy"}
+        The operator.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 mask.
+
+    Raises
+    ------
+    ValueError
+        For an unknown operator, a missing second mask or masks of different shapes.
+    """
     a = np.asarray(a) != 0
+    if operation == "copy" and b is not None:
+        a = np.asarray(b) != 0
     if operation in ("invert", "copy"):
         return (~a if operation == "invert" else a).view(np.uint8).copy()
     if operation not in LOGICAL_OPERATIONS:
@@ -230,11 +439,25 @@ def logical(operation: str, a, b=None) -> np.ndarray:
     return function(a, b).view(np.uint8)
 
 
-def watershed_split(mask, spacing=None, h_mm: float = 1.0, connectivity: int | None = None) -> np.ndarray:
+def watershed_split(mask, *, h_mm: float = 1.0, spacing=None, connectivity: int | None = None) -> np.ndarray:
     """Split touching objects: watershed of the negated distance map (mm) seeded at its h-maxima.
 
-    ``h_mm`` is how much deeper than the neck between them two centres must be (in mm of distance to the
-    border) to count as separate objects.
+    Parameters
+    ----------
+    mask : array_like
+        Mask.
+    h_mm : float
+        How much deeper than the neck between them two centres must be (in mm of distance to the border) to
+        count as separate objects.
+    spacing : sequence of float, optional
+        mm per axis (default 1).
+    connectivity : int, optional
+        1 … ndim (default ndim).
+
+    Returns
+    -------
+    numpy.ndarray
+        Compact labels.
     """
     spacing = _spacing(mask, spacing)
     mask = np.asarray(mask) != 0
@@ -249,9 +472,31 @@ def watershed_split(mask, spacing=None, h_mm: float = 1.0, connectivity: int | N
     return compact_labels(labels)
 
 
-def edit_label(labels, value: int, new_mask, overwrite: bool = False) -> np.ndarray:
+def edit_label(labels, new_mask, *, value: int, overwrite: bool = False) -> np.ndarray:
     """Write ``new_mask`` as label ``value`` into a copy of ``labels``: voxels of ``value`` outside the new
-    mask are cleared; other labels are kept unless ``overwrite``."""
+    mask are cleared; other labels are kept unless ``overwrite``.
+
+    Parameters
+    ----------
+    labels : array_like
+        Integer labels.
+    new_mask : array_like
+        The new extent of label ``value`` (same shape).
+    value : int
+        The label edited.
+    overwrite : bool
+        Let the new mask replace other labels.
+
+    Returns
+    -------
+    numpy.ndarray
+        Edited copy of ``labels`` (same dtype).
+
+    Raises
+    ------
+    ValueError
+        When ``value`` does not fit the labels' dtype.
+    """
     labels = np.asarray(labels)
     new_mask = np.asarray(new_mask) != 0
     out = labels.copy()

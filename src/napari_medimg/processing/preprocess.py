@@ -9,12 +9,15 @@ axis (exactly equal to whole-volume filtering thanks to a halo).
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 import numpy as np
 from scipy import ndimage
 from skimage import exposure, restoration
 
 from ..geometry import Volume
-from ..progress import ProgressCallback, report
+from ..progress import SUB_PROGRESS_STEPS, ProgressCallback, report, sub_progress
 from ._chunks import ellipsoid_footprint, mm_to_voxels, slabwise
 from .windows import CT_WINDOW_PRESETS
 
@@ -24,6 +27,7 @@ __all__ = [
     "normalize",
     "denoise",
     "DENOISE_METHODS",
+    "NORMALIZE_METHODS",
     "clahe",
     "gamma",
     "brightness_contrast",
@@ -35,9 +39,10 @@ __all__ = [
     "symmetric_eigenvalues",
 ]
 
-#: CT window presets: name → (level/centre HU, width HU)
-
-DENOISE_METHODS = ("gaussian", "median", "bilateral", "nl-means")
+DenoiseMethod = Literal["gaussian", "median", "bilateral", "nl_means"]
+NormalizeMethod = Literal["z_score", "min_max", "percentile"]
+DENOISE_METHODS = typing.get_args(DenoiseMethod)
+NORMALIZE_METHODS = typing.get_args(NormalizeMethod)
 
 #: Sato et al. 1998 penalty for a positive smallest eigenvalue (their alpha, 0.25 in the paper)
 _SATO_ALPHA = 0.25
@@ -53,13 +58,38 @@ def _result(volume: Volume, array: np.ndarray, step: str, **params) -> Volume:
 
 def window_level(
     volume: Volume,
+    *,
     level: float | None = None,
     width: float | None = None,
     preset: str | None = None,
-    output: str = "clip",
+    output: Literal["clip", "unit"] = "clip",
 ) -> Volume:
     """Window/level: clip to ``[level - width/2, level + width/2]`` (``output='clip'``, keeps HU) or map
-    that window to ``[0, 1]`` (``output='unit'``).  ``preset`` is a name of :data:`CT_WINDOW_PRESETS`."""
+    that window to ``[0, 1]`` (``output='unit'``).
+
+    Parameters
+    ----------
+    volume : Volume
+        The image.
+    level : float, optional
+        Window centre in image units (HU for CT).
+    width : float, optional
+        Window width in image units.
+    preset : str, optional
+        A name of :data:`~napari_medimg.processing.windows.CT_WINDOW_PRESETS`; replaces level and width.
+    output : {"clip", "unit"}
+        Keep the units (clip) or map the window to [0, 1].
+
+    Returns
+    -------
+    Volume
+        float32 image with the window as its display window.
+
+    Raises
+    ------
+    ValueError
+        For an unknown preset, a missing level/width or a width ≤ 0.
+    """
     if preset is not None:
         try:
             level, width = CT_WINDOW_PRESETS[preset]
@@ -87,31 +117,54 @@ def window_level(
 
 def normalize(
     volume: Volume,
-    method: str = "z-score",
+    *,
+    method: NormalizeMethod = "z_score",
     low_percentile: float = 1.0,
     high_percentile: float = 99.0,
     mask=None,
 ) -> Volume:
-    """Intensity normalisation: ``min-max`` → [0, 1], ``z-score`` → mean 0 / sd 1, ``percentile`` → clip to
-    the percentiles and map them to [0, 1].  Statistics come from ``mask`` (non-zero voxels) when given."""
+    """Intensity normalisation: ``min_max`` → [0, 1], ``z_score`` → mean 0 / sd 1, ``percentile`` → clip to
+    the percentiles and map them to [0, 1].  Statistics come from ``mask`` (non-zero voxels) when given.
+
+    Parameters
+    ----------
+    volume : Volume
+        The image.
+    method : {"z_score", "min_max", "percentile"}
+        The normalisation.
+    low_percentile, high_percentile : float
+        Percentiles (0–100) of the ``percentile`` method.
+    mask : array_like, optional
+        Voxels whose statistics are used.
+
+    Returns
+    -------
+    Volume
+        float32 image.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method, bad percentiles, an empty mask or a constant image.
+    """
     array = _float(volume)
     values = array[np.asarray(mask) != 0] if mask is not None else array
     if values.size == 0:
         raise ValueError("the normalisation mask is empty")
-    if method == "min-max":
+    if method == "min_max":
         low, high = float(values.min()), float(values.max())
     elif method == "percentile":
         if not 0 <= low_percentile < high_percentile <= 100:
             raise ValueError("percentiles must satisfy 0 ≤ low < high ≤ 100")
         low, high = (float(v) for v in np.percentile(values, [low_percentile, high_percentile]))
         array = np.clip(array, low, high)
-    elif method == "z-score":
+    elif method == "z_score":
         mean, sd = float(values.mean()), float(values.std())
         if sd == 0:
             raise ValueError("cannot z-score a constant image")
         return _result(volume, (array - mean) / sd, "normalize", method=method)
     else:
-        raise ValueError(f"unknown normalisation {method!r}; choose min-max, z-score or percentile")
+        raise ValueError(f"unknown normalisation {method!r}; choose from {NORMALIZE_METHODS}")
     if high == low:
         raise ValueError("cannot normalise a constant image")
     return _result(
@@ -126,7 +179,8 @@ def normalize(
 
 def denoise(
     volume: Volume,
-    method: str = "gaussian",
+    *,
+    method: DenoiseMethod = "gaussian",
     sigma_mm: float = 1.0,
     radius_mm: float = 1.0,
     sigma_intensity: float | None = None,
@@ -134,8 +188,34 @@ def denoise(
 ) -> Volume:
     """Denoise with a ``gaussian`` (``sigma_mm``), ``median`` (ball of ``radius_mm``), ``bilateral``
     (spatial ``sigma_mm``, intensity ``sigma_intensity`` in image units; in-plane, slice by slice) or
-    ``nl-means`` (search radius ``radius_mm``, filtering strength ``sigma_intensity`` — by default the
-    estimated noise level; in-plane, slice by slice) filter."""
+    ``nl_means`` (search radius ``radius_mm``, filtering strength ``sigma_intensity`` — by default the
+    estimated noise level; in-plane, slice by slice) filter.
+
+    Parameters
+    ----------
+    volume : Volume
+        The image.
+    method : {"gaussian", "median", "bilateral", "nl_means"}
+        The filter.
+    sigma_mm : float
+        Gaussian / bilateral spatial sigma in mm.
+    radius_mm : float
+        Median ball radius / non-local-means search radius in mm.
+    sigma_intensity : float, optional
+        Bilateral intensity sigma / non-local-means strength in image units (None: automatic).
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    Volume
+        float32 image.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method.
+    """
     array = _float(volume)
     spacing = volume.spacing
     if method == "gaussian":
@@ -150,7 +230,7 @@ def denoise(
 
         def run(block):
             return ndimage.median_filter(block, footprint=footprint, mode="nearest")
-    elif method in ("bilateral", "nl-means"):
+    elif method in ("bilateral", "nl_means"):
         plane_spacing = float(np.mean(spacing[-2:]))
         halo = 0
         low, span = float(array.min()), float(np.ptp(array)) or 1.0
@@ -200,9 +280,30 @@ def denoise(
     )
 
 
-def clahe(volume: Volume, kernel_mm: float = 50.0, clip_limit: float = 0.01, nbins: int = 256) -> Volume:
-    """Contrast-limited adaptive histogram equalisation (2D or 3D) with context regions of ``kernel_mm``;
-    the output is in [0, 1]."""
+def clahe(volume: Volume, *, kernel_mm: float = 50.0, clip_limit: float = 0.01, nbins: int = 256) -> Volume:
+    """Contrast-limited adaptive histogram equalisation (2D or 3D) with context regions of ``kernel_mm``.
+
+    Parameters
+    ----------
+    volume : Volume
+        The image.
+    kernel_mm : float
+        Side of the context regions in mm.
+    clip_limit : float
+        Histogram clip limit (0–1).
+    nbins : int
+        Histogram bins.
+
+    Returns
+    -------
+    Volume
+        float32 image in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        For a constant image.
+    """
     array = _float(volume)
     low, high = float(array.min()), float(array.max())
     if high == low:
@@ -217,9 +318,27 @@ def clahe(volume: Volume, kernel_mm: float = 50.0, clip_limit: float = 0.01, nbi
     return result
 
 
-def gamma(volume: Volume, value: float = 1.0) -> Volume:
+def gamma(volume: Volume, *, value: float = 1.0) -> Volume:
     """Gamma correction on the image's own range: values are mapped to [0, 1], raised to ``value`` and
-    mapped back (keeps units at the two ends of the range)."""
+    mapped back (keeps units at the two ends of the range).
+
+    Parameters
+    ----------
+    volume : Volume
+        The image.
+    value : float
+        The exponent (> 0).
+
+    Returns
+    -------
+    Volume
+        float32 image.
+
+    Raises
+    ------
+    ValueError
+        For a gamma ≤ 0.
+    """
     if value <= 0:
         raise ValueError(f"gamma must be positive, got {value}")
     array = _float(volume)
@@ -229,8 +348,23 @@ def gamma(volume: Volume, value: float = 1.0) -> Volume:
     return _result(volume, out.astype(np.float32), "gamma", value=value)
 
 
-def brightness_contrast(volume: Volume, brightness: float = 0.0, contrast: float = 1.0) -> Volume:
-    """Linear intensity map ``contrast * (value - mean) + mean + brightness`` (image units)."""
+def brightness_contrast(volume: Volume, *, brightness: float = 0.0, contrast: float = 1.0) -> Volume:
+    """Linear intensity map ``contrast * (value - mean) + mean + brightness`` (image units).
+
+    Parameters
+    ----------
+    volume : Volume
+        The image.
+    brightness : float
+        Offset in image units.
+    contrast : float
+        Gain around the mean.
+
+    Returns
+    -------
+    Volume
+        float32 image.
+    """
     array = _float(volume)
     mean = float(array.mean())
     out = np.float32(contrast) * (array - mean) + mean + brightness
@@ -240,9 +374,26 @@ def brightness_contrast(volume: Volume, brightness: float = 0.0, contrast: float
 
 
 def unsharp_mask(
-    volume: Volume, sigma_mm: float = 1.0, amount: float = 1.0, progress: ProgressCallback | None = None
+    volume: Volume, *, sigma_mm: float = 1.0, amount: float = 1.0, progress: ProgressCallback | None = None
 ) -> Volume:
-    """Sharpen: ``value + amount * (value - gaussian(value, sigma_mm))``."""
+    """Sharpen: ``value + amount * (value - gaussian(value, sigma_mm))``.
+
+    Parameters
+    ----------
+    volume : Volume
+        The image.
+    sigma_mm : float
+        Sigma of the blur in mm.
+    amount : float
+        Weight of the detail added back.
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    Volume
+        float32 image.
+    """
     array = _float(volume)
     sigma = mm_to_voxels(sigma_mm, volume.spacing)
     blurred = slabwise(
@@ -258,6 +409,7 @@ def unsharp_mask(
 
 def tophat(
     volume: Volume,
+    *,
     radius_mm: float = 4.0,
     bright: bool = True,
     mask=None,
@@ -266,7 +418,26 @@ def tophat(
     """Background subtraction by a morphological top-hat with a ball of ``radius_mm``: white top-hat
     (value − opening) for bright structures smaller than the ball, black top-hat (closing − value) for dark
     ones (``bright=False``).  Outside ``mask`` the image is replaced by the mean inside it first, so the
-    mask's rim does not show up as a structure; the result is 0 there."""
+    mask's rim does not show up as a structure; the result is 0 there.
+
+    Parameters
+    ----------
+    volume : Volume
+        The image.
+    radius_mm : float
+        Ball radius in mm.
+    bright : bool
+        White (True) or black (False) top-hat.
+    mask : array_like, optional
+        Region of interest.
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    Volume
+        float32 image.
+    """
     array = _float(volume)
     inside = None
     if mask is not None:
@@ -285,9 +456,31 @@ def tophat(
     return _result(volume, out, "tophat", radius_mm=radius_mm, bright=bright)
 
 
-def combine(volumes, weights, percentile: float = 90.0, mask=None) -> Volume:
+def combine(volumes, *, weights, percentile: float = 90.0, mask=None) -> Volume:
     """Weighted sum of images on one grid, each first divided by its ``percentile`` value (inside ``mask``)
-    so that responses of different units add fairly (an image calculator for filter responses)."""
+    so that responses of different units add fairly (an image calculator for filter responses).
+
+    Parameters
+    ----------
+    volumes : sequence of Volume
+        Images on one grid.
+    weights : sequence of float
+        One weight per image.
+    percentile : float
+        Percentile (0–100) each image is divided by.
+    mask : array_like, optional
+        Voxels whose percentile is used.
+
+    Returns
+    -------
+    Volume
+        float32 image on the first image's grid.
+
+    Raises
+    ------
+    ValueError
+        For a weight count that differs, different grids or a zero percentile.
+    """
     volumes = list(volumes)
     if not volumes or len(volumes) != len(weights):
         raise ValueError("give one weight per image")
@@ -306,20 +499,44 @@ def combine(volumes, weights, percentile: float = 90.0, mask=None) -> Volume:
 
 def resample(
     volume: Volume,
-    spacing=None,
-    order: int = 1,
+    *,
+    spacing_mm: float | list[float] | None = None,
+    order: Literal[0, 1, 3] = 1,
     labels: bool = False,
     progress: ProgressCallback | None = None,
 ) -> Volume:
-    """Resample onto a grid of ``spacing`` mm (one number or one per axis; default: isotropic at the finest
+    """Resample onto a grid of ``spacing_mm`` (one number or one per axis; default: isotropic at the finest
     spacing).  The field of view is kept: voxel edges of the first voxel line up, the new shape is the old
-    extent divided by the new spacing (rounded).  ``order`` 1 (linear) or 3 (cubic) for images; labels
-    (``labels=True``) always use nearest neighbour and keep their dtype."""
+    extent divided by the new spacing (rounded).
+
+    Parameters
+    ----------
+    volume : Volume
+        The image or labels.
+    spacing_mm : float or sequence of float, optional
+        The new spacing in mm (None: isotropic at the finest spacing).
+    order : {0, 1, 3}
+        Interpolation: nearest, linear or cubic (images).
+    labels : bool
+        Labels: always nearest neighbour, dtype kept.
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    Volume
+        The resampled volume with its new geometry.
+
+    Raises
+    ------
+    ValueError
+        For a spacing that is not positive or an unknown order.
+    """
     old = volume.spacing
-    if spacing is None:
+    if spacing_mm is None:
         new = np.full(volume.ndim, float(old.min()))
     else:
-        new = np.broadcast_to(np.asarray(spacing, float).reshape(-1), old.shape).astype(float)
+        new = np.broadcast_to(np.asarray(spacing_mm, float).reshape(-1), old.shape).astype(float)
     if np.any(new <= 0):
         raise ValueError(f"spacing must be positive, got {new.tolist()}")
     if order not in (0, 1, 3):
@@ -372,7 +589,21 @@ def resample(
 def symmetric_eigenvalues(elements: dict) -> np.ndarray:
     """Eigenvalues of symmetric 2×2 or 3×3 matrices given element-wise (``elements[(i, j)]`` arrays, i ≤ j),
     in closed form (vectorised; the trigonometric solution of the characteristic cubic for 3×3), stacked on
-    a new last axis in ascending order."""
+    a new last axis in ascending order.
+
+    Kept instead of ``np.linalg.eigvalsh``: 6.5× faster on 8×256×256 3×3 matrices (0.09 s vs 0.61 s,
+    benchmarks/bench_eigenvalues.py), equal to 3e-7.
+
+    Parameters
+    ----------
+    elements : dict
+        ``(i, j) -> array`` for the upper triangle (3 entries for 2×2, 6 for 3×3).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 eigenvalues, ascending, on a new last axis.
+    """
     if len(elements) == 3:
         a, b, c = (np.asarray(elements[k], np.float64) for k in ((0, 0), (0, 1), (1, 1)))
         mean, radius = (a + c) / 2, np.sqrt(((a - c) / 2) ** 2 + b**2)
@@ -413,12 +644,13 @@ def _hessian_eigenvalues(block: np.ndarray, sigma_mm: float, spacing: np.ndarray
 
 def vesselness(
     volume: Volume,
-    sigmas_mm=(1.0, 2.0, 3.0),
-    method: str = "frangi",
+    *,
+    sigmas_mm: list[float] = (1.0, 2.0, 3.0),
+    method: Literal["frangi", "sato"] = "frangi",
     bright: bool = True,
     alpha: float = 0.5,
     beta: float = 0.5,
-    gamma_: float | None = None,
+    c: float | None = None,
     progress: ProgressCallback | None = None,
 ) -> Volume:
     """Multi-scale tubular-structure filter (Frangi 1998 or Sato 1998) with scales in mm.
@@ -428,8 +660,35 @@ def vesselness(
 
     The Hessian is computed with Gaussian derivatives whose sigma is ``sigma_mm`` per axis in voxels
     (anisotropic spacing handled) and is scale-normalised by sigma².  ``bright=False`` looks for dark
-    tubes (e.g. vessels in a fundus green channel).  Frangi's structureness constant ``gamma_`` defaults to
+    tubes (e.g. vessels in a fundus green channel).  Frangi's structureness constant ``c`` defaults to
     half the largest Hessian norm per scale.  The result is the maximum response over scales.
+
+    Parameters
+    ----------
+    volume : Volume
+        2D or 3D image.
+    sigmas_mm : sequence of float
+        Scales in mm.
+    method : {"frangi", "sato"}
+        The filter.
+    bright : bool
+        Bright (True) or dark (False) tubes.
+    alpha, beta : float
+        Frangi's plate and blob sensitivities.
+    c : float, optional
+        Frangi's structureness constant (None: half the largest Hessian norm per scale).
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    Volume
+        float32 response.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method or scales that are not positive.
     """
     if method not in ("frangi", "sato"):
         raise ValueError(f"unknown vesselness method {method!r}; choose frangi or sato")
@@ -466,23 +725,21 @@ def vesselness(
             shape = (1 - np.exp(-ra2 / (2 * alpha**2))) * np.exp(-rb2 / (2 * beta**2))
             return np.stack([np.where(tube, shape, 0), s2], 0).astype(np.float32)
 
-        def sub_progress(done, whole, n=n):
-            report(progress, n * 1000 + int(1000 * done / max(whole, 1)), total * 1000)
-
+        scale_progress = sub_progress(progress, n / total, (n + 1) / total)
         if method == "sato":
-            response = slabwise(run, array, halo, sub_progress, chunk=8)
+            response = slabwise(run, array, halo, scale_progress, chunk=8)
         else:
 
             def stacked(block, run=run):
                 return np.moveaxis(run(block), 0, -1)
 
-            pair = slabwise(stacked, array, halo, sub_progress, chunk=8)
+            pair = slabwise(stacked, array, halo, scale_progress, chunk=8)
             shape_term, s2 = pair[..., 0], pair[..., 1]
-            c = gamma_ if gamma_ is not None else 0.5 * float(np.sqrt(s2.max()))
-            c = c or 1.0
-            response = shape_term * (1 - np.exp(-s2 / (2 * c**2)))
+            constant = c if c is not None else 0.5 * float(np.sqrt(s2.max()))
+            constant = constant or 1.0
+            response = shape_term * (1 - np.exp(-s2 / (2 * constant**2)))
         np.maximum(best, response, out=best)
-    report(progress, total * 1000, total * 1000)
+    report(progress, SUB_PROGRESS_STEPS, SUB_PROGRESS_STEPS)
     return _result(
         volume,
         best,
@@ -492,5 +749,5 @@ def vesselness(
         bright=bright,
         alpha=alpha,
         beta=beta,
-        gamma=gamma_,
+        c=c,
     )

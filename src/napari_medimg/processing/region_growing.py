@@ -13,14 +13,17 @@ seeds of a 2D image are ``(y, x)`` millimetres from the image's origin (napari's
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 import numpy as np
 from scipy import ndimage
 from skimage import segmentation
 
 from ..geometry import Volume
-from ..progress import ProgressCallback, report
+from ..progress import ProgressCallback, report, sub_progress
 from ._chunks import ellipsoid_footprint, mm_to_voxels, slabwise
-from .morphology import compact_labels
+from .morphology import compact_labels, keep_selected
 
 __all__ = [
     "GROW_METHODS",
@@ -32,11 +35,30 @@ __all__ = [
     "grow_from_seeds",
 ]
 
-GROW_METHODS = ("watershed", "random walker")
+GrowMethod = Literal["watershed", "random_walker"]
+GROW_METHODS = typing.get_args(GrowMethod)
 
 
 def seed_indices(volume: Volume, points) -> np.ndarray:
-    """Integer array indices (N, ndim) of world seed points; a seed outside the volume is an error."""
+    """Integer array indices (N, ndim) of world seed points; a seed outside the volume is an error.
+
+    Parameters
+    ----------
+    volume : Volume
+        The image the seeds belong to.
+    points : array_like
+        LPS mm ``(x, y, z)`` per seed for 3D; ``(y, x)`` mm for 2D.
+
+    Returns
+    -------
+    numpy.ndarray
+        Integer indices, shape ``(N, ndim)``.
+
+    Raises
+    ------
+    ValueError
+        For no seeds, seeds of the wrong dimension or seeds outside the image.
+    """
     points = np.atleast_2d(np.asarray(points, float))
     if points.size == 0:
         raise ValueError("at least one seed point is needed")
@@ -70,24 +92,35 @@ def _ball_values(volume: Volume, index: np.ndarray, radius_mm: float) -> np.ndar
     return np.concatenate(values).astype(np.float64)
 
 
-def seed_statistics(volume: Volume, points, radius_mm: float = 2.0) -> tuple[float, float]:
-    """Mean and standard deviation of the image in balls of ``radius_mm`` around the seeds."""
+def seed_statistics(volume: Volume, points, *, radius_mm: float = 2.0) -> tuple[float, float]:
+    """Mean and standard deviation of the image in balls of ``radius_mm`` around the seeds.
+
+    Parameters
+    ----------
+    volume : Volume
+        The image.
+    points : array_like
+        World seed points (see :func:`seed_indices`).
+    radius_mm : float
+        Ball radius in mm.
+
+    Returns
+    -------
+    tuple of float
+        ``(mean, sd)``.
+    """
     values = _ball_values(volume, seed_indices(volume, points), radius_mm)
     return float(values.mean()), float(values.std())
 
 
 def _grow(array, index: np.ndarray, low: float, high: float, connectivity: int) -> np.ndarray:
-    inside = (array >= low) & (array <= high)
-    structure = ndimage.generate_binary_structure(array.ndim, connectivity)
-    labels, _ = ndimage.label(inside, structure=structure)
-    hits = np.unique(labels[tuple(index.T)])
-    hits = hits[hits > 0]
-    return np.isin(labels, hits).view(np.uint8)
+    return keep_selected((array >= low) & (array <= high), index, connectivity=connectivity)
 
 
 def connected_threshold(
     volume: Volume,
     points,
+    *,
     low: float | None = None,
     high: float | None = None,
     radius_mm: float = 2.0,
@@ -98,10 +131,37 @@ def connected_threshold(
     """uint8 mask of the voxels in ``[low, high]`` connected to a seed (face connectivity by default).
 
     Without a range, it is mean ± ``multiplier`` · sd of the image in balls of ``radius_mm`` around the seeds.
+
+    Parameters
+    ----------
+    volume : Volume
+        The image.
+    points : array_like
+        World seed points (see :func:`seed_indices`).
+    low, high : float, optional
+        The range in image units; None: from the seed statistics.
+    radius_mm : float
+        Radius of the balls around the seeds whose statistics give a missing bound, in mm.
+    multiplier : float
+        Half-width of the range in standard deviations.
+    connectivity : int
+        1 (faces) … ndim.
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 mask.
+
+    Raises
+    ------
+    ValueError
+        For bad seeds or ``low`` above ``high``.
     """
     index = seed_indices(volume, points)
     if low is None or high is None:
-        mean, sd = seed_statistics(volume, points, radius_mm)
+        mean, sd = seed_statistics(volume, points, radius_mm=radius_mm)
         low = mean - multiplier * sd if low is None else low
         high = mean + multiplier * sd if high is None else high
     if low > high:
@@ -114,6 +174,7 @@ def connected_threshold(
 def confidence_connected(
     volume: Volume,
     points,
+    *,
     multiplier: float = 2.5,
     iterations: int = 4,
     radius_mm: float = 2.0,
@@ -121,10 +182,33 @@ def confidence_connected(
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Connected threshold whose range (mean ± ``multiplier`` · sd) is re-estimated ``iterations`` times
-    from the region grown so far, starting from balls of ``radius_mm`` around the seeds."""
+    from the region grown so far, starting from balls of ``radius_mm`` around the seeds.
+
+    Parameters
+    ----------
+    volume : Volume
+        The image.
+    points : array_like
+        World seed points (see :func:`seed_indices`).
+    multiplier : float
+        Half-width of the range in standard deviations.
+    iterations : int
+        Re-estimations of the range.
+    radius_mm : float
+        Radius of the initial balls around the seeds, in mm.
+    connectivity : int
+        1 (faces) … ndim.
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 mask.
+    """
     index = seed_indices(volume, points)
     array = np.asarray(volume.array)
-    mean, sd = seed_statistics(volume, points, radius_mm)
+    mean, sd = seed_statistics(volume, points, radius_mm=radius_mm)
     region = None
     for step in range(iterations + 1):
         region = _grow(array, index, mean - multiplier * sd, mean + multiplier * sd, connectivity)
@@ -140,8 +224,30 @@ def confidence_connected(
     return region
 
 
-def markers_from_points(volume: Volume, points, values, radius_mm: float = 0.0) -> np.ndarray:
-    """A marker label image with ``values[n]`` painted at seed ``points[n]`` (a ball of ``radius_mm``)."""
+def markers_from_points(volume: Volume, points, *, values, radius_mm: float = 0.0) -> np.ndarray:
+    """A marker label image with ``values[n]`` painted at seed ``points[n]`` (a ball of ``radius_mm``).
+
+    Parameters
+    ----------
+    volume : Volume
+        The image whose grid the markers use.
+    points : array_like
+        World seed points (see :func:`seed_indices`).
+    values : int or sequence of int
+        Positive label per point (or one for all).
+    radius_mm : float
+        Ball painted around each point, in mm.
+
+    Returns
+    -------
+    numpy.ndarray
+        Compact marker labels.
+
+    Raises
+    ------
+    ValueError
+        For non-positive label values.
+    """
     index = seed_indices(volume, points)
     values = np.broadcast_to(np.asarray(values, int), (index.shape[0],))
     if np.any(values <= 0):
@@ -182,17 +288,45 @@ def _gradient_magnitude(volume: Volume, sigma_mm: float, progress) -> np.ndarray
 def grow_from_seeds(
     volume: Volume,
     markers,
-    method: str = "watershed",
+    *,
+    method: GrowMethod = "watershed",
     sigma_mm: float = 1.0,
     mask=None,
     beta: float = 130.0,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Grow every seeded label of ``markers`` (0 = unlabelled) until they meet, like Slicer's "Grow from
-    seeds": ``watershed`` on the gradient magnitude (Gaussian derivatives of ``sigma_mm``) or ``random
-    walker`` (``beta`` edge weight, anisotropic spacing honoured).  Voxels outside ``mask`` stay 0.
+    seeds": ``watershed`` on the gradient magnitude (Gaussian derivatives of ``sigma_mm``) or
+    ``random_walker`` (``beta`` edge weight, anisotropic spacing honoured).  Voxels outside ``mask`` stay 0.
 
     Without a mask, at least two labels must be seeded (one of them usually the background).
+
+    Parameters
+    ----------
+    volume : Volume
+        The image.
+    markers : array_like
+        Seed labels on the image's grid (0 = unlabelled).
+    method : {"watershed", "random_walker"}
+        How the labels grow.
+    sigma_mm : float
+        Gaussian smoothing before the gradient (watershed) or the walk, in mm.
+    mask : array_like, optional
+        Region the labels may grow into.
+    beta : float
+        Random-walker edge weight.
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Compact labels.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method, markers of another shape or too few seeded labels.
     """
     if method not in GROW_METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {GROW_METHODS}")
@@ -206,7 +340,7 @@ def grow_from_seeds(
         raise ValueError("grow from seeds needs seeds of at least two labels (e.g. object and background)")
     region = None if mask is None else np.asarray(mask) != 0
     if method == "watershed":
-        gradient = _gradient_magnitude(volume, sigma_mm, lambda d, t: report(progress, d, 2 * t))
+        gradient = _gradient_magnitude(volume, sigma_mm, sub_progress(progress, 0.0, 0.5))
         out = segmentation.watershed(gradient, markers.astype(np.int32), mask=region)
     else:
         array = np.asarray(volume.array, np.float32)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 import numpy as np
-from scipy import ndimage
 from skimage import filters
 
 from ..progress import ProgressCallback, report
-from ._chunks import mm_to_voxels, slabwise
+from ._chunks import check_spacing, mm_to_voxels, slabwise
+
+#: automatic single-threshold methods
+AutomaticMethod = Literal["otsu", "li", "yen", "triangle"]
+#: local (adaptive) threshold methods
+LocalMethod = Literal["gaussian", "mean", "median", "sauvola", "niblack"]
 
 __all__ = [
     "AUTOMATIC_METHODS",
@@ -19,7 +26,6 @@ __all__ = [
     "multi_otsu_labels",
     "local_threshold",
     "percentile_threshold",
-    "hysteresis_mask",
 ]
 
 #: automatic methods: each returns one value; voxels above it are foreground
@@ -43,11 +49,28 @@ def _sample(array) -> np.ndarray:
     return np.asarray(array[(slice(None, None, step),) * array.ndim])
 
 
-def automatic_threshold(array, method: str = "otsu") -> float:
-    """Threshold value of ``array`` by an automatic method (``otsu``, ``li``, ``yen``, ``triangle``).
+def automatic_threshold(array, *, method: AutomaticMethod = "otsu") -> float:
+    """Threshold value of ``array`` by an automatic method.
 
     Volumes larger than a few million voxels are subsampled on a regular stride, which changes the value by
     far less than one histogram bin.
+
+    Parameters
+    ----------
+    array : array_like
+        Image values (numpy or dask; a lazy array only reads the sampled voxels).
+    method : {"otsu", "li", "yen", "triangle"}
+        The automatic method (scikit-image's ``threshold_<method>``).
+
+    Returns
+    -------
+    float
+        The threshold; the foreground lies above it.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method or a constant image.
     """
     try:
         function = AUTOMATIC_METHODS[method]
@@ -61,13 +84,30 @@ def automatic_threshold(array, method: str = "otsu") -> float:
     return float(function(values.astype(np.float32, copy=False)))
 
 
-def threshold_range(array, method: str = "otsu") -> tuple[float, float]:
+def threshold_range(array, *, method: AutomaticMethod = "otsu") -> tuple[float, float]:
     """``(low, high)`` range selecting the foreground of an automatic method: above the value, up to the max.
 
     For an in-memory array ``high`` is its maximum; a lazy (dask) volume is not read whole for it: ``high`` is
     then the largest value its integer type can hold (or +inf for floats), which selects the same voxels.
+
+    Parameters
+    ----------
+    array : array_like
+        Image values (numpy or dask).
+    method : {"otsu", "li", "yen", "triangle"}
+        The automatic method.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)`` for :func:`threshold_mask`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method or a constant image.
     """
-    value = automatic_threshold(array, method)
+    value = automatic_threshold(array, method=method)
     if isinstance(array, np.ndarray):
         return value, float(np.max(array))
     dtype = np.dtype(array.dtype)
@@ -76,6 +116,7 @@ def threshold_range(array, method: str = "otsu") -> tuple[float, float]:
 
 def threshold_mask(
     array,
+    *,
     low: float,
     high: float,
     progress: ProgressCallback | None = None,
@@ -85,6 +126,27 @@ def threshold_mask(
 
     Works on numpy or dask arrays of any dimension ≥ 2; the first axis is processed in slabs of
     ``chunk_slices`` so that progress is reported and cancellation (raising from ``progress``) is prompt.
+
+    Parameters
+    ----------
+    array : array_like
+        Image values (numpy or dask).
+    low, high : float
+        The inclusive range, in image units.
+    progress : callable, optional
+        ``progress(done, total)``; raise :class:`~napari_medimg.progress.Cancelled` from it to stop.
+    chunk_slices : int
+        Slices per slab.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 mask of the array's shape.
+
+    Raises
+    ------
+    ValueError
+        When ``low`` is above ``high``.
     """
     if low > high:
         raise ValueError(f"threshold low {low} is above high {high}")
@@ -104,11 +166,33 @@ def threshold_mask(
 
 
 #: local (adaptive) methods of :func:`local_threshold`
-LOCAL_METHODS = ("gaussian", "mean", "median", "sauvola", "niblack")
+LOCAL_METHODS = typing.get_args(LocalMethod)
 
 
-def multi_otsu_thresholds(array, classes: int = 3, mask=None, nbins: int = 256) -> list[float]:
-    """The ``classes - 1`` multi-Otsu thresholds of ``array`` (of the voxels where ``mask`` is non-zero)."""
+def multi_otsu_thresholds(array, *, classes: int = 3, mask=None, nbins: int = 256) -> list[float]:
+    """The ``classes - 1`` multi-Otsu thresholds of ``array`` (of the voxels where ``mask`` is non-zero).
+
+    Parameters
+    ----------
+    array : array_like
+        Image values.
+    classes : int
+        Number of classes, 2 … 8.
+    mask : array_like, optional
+        Only the voxels where it is non-zero count.
+    nbins : int
+        Histogram bins.
+
+    Returns
+    -------
+    list of float
+        Ascending thresholds.
+
+    Raises
+    ------
+    ValueError
+        For a class count outside 2 … 8 or a constant image.
+    """
     if not 2 <= classes <= 8:
         raise ValueError(f"multi-Otsu needs 2 to 8 classes, got {classes}")
     values = np.asarray(array)[np.asarray(mask) != 0] if mask is not None else _sample(array).ravel()
@@ -121,6 +205,7 @@ def multi_otsu_thresholds(array, classes: int = 3, mask=None, nbins: int = 256) 
 
 def multi_otsu_labels(
     array,
+    *,
     classes: int = 3,
     mask=None,
     thresholds=None,
@@ -130,9 +215,27 @@ def multi_otsu_labels(
 
     With ``mask``, thresholds come from the masked voxels only, voxels inside get ``class + 1`` (1 …
     ``classes``) and voxels outside stay 0.  ``thresholds`` skips the computation (ascending values).
+
+    Parameters
+    ----------
+    array : array_like
+        Image values.
+    classes : int
+        Number of classes, 2 … 8.
+    mask : array_like, optional
+        Region whose voxels define the thresholds and receive labels.
+    thresholds : sequence of float, optional
+        Precomputed thresholds (``classes - 1`` values).
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 class labels.
     """
     if thresholds is None:
-        thresholds = multi_otsu_thresholds(array, classes, mask)
+        thresholds = multi_otsu_thresholds(array, classes=classes, mask=mask)
     bins = np.asarray(sorted(thresholds), np.float32)
     shift = 1 if mask is not None else 0
 
@@ -147,9 +250,10 @@ def multi_otsu_labels(
 
 def local_threshold(
     array,
+    *,
     spacing=None,
     block_mm: float = 15.0,
-    method: str = "gaussian",
+    method: LocalMethod = "gaussian",
     offset: float = 0.0,
     k: float = 0.2,
     bright: bool = True,
@@ -161,11 +265,40 @@ def local_threshold(
     ``bright=False``: value < local statistic + ``offset``); ``sauvola`` (for non-negative images;
     R is half the image's range) and ``niblack`` use their ``k`` and ``bright=False`` selects values below
     their local threshold.
+
+    Parameters
+    ----------
+    array : array_like
+        2D or 3D image.
+    spacing : sequence of float, optional
+        mm per axis (default 1).
+    block_mm : float
+        Side of the neighbourhood in mm.
+    method : {"gaussian", "mean", "median", "sauvola", "niblack"}
+        The local statistic.
+    offset : float
+        Subtracted from the local statistic (image units).
+    k : float
+        Sauvola / Niblack ``k``.
+    bright : bool
+        Foreground above (True) or below (False) the local threshold.
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 mask.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method or a spacing of the wrong length.
     """
     if method not in LOCAL_METHODS:
         raise ValueError(f"unknown local threshold {method!r}; choose from {LOCAL_METHODS}")
     array = np.asarray(array, np.float32)
-    spacing = np.ones(array.ndim) if spacing is None else np.asarray(spacing, float)
+    spacing = check_spacing(spacing, array.ndim)
     block = np.maximum(3, 2 * np.floor(mm_to_voxels(block_mm, spacing) / 2) + 1).astype(int)
     # Sauvola's R: the range of the local standard deviation, half the image's intensity range
     dynamic_range = 0.5 * float(np.ptp(array)) or 1.0
@@ -188,24 +321,31 @@ def local_threshold(
     return slabwise(run, array, int(block[0]), progress, dtype=np.uint8)
 
 
-def percentile_threshold(array, fraction_above: float, mask=None) -> float:
-    """The value above which ``fraction_above`` (0–1) of the voxels lie (of those inside ``mask``)."""
+def percentile_threshold(array, *, fraction_above: float, mask=None) -> float:
+    """The value above which ``fraction_above`` (0–1) of the voxels lie (of those inside ``mask``).
+
+    Parameters
+    ----------
+    array : array_like
+        Image values.
+    fraction_above : float
+        Fraction of the voxels above the returned value, in (0, 1).
+    mask : array_like, optional
+        Only the voxels where it is non-zero count.
+
+    Returns
+    -------
+    float
+        The value.
+
+    Raises
+    ------
+    ValueError
+        For a fraction outside (0, 1) or no voxels.
+    """
     if not 0 < fraction_above < 1:
         raise ValueError(f"the fraction above the threshold must be in (0, 1), got {fraction_above}")
     values = np.asarray(array)[np.asarray(mask) != 0] if mask is not None else _sample(array)
     if values.size == 0:
         raise ValueError("no voxels to compute a percentile of")
     return float(np.quantile(values, 1.0 - fraction_above))
-
-
-def hysteresis_mask(array, low: float, high: float, connectivity: int | None = None) -> np.ndarray:
-    """uint8 mask of the voxels above ``low`` that are connected to a voxel above ``high`` (hysteresis)."""
-    if low > high:
-        raise ValueError(f"hysteresis low {low} is above high {high}")
-    array = np.asarray(array)
-    structure = ndimage.generate_binary_structure(array.ndim, connectivity or array.ndim)
-    labels, count = ndimage.label(array > low, structure=structure)
-    strong = np.zeros(count + 1, bool)
-    strong[np.unique(labels[array > high])] = True
-    strong[0] = False
-    return strong[labels].view(np.uint8)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import ComboBox, SpinBox, create_widget
 
-from ...processing.interpolate import fill_between_slices
+from ... import ops
 from ._common import JobWidget
 
 if TYPE_CHECKING:
@@ -60,12 +60,9 @@ class FillBetweenSlicesWidget(JobWidget):
             self.edit_in_place(layer, result, "fill_between_slices", params, [layer])
             self.status.value = f"filled {added} voxels ({added * volume.voxel_volume:.1f} mm³)"
 
+        def fill(volume, progress=None):
+            return np.asarray(ops.run("fill_between_slices", volume, progress=progress, **params).array)
+
         self.run_job(
-            fill_between_slices,
-            labels,
-            params["axis"],
-            params["values"],
-            volume.spacing,
-            description=f"Fill between slices {layer.name}",
-            on_done=done,
+            fill, volume.with_array(labels), description=f"Fill between slices {layer.name}", on_done=done
         )

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, create_widget
 
-from ...processing import preprocess as pp
+from ... import ops
+from ...processing.preprocess import DENOISE_METHODS, NORMALIZE_METHODS
+from ...processing.windows import CT_WINDOW_PRESETS
 from ..layers import layer_data_tuple, set_or_add_layer
 from ._common import JobWidget, slab_around
 
@@ -44,54 +46,41 @@ def _bool(name, value, label=None):
     return {"name": name, "value": value, "annotation": bool, "label": label or name}
 
 
-def _window(volume, preset, level, width, output, progress=None):
-    return pp.window_level(volume, level, width, preset=None if preset == "custom" else preset, output=output)
+def _window(preset, level, width, output):
+    if preset == "custom":
+        return {"level": level, "width": width, "output": output}
+    return {"preset": preset, "output": output}
 
 
-def _denoise(volume, method, size_mm, sigma_intensity, progress=None):
-    return pp.denoise(
-        volume,
-        method,
-        sigma_mm=size_mm,
-        radius_mm=size_mm,
-        sigma_intensity=sigma_intensity or None,
-        progress=progress,
-    )
+def _denoise(method, size_mm, sigma_intensity):
+    size = "sigma_mm" if method in ("gaussian", "bilateral") else "radius_mm"
+    return {"method": method, size: size_mm, "sigma_intensity": sigma_intensity or None}
 
 
-def _resample(volume, spacing_mm, interpolation, labels, progress=None):
+def _resample(spacing_mm, interpolation, labels):
     order = {"linear": 1, "cubic": 3, "nearest": 0}[interpolation]
-    return pp.resample(volume, spacing_mm or None, order=order, labels=labels, progress=progress)
+    return {"spacing_mm": spacing_mm or None, "order": order, "labels": labels}
 
 
-def _vesselness(volume, method, sigmas_mm, bright, progress=None):
+def _vesselness(method, sigmas_mm, bright):
     try:
         sigmas = [float(s) for s in str(sigmas_mm).replace(";", ",").split(",") if s.strip()]
     except ValueError:
         raise ValueError(f"scales must be numbers in mm separated by commas, got {sigmas_mm!r}") from None
-    return pp.vesselness(volume, sigmas, method, bright=bright, progress=progress)
+    return {"method": method, "sigmas_mm": sigmas, "bright": bright}
 
 
-def _plain(function):
-    def run(volume, progress=None, **params):
-        return function(volume, **params)
-
-    return run
+def _same(**params):
+    return params
 
 
-def _with_progress(function):
-    def run(volume, progress=None, **params):
-        return function(volume, progress=progress, **params)
-
-    return run
-
-
-#: operation → (core call, parameter specs, preview on a slab?)
+#: operation → (registry operation, widget values → core parameters, parameter specs, preview on a slab?)
 OPERATIONS = {
     "window/level": (
+        "window_level",
         _window,
         [
-            _choice("preset", ["custom", *pp.CT_WINDOW_PRESETS], "soft_tissue"),
+            _choice("preset", ["custom", *CT_WINDOW_PRESETS], "soft_tissue"),
             _float("level", 40.0, step=10),
             _float("width", 400.0, 1e-3, 1e6, 10),
             _choice("output", ["clip", "unit"], "clip"),
@@ -99,41 +88,47 @@ OPERATIONS = {
         True,
     ),
     "normalize": (
-        _plain(pp.normalize),
+        "normalize",
+        _same,
         [
-            _choice("method", ["z-score", "min-max", "percentile"], "z-score"),
+            _choice("method", NORMALIZE_METHODS, "z_score"),
             _float("low_percentile", 1.0, 0, 100, 0.5),
             _float("high_percentile", 99.0, 0, 100, 0.5),
         ],
         False,
     ),
     "denoise": (
+        "denoise",
         _denoise,
         [
-            _choice("method", pp.DENOISE_METHODS, "gaussian"),
+            _choice("method", DENOISE_METHODS, "gaussian"),
             _float("size_mm", 1.0, 0.01, 100, 0.1, "sigma / radius (mm)"),
             _float("sigma_intensity", 0.0, 0, 1e6, 1.0, "intensity sigma (0 = auto)"),
         ],
         True,
     ),
     "CLAHE": (
-        _plain(pp.clahe),
+        "clahe",
+        _same,
         [_float("kernel_mm", 50.0, 1, 1e4, 5, "context (mm)"), _float("clip_limit", 0.01, 0.0001, 1, 0.005)],
         False,
     ),
-    "gamma": (_plain(pp.gamma), [_float("value", 1.0, 0.01, 10, 0.1, "gamma")], False),
+    "gamma": ("gamma", _same, [_float("value", 1.0, 0.01, 10, 0.1, "gamma")], False),
     "brightness/contrast": (
-        _plain(pp.brightness_contrast),
+        "brightness_contrast",
+        _same,
         [_float("brightness", 0.0, step=5), _float("contrast", 1.0, 0.01, 100, 0.1)],
         True,
     ),
     "unsharp mask": (
-        _with_progress(pp.unsharp_mask),
+        "unsharp_mask",
+        _same,
         [_float("sigma_mm", 1.0, 0.01, 100, 0.1, "sigma (mm)"), _float("amount", 1.0, 0, 100, 0.1)],
         True,
     ),
     "top-hat": (
-        _with_progress(pp.tophat),
+        "tophat",
+        _same,
         [
             _float("radius_mm", 4.0, 0.01, 1000, 0.5, "radius (mm)"),
             _bool("bright", True, "bright structures"),
@@ -141,6 +136,7 @@ OPERATIONS = {
         True,
     ),
     "resample": (
+        "resample",
         _resample,
         [
             _float("spacing_mm", 0.0, 0, 100, 0.1, "spacing (mm, 0 = finest)"),
@@ -150,6 +146,7 @@ OPERATIONS = {
         False,
     ),
     "vesselness": (
+        "vesselness",
         _vesselness,
         [
             _choice("method", ["frangi", "sato"], "frangi"),
@@ -161,19 +158,9 @@ OPERATIONS = {
 }
 
 
-#: operation → the recorded step's name (the core function's name)
-STEP_NAMES = {
-    "window/level": "window_level",
-    "normalize": "normalize",
-    "denoise": "denoise",
-    "CLAHE": "clahe",
-    "gamma": "gamma",
-    "brightness/contrast": "brightness_contrast",
-    "unsharp mask": "unsharp_mask",
-    "top-hat": "tophat",
-    "resample": "resample",
-    "vesselness": "vesselness",
-}
+def _run_operation(volume, operation: str, params: dict, progress=None):
+    """Run registry operation ``operation`` with core ``params`` (in the worker or for a preview)."""
+    return ops.run(operation, volume, progress=progress, **params)
 
 
 #: operations whose output keeps the source's intensity units (the preview uses the source's contrast)
@@ -188,7 +175,7 @@ class PreprocessWidget(JobWidget):
         self.image = create_widget(annotation="napari.layers.Image", label="image")
         self.operation = ComboBox(choices=list(OPERATIONS), value="denoise", label="operation")
         self.parameters: dict[str, Container] = {}
-        for name, (_, specs, _) in OPERATIONS.items():
+        for name, (_, _, specs, _) in OPERATIONS.items():
             box = Container(widgets=[create_widget(**spec) for spec in specs], labels=True, visible=False)
             self.parameters[name] = box
         self.preview = CheckBox(text="live preview on current slice", value=False)
@@ -206,8 +193,13 @@ class PreprocessWidget(JobWidget):
 
     # ---- parameters -------------------------------------------------------------------------------------
     def params(self) -> dict:
-        """The current operation's parameters by name."""
+        """The current operation's widget values by name."""
         return {w.name: w.value for w in self.parameters[self.operation.value]}
+
+    def step(self) -> tuple[str, dict]:
+        """The registry operation and its core parameters for the current widget values (what is recorded)."""
+        operation, to_core, _, _ = OPERATIONS[self.operation.value]
+        return operation, to_core(**self.params())
 
     def set_params(self, **values):
         box = self.parameters[self.operation.value]
@@ -232,19 +224,19 @@ class PreprocessWidget(JobWidget):
         layer = self.image.value
         if layer is None:
             return
-        if not self.preview.value or not OPERATIONS[self.operation.value][2]:
+        if not self.preview.value or not OPERATIONS[self.operation.value][3]:
             if self.preview_name in self.viewer.layers:
                 self.viewer.layers[self.preview_name].visible = False
             return
-        function = OPERATIONS[self.operation.value][0]
         volume = self.volume_of(layer)
         try:
+            operation, params = self.step()
             if volume.ndim == 3:
                 index = self.slice_index(layer)
                 slab, middle = slab_around(volume, index)
-                plane = np.asarray(function(slab, **self.params()).array[middle], np.float32)
+                plane = np.asarray(_run_operation(slab, operation, params).array[middle], np.float32)
             else:
-                plane = np.asarray(function(volume, **self.params()).array, np.float32)
+                plane = np.asarray(_run_operation(volume, operation, params).array, np.float32)
         except ValueError as error:
             self.status.value = f"preview: {error}"
             return
@@ -283,7 +275,11 @@ class PreprocessWidget(JobWidget):
         if layer is None or self.worker is not None:
             return
         operation = self.operation.value
-        function = OPERATIONS[operation][0]
+        try:
+            op_name, core = self.step()
+        except ValueError as error:
+            self.status.value = f"error: {error}"
+            return
         params = self.params()
         volume = self.volume_of(layer)
         name = self.result_name
@@ -294,8 +290,8 @@ class PreprocessWidget(JobWidget):
                 result,
                 "labels" if params.get("labels") else "image",
                 name,
-                STEP_NAMES[operation],
-                params,
+                op_name,
+                core,
                 [layer],
                 **kwargs,
             )
@@ -306,4 +302,6 @@ class PreprocessWidget(JobWidget):
             spacing = " × ".join(f"{s:.3g}" for s in result.spacing)
             self.status.value = f"{operation}: {name} ({spacing} mm)"
 
-        self.run_job(function, volume, description=f"{operation} {layer.name}", on_done=done, **params)
+        self.run_job(
+            _run_operation, volume, op_name, core, description=f"{operation} {layer.name}", on_done=done
+        )

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox, create_widget
 
+from ... import ops
 from ...processing import morphology as mo
 from ...processing import region_growing as rg
-from ...progress import report
 from ._common import JobWidget, points_to_world
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["RegionGrowingWidget", "LabelEditWidget", "EDIT_OPERATIONS"]
+__all__ = ["RegionGrowingWidget", "LabelEditWidget", "EDIT_OPERATIONS", "label_edit_step"]
 
 CONNECTED, CONFIDENCE, SEEDS = "connected threshold", "confidence connected", "grow from seeds"
 
@@ -84,82 +84,62 @@ class RegionGrowingWidget(JobWidget):
         suffix = "grown" if self.method.value == SEEDS else "region"
         return f"{self.image.value.name} {suffix}"
 
-    def params(self) -> dict:
+    def step(self, volume) -> tuple[str, dict]:
+        """The registry operation and core parameters of the current settings (seeds in world mm).
+
+        Raises
+        ------
+        ValueError
+            When the seed layer the method needs is not chosen or has no points.
+        """
         method = self.method.value
         if method == SEEDS:
-            return {"method": method, "grow_method": self.grow_method.value, "sigma_mm": self.sigma_mm.value}
+            if self.seeds.value is None:
+                raise ValueError("choose a Labels layer with painted seeds")
+            return "grow_from_seeds", {"method": self.grow_method.value, "sigma_mm": self.sigma_mm.value}
+        if self.points.value is None:
+            raise ValueError("choose a Points layer with seed points")
         params = {
-            "method": method,
+            "seeds": points_to_world(self.points.value, volume).tolist(),
+            "method": method.replace(" ", "_"),
             "multiplier": self.multiplier.value,
             "radius_mm": self.radius_mm.value,
-            "value": self.value.value,
+            "label": self.value.value,
         }
         if method == CONFIDENCE:
             params["iterations"] = self.iterations.value
         elif not self.auto_range.value:
             params.update(low=self.low.value, high=self.high.value)
-        return params
+        return "region_growing", params
 
     def apply(self, *_):
         layer = self.image.value
         if layer is None or self.worker is not None:
             return
         volume = self.volume_of(layer)
-        params = self.params()
-        method = params["method"]
-        inputs = [layer]
         try:
-            if method == SEEDS:
-                if self.seeds.value is None:
-                    raise ValueError("choose a Labels layer with painted seeds")
-                markers = np.asarray(self.seeds.value.data)
-                inputs.append(self.seeds.value)
-                function, args = (
-                    rg.grow_from_seeds,
-                    (volume, markers, params["grow_method"], params["sigma_mm"]),
-                )
-            else:
-                if self.points.value is None:
-                    raise ValueError("choose a Points layer with seed points")
-                seeds = points_to_world(self.points.value, volume)
-                params["seeds_world_mm"] = seeds.tolist()
-                inputs.append(self.points.value)
-                value = params["value"]
-
-                def function(volume, seeds, progress=None):
-                    if method == CONNECTED:
-                        mask = rg.connected_threshold(
-                            volume,
-                            seeds,
-                            params.get("low"),
-                            params.get("high"),
-                            params["radius_mm"],
-                            params["multiplier"],
-                            progress=progress,
-                        )
-                    else:
-                        mask = rg.confidence_connected(
-                            volume,
-                            seeds,
-                            params["multiplier"],
-                            params["iterations"],
-                            params["radius_mm"],
-                            progress=progress,
-                        )
-                    return mo.compact_labels(mask.astype(np.int64) * value)
-
-                args = (volume, seeds)
+            operation, params = self.step(volume)
         except ValueError as error:
             self.status.value = f"error: {error}"
             return
+        inputs = [layer]
+        args = [volume]
+        if operation == "grow_from_seeds":
+            inputs.append(self.seeds.value)
+            args.append(volume.with_array(np.asarray(self.seeds.value.data)))
+        else:
+            inputs.append(self.points.value)
         name = self.result_name
 
+        def grow(*volumes, progress=None):
+            return np.asarray(ops.run(operation, *volumes, progress=progress, **params).array)
+
         def done(labels):
-            self.show_result(volume.with_array(labels), "labels", name, "region_growing", params, inputs)
+            self.show_result(volume.with_array(labels), "labels", name, operation, params, inputs)
             voxels = int(np.count_nonzero(labels))
             self.status.value = f"{name}: {voxels} voxels, {voxels * volume.voxel_volume:.1f} mm³"
 
-        self.run_job(function, *args, description=f"{method} {layer.name}", on_done=done)
+        self.run_job(grow, *args, description=f"{self.method.value} {layer.name}", on_done=done)
 
 
 #: label-edit operations by group
@@ -172,47 +152,59 @@ EDIT_OPERATIONS = (*MORPHOLOGY, *FILL, *ISLANDS, "margin", "smooth", "watershed 
 NEW_LAYER = ("split islands", "connected components", "watershed split")
 
 
-def edit_labels(
-    labels: np.ndarray, spacing, operation: str, params: dict, other=None, progress=None
-) -> np.ndarray:
-    """Core of the label-edit tool (runs in the worker): the edited labels, or a new label image."""
-    value = params["value"]
-    mask = labels == value
+def label_edit_step(operation: str, params: dict) -> tuple[str, dict]:
+    """The registry operation and core parameters of a label-edit tool ``operation`` with widget ``params``
+    (``value``, ``overwrite`` and the tool's own: ``radius_mm``, ``axis``, ``min_size_mm3``, ``margin_mm``,
+    ``smoothing``, ``h_mm``, ``other_value``).
+
+    Parameters
+    ----------
+    operation : str
+        One of :data:`EDIT_OPERATIONS`.
+    params : dict
+        The widget's values.
+
+    Returns
+    -------
+    tuple
+        ``(operation name, core parameters)`` for :func:`napari_medimg.ops.run`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown tool.
+    """
     if operation in MORPHOLOGY:
-        new = mo.binary_morphology(mask, operation, params["radius_mm"], spacing, progress)
+        name, core = "morphology", {"operation": operation, "radius_mm": params["radius_mm"]}
     elif operation == "fill holes (3D)":
-        new = mo.fill_holes(mask, progress=progress)
+        name, core = "fill_holes", {"per_slice": False}
     elif operation == "fill holes (per slice)":
-        new = mo.fill_holes(mask, per_slice=True, axis=params["axis"], progress=progress)
+        name, core = "fill_holes", {"per_slice": True, "axis": params["axis"]}
     elif operation == "keep largest island":
-        new = mo.keep_largest(mask)
+        name, core = "islands", {"operation": "keep_largest"}
     elif operation == "remove small islands":
-        new = mo.remove_small(mask, params["min_size_mm3"], spacing)
+        name, core = "islands", {"operation": "remove_small", "min_size_mm3": params["min_size_mm3"]}
     elif operation == "split islands":
-        new = mo.split_islands(mask, params["min_size_mm3"], spacing)
+        name, core = "split_islands", {"min_size_mm3": params["min_size_mm3"]}
     elif operation == "connected components":
-        new = mo.connected_components(mask)
+        name, core = "connected_components", {}
     elif operation == "margin":
-        new = mo.margin(mask, params["margin_mm"], spacing)
+        name, core = "margin", {"margin_mm": params["margin_mm"]}
     elif operation == "smooth":
-        new = mo.smooth(mask, params["smoothing"], params["radius_mm"], spacing, progress)
+        name, core = "smooth", {"method": params["smoothing"], "radius_mm": params["radius_mm"]}
     elif operation == "watershed split":
-        new = mo.watershed_split(mask, spacing, params["h_mm"])
+        name, core = "watershed_split", {"h_mm": params["h_mm"]}
+    elif operation == "logical: invert":
+        name, core = "invert", {}
     elif operation in LOGICAL:
-        op = operation.split(": ")[1]
-        if op in ("invert",):
-            new = mo.logical(op, mask)
-        else:
-            if other is None:
-                raise ValueError(f"{op} needs a second labels layer")
-            other_mask = np.asarray(other) == params["other_value"]
-            new = mo.logical("copy", other_mask) if op == "copy" else mo.logical(op, mask, other_mask)
+        name = "logical"
+        core = {"operation": operation.split(": ")[1], "other_label": params["other_value"]}
     else:
         raise ValueError(f"unknown operation {operation!r}")
-    report(progress, 1, 1)
-    if operation in NEW_LAYER:
-        return new
-    return mo.edit_label(labels, value, new, overwrite=params["overwrite"])
+    core["label"] = params["value"]
+    if operation not in NEW_LAYER:
+        core["overwrite"] = params["overwrite"]
+    return name, core
 
 
 class LabelEditWidget(JobWidget):
@@ -327,36 +319,28 @@ class LabelEditWidget(JobWidget):
             self.status.value = "error: the other labels layer has a different shape"
             return
         inputs = [layer] + ([other_layer] if other_layer is not None else [])
-        step = (
-            "islands"
-            if op in ISLANDS
-            else "logical"
-            if op in LOGICAL
-            else op.split(" (")[0].replace(" ", "_")
-        )
-        if op in MORPHOLOGY:
-            step = "morphology"
+        step, core = label_edit_step(op, params)
+        if step == "logical" and other is None:
+            self.status.value = f"error: {op} needs a second labels layer"
+            return
+        volumes = [volume.with_array(labels)]
+        if step == "logical":
+            volumes.append(volume.with_array(other))
+
+        def edit(*volumes, progress=None):
+            return np.asarray(ops.run(step, *volumes, progress=progress, **core).array)
 
         def done(result):
             if op in NEW_LAYER:
                 name = f"{layer.name} {op}"
-                self.show_result(volume.with_array(result), "labels", name, step, params, inputs)
+                self.show_result(volume.with_array(result), "labels", name, step, core, inputs)
                 self.status.value = f"{name}: {int(result.max())} objects"
                 return
             before = int(np.count_nonzero(layer.data == params["value"]))
-            self.edit_in_place(layer, result, step, params, inputs)
+            self.edit_in_place(layer, result, step, core, inputs)
             after = int(np.count_nonzero(result == params["value"]))
             self.status.value = (
                 f"label {params['value']}: {before} → {after} voxels ({after * volume.voxel_volume:.1f} mm³)"
             )
 
-        self.run_job(
-            edit_labels,
-            labels,
-            volume.spacing,
-            op,
-            params,
-            other,
-            description=f"{op} {layer.name}",
-            on_done=done,
-        )
+        self.run_job(edit, *volumes, description=f"{op} {layer.name}", on_done=done)

@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox, create_widget
 
+from ... import ops
+from ...geometry import Volume
 from ...processing.threshold import (
     AUTOMATIC_METHODS,
     LOCAL_METHODS,
-    local_threshold,
-    multi_otsu_labels,
     multi_otsu_thresholds,
-    threshold_mask,
     threshold_range,
 )
 from ..layers import current_slice_index, layer_data_tuple, layer_to_volume, set_or_add_layer
@@ -71,6 +70,7 @@ class ThresholdWidget(JobWidget):
         self._finish_layout()
         self._preview_slice: int | None = None
         self._thresholds: list[float] = []
+        self._auto_range: tuple[float, float] | None = None
 
         self.image.changed.connect(self._on_method_changed)
         self.method.changed.connect(self._on_method_changed)
@@ -92,20 +92,29 @@ class ThresholdWidget(JobWidget):
     def result_name(self) -> str:
         return f"{self.image.value.name} threshold"
 
-    def params(self) -> dict:
-        """The recorded parameters of the current method."""
+    def step(self) -> tuple[str, dict]:
+        """The registry operation and core parameters of the current method (what is run and recorded).
+
+        Automatic thresholds are recorded as ``low=None, high=None`` (the method finds them again on replay);
+        multi-Otsu's thresholds likewise as ``None``.
+        """
         method = self.method.value
         if method == MULTI_OTSU:
-            return {"method": method, "classes": self.classes.value, "thresholds": list(self._thresholds)}
+            return "multi_otsu", {"classes": self.classes.value, "thresholds": None}
         if method == LOCAL:
-            return {
-                "method": method,
-                "local_method": self.local_method.value,
+            return "local_threshold", {
+                "method": self.local_method.value,
                 "block_mm": self.block_mm.value,
                 "offset": self.offset.value,
                 "bright": self.bright.value,
             }
-        return {"method": method, "low": self.low.value, "high": self.high.value}
+        if method in AUTOMATIC_METHODS:
+            return "threshold", {"method": method, "low": None, "high": None}
+        return "threshold", {"method": MANUAL, "low": self.low.value, "high": self.high.value}
+
+    def params(self) -> dict:
+        """The recorded core parameters of the current method."""
+        return self.step()[1]
 
     def _on_method_changed(self, *_):
         method = self.method.value
@@ -118,11 +127,12 @@ class ThresholdWidget(JobWidget):
         if layer is None:
             return
         if method in AUTOMATIC_METHODS:
-            low, high = threshold_range(layer.data, method)
+            low, high = threshold_range(layer.data, method=method)
+            self._auto_range = (low, high)
             with self.low.changed.blocked(), self.high.changed.blocked():
                 self.low.value, self.high.value = round(low, 3), round(high, 3)
         elif method == MULTI_OTSU:
-            self._thresholds = multi_otsu_thresholds(layer.data, self.classes.value)
+            self._thresholds = multi_otsu_thresholds(layer.data, classes=self.classes.value)
             self.status.value = "thresholds " + ", ".join(f"{t:.4g}" for t in self._thresholds)
         self.update_preview()
 
@@ -132,25 +142,19 @@ class ThresholdWidget(JobWidget):
                 self.method.value = MANUAL
         self.update_preview()
 
+    def _slice_step(self) -> tuple[str, dict]:
+        """The step for a preview slice: automatic values come from the whole volume, not the slice."""
+        operation, params = self.step()
+        if operation == "multi_otsu":
+            params = {**params, "thresholds": list(self._thresholds)}
+        elif operation == "threshold" and params["method"] in AUTOMATIC_METHODS and self._auto_range:
+            params = {"method": MANUAL, "low": self._auto_range[0], "high": self._auto_range[1]}
+        return operation, params
+
     @staticmethod
-    def _segment(array, spacing, params: dict, progress=None):
-        """The method of ``params`` on ``array`` (a slice or the volume); safe in a worker thread."""
-        method = params["method"]
-        if method == MULTI_OTSU:
-            return multi_otsu_labels(
-                array, params["classes"], thresholds=params["thresholds"], progress=progress
-            )
-        if method == LOCAL:
-            return local_threshold(
-                array,
-                spacing,
-                params["block_mm"],
-                params["local_method"],
-                offset=params["offset"],
-                bright=params["bright"],
-                progress=progress,
-            )
-        return threshold_mask(array, params["low"], params["high"], progress=progress)
+    def _segment(array, spacing, operation: str, params: dict, progress=None):
+        """Registry ``operation`` with ``params`` on ``array`` (a slice or the volume); safe in a worker."""
+        return np.asarray(ops.run(operation, Volume(array, spacing), progress=progress, **params).array)
 
     # ---- preview ----------------------------------------------------------------------------------------
     def update_preview(self, *_):
@@ -176,11 +180,13 @@ class ThresholdWidget(JobWidget):
         data = preview.data
         if self._preview_slice is not None and self._preview_slice < data.shape[0] and layer.ndim == 3:
             data[self._preview_slice] = 0
+        operation, params = self._slice_step()
         if layer.ndim == 3:
-            data[index] = self._segment(np.asarray(layer.data[index]), volume.spacing[1:], self.params())
+            plane = np.asarray(layer.data[index])
+            data[index] = self._segment(plane, volume.spacing[1:], operation, params)
             self._preview_slice = index
         else:
-            data[...] = self._segment(np.asarray(layer.data), volume.spacing, self.params())
+            data[...] = self._segment(np.asarray(layer.data), volume.spacing, operation, params)
         preview.visible = True
         preview.refresh()
 
@@ -194,17 +200,17 @@ class ThresholdWidget(JobWidget):
         if layer is None or self.worker is not None:
             return
         volume = layer_to_volume(layer)
-        params = self.params()
+        operation, params = self.step()
         name = self.result_name
 
         def done(mask):
             self.show_result(
-                volume.with_array(mask, series_description=name), "labels", name, "threshold", params, [layer]
+                volume.with_array(mask, series_description=name), "labels", name, operation, params, [layer]
             )
             if self.preview_name in self.viewer.layers:
                 self.viewer.layers[self.preview_name].visible = False
             voxels = int(np.count_nonzero(mask))
-            if params["method"] == MULTI_OTSU:
+            if operation == "multi_otsu":
                 counts = np.bincount(np.asarray(mask).ravel(), minlength=params["classes"])
                 self.status.value = "classes (voxels): " + ", ".join(
                     f"{k}: {n}" for k, n in enumerate(counts)
@@ -214,7 +220,7 @@ class ThresholdWidget(JobWidget):
             else:
                 self.status.value = f"{voxels} pixels, {voxels * volume.voxel_volume:.1f} mm²"
 
-        def segment(array, progress=None):
-            return self._segment(array, volume.spacing, params, progress)
+        def segment(volume, progress=None):
+            return np.asarray(ops.run(operation, volume, progress=progress, **params).array)
 
-        self.run_job(segment, layer.data, description=f"Threshold {layer.name}", on_done=done)
+        self.run_job(segment, volume, description=f"Threshold {layer.name}", on_done=done)
