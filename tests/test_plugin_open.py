@@ -40,3 +40,13 @@ def test_unknown_files_are_not_claimed(make_napari_viewer, tmp_path):
     readme = tmp_path / "readme.txt"
     readme.write_text("not an image")
     assert OURS not in _npe2.get_readers(str(readme))
+
+
+def test_saving_labels_as_dicom_seg_without_a_source_series_says_why(make_napari_viewer, tmp_path):
+    from napari_medimg.plugin.writers import LayerNotWritten
+
+    viewer = make_napari_viewer()
+    viewer.add_labels(np.zeros((3, 8, 8), np.uint8), name="painted")
+    with pytest.raises(LayerNotWritten, match="which DICOM series it was drawn on"):
+        viewer.layers.save(str(tmp_path / "painted.dcm"), selected=False, plugin="napari-medimg")
+    assert not (tmp_path / "painted.dcm").exists()

@@ -6,6 +6,7 @@ atomic (temporary file, then rename).
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,7 +16,25 @@ from ..io.nifti import write_nifti
 from ..io.seg import find_source_series, write_dicom_seg
 from .layers import GEOMETRY_KEY, layer_to_volume
 
-__all__ = ["write_nifti_layer", "write_dicom_seg_layer", "volume_from_layer_meta"]
+__all__ = ["write_nifti_layer", "write_dicom_seg_layer", "volume_from_layer_meta", "LayerNotWritten"]
+
+
+class LayerNotWritten(RuntimeError):
+    """Why a layer was not written, for the user.  Not a ValueError on purpose: napari turns a writer's
+    ValueError into a bare "No data written!"; this reaches the user as our own message."""
+
+
+def _refusing(writer):
+    """Wrap a writer so that our ValueErrors (bad layer for this format) reach the user as one message."""
+
+    def write(path: str, data, meta: dict) -> list[str]:
+        try:
+            return writer(path, data, meta)
+        except ValueError as error:
+            raise LayerNotWritten(f"{Path(path).name} was not written: {error}") from None
+
+    write.__name__, write.__doc__ = writer.__name__, writer.__doc__
+    return write
 
 
 def volume_from_layer_meta(data, meta: dict) -> Volume:
@@ -33,6 +52,7 @@ def volume_from_layer_meta(data, meta: dict) -> Volume:
     return layer_to_volume(layer)
 
 
+@_refusing
 def write_nifti_layer(path: str, data, meta: dict) -> list[str]:
     """Write an Image or Labels layer to ``.nii``/``.nii.gz`` with the layer's world geometry."""
     volume = volume_from_layer_meta(data, meta)
@@ -42,6 +62,7 @@ def write_nifti_layer(path: str, data, meta: dict) -> list[str]:
     return [path]
 
 
+@_refusing
 def write_dicom_seg_layer(path: str, data, meta: dict) -> list[str]:
     """Write a Labels layer as DICOM-SEG referencing the DICOM series it was drawn on."""
     volume = volume_from_layer_meta(data, meta)
