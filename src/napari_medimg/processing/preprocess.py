@@ -591,8 +591,8 @@ def symmetric_eigenvalues(elements: dict) -> np.ndarray:
     in closed form (vectorised; the trigonometric solution of the characteristic cubic for 3×3), stacked on
     a new last axis in ascending order.
 
-    Kept instead of ``np.linalg.eigvalsh``: 6.5× faster on 8×256×256 3×3 matrices (0.09 s vs 0.61 s,
-    benchmarks/bench_eigenvalues.py), equal to 3e-7.
+    Kept instead of ``np.linalg.eigvalsh``: 5.7–6.5× faster on 8×256×256 3×3 matrices (0.19 s vs 1.09 s
+    under load 8.6; benchmarks/bench_eigenvalues.py), equal to 2.4e-7.
 
     Parameters
     ----------
