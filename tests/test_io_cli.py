@@ -71,8 +71,8 @@ def test_convert_to_nifti_with_sidecar_and_deidentified_copy(series_folder, tmp_
 def test_convert_picks_one_stack_of_the_philips_file(shared_data, tmp_path, capsys):
     folder = shared_data / "dicom" / "philips_enhanced_b0_fieldmap" / "dicom"
     assert main(["convert", str(folder), str(tmp_path / "a.nii.gz")]) == 2
-    assert "--stack 'FIELD_MAP'" in capsys.readouterr().err
-    assert main(["convert", str(folder), str(tmp_path / "fmap.nii.gz"), "--stack", "FIELD_MAP"]) == 0
+    assert "--stack 'fieldmap'" in capsys.readouterr().err
+    assert main(["convert", str(folder), str(tmp_path / "fmap.nii.gz"), "--stack", "fieldmap"]) == 0
     ours = nib.as_closest_canonical(nib.load(tmp_path / "fmap.nii.gz")).get_fdata()
     reference = nib.as_closest_canonical(
         nib.load(folder.parent / "reference_dcm2niix" / "Philips_WIP_B0_NS_801_e2_fieldmaphz.nii")

@@ -77,8 +77,9 @@ class Volume:
 
     def __post_init__(self):
         ndim = self.array.ndim
-        if ndim not in (2, 3):
-            raise ValueError(f"a Volume holds a 2D or 3D array, got {ndim}D")
+        if ndim not in (2, 3, 4):
+            raise ValueError(f"a Volume holds a 2D or 3D array (or 4D, volume axis first), got {ndim}D")
+        ndim = min(ndim, 3)  # a 4D array is (volume, z, y, x): the geometry is that of one volume
         self.spacing = np.asarray(self.spacing, float).reshape(-1)
         self.origin = np.asarray(self.origin, float).reshape(-1)
         self.direction = np.asarray(self.direction, float)
@@ -96,6 +97,11 @@ class Volume:
     @property
     def ndim(self) -> int:
         return self.array.ndim
+
+    @property
+    def n_volumes(self) -> int:
+        """Number of volumes along the leading volume axis of a 4D array (1 for 2D and 3D)."""
+        return int(self.array.shape[0]) if self.array.ndim == 4 else 1
 
     @property
     def affine(self) -> np.ndarray:
@@ -126,8 +132,9 @@ class Volume:
         No interpolation: the result is a transposed/flipped view of the array (numpy or dask) with the
         geometry updated so that every voxel keeps its world position.
         """
-        if self.ndim != 3:
+        if self.ndim not in (3, 4):
             return self
+        lead = self.ndim - 3  # a 4D volume's leading volume axis stays in place
         best = max(
             itertools.permutations(range(3)),
             key=lambda order: sum(abs(self.direction[2 - i, order[i]]) for i in range(3)),
@@ -135,16 +142,16 @@ class Volume:
         array, spacing = self.array, self.spacing[list(best)]
         direction = self.direction[:, list(best)].copy()
         origin = self.origin.copy()
-        array = array.transpose(best)
+        array = array.transpose(tuple(range(lead)) + tuple(b + lead for b in best))
         flips = []
         for axis in range(3):
             if direction[2 - axis, axis] < 0:
-                origin = origin + direction[:, axis] * spacing[axis] * (array.shape[axis] - 1)
+                origin = origin + direction[:, axis] * spacing[axis] * (array.shape[axis + lead] - 1)
                 direction[:, axis] = -direction[:, axis]
                 flips.append(axis)
         if flips:
             index = tuple(slice(None, None, -1) if axis in flips else slice(None) for axis in range(3))
-            array = array[index]
+            array = array[(slice(None),) * lead + index]
         if list(best) == [0, 1, 2] and not flips:
             return self
         return replace(
@@ -197,6 +204,16 @@ class Volume:
             rotation[:3, :3] = reverse @ self.direction
             rotation[:3, 3] = self.origin[::-1]
             kwargs["affine"] = rotation
+        if self.ndim == 4:  # the leading volume axis: one step per volume, shown as napari's volume slider
+            kwargs["scale"] = (1.0, *kwargs["scale"])
+            kwargs["units"] = ("", *kwargs["units"])
+            kwargs["axis_labels"] = ("volume", *kwargs["axis_labels"])
+            if "translate" in kwargs:
+                kwargs["translate"] = (0.0, *kwargs["translate"])
+            else:
+                affine = np.eye(5)
+                affine[1:, 1:] = kwargs["affine"]
+                kwargs["affine"] = affine
         return kwargs
 
 

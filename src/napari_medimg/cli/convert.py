@@ -1,9 +1,12 @@
-"""``medimg convert PATH OUT.nii.gz [--series UID] [--deidentify]``: DICOM (or NIfTI) to NIfTI, or a
-de-identified DICOM copy when OUT is a folder."""
+"""``medimg convert PATH OUT.nii.gz [--series UID] [--stack LABEL] [--deidentify]``: DICOM (or NIfTI) to NIfTI
+(4D for multi-volume stacks, with ``.bval``/``.bvec`` for diffusion), a de-identified DICOM copy when OUT is a
+folder, or every series and stack with ``--all``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from ..io.export import BIDS_KEYS
 
 _NIFTI = (".nii", ".nii.gz")
 #: what a de-identified sidecar keeps (an allow-list: a new metadata key is dropped until reviewed)
@@ -24,6 +27,18 @@ _DEIDENTIFIED_KEYS = (
     "window_presets",
     "gantry_tilt_degrees",
     "values",
+    "volumes",
+    "volume_axis",
+    "volume_order",
+    "volume_info",
+    "mosaic",
+    "images",
+    "implausible_gap",
+    "acquisition",
+    # BIDS-style acquisition values (io/export.py): acquisition parameters, not identifying
+    "ConversionSoftware",
+    "Modality",
+    *BIDS_KEYS,
 )
 
 
@@ -44,7 +59,13 @@ def register(subcommands) -> None:
     parser.add_argument(
         "--stack",
         metavar="LABEL",
-        help="one stack of a series split in several (e.g. FIELD_MAP, 'echo 2', see `medimg info`)",
+        help="one stack of a series split in several (e.g. e2, ph, e1_ph, fieldmap; see `medimg info`)",
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="write every series and stack of PATH as NIfTI into the folder OUT (dcm2niix-like names: "
+        "series number, description, stack label; .bval/.bvec for diffusion)",
     )
     parser.add_argument("--deidentify", action="store_true", help="remove identifying data from the output")
     parser.add_argument(
@@ -63,8 +84,31 @@ def register(subcommands) -> None:
     parser.set_defaults(handler=run)
 
 
+def _deidentified(sidecar: dict) -> dict:
+    return {k: v for k, v in sidecar.items() if k in _DEIDENTIFIED_KEYS}
+
+
 def run(args) -> int:
     nifti_out = args.out.name.lower().endswith(_NIFTI)
+    if args.all:
+        if nifti_out:
+            raise ValueError(
+                f"with --all, OUT is a folder to write the NIfTI files into, not {args.out.name}"
+            )
+        from ..io.export import convert_all
+
+        written = convert_all(
+            args.path,
+            args.out,
+            philips_float=args.philips_float,
+            overwrite=args.overwrite,
+            deidentify=args.deidentify,
+            sidecar_filter=_deidentified if args.deidentify else None,
+        )
+        print(f"{args.out}: {len(written)} NIfTI files")
+        for path in written:
+            print(f"  {path.name}")
+        return 0
     if not nifti_out:
         if not args.deidentify:
             raise ValueError(
@@ -88,29 +132,31 @@ def run(args) -> int:
         volume = read_nifti(args.path)
     else:
         from ..io.dicom import read_series, scan_dicom
+        from ..io.export import bids_sidecar
+        from ..io.volumes import choose_stack
 
         scan = scan_dicom(args.path, philips_float=args.philips_float)
-        chosen = scan.get(args.series) if args.series else scan.series
-        if args.stack is not None:
-            chosen = [s for s in chosen if s.label == args.stack]
-        if len(chosen) != 1:
-            listing = "; ".join(
-                f"{s.uid}{f' --stack {s.label!r}' if s.label else ''} '{s.name}' "
-                f"{'x'.join(map(str, s.shape))}"
-                for s in scan.series
-            )
-            wanted = f"{len(chosen)} volumes match" if chosen else "no series matches"
-            raise ValueError(
-                f"{wanted} in {args.path}; choose one with --series UID (and --stack LABEL for a "
-                f"split series): {listing}"
-            )
-        volume = read_series(chosen[0], lazy=False, philips_float=args.philips_float)
+        series = choose_stack(scan, args.series, args.stack)
+        volume = read_series(series, lazy=False, philips_float=args.philips_float)
+        volume.metadata.update(bids_sidecar(volume))
     sidecar = {
         k: v
         for k, v in volume.metadata.items()
         if k != "lazy" and (not args.deidentify or k in _DEIDENTIFIED_KEYS)
     }
     write_nifti(volume, args.out, overwrite=args.overwrite, sidecar=sidecar, sources=[args.path])
+    from ..io.export import diffusion_files
+
+    diffusion = diffusion_files(volume)
+    if diffusion is not None:
+        from ..io.atomic import atomic_path
+        from ..io.nifti import sidecar_path
+
+        for suffix, text in zip((".bval", ".bvec"), diffusion, strict=True):
+            with atomic_path(
+                sidecar_path(args.out).with_suffix(suffix), overwrite=args.overwrite, sources=[args.path]
+            ) as temporary:
+                Path(temporary).write_text(text)
     print(
         f"{args.out}: {'x'.join(map(str, volume.shape))} voxels, spacing "
         f"{' x '.join(f'{s:g}' for s in volume.spacing)} mm"

@@ -21,20 +21,34 @@ _PIXEL_DATA = 0x7FE00010
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _ENCODINGS = {"": "ascii", "ISO_IR 6": "ascii", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
 
-# tag -> (keyword, kind): "str" text, "multi" backslash-separated text, "us" unsigned short
+# tag -> (keyword, kind): "str" text, "multi" backslash-separated text, "us" unsigned short, "fd" doubles,
+# "bytes" raw value (the Siemens CSA image header, parsed by nibabel); private tags only under their creator
 _WANTED = {
     0x00080005: ("SpecificCharacterSet", "str"),
     0x00080008: ("ImageType", "multi"),
     0x00080016: ("SOPClassUID", "uid"),
     0x00080018: ("SOPInstanceUID", "uid"),
+    0x00080032: ("AcquisitionTime", "str"),
+    0x00080033: ("ContentTime", "str"),
     0x00080060: ("Modality", "str"),
     0x00080070: ("Manufacturer", "str"),
     0x0008103E: ("SeriesDescription", "str"),
     0x00180050: ("SliceThickness", "str"),
+    0x00180080: ("RepetitionTime", "str"),
+    0x00180081: ("EchoTime", "str"),
     0x00180086: ("EchoNumbers", "str"),
+    0x00180087: ("MagneticFieldStrength", "str"),
     0x00180088: ("SpacingBetweenSlices", "str"),
     0x00181060: ("TriggerTime", "str"),
     0x00181164: ("ImagerPixelSpacing", "multi"),
+    0x00181312: ("InPlanePhaseEncodingDirection", "str"),
+    0x00181314: ("FlipAngle", "str"),
+    0x00189087: ("DiffusionBValue", "fd"),
+    0x00189089: ("DiffusionGradientOrientation", "fd"),
+    0x00190010: ("_creator_0019", "str"),
+    0x0019100A: ("NumberOfImagesInMosaic", "us"),
+    0x00290010: ("_creator_0029", "str"),
+    0x00291010: ("CSAImageHeader", "bytes"),
     0x0020000E: ("SeriesInstanceUID", "uid"),
     0x00200011: ("SeriesNumber", "str"),
     0x00200012: ("AcquisitionNumber", "str"),
@@ -163,6 +177,10 @@ def _parse(handle, size: int):
             if values.get("NumberOfFrames", "1") not in ("", "1"):
                 return None
             values["PixelData"] = True
+            if values.pop("_creator_0019", "") != "SIEMENS MR HEADER":
+                values.pop("NumberOfImagesInMosaic", None)
+            if values.pop("_creator_0029", "") != "SIEMENS CSA HEADER":
+                values.pop("CSAImageHeader", None)
             return FastHeader(values, syntax), start
         if tag in _REFUSE or tag > _PIXEL_DATA:
             return None
@@ -185,6 +203,13 @@ def _parse(handle, size: int):
                 if length != 2:
                     return None
                 values[keyword] = struct.unpack("<H", raw)[0]
+            elif kind == "fd":
+                if length % 8 or not length:
+                    return None
+                numbers = [float(v) for v in struct.unpack(f"<{length // 8}d", raw)]
+                values[keyword] = numbers if len(numbers) > 1 else numbers[0]
+            elif kind == "bytes":
+                values[keyword] = bytes(raw)
             elif kind == "multi":
                 parts = [part.strip(" \x00") for part in raw.decode(encoding).split("\\")]
                 values[keyword] = parts if len(parts) > 1 else parts[0]

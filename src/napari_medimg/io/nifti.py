@@ -26,7 +26,7 @@ def volume_to_nifti_affine(volume: Volume) -> np.ndarray:
 
 
 def read_nifti(path: str | os.PathLike) -> Volume:
-    """Read a 3D NIfTI (or 4D with one volume) into a (z, y, x) LPS Volume; scaling applied when present."""
+    """Read a NIfTI into a (z, y, x) LPS Volume ((volume, z, y, x) when 4D); scaling applied when present."""
     try:
         image = nib.load(os.fspath(path))
         data = np.asanyarray(image.dataobj)
@@ -36,13 +36,14 @@ def read_nifti(path: str | os.PathLike) -> Volume:
         data = data[..., 0]
     if data.ndim == 2:
         data = data[:, :, None]
-    if data.ndim != 3:
-        raise CorruptFileError(f"{os.fspath(path)!r} holds a {data.ndim}D image; 3D was expected")
+    if data.ndim not in (3, 4):
+        raise CorruptFileError(f"{os.fspath(path)!r} holds a {data.ndim}D image; 3D or 4D was expected")
     if not np.all(np.isfinite(image.affine)):
         raise CorruptFileError(f"{os.fspath(path)!r} has a NaN or infinite affine: its geometry is unknown")
     affine = _LPS_TO_RAS @ image.affine @ _REVERSE_AXES
     spacing, origin, direction = geometry_from_affine(affine)
-    array = np.ascontiguousarray(data.transpose(2, 1, 0))
+    # (i, j, k[, t]) on disk -> (z, y, x), or (volume, z, y, x) for a 4D file, in memory
+    array = np.ascontiguousarray(data.transpose(2, 1, 0) if data.ndim == 3 else data.transpose(3, 2, 1, 0))
     name = Path(os.fspath(path)).name
     metadata = {
         "series_description": name.removesuffix(".gz").removesuffix(".nii"),
@@ -83,7 +84,7 @@ def write_nifti(
     Parameters
     ----------
     volume : Volume
-        2D or 3D volume with finite geometry.
+        2D, 3D or 4D (volume axis first) volume with finite geometry.
     path : path-like
         ``.nii`` or ``.nii.gz`` file.
     overwrite : bool, optional
@@ -112,8 +113,14 @@ def write_nifti(
     affine = volume_to_nifti_affine(volume)
     if not np.all(np.isfinite(affine)):
         raise ValueError("the volume's geometry (spacing, origin or direction) is not finite")
-    image = nib.Nifti1Image(np.ascontiguousarray(array.transpose(2, 1, 0)), affine)
+    # (z, y, x) or (volume, z, y, x) in memory -> (i, j, k[, t]) on disk
+    data = array.transpose(2, 1, 0) if array.ndim == 3 else array.transpose(3, 2, 1, 0)
+    image = nib.Nifti1Image(np.ascontiguousarray(data), affine)
     image.header.set_xyzt_units("mm")
+    if array.ndim == 4:  # the 4th zoom is the repetition time (s) when the acquisition gives it
+        repetition = (volume.metadata.get("acquisition") or {}).get("RepetitionTime") or 1.0
+        image.header.set_zooms((*image.header.get_zooms()[:3], float(repetition)))
+        image.header.set_xyzt_units("mm", "sec")
     image.set_qform(image.affine, code=1)
     image.set_sform(image.affine, code=1)
     if sidecar is None:

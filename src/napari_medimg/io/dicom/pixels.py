@@ -1,0 +1,335 @@
+"""Pixel reading: stored values of one image, rescaled and placed into a 3D or 4D array, eagerly or lazily.
+
+Each stored image (a file, a frame of a multi-frame file) is decoded once, whatever number of slots it
+feeds (a mosaic feeds one slot per tile).  Uncompressed little-endian pixels are read straight from the file
+(into the output array when the values fit); compressed transfer syntaxes go through pydicom's decoder
+plugins (installed with napari-medimg: pylibjpeg-openjpeg, pylibjpeg-rle, pyjpegls and python-gdcm, all
+permissive licences), deflated files through a capped inflation.  Eager reads run on a thread pool; lazy
+reads return a dask array with one chunk per slice of each volume.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pydicom
+
+from ...progress import Cancelled, ProgressCallback, report
+from ..errors import CorruptFileError, MedImgReadError, MissingDecoderError
+from .header import inflate
+from .records import FrameRecord, quiet
+
+if TYPE_CHECKING:
+    from .series import DicomSeries
+
+__all__ = ["decode_image", "raw_frame", "SliceReader", "read_pixels", "decoder_hint", "READ_THREADS"]
+
+READ_THREADS = 4
+
+
+def _name(path) -> str:
+    return Path(str(path)).name
+
+
+def decoder_hint(syntax: str) -> str:
+    """What to install to decode ``syntax`` (all of these are napari-medimg dependencies)."""
+    name = getattr(pydicom.uid.UID(syntax), "name", syntax)
+    if "JPEG 2000" in name or "HTJ2K" in name:
+        package = "pylibjpeg pylibjpeg-openjpeg"
+    elif "JPEG-LS" in name:
+        package = "pyjpegls"
+    elif "JPEG" in name:
+        package = "python-gdcm"
+    elif "RLE" in name:
+        package = "pylibjpeg pylibjpeg-rle"
+    else:
+        package = "python-gdcm"
+    return f"the pixel data is compressed as {name}; install a decoder: `pip install {package}`"
+
+
+def _decoder_available(syntax: str) -> bool:
+    try:
+        return bool(pydicom.pixels.get_decoder(syntax).is_available)
+    except Exception:  # noqa: BLE001 - no decoder class at all for this transfer syntax
+        return False
+
+
+def decode_image(path: str, frame: int | None, fmt) -> np.ndarray:
+    """Stored values of one whole stored image (all tiles of a mosaic), shape ``(rows, cols)``.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    frame : int or None
+        Frame index of a multi-frame file, None for a single-frame file.
+    fmt : PixelFormat
+        How the file stores its pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        The stored (not rescaled) values; bits above BitsStored cleared.
+
+    Raises
+    ------
+    MissingDecoderError
+        When no installed package decodes the transfer syntax.
+    CorruptFileError
+        When the pixel data is truncated or cannot be decoded (corrupt compressed data included).
+    """
+    count = fmt.rows * fmt.cols
+    if fmt.pixel_offset is not None:
+        offset = fmt.pixel_offset + (frame or 0) * count * fmt.raw_dtype.itemsize
+        try:
+            values = np.fromfile(path, dtype=fmt.raw_dtype, count=count, offset=offset)
+        except OSError as error:
+            raise CorruptFileError(f"{_name(path)} cannot be read: {error}") from error
+        if values.size != count:
+            raise CorruptFileError(f"{_name(path)} is truncated")
+        if (
+            not fmt.signed and fmt.bits_stored < fmt.bits_allocated
+        ):  # bits above BitsStored are not pixel data
+            values &= values.dtype.type((1 << fmt.bits_stored) - 1)
+        return values.reshape(fmt.rows, fmt.cols)
+    with quiet():
+        try:
+            compressed = pydicom.uid.UID(fmt.transfer_syntax).is_compressed
+        except ValueError as error:  # not a transfer syntax UID at all
+            raise CorruptFileError(
+                f"{_name(path)}: {fmt.transfer_syntax!r} is not a transfer syntax; the pixels cannot be read"
+            ) from error
+        available = not compressed or _decoder_available(fmt.transfer_syntax)
+    if not available:
+        raise MissingDecoderError(f"{_name(path)}: {decoder_hint(fmt.transfer_syntax)}")
+    try:
+        with quiet():
+            if fmt.deflated:
+                values = inflate(path).pixel_array
+                values = values[frame] if frame is not None and values.ndim == 3 else values
+            else:
+                values = pydicom.pixels.pixel_array(path, index=frame)
+    except (Cancelled, MedImgReadError):
+        raise
+    except Exception as error:
+        what = "compressed pixel data is corrupt" if compressed else "pixel data cannot be decoded"
+        raise CorruptFileError(f"{_name(path)}: {what} ({type(error).__name__}: {error})") from error
+    if values.shape != (fmt.rows, fmt.cols):
+        raise CorruptFileError(
+            f"{_name(path)}: decoded pixels have shape {values.shape}, expected {(fmt.rows, fmt.cols)}"
+        )
+    return values
+
+
+def _tile(values: np.ndarray, frame: FrameRecord) -> np.ndarray:
+    if frame.region is None:
+        return values
+    row0, col0, rows, cols = frame.region
+    return values[row0 : row0 + rows, col0 : col0 + cols]
+
+
+def raw_frame(frame: FrameRecord) -> np.ndarray:
+    """Stored pixel values of one image (a mosaic tile cut out of its mosaic), shape ``frame.shape``.
+
+    Parameters
+    ----------
+    frame : FrameRecord
+        The image.
+
+    Returns
+    -------
+    numpy.ndarray
+        Stored values, not rescaled.
+    """
+    return _tile(decode_image(frame.path, frame.frame, frame.fmt), frame)
+
+
+class SliceReader:
+    """Reads, rescales and (for gantry tilt) resamples slice ``k`` of volume ``v`` of a series."""
+
+    def __init__(self, series: DicomSeries, philips_float: bool):
+        self.series = series
+        self.philips_float = philips_float
+        self._cache: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _decoded(self, frame: FrameRecord) -> np.ndarray:
+        """The decoded stored image behind ``frame``; the last few are cached (a mosaic feeds many slots)."""
+        if frame.region is None:
+            return decode_image(frame.path, frame.frame, frame.fmt)
+        with self._lock:
+            if frame.unit in self._cache:
+                self._cache.move_to_end(frame.unit)
+                return self._cache[frame.unit]
+        values = decode_image(frame.path, frame.frame, frame.fmt)
+        with self._lock:
+            self._cache[frame.unit] = values
+            while len(self._cache) > 8:
+                self._cache.popitem(last=False)
+        return values
+
+    def direct(self, frame: FrameRecord) -> bool:
+        """True when the stored values can be read straight into an int16 output slice."""
+        fmt = frame.fmt
+        return (
+            self.series.dtype == np.int16
+            and fmt.pixel_offset is not None
+            and fmt.bits_allocated == 16
+            and (fmt.signed or fmt.bits_stored <= 15)
+            and frame.slope == 1
+            and frame.frame is None
+            and frame.region is None
+            and not self.series.tilt_degrees
+        )
+
+    def read_direct(self, frame: FrameRecord, out: np.ndarray) -> None:
+        """Read the stored values of ``frame`` into the int16 slice ``out`` and add the intercept."""
+        fmt = frame.fmt
+        with open(frame.path, "rb") as handle:
+            handle.seek(fmt.pixel_offset)
+            if handle.readinto(memoryview(out).cast("B")) != out.nbytes:
+                raise CorruptFileError(f"{_name(frame.path)} is truncated")
+        if not fmt.signed and fmt.bits_stored < 16:  # bits above BitsStored are not pixel data
+            np.bitwise_and(out, np.int16((1 << fmt.bits_stored) - 1), out=out)
+        if frame.intercept:
+            np.add(out, np.int16(frame.intercept), out=out)
+
+    def rescale(self, raw: np.ndarray, frame: FrameRecord, index: int) -> np.ndarray:
+        """Stored values of ``frame`` (slice ``index``) as output values of the series' dtype."""
+        series = self.series
+        if series.dtype.kind == "i":
+            values = raw.astype(np.int64 if series.dtype == np.int32 else np.int32)
+            if frame.slope != 1:
+                values *= int(frame.slope)
+            values += int(frame.intercept)
+            return values.astype(series.dtype)
+        values = raw * np.float64(frame.slope) + np.float64(frame.intercept)
+        if self.philips_float and frame.philips_scale:
+            values /= frame.slope * frame.philips_scale
+        if series.tilt_degrees:
+            from scipy import ndimage
+
+            shift = (index * series.shear_pixels[0], index * series.shear_pixels[1])
+            values = ndimage.shift(values, shift, order=1, mode="constant", cval=series.fill_value)
+        return values.astype(np.float32)
+
+    def __call__(self, volume: int, index: int) -> np.ndarray:
+        """Output values of slice ``index`` of volume ``volume``."""
+        frame = self.series.volume_slots[volume][index]
+        if frame is None:
+            return np.full(self.series.shape[1:], self.series.fill_value, dtype=self.series.dtype)
+        return self.rescale(_tile(self._decoded(frame), frame), frame, index)
+
+    def fill_unit(self, entries: list[tuple[int, int, FrameRecord]], out: np.ndarray) -> int:
+        """Decode one stored image once and write every slot it feeds into the 4D ``out``."""
+        if (
+            len(entries) == 1
+            and self.direct(entries[0][2])
+            and out[entries[0][0], entries[0][1]].flags.c_contiguous
+        ):
+            volume, index, frame = entries[0]
+            self.read_direct(frame, out[volume, index])
+            return 1
+        first = entries[0][2]
+        decoded = decode_image(first.path, first.frame, first.fmt)
+        for volume, index, frame in entries:
+            out[volume, index] = self.rescale(_tile(decoded, frame), frame, index)
+        return len(entries)
+
+
+class _LazySeries:
+    """Array-like handed to ``dask.array.from_array``: reads slices on demand (3D or volume-first 4D)."""
+
+    def __init__(self, reader: SliceReader, shape: tuple[int, ...]):
+        self.reader = reader
+        self.shape = shape
+        self.dtype = reader.series.dtype
+        self.ndim = len(shape)
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        if self.ndim == 3:
+            volumes, rest = [0], key
+            squeeze_volume = True
+        else:
+            first = key[0]
+            volumes = list(range(self.shape[0])[first]) if isinstance(first, slice) else [int(first)]
+            squeeze_volume, rest = not isinstance(first, slice), key[1:]
+        second = rest[0]
+        indices = list(range(self.shape[-3])[second]) if isinstance(second, slice) else [int(second)]
+        stack = np.empty((len(volumes), len(indices)) + self.shape[-2:], self.dtype)
+        for i, volume in enumerate(volumes):
+            for j, index in enumerate(indices):
+                stack[i, j] = self.reader(volume, index)
+        stack = stack[(slice(None), slice(None) if isinstance(second, slice) else 0) + tuple(rest[1:])]
+        return stack[0] if squeeze_volume else stack
+
+
+def read_pixels(
+    series: DicomSeries, lazy: bool, philips_float: bool, progress: ProgressCallback | None = None
+) -> tuple[object, SliceReader]:
+    """The series' output array: numpy (eager, thread pool) or dask (lazy, one chunk per slice).
+
+    Parameters
+    ----------
+    series : DicomSeries
+        What to read.
+    lazy : bool
+        Return a dask array instead of reading now.
+    philips_float : bool
+        Philips floating-point values instead of displayed values.
+    progress : callable, optional
+        ``progress(done, total)`` per image read.
+
+    Returns
+    -------
+    tuple
+        ``(array, reader)``; the array is ``(z, y, x)`` or ``(volume, z, y, x)``.
+    """
+    reader = SliceReader(series, philips_float)
+    shape = series.array_shape
+    if lazy:
+        import dask.array as da
+
+        chunks = (1,) * (len(shape) - 2) + series.shape[1:]
+        array = da.from_array(
+            _LazySeries(reader, shape),
+            chunks=chunks,
+            lock=False,
+            asarray=False,
+            meta=np.empty((0,) * len(shape), series.dtype),
+            name=f"dicom-{series.uid}-{series.header.series_number}-{series.label}",
+        )
+        report(progress, 1, 1)
+        return array, reader
+    array = np.empty(shape, series.dtype)
+    out = array.reshape((series.n_volumes,) + series.shape)
+    units: dict = defaultdict(list)
+    for volume, slots in enumerate(series.volume_slots):
+        for index, frame in enumerate(slots):
+            if frame is None:
+                out[volume, index] = series.fill_value
+            else:
+                units[frame.unit].append((volume, index, frame))
+    total, done = sum(len(e) for e in units.values()), 0
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:  # file reads and decoders release the GIL
+        futures = [pool.submit(reader.fill_unit, entries, out) for entries in units.values()]
+        try:
+            for future in futures:
+                done += future.result()
+                report(progress, done, total)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    if array.dtype == np.int32 and array.size and array.min() >= -32768 and array.max() <= 32767:
+        array = array.astype(np.int16)
+        reader.series = replace(series, dtype=np.dtype(np.int16))
+    return array, reader

@@ -1,0 +1,218 @@
+"""Header records: what one file (or one frame, or one mosaic tile) contributes to a series, no pixels read.
+
+Values are read once, checked (finite numbers, plausible positions and sizes) and kept in small dataclasses:
+:class:`PixelFormat` (how a file stores its pixels), :class:`FrameRecord` (one 2D image) and
+:class:`SeriesHeader` (PHI-free attributes shared by a series).  Patient name, ID and birth date are never
+read into them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pydicom
+
+__all__ = ["PixelFormat", "FrameRecord", "SeriesHeader", "quiet", "MAX_POSITION_MM", "MAX_FRAME_PIXELS"]
+
+#: |ImagePositionPatient| components beyond this (1 km) are refused as not plausible
+MAX_POSITION_MM = 1e6
+#: a frame with more pixels than this (16384 x 16384) is refused before anything is allocated
+MAX_FRAME_PIXELS = 2**28
+
+_QUIET_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def quiet():
+    """pydicom warns about every odd value in real-world files; our own checks report what matters.
+
+    ``catch_warnings`` swaps process-wide state: the lock keeps our reader threads from interleaving their
+    save/restore (which could leave the warnings silenced for good).
+    """
+    with _QUIET_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@dataclass
+class PixelFormat:
+    """How one file stores its pixels (size, bits, sign, transfer syntax, raw offset when uncompressed)."""
+
+    rows: int
+    cols: int
+    frames: int
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    transfer_syntax: str
+    photometric: str
+    pixel_offset: int | None  # byte offset of the first pixel value when the fast raw path applies
+    deflated: bool = False
+
+    @property
+    def raw_dtype(self) -> np.dtype:
+        """Little-endian numpy dtype of one stored value."""
+        kind = "i" if self.signed else "u"
+        return np.dtype(f"<{kind}{self.bits_allocated // 8}")
+
+    def raw_range(self) -> tuple[int, int]:
+        """Smallest and largest value BitsStored can hold."""
+        if self.signed:
+            return -(2 ** (self.bits_stored - 1)), 2 ** (self.bits_stored - 1) - 1
+        return 0, 2**self.bits_stored - 1
+
+
+@dataclass
+class FrameRecord:
+    """One 2D image: a single-frame file, one frame of a multi-frame file or one tile of a mosaic."""
+
+    path: str
+    frame: int | None
+    fmt: PixelFormat
+    position: np.ndarray | None
+    orientation: np.ndarray | None
+    pixel_spacing: tuple[float, float] | None
+    slope: float
+    intercept: float
+    instance: int
+    window: tuple[float, float] | None
+    #: what makes this image a different stack: (name, value) pairs (ImageType, echo, enhanced dimensions)
+    stack_key: tuple = ()
+    stack_label: str = ""
+    #: what orders images at one position into volumes (see ``volumes.VOLUME_ORDER``)
+    volume_key: tuple = ()
+    split_values: dict = field(default_factory=dict)
+    philips_scale: float | None = None
+    units: str = ""
+    sop_uid: str = ""
+    #: (row0, col0, rows, cols) of a mosaic tile inside the stored image, None for the whole image
+    region: tuple[int, int, int, int] | None = None
+    image_type: tuple[str, ...] = ()
+    echo_number: int | None = None
+    echo_time: float | None = None
+    acquisition_time: float | None = None  # seconds since midnight
+    temporal_position: int | None = None
+    trigger_time: float | None = None
+    b_value: float | None = None
+    b_vector: np.ndarray | None = None  # unit gradient direction in patient LPS
+    #: BIDS-style acquisition values (RepetitionTime, FlipAngle, SliceTiming, PhaseEncodingDirection, ...)
+    acquisition: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(rows, cols)`` of this image (a tile's size for a mosaic tile)."""
+        if self.region is not None:
+            return self.region[2], self.region[3]
+        return self.fmt.rows, self.fmt.cols
+
+    @property
+    def unit(self) -> tuple[str, int | None]:
+        """The stored image this record's pixels come from: ``(path, frame)`` (shared by a mosaic's tiles)."""
+        return self.path, self.frame
+
+
+@dataclass
+class SeriesHeader:
+    """PHI-free attributes shared by the frames of a series."""
+
+    series_uid: str
+    modality: str
+    description: str
+    series_number: int | None
+    frame_of_reference: str
+    manufacturer: str
+    sop_class: str
+    slice_thickness: float | None
+    spacing_between_slices: float | None
+    enhanced: bool
+
+    @property
+    def key(self) -> tuple[str, int | None]:
+        """Series identity: SeriesInstanceUID and SeriesNumber (copies sharing a UID stay apart)."""
+        return self.series_uid, self.series_number
+
+
+# ---- value helpers ---------------------------------------------------------------------------------------------
+def to_float(value, default=None):
+    """A finite float from a DICOM value (``default`` when empty); ValueError when not finite."""
+    value = first(value)
+    if value is None or value == "":
+        return default
+    result = float(value)
+    if not np.isfinite(result):
+        raise ValueError(f"non-finite value {value!r}")
+    return result
+
+
+def to_floats(value, count: int) -> np.ndarray | None:
+    """``count`` finite floats from a multi-valued DICOM value, None when empty; ValueError otherwise."""
+    if value is None or value == "":
+        return None
+    items = value if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+    values = np.asarray([float(v) for v in items], float)
+    if values.shape != (count,) or not np.all(np.isfinite(values)):
+        raise ValueError(f"expected {count} finite numbers, got {value!r}")
+    return values
+
+
+def first(value):
+    """The first item of a multi-value (or the value itself)."""
+    if isinstance(value, (pydicom.multival.MultiValue, list, tuple)):
+        return value[0] if len(value) else None
+    return value
+
+
+def joined(value) -> str:
+    """A multi-value as backslash-joined text (how DICOM stores it)."""
+    if isinstance(value, (pydicom.multival.MultiValue, list, tuple)):
+        return "\\".join(str(v) for v in value)
+    return str(value if value is not None else "")
+
+
+def to_int(value) -> int | None:
+    """An integer from a DICOM IS/US value, None when empty or not a number."""
+    value = first(value)
+    if value is None or value == "":
+        return None
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def seconds_of_day(value) -> float | None:
+    """Seconds since midnight of a DICOM TM (``HHMMSS.ffffff``) or DT value, None when unreadable."""
+    text = str(first(value) or "").strip()
+    if len(text) >= 14 and text[:8].isdigit():  # DT: YYYYMMDDHHMMSS
+        text = text[8:]
+    text = text.split("+")[0].split("-")[0]
+    try:
+        hours = int(text[0:2])
+        minutes = int(text[2:4]) if len(text) >= 4 else 0
+        seconds = float(text[4:]) if len(text) > 4 else 0.0
+    except ValueError:
+        return None
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def window_of(item) -> tuple[float, float] | None:
+    """``(centre, width)`` of the first stored display window of a dataset or sequence item."""
+    centre, width = first(item.get("WindowCenter")), first(item.get("WindowWidth"))
+    if centre is None or width is None or centre == "" or width == "":
+        return None
+    centre, width = float(centre), float(width)
+    return (centre, width) if np.isfinite(centre) and np.isfinite(width) and width > 0 else None
+
+
+def check_position(position: np.ndarray | None) -> np.ndarray | None:
+    """Refuse positions beyond :data:`MAX_POSITION_MM` (they make an infinite or absurd affine)."""
+    if position is not None and np.max(np.abs(position)) > MAX_POSITION_MM:
+        raise ValueError(
+            f"ImagePositionPatient {position.tolist()} lies more than {MAX_POSITION_MM:g} mm from the "
+            "scanner origin; it is not a plausible position"
+        )
+    return position

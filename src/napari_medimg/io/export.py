@@ -1,0 +1,174 @@
+"""NIfTI outputs of DICOM series: BIDS-style sidecar values, ``.bval``/``.bvec`` files, dcm2niix-like names.
+
+``medimg convert`` writes one stack; ``medimg convert IN OUTDIR --all`` writes every stack of every series of
+a folder (:func:`convert_all`) into one output folder, as a unit.
+
+b-vectors: the DICOM gradient directions are in patient LPS (``metadata["volume_info"][v]["b_vector_lps"]``);
+the ``.bvec`` file holds them in the FSL convention, i.e. along the voxel axes of the NIfTI file as written,
+with the first component negated when the NIfTI affine has a positive determinant.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..geometry import Volume
+
+__all__ = ["bids_sidecar", "diffusion_files", "nifti_name", "convert_all", "BIDS_KEYS"]
+
+#: acquisition values copied into the sidecar under their BIDS names (none of them identifies a person)
+BIDS_KEYS = (
+    "EchoTime",
+    "RepetitionTime",
+    "FlipAngle",
+    "SliceTiming",
+    "PhaseEncodingDirection",
+    "MagneticFieldStrength",
+)
+
+
+def bids_sidecar(volume: Volume) -> dict:
+    """BIDS-style keys of a DICOM-derived Volume (seconds, degrees), where the header gives them.
+
+    Parameters
+    ----------
+    volume : Volume
+        From :func:`~napari_medimg.io.dicom.read_series`.
+
+    Returns
+    -------
+    dict
+        ``Modality``, ``Manufacturer`` and the :data:`BIDS_KEYS` present, plus ``ConversionSoftware``.
+    """
+    meta = volume.metadata
+    acquisition = meta.get("acquisition") or {}
+    sidecar: dict = {"ConversionSoftware": "napari-medimg"}
+    if meta.get("modality"):
+        sidecar["Modality"] = meta["modality"]
+    if meta.get("manufacturer"):
+        sidecar["Manufacturer"] = meta["manufacturer"]
+    for key in BIDS_KEYS:
+        value = acquisition.get(key)
+        if value is not None and (not isinstance(value, float) or np.isfinite(value)):
+            sidecar[key] = value
+    return sidecar
+
+
+def diffusion_files(volume: Volume) -> tuple[str, str] | None:
+    """Text of the ``.bval`` and ``.bvec`` files of a 4D diffusion Volume, None when it has no b-values.
+
+    Parameters
+    ----------
+    volume : Volume
+        A ``(volume, z, y, x)`` Volume whose ``metadata["volume_info"]`` gives ``b_value`` per volume.
+
+    Returns
+    -------
+    tuple of str or None
+        ``(bval_text, bvec_text)``; b-vectors in the FSL convention of the NIfTI as written (see module doc).
+    """
+    info = volume.metadata.get("volume_info") or []
+    if volume.ndim != 4 or len(info) != volume.shape[0] or not any("b_value" in v for v in info):
+        return None
+    from .nifti import volume_to_nifti_affine
+
+    values = [float(v.get("b_value", 0.0)) for v in info]
+    affine = volume_to_nifti_affine(volume)[:3, :3]
+    axes = affine / np.linalg.norm(affine, axis=0)  # RAS directions of the voxel axes i, j, k
+    vectors = []
+    for entry, b_value in zip(info, values, strict=True):
+        lps = np.asarray(entry.get("b_vector_lps") or [0.0, 0.0, 0.0], float)
+        if b_value == 0 or not np.any(lps):
+            vectors.append(np.zeros(3))
+            continue
+        voxel = axes.T @ (lps * np.array([-1.0, -1.0, 1.0]))
+        if np.linalg.det(affine) > 0:
+            voxel[0] = -voxel[0]
+        vectors.append(voxel / np.linalg.norm(voxel))
+    bval = " ".join(f"{v:g}" for v in values) + "\n"
+    bvec = "\n".join(" ".join(f"{row[i]:.6f}" for row in vectors) for i in range(3)) + "\n"
+    return bval, bvec
+
+
+def nifti_name(series, deidentify: bool = False) -> str:
+    """dcm2niix-like file stem of a stack: series number, description, stack label (``5_ep2d_bold_e2_ph``).
+
+    Parameters
+    ----------
+    series : DicomSeries
+        The stack.
+    deidentify : bool
+        Leave the series description out (it is removed by the de-identification profile).
+
+    Returns
+    -------
+    str
+        A file-system-safe stem.
+    """
+    parts = [str(series.header.series_number) if series.header.series_number is not None else "series"]
+    if series.header.description and not deidentify:
+        parts.append(series.header.description)
+    if series.label:
+        parts.append(series.label)
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", "_".join(parts)).strip("_.") or "series"
+
+
+def convert_all(
+    path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    philips_float: bool = False,
+    overwrite: bool = False,
+    deidentify: bool = False,
+    sidecar_filter=None,
+) -> list[Path]:
+    """Write every stack of every series under ``path`` as NIfTI (+ JSON, + ``.bval``/``.bvec``) into ``out``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A DICOM folder (or file).
+    out : str or os.PathLike
+        Output folder, written as a unit (atomically; see :mod:`napari_medimg.io.atomic`).
+    philips_float : bool
+        Philips floating-point values.
+    overwrite : bool
+        Replace an existing output folder that napari-medimg wrote.
+    deidentify : bool
+        Names without series descriptions; ``sidecar_filter`` should then drop identifying keys.
+    sidecar_filter : callable, optional
+        ``sidecar_filter(dict) -> dict`` applied to every sidecar.
+
+    Returns
+    -------
+    list of Path
+        The NIfTI files written (final paths).
+    """
+    from .atomic import atomic_directory
+    from .dicom import read_series, scan_dicom
+    from .nifti import write_nifti
+
+    scan = scan_dicom(path, philips_float=philips_float)
+    written, names = [], set()
+    out = Path(os.fspath(out))
+    with atomic_directory(out, overwrite=overwrite, sources=[path], kind="NIfTI conversion") as temporary:
+        for series in scan.series:
+            stem, count = nifti_name(series, deidentify), 2
+            while stem in names:
+                stem, count = f"{nifti_name(series, deidentify)}_{count}", count + 1
+            names.add(stem)
+            volume = read_series(series, lazy=False, philips_float=philips_float)
+            sidecar = {**{k: v for k, v in volume.metadata.items() if k != "lazy"}, **bids_sidecar(volume)}
+            if sidecar_filter is not None:
+                sidecar = sidecar_filter(sidecar)
+            write_nifti(volume, Path(temporary) / f"{stem}.nii.gz", sidecar=sidecar)
+            diffusion = diffusion_files(volume)
+            if diffusion is not None:
+                (Path(temporary) / f"{stem}.bval").write_text(diffusion[0])
+                (Path(temporary) / f"{stem}.bvec").write_text(diffusion[1])
+            written.append(out / f"{stem}.nii.gz")
+    return written
