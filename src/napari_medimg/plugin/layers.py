@@ -6,24 +6,109 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..geometry import Volume
+from ..geometry import CANONICAL_DIRECTION, DISPLAY_TOLERANCE_MM, Volume
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["layer_data_tuple", "layer_to_volume", "set_or_add_layer", "current_slice_index"]
+__all__ = [
+    "layer_data_tuple",
+    "layer_to_volume",
+    "set_or_add_layer",
+    "current_slice_index",
+    "OBLIQUE_DISPLAY",
+    "set_oblique_display",
+    "layer_frame",
+    "viewer_frame",
+    "own_frame",
+]
 
 #: metadata key under which a layer keeps the Volume's geometry and PHI-free summary
 GEOMETRY_KEY = "napari_medimg"
 
 
-def _metadata(volume: Volume) -> dict:
-    summary = {}
-    if volume.ndim == 3 and not volume.is_axis_aligned:
-        summary["display_note"] = (
-            f"obliquity of {volume.obliquity_degrees:.2f}° not applied to the display (napari slices only "
-            "along its world axes); measurements and exports use the exact geometry"
-        )
+#: how a volume more oblique than ``DISPLAY_TOLERANCE_MM`` to the display frame is shown: ``"resample"`` onto
+#: the frame's axes (patient axes by default; what 3D Slicer does when it reslices), or ``"frame"``: the
+#: volume's own axes become the display frame (its voxels are shown as they are; other series are then
+#: resampled onto that frame).  The Orthogonal views dock offers the choice.
+OBLIQUE_DISPLAY = {"mode": "resample"}
+
+
+def set_oblique_display(mode: str) -> None:
+    """Choose how oblique volumes opened from now on are shown: ``"resample"`` or ``"frame"``."""
+    if mode not in ("resample", "frame"):
+        raise ValueError(f"oblique display must be 'resample' or 'frame', got {mode!r}")
+    OBLIQUE_DISPLAY["mode"] = mode
+
+
+def own_frame(volume: Volume) -> np.ndarray:
+    """The display frame made of the volume's own axes (after ``canonical``), orthonormalised."""
+    direction = volume.canonical().direction
+    u, _, vt = np.linalg.svd(direction)
+    return u @ vt
+
+
+def layer_frame(layer) -> np.ndarray | None:
+    """The display frame a layer was placed in (None: patient axes S, P, L)."""
+    stored = getattr(layer, "metadata", {}).get(GEOMETRY_KEY) or {}
+    frame = stored.get("display_frame")
+    return None if frame is None else np.asarray(frame, float)
+
+
+def viewer_frame(viewer) -> np.ndarray | None:
+    """The display frame of the viewer's medical layers (the first layer that has one), or None."""
+    if viewer is None:
+        return None
+    for layer in viewer.layers:
+        frame = layer_frame(layer)
+        if frame is not None:
+            return frame
+    return None
+
+
+def _current_viewer_frame() -> np.ndarray | None:
+    import napari
+
+    return viewer_frame(napari.current_viewer())
+
+
+def _display(volume: Volume, layer_type: str, frame, mode: str) -> tuple[Volume, dict]:
+    """The volume as it will be shown (canonical in its frame, resampled when too oblique) and a summary."""
+    if volume.ndim != 3:
+        return volume, {}
+    if frame is None:
+        frame = volume.metadata.get("display_frame")
+    if frame is None and mode == "frame":
+        frame = _current_viewer_frame()
+        if frame is None and volume.display_residual()[1] > DISPLAY_TOLERANCE_MM:
+            frame = own_frame(volume)
+    if frame is not None and np.allclose(frame, CANONICAL_DIRECTION, atol=1e-9):
+        frame = None
+    shown = volume.canonical(frame)
+    angle, shift = shown.display_residual(frame)
+    summary = {
+        "frame": "patient axes (S, P, L)" if frame is None else "own frame of an oblique series",
+        "residual_degrees": round(angle, 3),
+        "residual_mm": round(shift, 3),
+        "mode": "as acquired",
+    }
+    if shift > DISPLAY_TOLERANCE_MM:
+        from ..processing.registration import resample_to_frame
+
+        nearest = layer_type == "labels" or np.asarray(shown.array[:1, :1, :1]).dtype == bool
+        shown = resample_to_frame(shown, frame, interpolation="nearest" if nearest else "linear")
+        summary["mode"] = f"resampled onto the frame's axes ({'nearest' if nearest else 'linear'})"
+        summary["source_obliquity_degrees"] = round(angle, 3)
+        summary["residual_degrees"], summary["residual_mm"] = 0.0, 0.0
+    if frame is not None:
+        shown.metadata["display_frame"] = np.asarray(frame, float).tolist()
+    else:
+        shown.metadata.pop("display_frame", None)
+    return shown, summary
+
+
+def _metadata(volume: Volume, display: dict | None = None) -> dict:
+    summary = {"display": display} if display else {}
     return {
         GEOMETRY_KEY: {
             **summary,
@@ -41,10 +126,14 @@ def layer_data_tuple(volume: Volume, layer_type: str = "image", name: str | None
     """A napari LayerDataTuple for ``volume`` with scale/translate/affine, units mm and geometry metadata.
 
     3D volumes are shown in canonical (S, P, L) axis order: sagittal and coronal stacks are transposed and
-    flipped (a view, no copy) so that napari slices them along its world axes.
+    flipped (a view, no copy) so that napari slices them along its world axes.  A volume more oblique to
+    the display frame than ``DISPLAY_TOLERANCE_MM`` is resampled onto the frame's axes, or (``"frame"`` mode
+    of :data:`OBLIQUE_DISPLAY`) shown in its own frame; ``metadata["napari_medimg"]["display"]`` says which,
+    and ``frame=`` (a 3x3 rotation) places it in a given display frame.
     """
-    volume = volume.canonical()
-    layer_kwargs = {**volume.napari_geometry(), "metadata": _metadata(volume)}
+    volume, display = _display(volume, layer_type, kwargs.pop("frame", None), OBLIQUE_DISPLAY["mode"])
+    frame = volume.metadata.get("display_frame")
+    layer_kwargs = {**volume.napari_geometry(frame), "metadata": _metadata(volume, display)}
     layer_kwargs["name"] = name or volume.metadata.get("series_description") or "volume"
     if layer_type == "image":
         centre = volume.metadata.get("window_center")
@@ -64,7 +153,9 @@ def layer_to_volume(layer: napari.layers.Layer) -> Volume:
     data = layer.data
     if stored and len(stored.get("spacing", ())) == data.ndim:
         extra = {
-            k: v for k, v in stored.items() if k not in ("spacing", "origin", "direction", "display_note")
+            k: v
+            for k, v in stored.items()
+            if k not in ("spacing", "origin", "direction", "display_note", "display")
         }
         return Volume(data, stored["spacing"], stored["origin"], stored["direction"], extra)
     ndim = data.ndim

@@ -1,0 +1,545 @@
+"""Orthogonal views dock: the two planes the main canvas is not showing, linked by one crosshair.
+
+Built like napari's ``multiple_viewer_widget`` example: each extra view is a ``ViewerModel`` with its own
+``QtViewer`` whose layers mirror the main viewer's (same data object, no copy).  The main viewer's
+``dims.point`` is the one crosshair position: clicking or dragging in an extra view sets it, Shift+move in the
+main canvas sets it, and every view follows it.  Handlers are connected once per mirrored layer and disconnected
+when the layer goes or the dock closes (napari-orthogonal-views leaked them on hide/show); colormaps are
+copied only when they change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...geometry import CANONICAL_DIRECTION, world_to_lps
+from ...processing.windows import auto_window, presets_for
+from ..layers import GEOMETRY_KEY, OBLIQUE_DISPLAY, layer_frame, set_oblique_display
+from .readout import axis_letter, readout, readout_text
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["OrthogonalViewsWidget", "PLANES", "plane_markers", "lps_of_point"]
+
+#: plane name → (world axis it slices along, dims order, camera orientation2d)
+PLANES = {
+    "axial": (0, (0, 1, 2), ("down", "right")),
+    "coronal": (1, (1, 0, 2), ("up", "right")),
+    "sagittal": (2, (2, 0, 1), ("up", "right")),
+}
+_PLANE_OF_AXIS = {axis: name for name, (axis, _, _) in PLANES.items()}
+#: layer attributes copied to the mirrors when they change
+_SYNCED = (
+    "colormap",
+    "contrast_limits",
+    "gamma",
+    "opacity",
+    "visible",
+    "blending",
+    "scale",
+    "translate",
+    "name",
+)
+_MIRRORED_TYPES = ("image", "labels", "points", "shapes")
+
+
+def plane_markers(plane: str, frame=None) -> dict[str, str]:
+    """Orientation letters at the ``top``, ``bottom``, ``left`` and ``right`` edges of a plane's view.
+
+    Parameters
+    ----------
+    plane : {"axial", "coronal", "sagittal"}
+    frame : array_like, optional
+        Display frame (default patient axes S, P, L).
+
+    Returns
+    -------
+    dict
+        Edge → letter, e.g. axial: top A, bottom P, left R, right L (radiological convention).
+    """
+    frame = CANONICAL_DIRECTION if frame is None else np.asarray(frame, float)
+    _, order, (vertical, horizontal) = PLANES[plane]
+    down_axis, right_axis = order[1], order[2]
+    down = frame[:, down_axis] * (1 if vertical == "down" else -1)
+    right = frame[:, right_axis] * (1 if horizontal == "right" else -1)
+    return {
+        "top": axis_letter(-down),
+        "bottom": axis_letter(down),
+        "left": axis_letter(-right),
+        "right": axis_letter(right),
+    }
+
+
+def _slice_text(plane: str, value: float, frame) -> str:
+    """``"coronal · P 40.4 mm"``: the plane and its position along the patient axis it cuts."""
+    frame = CANONICAL_DIRECTION if frame is None else np.asarray(frame, float)
+    axis = PLANES[plane][0]
+    vector = frame[:, axis]
+    letter = axis_letter(vector)
+    lps_axis = int(np.argmax(np.abs(vector)))
+    sign = 1 if vector[lps_axis] > 0 else -1
+    signed = value * sign
+    if signed < 0:
+        letter = {"L": "R", "P": "A", "S": "I", "R": "L", "A": "P", "I": "S"}[letter]
+    return f"{plane} · {letter} {abs(value):.1f} mm"
+
+
+class _View(QWidget):
+    """One extra view: a QtViewer with orientation letters on its four edges and a title line."""
+
+    def __init__(self, parent_widget: OrthogonalViewsWidget, plane: str):
+        from napari.components import ViewerModel
+        from napari.qt import QtViewer
+
+        super().__init__()
+        self.owner = parent_widget
+        self.model = ViewerModel(title=plane)
+        self.qt_viewer = QtViewer(self.model, show_welcome_screen=False)
+        self.title = QLabel(plane)
+        self.title.setObjectName("slice")
+        self.letters = {edge: QLabel("") for edge in ("top", "bottom", "left", "right")}
+        for label in self.letters.values():
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            label.setStyleSheet("font-weight: bold; color: #ffcc00;")
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(1)
+        grid.addWidget(self.title, 0, 0, 1, 3)
+        grid.addWidget(self.letters["top"], 1, 1)
+        grid.addWidget(self.letters["left"], 2, 0)
+        grid.addWidget(self.qt_viewer, 2, 1)
+        grid.addWidget(self.letters["right"], 2, 2)
+        grid.addWidget(self.letters["bottom"], 3, 1)
+        self.plane = ""
+        self.crosshair = None
+        self.model.mouse_drag_callbacks.append(self._on_drag)
+        self.set_plane(plane)
+
+    def set_plane(self, plane: str) -> None:
+        """Show ``plane`` (axial, coronal or sagittal)."""
+        self.plane = plane
+        _, order, orientation = PLANES[plane]
+        if self.model.dims.ndim >= 3:
+            self.model.dims.order = tuple(range(self.model.dims.ndim - 3)) + tuple(
+                a + self.model.dims.ndim - 3 for a in order
+            )
+        self.model.scene.camera.orientation2d = orientation
+        self.update_labels()
+
+    def update_labels(self) -> None:
+        """Orientation letters and slice position."""
+        frame = self.owner.frame()
+        for edge, letter in plane_markers(self.plane, frame).items():
+            self.letters[edge].setText(letter)
+        point = self.owner.viewer.dims.point
+        if len(point) >= 3:
+            axis = PLANES[self.plane][0] + len(point) - 3
+            self.title.setText(_slice_text(self.plane, point[axis], frame))
+
+    def _on_drag(self, model, event):
+        """Click or drag: move the crosshair (and the other views) to the clicked point."""
+        self.owner.move_to(event.position, PLANES[self.plane][1][1:])
+        yield
+        while event.type == "mouse_move":
+            self.owner.move_to(event.position, PLANES[self.plane][1][1:])
+            yield
+
+
+class OrthogonalViewsWidget(QWidget):
+    """Two linked views of the planes the main canvas does not show, with a crosshair, orientation letters,
+    slice positions in mm, a cursor readout, window/level presets and mouse-drag window/level, and the
+    choice of how oblique series are displayed.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The main viewer.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self._mirrors: dict[int, list] = {}  # id(main layer) → [mirror per view]
+        self._handlers: dict[int, list] = {}  # id(main layer) → [(emitter, callback)]
+        self._syncing = False
+        self._wl_start = None
+        self.views = [_View(self, "coronal"), _View(self, "sagittal")]
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        for view in self.views:
+            splitter.addWidget(view)
+        self.readout_label = QLabel("")
+        self.readout_label.setWordWrap(True)
+        self.readout_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.crosshair_box = QCheckBox("crosshair in the main view")
+        self.crosshair_box.setChecked(False)
+        self.crosshair_box.toggled.connect(self._toggle_main_crosshair)
+        self.preset_combo = QComboBox()
+        self.preset_combo.setToolTip("window/level presets of the selected image's modality (one table)")
+        self.preset_button = QPushButton("Apply window")
+        self.preset_button.clicked.connect(self.apply_preset)
+        self.wl_drag = QCheckBox("drag window/level (left drag on the main canvas)")
+        self.wl_drag.toggled.connect(self._toggle_wl_drag)
+        self.oblique_combo = QComboBox()
+        self.oblique_combo.addItems(["resample onto patient axes", "show in the series' own frame"])
+        self.oblique_combo.setCurrentIndex(0 if OBLIQUE_DISPLAY["mode"] == "resample" else 1)
+        self.oblique_combo.setToolTip("how series opened from now on are shown when oblique to the display")
+        self.oblique_combo.currentIndexChanged.connect(
+            lambda i: set_oblique_display("resample" if i == 0 else "frame")
+        )
+        self.display_label = QLabel("")
+        self.display_label.setWordWrap(True)
+        window_row = QHBoxLayout()
+        window_row.addWidget(QLabel("window"))
+        window_row.addWidget(self.preset_combo, 1)
+        window_row.addWidget(self.preset_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.readout_label)
+        layout.addLayout(window_row)
+        layout.addWidget(self.wl_drag)
+        layout.addWidget(self.crosshair_box)
+        layout.addWidget(QLabel("oblique series:"))
+        layout.addWidget(self.oblique_combo)
+        layout.addWidget(self.display_label)
+        self._main_crosshair = None
+        for layer in self.viewer.layers:
+            self._mirror(layer)
+        self._connections = [
+            (self.viewer.layers.events.inserted, self._on_inserted),
+            (self.viewer.layers.events.removed, self._on_removed),
+            (self.viewer.layers.events.moved, self._on_moved),
+            (self.viewer.dims.events.point, self._on_point),
+            (self.viewer.dims.events.order, self._on_order),
+            (self.viewer.dims.events.ndim, self._on_point),
+            (self.viewer.layers.selection.events.active, self._on_active),
+        ]
+        for emitter, callback in self._connections:
+            emitter.connect(callback)
+        self.viewer.mouse_move_callbacks.append(self._on_main_move)
+        self._on_order()
+        self._on_active()
+        self._on_point()
+
+    # ---- state ---------------------------------------------------------------------------------------------
+    def frame(self):
+        """The display frame of the viewer's medical layers (None: patient axes)."""
+        for layer in self.viewer.layers:
+            frame = layer_frame(layer)
+            if frame is not None:
+                return frame
+        return None
+
+    def move_to(self, position, axes=None) -> None:
+        """Move the crosshair to world ``position`` (only along ``axes`` of the last three, default all).
+
+        Parameters
+        ----------
+        position : sequence of float
+            World position (all dimensions).
+        axes : sequence of int, optional
+            Which of the three spatial axes (0, 1, 2) to move.
+        """
+        ndim = self.viewer.dims.ndim
+        if ndim < 3:
+            return
+        position = np.asarray(position, float)[-3:]
+        axes = (0, 1, 2) if axes is None else tuple(axes)
+        self.viewer.dims.set_point([a + ndim - 3 for a in axes], [float(position[a]) for a in axes])
+
+    def planes(self) -> list[str]:
+        """The two planes shown in the dock (those the main canvas is not showing)."""
+        ndim = self.viewer.dims.ndim
+        sliced = self.viewer.dims.order[0] - (ndim - 3) if ndim >= 3 else 0
+        main = _PLANE_OF_AXIS.get(sliced, "axial")
+        return [p for p in ("axial", "coronal", "sagittal") if p != main]
+
+    # ---- layers ------------------------------------------------------------------------------------------
+    def _mirror(self, layer) -> None:
+        if layer._type_string not in _MIRRORED_TYPES or id(layer) in self._mirrors:
+            return
+        if layer is self._main_crosshair:
+            return
+        from napari.layers import Layer
+
+        data, state, kind = layer.as_layer_data_tuple()
+        mirrors = []
+        for view in self.views:
+            mirror = Layer.create(layer.data, dict(state), kind)
+            view.model.layers.append(mirror)
+            mirrors.append(mirror)
+        self._mirrors[id(layer)] = mirrors
+        handlers = []
+        for name in _SYNCED:
+            emitter = getattr(layer.events, name, None)
+            if emitter is None:
+                continue
+
+            def copy(event=None, name=name, layer=layer):
+                for mirror in self._mirrors.get(id(layer), []):
+                    value = getattr(layer, name)
+                    with contextlib.suppress(ValueError, TypeError):
+                        setattr(mirror, name, value)
+
+            emitter.connect(copy)
+            handlers.append((emitter, copy))
+        for name in ("data", "paint", "set_data"):
+            emitter = getattr(layer.events, name, None)
+            if emitter is None:
+                continue
+
+            def refresh(event=None, layer=layer, name=name):
+                for mirror in self._mirrors.get(id(layer), []):
+                    if name == "data" and mirror.data is not layer.data:
+                        mirror.data = layer.data
+                    else:
+                        mirror.refresh()
+
+            emitter.connect(refresh)
+            handlers.append((emitter, refresh))
+        self._handlers[id(layer)] = handlers
+        for view in self.views:
+            view.set_plane(view.plane)
+        self._update_crosshair()
+
+    def _unmirror(self, layer) -> None:
+        for emitter, callback in self._handlers.pop(id(layer), []):
+            emitter.disconnect(callback)
+        for view, mirror in zip(self.views, self._mirrors.pop(id(layer), []), strict=False):
+            if mirror in view.model.layers:
+                view.model.layers.remove(mirror)
+
+    def _on_inserted(self, event) -> None:
+        self._mirror(event.value)
+        self._on_active()
+        self._on_point()
+
+    def _on_removed(self, event) -> None:
+        self._unmirror(event.value)
+
+    def _on_moved(self, event=None) -> None:
+        order = [id(layer) for layer in self.viewer.layers]
+        for index, view in enumerate(self.views):
+            wanted = [self._mirrors[i][index] for i in order if i in self._mirrors]
+            for position, mirror in enumerate(wanted):
+                current = view.model.layers.index(mirror)
+                if current != position:
+                    view.model.layers.move(current, position)
+
+    # ---- crosshair and planes ----------------------------------------------------------------------------
+    def _crosshair_vectors(self) -> np.ndarray:
+        ndim = self.viewer.dims.ndim
+        point = np.asarray(self.viewer.dims.point, float)[-3:]
+        low = np.asarray([r.start for r in self.viewer.dims.range], float)[-3:]
+        high = np.asarray([r.stop for r in self.viewer.dims.range], float)[-3:]
+        vectors = np.zeros((3, 2, ndim))
+        vectors[:, 0, :] = np.asarray(self.viewer.dims.point, float)
+        for axis in range(3):
+            vectors[axis, 0, ndim - 3 + axis] = low[axis]
+            vectors[axis, 1, ndim - 3 + axis] = high[axis] - low[axis]
+        del point
+        return vectors
+
+    def _update_crosshair(self) -> None:
+        if self.viewer.dims.ndim < 3 or not self._mirrors:
+            return
+        vectors = self._crosshair_vectors()
+        for view in self.views:
+            if view.crosshair is None or view.crosshair not in view.model.layers:
+                view.crosshair = view.model.add_vectors(
+                    vectors, name="crosshair", edge_color="#ffcc00", edge_width=0.6, vector_style="line"
+                )
+            else:
+                view.crosshair.data = vectors
+        if self._main_crosshair is not None and self._main_crosshair in self.viewer.layers:
+            self._main_crosshair.data = vectors
+
+    def _toggle_main_crosshair(self, on: bool) -> None:
+        if on and self.viewer.dims.ndim >= 3:
+            self._main_crosshair = self.viewer.add_vectors(
+                self._crosshair_vectors(),
+                name="crosshair",
+                edge_color="#ffcc00",
+                edge_width=0.6,
+                vector_style="line",
+            )
+        elif self._main_crosshair is not None:
+            if self._main_crosshair in self.viewer.layers:
+                self.viewer.layers.remove(self._main_crosshair)
+            self._main_crosshair = None
+
+    def _on_order(self, event=None) -> None:
+        for view, plane in zip(self.views, self.planes(), strict=True):
+            view.set_plane(plane)
+        self._on_point()
+
+    def _on_point(self, event=None) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            point = self.viewer.dims.point
+            for view in self.views:
+                dims = view.model.dims
+                if dims.ndim != len(point):
+                    continue
+                changed = [a for a in range(len(point)) if dims.point[a] != point[a]]
+                if changed:
+                    dims.set_point(changed, [point[a] for a in changed])
+                view.update_labels()
+            self._update_crosshair()
+            self._update_main_overlay()
+        finally:
+            self._syncing = False
+
+    def _update_main_overlay(self) -> None:
+        ndim = self.viewer.dims.ndim
+        if ndim < 3 or not self._mirrors:
+            return
+        sliced = self.viewer.dims.order[0] - (ndim - 3)
+        plane = _PLANE_OF_AXIS.get(sliced)
+        if plane is None:
+            return
+        frame = self.frame()
+        text = _slice_text(plane, self.viewer.dims.point[self.viewer.dims.order[0]], frame)
+        overlay = self.viewer.canvas.overlays.text
+        overlay.text = text
+        overlay.visible = True
+
+    # ---- readout, presets, window/level ------------------------------------------------------------------
+    def _on_main_move(self, viewer, event) -> None:
+        info = readout(viewer, event.position)
+        self.readout_label.setText(readout_text(info))
+        if "Shift" in {str(getattr(m, "name", m)) for m in event.modifiers}:
+            self.move_to(event.position)
+
+    def _image_layer(self):
+        active = self.viewer.layers.selection.active
+        if active is not None and active._type_string == "image":
+            return active
+        images = [layer for layer in self.viewer.layers if layer._type_string == "image"]
+        return images[-1] if images else None
+
+    def _on_active(self, event=None) -> None:
+        layer = self._image_layer()
+        self.preset_combo.clear()
+        if layer is None:
+            self.display_label.setText("")
+            return
+        stored = layer.metadata.get(GEOMETRY_KEY) or {}
+        modality = stored.get("modality", "")
+        names = list(presets_for(modality))
+        self.preset_combo.addItems([*names, "auto (0.5–99.5 percentiles)"])
+        display = stored.get("display") or {}
+        if display:
+            self.display_label.setText(
+                f"{layer.name}: {display.get('mode')} in {display.get('frame')}; residual "
+                f"{display.get('residual_degrees', 0):.2f}° ({display.get('residual_mm', 0):.2f} mm)"
+                + (
+                    f"; series obliquity {display['source_obliquity_degrees']:.2f}°"
+                    if "source_obliquity_degrees" in display
+                    else ""
+                )
+            )
+        else:
+            self.display_label.setText(f"{layer.name}: no medical geometry (shown with its scale/translate)")
+
+    def apply_preset(self, name: str | None = None) -> None:
+        """Set the selected image layer's contrast to a window preset (or the automatic MR window).
+
+        Parameters
+        ----------
+        name : str, optional
+            Preset name; default the combo box's choice.
+        """
+        layer = self._image_layer()
+        if layer is None:
+            return
+        name = name or self.preset_combo.currentText()
+        stored = layer.metadata.get(GEOMETRY_KEY) or {}
+        presets = presets_for(stored.get("modality", ""))
+        if name in presets:
+            level, width = presets[name]
+        else:
+            sample = np.asarray(layer.data[:: max(1, layer.data.shape[0] // 16)])
+            level, width = auto_window(sample)
+        layer.contrast_limits = (level - width / 2, level + width / 2)
+
+    def _toggle_wl_drag(self, on: bool) -> None:
+        if on and self._wl_callback not in self.viewer.mouse_drag_callbacks:
+            self.viewer.mouse_drag_callbacks.append(self._wl_callback)
+        elif not on and self._wl_callback in self.viewer.mouse_drag_callbacks:
+            self.viewer.mouse_drag_callbacks.remove(self._wl_callback)
+        for layer in self.viewer.layers:
+            if layer._type_string == "image":
+                layer.mouse_pan = not on
+
+    def _wl_callback(self, viewer, event):
+        layer = self._image_layer()
+        if layer is None:
+            return
+        low, high = layer.contrast_limits
+        start = np.asarray(event.pos, float)
+        level, width = (low + high) / 2, high - low
+        rng = layer.contrast_limits_range
+        per_pixel = max((rng[1] - rng[0]) / 500.0, 1e-6)
+        yield
+        while event.type == "mouse_move":
+            dx, dy = np.asarray(event.pos, float) - start
+            new_width = max(width + dx * per_pixel, per_pixel)
+            new_level = level - dy * per_pixel
+            layer.contrast_limits = (new_level - new_width / 2, new_level + new_width / 2)
+            yield
+
+    # ---- teardown -----------------------------------------------------------------------------------------
+    def close_views(self) -> None:
+        """Disconnect every handler from the main viewer and close the extra views."""
+        for emitter, callback in getattr(self, "_connections", []):
+            emitter.disconnect(callback)
+        self._connections = []
+        if self._on_main_move in self.viewer.mouse_move_callbacks:
+            self.viewer.mouse_move_callbacks.remove(self._on_main_move)
+        self._toggle_wl_drag(False)
+        for layer in list(self.viewer.layers):
+            self._unmirror(layer)
+        for view in self.views:
+            view.model.layers.clear()
+            view.qt_viewer.close()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt)
+        self.close_views()
+        super().closeEvent(event)
+
+
+def lps_of_point(viewer: napari.Viewer) -> np.ndarray:
+    """LPS mm of the crosshair (the main viewer's ``dims.point``), in the display frame of its layers.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    frame = None
+    for layer in viewer.layers:
+        frame = layer_frame(layer)
+        if frame is not None:
+            break
+    return world_to_lps(np.asarray(viewer.dims.point, float)[-3:], frame)

@@ -1,0 +1,115 @@
+"""Orthogonal views: the expected slices of a phantom with markers at known world positions, linked clicks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_medimg.geometry import Volume, lps_to_world, world_to_lps
+from napari_medimg.plugin.layers import layer_data_tuple, layer_frame, set_or_add_layer
+from napari_medimg.plugin.views.orthogonal import OrthogonalViewsWidget, plane_markers
+from napari_medimg.plugin.views.readout import format_lps, readout
+
+#: marker voxels of the phantom (k, j, i) and their values
+MARKERS = {(10, 20, 30): 100, (25, 40, 12): 200, (5, 8, 44): 300}
+
+
+def _phantom(direction=None) -> Volume:
+    array = np.zeros((32, 48, 56), np.int16)
+    for (k, j, i), value in MARKERS.items():
+        array[k, j, i] = value
+    direction = np.eye(3)[:, ::-1] if direction is None else direction
+    return Volume(array, (3.0, 1.5, 1.0), (-20.0, 30.0, 40.0), direction, {"modality": "CT", "units": "HU"})
+
+
+def _rotation(axis, degrees):
+    a = np.radians(degrees)
+    c, s = np.cos(a), np.sin(a)
+    i, j = [k for k in range(3) if k != axis]
+    r = np.eye(3)
+    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+    return r
+
+
+def _view_slice(view):
+    """The 2D array the view's image mirror shows now (napari's own slice of the mirrored layer)."""
+    image = next(layer for layer in view.model.layers if layer._type_string == "image")
+    return np.asarray(image._slice.image.view)
+
+
+def test_world_lps_pair_is_one_inverse_pair():
+    points = np.random.default_rng(0).normal(size=(5, 3)) * 50
+    assert np.allclose(world_to_lps(points), points[:, ::-1])
+    frame = _rotation(0, 20) @ np.eye(3)[:, ::-1]
+    assert np.allclose(lps_to_world(world_to_lps(points, frame), frame), points)
+    assert format_lps([45.44, 40.4, 30.0]) == "L 45.4 P 40.4 S 30.0 mm"
+    assert format_lps([-12.0, -3.0, -1.0]) == "R 12.0 A 3.0 I 1.0 mm"
+
+
+def test_markers_radiological():
+    assert plane_markers("axial") == {"top": "A", "bottom": "P", "left": "R", "right": "L"}
+    assert plane_markers("coronal") == {"top": "S", "bottom": "I", "left": "R", "right": "L"}
+    assert plane_markers("sagittal") == {"top": "S", "bottom": "I", "left": "A", "right": "P"}
+
+
+@pytest.mark.parametrize("mode", ["axis_aligned", "oblique_frame"])
+def test_three_views_show_marker_slices_and_follow_clicks(make_napari_viewer, qtbot, mode):
+    from napari_medimg.plugin import layers as layers_module
+
+    viewer = make_napari_viewer()
+    if mode == "axis_aligned":
+        volume = _phantom()
+    else:  # 25° about x then 10° about z: shown exactly in its own frame
+        volume = _phantom(_rotation(2, 10) @ _rotation(0, 25) @ np.eye(3)[:, ::-1])
+        layers_module.set_oblique_display("frame")
+    try:
+        layer = set_or_add_layer(viewer, layer_data_tuple(volume, "image", name="phantom"))
+    finally:
+        layers_module.set_oblique_display("resample")
+    frame = layer_frame(layer)
+    assert (frame is None) == (mode == "axis_aligned")
+    widget = OrthogonalViewsWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Orthogonal views", area="right")
+    assert [v.plane for v in widget.views] == ["coronal", "sagittal"]
+    for (k, j, i), value in MARKERS.items():
+        lps = volume.index_to_world([k, j, i])
+        world = lps_to_world(lps, frame)
+        widget.move_to(world)
+        qtbot.wait(10)
+        # main (axial) slice, coronal and sagittal views all contain the marker at the crosshair
+        assert viewer.dims.point[0] == pytest.approx(world[0], abs=1e-6)
+        main_k = int(np.rint(layer.world_to_data(viewer.dims.point)[0]))
+        assert main_k == k and layer.data[main_k, j, i] == value
+        coronal, sagittal = (_view_slice(v) for v in widget.views)
+        assert coronal.shape == (32, 56) and coronal[k, i] == value  # (S, L) plane at row j
+        assert sagittal.shape == (32, 48) and sagittal[k, j] == value  # (S, P) plane at column i
+        info = readout(viewer, viewer.dims.point)
+        assert np.allclose(info["lps"], lps, atol=1e-6)
+        assert info["layers"][0]["index"] == (k, j, i) and info["layers"][0]["value"] == value
+        assert widget.views[0].title.text().startswith("coronal · ")
+    # click a marker in the sagittal view: the axial slice and the coronal view move to it
+    (k, j, i), value = next(iter(MARKERS.items()))
+    target = lps_to_world(volume.index_to_world([k, j, i]), frame)
+    widget.move_to(lps_to_world(volume.index_to_world([0, 0, 0]), frame))
+    sagittal = widget.views[1]
+    sagittal.model.dims.set_point(2, target[2])  # the sagittal view is on the marker's plane
+    _click(sagittal, target)
+    assert int(np.rint(layer.world_to_data(viewer.dims.point)[0])) == k
+    assert _view_slice(widget.views[0])[k, i] == value
+    widget.close_views()
+
+
+class _Event:
+    def __init__(self, position, kind):
+        self.position, self.type = position, kind
+
+
+def _click(view, world):
+    """A press and release in the view at a world position: the view's own drag callback, as napari calls it."""
+    event = _Event(tuple(world), "mouse_press")
+    assert view._on_drag in view.model.mouse_drag_callbacks
+    gen = view._on_drag(view.model, event)
+    next(gen)
+    event.type = "mouse_release"
+    with pytest.raises(StopIteration):
+        next(gen)
