@@ -9,6 +9,7 @@ from napari_medimg.geometry import Volume, lps_to_world, world_to_lps
 from napari_medimg.plugin.layers import layer_data_tuple, layer_frame, set_or_add_layer
 from napari_medimg.plugin.views.orthogonal import OrthogonalViewsWidget, plane_markers
 from napari_medimg.plugin.views.readout import format_lps, readout
+from napari_medimg.processing.registration import rigid_matrix
 
 #: marker voxels of the phantom (k, j, i) and their values
 MARKERS = {(10, 20, 30): 100, (25, 40, 12): 200, (5, 8, 44): 300}
@@ -23,12 +24,9 @@ def _phantom(direction=None) -> Volume:
 
 
 def _rotation(axis, degrees):
-    a = np.radians(degrees)
-    c, s = np.cos(a), np.sin(a)
-    i, j = [k for k in range(3) if k != axis]
-    r = np.eye(3)
-    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
-    return r
+    angles = [0.0, 0.0, 0.0]
+    angles[axis] = degrees
+    return rigid_matrix(angles)[:3, :3]
 
 
 def _view_slice(view):

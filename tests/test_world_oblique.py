@@ -10,17 +10,15 @@ from napari_medimg.plugin import layers as layers_module
 from napari_medimg.plugin.layers import layer_data_tuple, layer_frame, layer_to_volume, set_or_add_layer
 from napari_medimg.plugin.views.readout import readout
 from napari_medimg.plugin.widgets.segment_tools import RegionGrowingWidget
+from napari_medimg.processing.registration import rigid_matrix
 
 TIMEOUT = 60_000
 
 
 def _rotation(axis, degrees):
-    a = np.radians(degrees)
-    c, s = np.cos(a), np.sin(a)
-    i, j = [k for k in range(3) if k != axis]
-    r = np.eye(3)
-    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
-    return r
+    angles = [0.0, 0.0, 0.0]
+    angles[axis] = degrees
+    return rigid_matrix(angles)[:3, :3]
 
 
 def _double_oblique() -> tuple[Volume, tuple[int, int, int]]:
