@@ -49,6 +49,8 @@ _WANTED = {
     0x0019100A: ("NumberOfImagesInMosaic", "us"),
     0x00290010: ("_creator_0029", "str"),
     0x00291010: ("CSAImageHeader", "bytes"),
+    0x20050010: ("_creator_2005", "str"),
+    0x2005100E: ("PhilipsScaleSlope", "fl"),
     0x0020000E: ("SeriesInstanceUID", "uid"),
     0x00200011: ("SeriesNumber", "str"),
     0x00200012: ("AcquisitionNumber", "str"),
@@ -181,6 +183,8 @@ def _parse(handle, size: int):
                 values.pop("NumberOfImagesInMosaic", None)
             if values.pop("_creator_0029", "") != "SIEMENS CSA HEADER":
                 values.pop("CSAImageHeader", None)
+            if values.pop("_creator_2005", "") != "Philips MR Imaging DD 001":
+                values.pop("PhilipsScaleSlope", None)
             return FastHeader(values, syntax), start
         if tag in _REFUSE or tag > _PIXEL_DATA:
             return None
@@ -208,6 +212,10 @@ def _parse(handle, size: int):
                     return None
                 numbers = [float(v) for v in struct.unpack(f"<{length // 8}d", raw)]
                 values[keyword] = numbers if len(numbers) > 1 else numbers[0]
+            elif kind == "fl":
+                if length != 4:
+                    return None
+                values[keyword] = float(struct.unpack("<f", raw)[0])
             elif kind == "bytes":
                 values[keyword] = bytes(raw)
             elif kind == "multi":

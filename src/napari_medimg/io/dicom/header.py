@@ -317,7 +317,24 @@ def _classic_frame(path: Path, dataset, fmt: PixelFormat) -> FrameRecord:
         acquisition=_acquisition(dataset),
     )
     frame.split_values = {name: joined(dataset.get(name, "")) for name in SPLIT_ATTRIBUTES}
+    frame.philips_scale = _classic_philips_scale(dataset)
     return frame
+
+
+def _classic_philips_scale(dataset) -> float | None:
+    """Philips private ScaleSlope (2005,100E) of a classic image."""
+    if isinstance(dataset, dict):  # the fast header parser's values
+        value = dataset.get("PhilipsScaleSlope")
+    else:
+        try:
+            value = first(dataset.get_private_item(0x2005, 0x0E, "Philips MR Imaging DD 001").value)
+        except (KeyError, ValueError, TypeError, AttributeError):
+            return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) and value != 0 else None
 
 
 def _item(sequence_owner, keyword):
