@@ -36,6 +36,7 @@ __all__ = [
 #: direction of an array whose axes z, y, x point along LPS +S, +P, +L
 CANONICAL_DIRECTION = np.eye(3)[:, ::-1]
 
+    "plane_name",
 
 def affine_from_geometry(spacing, origin, direction) -> np.ndarray:
     """Return the 4x4 matrix mapping index ``(k, j, i, 1)`` to LPS ``(x, y, z, 1)``."""
@@ -133,6 +134,32 @@ class Volume:
         geometry updated so that every voxel keeps its world position.
         """
         if self.ndim not in (3, 4):
+#: slices whose normal is within this angle of a patient axis are called by that plane's name alone
+PLANE_TOLERANCE_DEGREES = 1.0
+
+
+def plane_name(direction) -> str:
+    """The slice plane in a clinician's words: ``'axial'``, ``'sagittal'``, ``'coronal'``, or e.g.
+    ``'axial, oblique 9.2°'`` when the slice normal (the z axis) is off the nearest patient axis.
+
+    Parameters
+    ----------
+    direction : array_like
+        3x3 matrix whose columns are the LPS unit vectors of the array axes z, y, x.
+
+    Returns
+    -------
+    str
+        The plane's name, with the obliquity in degrees when above :data:`PLANE_TOLERANCE_DEGREES`.
+    """
+    normal = np.asarray(direction, float)[:, 0]
+    normal = normal / np.linalg.norm(normal)
+    axis = int(np.argmax(np.abs(normal)))
+    name = ("sagittal", "coronal", "axial")[axis]
+    angle = float(np.degrees(np.arccos(np.clip(abs(normal[axis]), 0.0, 1.0))))
+    return name if angle <= PLANE_TOLERANCE_DEGREES else f"{name}, oblique {angle:.1f}°"
+
+
             return self
         lead = self.ndim - 3  # a 4D volume's leading volume axis stays in place
         best = max(

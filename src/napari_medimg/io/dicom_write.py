@@ -188,6 +188,8 @@ def write_dicom_series(
             ds.PixelData = _stored(array[index], slope, intercept).tobytes()
             if deidentify:
                 deidentify_dataset(ds, uid_map, allow_burned_in=allow_burned_in)
+                if series_description:  # typed by the user for this export, not taken from the source
+                    ds.SeriesDescription = series_description
             path = temporary / f"slice_{index + 1:04d}.dcm"
             ds.save_as(path, enforce_file_format=True)
             written.append(Path(folder) / path.name)
