@@ -75,7 +75,7 @@ def test_export_widget_writes_layers_as_dicom_series(make_napari_viewer, qtbot, 
     widget.export()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
     target = tmp_path / "exports" / "CT phantom DICOM"
-    assert widget.status.value == f"32 files written to {target.name}\n(a new study, de-identified)"
+    assert widget.status.value == f"32 files written to {target}\n(a new study, de-identified)"
     (back,) = read_dicom(target)
     assert np.array_equal(back.array, phantom.data)
     assert np.allclose(back.affine, layer_to_volume(phantom).affine, atol=1e-3)
@@ -95,6 +95,7 @@ def test_export_widget_writes_layers_as_dicom_series(make_napari_viewer, qtbot, 
 
     widget.image.value = opened
     assert widget.folder_name.value == "abdomen CT DICOM" and widget.modality.value == "CT"
+    widget.series_description.value = "liver follow-up, my export"
     widget.export()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
     assert "(patient/study of the source series, de-identified)" in widget.status.value
@@ -102,6 +103,7 @@ def test_export_widget_writes_layers_as_dicom_series(make_napari_viewer, qtbot, 
     source = pydicom.dcmread(next((tmp_path / "source").glob("*.dcm")))
     exported = [pydicom.dcmread(p) for p in files]
     assert len(exported) == 5 and all(d.PatientIdentityRemoved == "YES" for d in exported)
+    assert {d.SeriesDescription for d in exported} == {"liver follow-up, my export"}  # typed: not PHI
     assert all(str(d.PatientName) != "Hidden^Name" and d.PatientID != "HID-5" for d in exported)
     assert (
         len({d.StudyInstanceUID for d in exported}) == 1
@@ -113,3 +115,58 @@ def test_export_widget_writes_layers_as_dicom_series(make_napari_viewer, qtbot, 
     widget.image.value = viewer.layers["flat"]
     widget.export()
     assert widget.worker is None and widget.status.value.startswith("error: DICOM series export needs a 3D")
+
+
+def test_browser_asks_for_folders_and_speaks_in_planes_and_full_paths(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # a launch folder with a series in it must not be scanned or written to
+    _write(tmp_path / "launch" / "1", "not mine", (2, 8, 8))
+    study = tmp_path / "study"
+    sagittal = Volume(
+        np.zeros((4, 8, 8), np.int16),
+        (2.0, 1.0, 1.0),
+        direction=np.array([[-1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]]).T @ np.eye(3),
+        metadata={"modality": "MR"},
+    )
+    write_dicom_series(sagittal, study / "2", series_description="T1 sag", modality="MR")
+    viewer = make_napari_viewer()
+    widget = DicomBrowserWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="DICOM browser")
+    widget.scan_folder()
+    assert widget.worker is None and widget.status.value == "choose a DICOM folder first"
+    widget.folder.value = study
+    widget.scan_folder()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    assert str(study) in widget.status.value  # the full path, not only the folder's name
+    (row,) = widget.table.data.to_list()
+    assert row[COLUMNS.index("plane")] == "sagittal"
+    assert "T1 sag: sagittal, 2 x 1 x 1 mm" in widget.details.value
+    widget.export_selected()
+    assert widget.status.value.startswith("choose the folder the de-identified copy goes to")
+    assert not (tmp_path / "deidentified").exists()
+    widget.open_selected()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    widget.window_layer.value = viewer.layers["T1 sag"]
+    widget.preset.value = "lung"
+    widget.apply_preset()
+    assert "is MR: CT presets do not apply" in widget.status.value
+    assert viewer.layers["T1 sag"].contrast_limits != [-1350.0, 150.0]
+
+
+def test_browser_replaces_an_earlier_copy_only_when_asked(make_napari_viewer, qtbot, tmp_path):
+    _write(tmp_path / "study" / "1", "abdomen CT", (3, 8, 8))
+    viewer = make_napari_viewer()
+    widget = DicomBrowserWidget(viewer)
+    widget.folder.value, widget.export_folder.value = tmp_path / "study", tmp_path / "out"
+    widget.scan_folder()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    for overwrite, expected in (
+        (False, "de-identified files"),
+        (False, "error"),
+        (True, "de-identified files"),
+    ):
+        widget.overwrite.value = overwrite
+        widget.export_selected()
+        qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+        assert expected in widget.status.value

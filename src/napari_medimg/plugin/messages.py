@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from napari.utils.events import EventedList
 from napari.utils.notifications import show_warning
 
+from .layers import GEOMETRY_KEY
+
 __all__ = ["Message", "MESSAGES", "layer_warnings", "announce", "announce_layers"]
 
 
@@ -34,8 +36,10 @@ MESSAGES: EventedList = EventedList(basetype=Message)
 
 
 def layer_warnings(metadata: dict) -> list[str]:
-    """The warnings a layer's metadata carries (``metadata["warnings"]``), as a list of strings."""
-    warnings = (metadata or {}).get("warnings") or []
+    """The warnings a layer's metadata carries, as a list of strings: ``metadata["warnings"]``, or the
+    Volume's warnings kept under ``metadata["napari_medimg"]`` (see :func:`.layers.layer_data_tuple`)."""
+    metadata = metadata or {}
+    warnings = metadata.get("warnings") or (metadata.get(GEOMETRY_KEY) or {}).get("warnings") or []
     if isinstance(warnings, str):
         warnings = [warnings]
     return [str(w) for w in warnings if str(w).strip()]

@@ -1,8 +1,10 @@
 """DICOM browser: scan a folder (headers only), see its series in a table, open the ones you pick.
 
-Also writes a de-identified copy (PS3.15 Annex E basic profile) of the picked series, and applies CT window
-presets (lung, mediastinum, bone, brain, abdomen) to an image layer.  Scanning, reading and
-copying run in workers with a progress bar; layers are added on the main thread when a job is done.
+Also writes a de-identified copy (PS3.15 Annex E basic profile) of the picked series, and applies the
+plugin's window presets (:mod:`napari_medimg.processing.windows`) to a CT image layer (an MR layer gets an
+automatic window from its values instead, and the status says so).  Nothing is scanned or written until the
+user has chosen the folders.  Scanning, reading and copying run in workers with a progress bar; layers are
+added on the main thread when a job is done.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import ComboBox, FileEdit, Label, PushButton, Select, Table, create_widget
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, Label, PushButton, Select, Table, create_widget
 
-from ...io.dicom import CT_WINDOW_PRESETS, DicomScan, read_series
+from ...geometry import plane_name
+from ...io.dicom import DicomScan, read_series
 from ...io.dicom_write import deidentify_series
+from ...processing.windows import CT_WINDOW_PRESETS, auto_window
 from ...progress import report
-from ..layers import set_or_add_layer
+from ..layers import GEOMETRY_KEY, set_or_add_layer
 from ..reader import unique_names, volume_layer
 from ..workers import start_job
 from ._common import ScrollableContainer
@@ -25,25 +30,34 @@ if TYPE_CHECKING:
 
 __all__ = ["DicomBrowserWidget", "series_rows"]
 
-COLUMNS = ["modality", "description", "slices", "size", "spacing (mm)", "orientation", "warnings"]
+COLUMNS = ["modality", "description", "slices", "size", "spacing (mm)", "plane", "warnings"]
 
 
 def series_rows(scan: DicomScan) -> list[list]:
-    """One table row per series (no patient data): modality, description, slices, size, spacing, warnings."""
+    """One table row per series (no patient data): modality, description, slices, size, spacing, plane
+    (axial/sagittal/coronal, with the obliquity), and the number of warnings (listed in full below the
+    table for the series picked)."""
     rows = []
     for series, name in zip(scan.series, unique_names(scan.series), strict=False):
+        dimensions = series.summary()["dimensions"][-3:]
         rows.append(
             [
                 series.modality,
                 name,
-                series.shape[0],
-                f"{series.shape[1]} x {series.shape[2]}",
+                dimensions[0],
+                f"{dimensions[1]} x {dimensions[2]}",
                 " x ".join(f"{s:.3g}" for s in series.spacing),
-                series.summary()["orientation"],
-                " ".join(series.warnings) if series.warnings else "",
+                plane_name(series.direction),
+                f"{len(series.warnings)} (see below)" if series.warnings else "",
             ]
         )
     return rows
+
+
+def _chosen_folder(edit: FileEdit) -> Path | None:
+    """The folder typed or picked in ``edit``, or None when the field is empty (magicgui reads '' as '.')."""
+    text = edit.line_edit.value.strip()
+    return Path(text).expanduser().resolve() if text else None
 
 
 def _read_many(chosen, progress=None):
@@ -59,11 +73,13 @@ def _read_many(chosen, progress=None):
     return volumes
 
 
-def _deidentify_many(source, folder, uids, progress=None):
+def _deidentify_many(source, folder, uids, overwrite=False, progress=None):
     written, uid_map = [], {}  # one UID map per export: references between the series stay consistent
     for number, uid in enumerate(uids, start=1):
         target = Path(folder) if len(uids) == 1 else Path(folder) / f"series_{number:02d}"
-        written += deidentify_series(source, target, series_uid=uid, progress=progress, uid_map=uid_map)
+        written += deidentify_series(
+            source, target, series_uid=uid, overwrite=overwrite, progress=progress, uid_map=uid_map
+        )
     return written
 
 
@@ -73,7 +89,7 @@ class DicomBrowserWidget(ScrollableContainer):
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
         self.viewer = napari_viewer
-        self.folder = FileEdit(mode="d", label="DICOM folder")
+        self.folder = FileEdit(mode="d", label="DICOM folder", value="")
         self.scan_button = PushButton(text="Scan folder (headers only)")
         self.table = Table(value={"data": [], "index": [], "columns": COLUMNS}, label="series")
         self.table.read_only = True
@@ -83,25 +99,31 @@ class DicomBrowserWidget(ScrollableContainer):
         self.choice = Select(choices=self._series_names, label="open")
         self.choice.max_height = 120
         self.open_button = PushButton(text="Open selected series")
-        self.export_folder = FileEdit(mode="d", label="copy to")
+        self.details = Label(value="")
+        self.details.native.setWordWrap(True)
+        self.export_folder = FileEdit(mode="d", label="copy to", value="")
+        self.overwrite = CheckBox(value=False, text="replace an earlier copy made here")
         self.export_button = PushButton(text="De-identified copy of selected")
         self.window_layer = create_widget(annotation="napari.layers.Image", label="image")
         self.preset = ComboBox(choices=list(CT_WINDOW_PRESETS), value="abdomen", label="CT window")
         self.preset_button = PushButton(text="Apply window preset")
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)
         self.extend(
             [
                 self.folder,
                 self.scan_button,
+                self.status,
                 self.table,
                 self.choice,
+                self.details,
                 self.open_button,
                 self.export_folder,
+                self.overwrite,
                 self.export_button,
                 self.window_layer,
                 self.preset,
                 self.preset_button,
-                self.status,
             ]
         )
         self.worker = None
@@ -109,6 +131,7 @@ class DicomBrowserWidget(ScrollableContainer):
         self.open_button.changed.connect(self.open_selected)
         self.export_button.changed.connect(self.export_selected)
         self.preset_button.changed.connect(self.apply_preset)
+        self.choice.changed.connect(self._show_details)
         self.viewer.layers.events.inserted.connect(self.window_layer.reset_choices)
         self.viewer.layers.events.removed.connect(self.window_layer.reset_choices)
         self.window_layer.reset_choices()
@@ -139,10 +162,30 @@ class DicomBrowserWidget(ScrollableContainer):
             if name in picked
         ]
 
+    def _show_details(self, *_):
+        """Spacing, plane and every warning of the picked series, in full, below the list."""
+        lines = []
+        for name, series in self.selected():
+            spacing = " x ".join(f"{s:.4g}" for s in series.spacing)
+            lines.append(f"{name}: {plane_name(series.direction)}, {spacing} mm")
+            lines += [f"  ⚠ {warning}" for warning in series.warnings]
+        self.details.value = "\n".join(lines)
+
     def apply_preset(self, *_):
-        """Set the chosen image layer's contrast limits to a CT window preset (centre ± width / 2, in HU)."""
+        """Set the chosen image layer's contrast limits to a CT window preset (centre ± width / 2, in HU);
+        a layer that is not CT gets an automatic window from its values, and the status says so."""
         layer = self.window_layer.value
         if layer is None:
+            return
+        stored = (layer.metadata or {}).get(GEOMETRY_KEY) or layer.metadata or {}
+        modality = str(stored.get("modality", "")).upper()
+        if modality != "CT":
+            centre, width = auto_window(np.asarray(layer.data[tuple(s // 2 for s in layer.data.shape[:1])]))
+            layer.contrast_limits = (centre - width / 2, centre + width / 2)
+            self.status.value = (
+                f"{layer.name} is {modality or 'not CT'}: CT presets do not apply; set an automatic window "
+                f"from its values ({centre - width / 2:g} to {centre + width / 2:g})"
+            )
             return
         centre, width = CT_WINDOW_PRESETS[self.preset.value]
         layer.contrast_limits_range = (
@@ -161,8 +204,11 @@ class DicomBrowserWidget(ScrollableContainer):
             return
         from ...io.dicom import scan_dicom
 
-        folder = Path(self.folder.value)
-        self.status.value = f"scanning {folder.name}…"
+        folder = _chosen_folder(self.folder)
+        if folder is None:
+            self.status.value = "choose a DICOM folder first"
+            return
+        self.status.value = f"scanning {folder}…"
         self._busy(True)
         self.worker = start_job(
             scan_dicom,
@@ -182,7 +228,8 @@ class DicomBrowserWidget(ScrollableContainer):
         self.choice.reset_choices()
         self.choice.value = names
         skipped = f", {len(scan.skipped)} file(s) skipped" if scan.skipped else ""
-        self.status.value = f"{len(names)} series{skipped}"
+        self.status.value = f"{len(names)} series in {_chosen_folder(self.folder)}{skipped}"
+        self._show_details()
 
     def open_selected(self, *_):
         """Read the selected series in a worker and add one image layer per series."""
@@ -213,8 +260,12 @@ class DicomBrowserWidget(ScrollableContainer):
         if not chosen or self.worker is not None or self.scan is None:
             return
         uids = list(dict.fromkeys(series.uid for _, series in chosen))
-        target = Path(self.export_folder.value) / "deidentified"
-        self.status.value = "writing de-identified copy…"
+        folder = _chosen_folder(self.export_folder)
+        if folder is None:
+            self.status.value = "choose the folder the de-identified copy goes to ('copy to') first"
+            return
+        target = folder / "deidentified"
+        self.status.value = f"writing de-identified copy to {target}…"
         self._busy(True)
 
         def done(written):
@@ -222,9 +273,10 @@ class DicomBrowserWidget(ScrollableContainer):
 
         self.worker = start_job(
             _deidentify_many,
-            Path(self.folder.value),
+            _chosen_folder(self.folder),
             target,
             uids,
+            self.overwrite.value,
             description="De-identifying DICOM",
             on_done=done,
             on_error=self._failed,

@@ -40,13 +40,25 @@ class DicomExportWidget(JobWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(napari_viewer, apply_text="Export image as DICOM series")
         self.image = create_widget(annotation="napari.layers.Image", label="image")
-        self.parent_folder = FileEdit(mode="d", label="save in")
+        self.parent_folder = FileEdit(mode="d", label="save in", value="")
         self.folder_name = LineEdit(label="folder name")
+        self.series_description = LineEdit(label="description")
+        self.series_description.tooltip = (
+            "SeriesDescription of the export; kept after de-identification, since you typed it"
+        )
         self.modality = ComboBox(choices=MODALITIES, value="CT", label="modality")
         self.deidentify = CheckBox(value=True, text="de-identify (PS3.15 Annex E basic profile)")
         self.overwrite = CheckBox(value=False, text="replace an existing export in that folder")
         self.extend(
-            [self.image, self.parent_folder, self.folder_name, self.modality, self.deidentify, self.overwrite]
+            [
+                self.image,
+                self.parent_folder,
+                self.folder_name,
+                self.series_description,
+                self.modality,
+                self.deidentify,
+                self.overwrite,
+            ]
         )
         self._finish_layout()
         self.image.changed.connect(self._layer_changed)
@@ -57,14 +69,18 @@ class DicomExportWidget(JobWidget):
         if layer is None:
             return
         self.folder_name.value = default_folder_name(layer.name)
+        self.series_description.value = layer.name
         modality = layer_to_volume(layer).metadata.get("modality")
         if modality in MODALITIES:
             self.modality.value = modality
 
     @property
-    def target(self) -> Path:
-        """The folder the series is written to: ``save in`` / ``folder name``."""
-        return Path(self.parent_folder.value) / (self.folder_name.value.strip() or "image DICOM")
+    def target(self) -> Path | None:
+        """The folder the series is written to: ``save in`` / ``folder name`` (None until chosen)."""
+        parent = self.parent_folder.line_edit.value.strip()
+        if not parent:
+            return None
+        return Path(parent).expanduser().resolve() / (self.folder_name.value.strip() or "image DICOM")
 
     def export(self, *_):
         """Write the chosen layer as a DICOM series in a worker (progress bar; Cancel leaves nothing behind)."""
@@ -76,13 +92,14 @@ class DicomExportWidget(JobWidget):
             return
         volume = layer_to_volume(layer)
         target = self.target
+        if target is None:
+            self.status.value = "choose the folder to save in first"
+            return
 
         def done(result):
             context = "patient/study of the source series" if result.from_source else "a new study"
             deidentified = ", de-identified" if self.deidentify.value else ""
-            self.status.value = (
-                f"{len(result.files)} files written to {target.name}\n({context}{deidentified})"
-            )
+            self.status.value = f"{len(result.files)} files written to {target}\n({context}{deidentified})"
 
         self.run_job(
             export_image_series,
@@ -90,7 +107,7 @@ class DicomExportWidget(JobWidget):
             target,
             deidentify=self.deidentify.value,
             modality=self.modality.value,
-            series_description=layer.name,
+            series_description=self.series_description.value.strip() or layer.name,
             overwrite=self.overwrite.value,
             description=f"Writing {layer.data.shape[0]} slices of {layer.name} as DICOM",
             on_done=done,
