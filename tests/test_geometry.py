@@ -50,7 +50,7 @@ def test_volume_rejects_bad_geometry():
     with pytest.raises(ValueError, match="spacing"):
         Volume(np.zeros((2, 2, 2)), (1.0, 0.0, 1.0))
     with pytest.raises(ValueError, match="2D or 3D"):
-        Volume(np.zeros((2, 2, 2, 2)))
+        Volume(np.zeros((2, 2, 2, 2, 2)))
     volume = Volume(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match="shape"):
         volume.with_array(np.zeros((2, 3, 5)))
@@ -83,3 +83,87 @@ def test_obliquity_is_measured_and_kept_in_the_affine():
     kwargs = volume.canonical().napari_geometry()
     assert "affine" not in kwargs  # napari cannot reslice obliquely: shown unrotated, the Volume keeps it
     np.testing.assert_allclose(volume.canonical().affine, volume.affine)
+
+
+# ---- 2D images (grey and RGB) and the one permute/flip helper ---------------------------------------------
+
+
+def test_2d_affine_is_the_image_plane_in_mm():
+    volume = Volume(np.zeros((8, 9)), spacing=(0.5, 0.7))
+    np.testing.assert_array_equal(volume.affine, [[0.5, 0, 0], [0, 0.7, 0], [0, 0, 1]])
+    assert volume.spatial_ndim == 2 and volume.spatial_shape == (8, 9)
+    assert volume.origin.tolist() == [0.0, 0.0, 0.0]
+    shifted = Volume(np.zeros((8, 9)), (0.5, 0.7), (10.0, -4.0))  # origin (y, x) of pixel (0, 0)
+    np.testing.assert_allclose(shifted.index_to_world([[2, 3], [0, 0]]), [[11.0, -1.9], [10.0, -4.0]])
+    np.testing.assert_allclose(shifted.world_to_index([11.0, -1.9]), [2, 3], atol=1e-12)
+    assert shifted.voxel_volume == pytest.approx(0.35)
+    kwargs = shifted.napari_geometry()
+    assert kwargs["scale"] == (0.5, 0.7) and kwargs["translate"] == (10.0, -4.0)
+    assert shifted.canonical() is shifted and shifted.obliquity_degrees == 0.0
+    with pytest.raises(ValueError, match="origin"):
+        Volume(np.zeros((8, 9)), (0.5, 0.7), (1.0, 2.0, 3.0, 4.0))
+
+
+def test_2d_world_matches_napari_layer_world():
+    """The plane world is napari's 2D world: a point maps to the same pixel in both."""
+    napari_layers = pytest.importorskip("napari.layers")
+    volume = Volume(np.zeros((20, 30)), (0.5, 0.25), (3.0, 7.0))
+    layer = napari_layers.Image(volume.array, **volume.napari_geometry())
+    for index in ([0, 0], [5, 9], [19, 29]):
+        world = volume.index_to_world(index)
+        np.testing.assert_allclose(layer.data_to_world(index), world)
+
+
+def test_rgb_image_geometry_and_its_labels():
+    rgb = Volume(np.zeros((6, 7, 3), np.uint8), spacing=(0.4, 0.3), metadata={"rgb": True})
+    assert rgb.is_rgb and rgb.spatial_ndim == 2 and rgb.spatial_shape == (6, 7)
+    np.testing.assert_array_equal(rgb.spacing, [0.4, 0.3, 1.0])  # one value per array axis
+    np.testing.assert_array_equal(rgb.spatial_spacing, [0.4, 0.3])
+    assert rgb.affine.shape == (3, 3) and rgb.voxel_volume == pytest.approx(0.12)
+    assert rgb.napari_geometry()["scale"] == (0.4, 0.3)
+    assert rgb.canonical() is rgb  # the channel axis is never moved
+    labels = rgb.with_array(np.ones((6, 7), np.uint8))
+    assert labels.ndim == 2 and not labels.is_rgb and labels.spacing.tolist() == [0.4, 0.3]
+    np.testing.assert_allclose(labels.affine, rgb.affine)
+    same = rgb.with_array(np.zeros((6, 7, 3), np.uint8))
+    assert same.is_rgb
+    with pytest.raises(ValueError, match="shape"):
+        rgb.with_array(np.zeros((7, 6)))
+    with pytest.raises(ValueError, match="RGB"):
+        Volume(np.zeros((6, 7, 5)), (0.4, 0.3, 1.0), metadata={"rgb": True})
+    three = Volume(np.zeros((6, 7, 3)), spacing=(0.4, 0.3, 1.0), metadata={"rgb": True})
+    np.testing.assert_array_equal(three.spacing, rgb.spacing)
+
+
+def test_2d_volumes_run_through_the_registry():
+    from napari_medimg import ops
+
+    y, x = np.mgrid[0:40, 0:50]
+    image = Volume(((y - 20) ** 2 + (x - 25) ** 2 < 100).astype(np.float32) * 100, (0.5, 0.5), (2.0, 3.0))
+    mask = ops.run("threshold", image, method="otsu")
+    assert mask.array.sum() == np.count_nonzero(image.array)
+    grown = ops.run("region_growing", image, seeds=[image.index_to_world([20, 25]).tolist()], low=50.0)
+    np.testing.assert_array_equal(grown.array != 0, mask.array != 0)
+    dilated = ops.run("morphology", mask, operation="dilate", radius_mm=1.0)
+    assert dilated.array.sum() > mask.array.sum() and dilated.affine.tolist() == image.affine.tolist()
+    resampled = ops.run("resample", image, spacing_mm=1.0)
+    assert resampled.shape == (20, 25)
+    # the first pixel's outer corner stays where it was
+    np.testing.assert_allclose(resampled.index_to_world([-0.5, -0.5]), image.index_to_world([-0.5, -0.5]))
+
+
+def test_permute_axes_keeps_every_voxel_in_place():
+    direction = np.stack([[-1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]], axis=1)
+    volume = Volume(np.arange(60).reshape(3, 4, 5), (2.0, 0.5, 0.75), (4.0, -2.0, 9.0), direction)
+    moved = volume.permute_axes((2, 0, 1), flips=(0, 2))
+    assert moved.shape == (5, 3, 4)
+    for index in [(0, 0, 0), (1, 2, 3), (2, 3, 4)]:
+        k, j, i = index
+        new = (4 - i, k, 3 - j)
+        assert moved.array[new] == volume.array[index]
+        np.testing.assert_allclose(moved.index_to_world(new), volume.index_to_world(index))
+    np.testing.assert_allclose(moved.canonical().affine, volume.canonical().affine)
+    with pytest.raises(ValueError, match="permutation"):
+        volume.permute_axes((0, 0, 1))
+    with pytest.raises(ValueError, match="3D"):
+        Volume(np.zeros((4, 5)), (1.0, 1.0)).permute_axes((1, 0))

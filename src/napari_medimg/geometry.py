@@ -36,7 +36,6 @@ __all__ = [
 #: direction of an array whose axes z, y, x point along LPS +S, +P, +L
 CANONICAL_DIRECTION = np.eye(3)[:, ::-1]
 
-    "plane_name",
 
 def affine_from_geometry(spacing, origin, direction) -> np.ndarray:
     """Return the 4x4 matrix mapping index ``(k, j, i, 1)`` to LPS ``(x, y, z, 1)``."""
@@ -84,6 +83,15 @@ class Volume:
         self.spacing = np.asarray(self.spacing, float).reshape(-1)
         self.origin = np.asarray(self.origin, float).reshape(-1)
         self.direction = np.asarray(self.direction, float)
+        if self.is_rgb:
+            if self.array.shape[-1] not in (3, 4):
+                raise ValueError(f"an RGB image is (y, x, 3), got shape {tuple(self.array.shape)}")
+            if self.spacing.shape == (2,):  # the channel axis gets spacing 1 (one value per array axis)
+                self.spacing = np.r_[self.spacing, 1.0]
+        if self.spatial_ndim == 2 and self.origin.shape == (2,):
+            self.origin = np.r_[self.origin, 0.0]
+        if self.origin.shape != (3,):
+            raise ValueError(f"origin needs 3 values (2D: y, x and 0), got {self.origin.tolist()}")
         if self.spacing.shape != (ndim,):
             raise ValueError(f"spacing needs {ndim} values, got {self.spacing.tolist()}")
         if np.any(self.spacing <= 0):
@@ -97,7 +105,28 @@ class Volume:
 
     @property
     def ndim(self) -> int:
+        """Number of array axes (an RGB image's channel axis included)."""
         return self.array.ndim
+
+    @property
+    def is_rgb(self) -> bool:
+        """True for an RGB(A) 2D image: array ``(y, x, 3)`` with ``metadata["rgb"]``."""
+        return bool(self.array.ndim == 3 and self.metadata.get("rgb"))
+
+    @property
+    def spatial_ndim(self) -> int:
+        """2 for a 2D image (grey ``(y, x)`` or RGB ``(y, x, 3)``), 3 for a volume (and a 4D series)."""
+        return 2 if self.array.ndim == 2 or self.is_rgb else 3
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """The shape of the spatial axes: ``(y, x)`` for 2D and RGB, ``(z, y, x)`` for 3D and 4D."""
+        return tuple(self.array.shape[:2] if self.is_rgb else self.array.shape[-self.spatial_ndim :])
+
+    @property
+    def spatial_spacing(self) -> np.ndarray:
+        """mm per spatial axis (an RGB image's channel axis left out)."""
+        return self.spacing[: self.spatial_ndim]
 
     @property
     def n_volumes(self) -> int:
@@ -106,13 +135,28 @@ class Volume:
 
     @property
     def affine(self) -> np.ndarray:
-        """4x4 index ``(k, j, i)`` → LPS ``(x, y, z)`` matrix (3D volumes)."""
+        """Homogeneous index → world matrix.
+
+        3D (and 4D): 4x4, index ``(k, j, i)`` → LPS ``(x, y, z)`` mm.  2D (grey or RGB): 3x3, index ``(j, i)``
+        → ``(y, x)`` mm in the image plane, ``origin[:2]`` being the plane position of pixel ``(0, 0)`` (the
+        world of napari's 2D layers and of 2D seed points).
+
+        Examples
+        --------
+        >>> Volume(np.zeros((8, 9)), spacing=(0.5, 0.7)).affine.tolist()
+        [[0.5, 0.0, 0.0], [0.0, 0.7, 0.0], [0.0, 0.0, 1.0]]
+        """
+        if self.spatial_ndim == 2:
+            affine = np.eye(3)
+            affine[[0, 1], [0, 1]] = self.spacing[:2]
+            affine[:2, 2] = self.origin[:2]
+            return affine
         return affine_from_geometry(self.spacing, self.origin, self.direction)
 
     @property
     def voxel_volume(self) -> float:
-        """Volume of one voxel in mm³ (area of one pixel in mm² for 2D)."""
-        return float(np.prod(self.spacing))
+        """Volume of one voxel in mm³ (area of one pixel in mm² for 2D and RGB)."""
+        return float(np.prod(self.spatial_spacing))
 
     @property
     def is_axis_aligned(self) -> bool:
@@ -133,33 +177,7 @@ class Volume:
         No interpolation: the result is a transposed/flipped view of the array (numpy or dask) with the
         geometry updated so that every voxel keeps its world position.
         """
-        if self.ndim not in (3, 4):
-#: slices whose normal is within this angle of a patient axis are called by that plane's name alone
-PLANE_TOLERANCE_DEGREES = 1.0
-
-
-def plane_name(direction) -> str:
-    """The slice plane in a clinician's words: ``'axial'``, ``'sagittal'``, ``'coronal'``, or e.g.
-    ``'axial, oblique 9.2°'`` when the slice normal (the z axis) is off the nearest patient axis.
-
-    Parameters
-    ----------
-    direction : array_like
-        3x3 matrix whose columns are the LPS unit vectors of the array axes z, y, x.
-
-    Returns
-    -------
-    str
-        The plane's name, with the obliquity in degrees when above :data:`PLANE_TOLERANCE_DEGREES`.
-    """
-    normal = np.asarray(direction, float)[:, 0]
-    normal = normal / np.linalg.norm(normal)
-    axis = int(np.argmax(np.abs(normal)))
-    name = ("sagittal", "coronal", "axial")[axis]
-    angle = float(np.degrees(np.arccos(np.clip(abs(normal[axis]), 0.0, 1.0))))
-    return name if angle <= PLANE_TOLERANCE_DEGREES else f"{name}, oblique {angle:.1f}°"
-
-
+        if self.spatial_ndim != 3:
             return self
         lead = self.ndim - 3  # a 4D volume's leading volume axis stays in place
         best = max(
@@ -191,27 +209,113 @@ def plane_name(direction) -> str:
         )
 
     def with_array(self, array, **metadata) -> Volume:
-        """A new Volume with the same geometry around ``array`` (metadata updated with ``metadata``)."""
+        """A new Volume with the same geometry around ``array`` (metadata updated with ``metadata``).
+
+        An RGB image's labels or mask (``(y, x)``, the image's spatial shape) get a grey 2D Volume.
+
+        Parameters
+        ----------
+        array : array_like
+            Same shape as this volume's array (or its spatial shape for an RGB image).
+        **metadata
+            Entries added to (or replacing those of) the metadata.
+
+        Returns
+        -------
+        Volume
+            The new volume (the array is not copied).
+
+        Raises
+        ------
+        ValueError
+            For an array of another shape.
+        """
+        if self.is_rgb and tuple(array.shape) == self.spatial_shape:
+            merged = {**self.metadata, **metadata}
+            merged.pop("rgb", None)
+            return replace(self, array=array, spacing=self.spacing[:2].copy(), metadata=merged)
         if tuple(array.shape) != self.shape:
             raise ValueError(f"array shape {tuple(array.shape)} differs from the volume's {self.shape}")
         return replace(self, array=array, metadata={**self.metadata, **metadata})
 
     def index_to_world(self, index) -> np.ndarray:
-        """LPS mm of array indices ``(..., 3)`` given as ``(k, j, i)``."""
-        index = np.asarray(index, float)
-        return index @ self.affine[:3, :3].T + self.affine[:3, 3]
+        """World mm of array indices: LPS ``(x, y, z)`` of ``(k, j, i)`` for 3D, plane ``(y, x)`` of ``(j, i)``
+        for 2D.
+
+        Parameters
+        ----------
+        index : array_like, shape (..., 3) or (..., 2)
+            Fractional indices along the spatial axes.
+
+        Returns
+        -------
+        numpy.ndarray
+            World positions, same leading shape.
+        """
+        n = self.spatial_ndim
+        affine = self.affine
+        return np.asarray(index, float) @ affine[:n, :n].T + affine[:n, n]
 
     def world_to_index(self, world) -> np.ndarray:
-        """Fractional ``(k, j, i)`` indices of LPS points ``(..., 3)``."""
+        """Fractional array indices of world points (LPS ``(..., 3)`` for 3D, plane ``(y, x)`` for 2D).
+
+        Parameters
+        ----------
+        world : array_like, shape (..., 3) or (..., 2)
+            World positions in mm.
+
+        Returns
+        -------
+        numpy.ndarray
+            Fractional indices ``(k, j, i)`` (3D) or ``(j, i)`` (2D).
+        """
+        n = self.spatial_ndim
         inverse = np.linalg.inv(self.affine)
-        world = np.asarray(world, float)
-        return world @ inverse[:3, :3].T + inverse[:3, 3]
+        return np.asarray(world, float) @ inverse[:n, :n].T + inverse[:n, n]
+
+    def permute_axes(self, order, flips=()) -> Volume:
+        """The same voxels with the spatial axes reordered (``order``) then reversed along ``flips``; every
+        voxel keeps its world position (the one axis permute/flip helper: no copy, no interpolation).
+
+        Parameters
+        ----------
+        order : sequence of int
+            New order of the spatial axes, e.g. ``(2, 0, 1)``; a 4D volume's leading axis stays first.
+        flips : sequence of int, optional
+            Axes (after reordering) to reverse.
+
+        Returns
+        -------
+        Volume
+            A view with spacing, origin and direction updated.
+
+        Raises
+        ------
+        ValueError
+            When ``order`` is not a permutation of the spatial axes.
+        """
+        if self.spatial_ndim != 3:
+            raise ValueError("permute_axes reorders the axes of 3D volumes (a 2D image's world is its plane)")
+        order = [int(a) for a in order]
+        if sorted(order) != [0, 1, 2]:
+            raise ValueError(f"order must be a permutation of 0, 1, 2, got {order}")
+        lead = self.ndim - 3
+        array = self.array.transpose(tuple(range(lead)) + tuple(a + lead for a in order))
+        spacing, direction, origin = self.spacing[order], self.direction[:, order].copy(), self.origin.copy()
+        index = [slice(None)] * self.ndim
+        for axis in sorted({int(a) for a in flips}):
+            if not 0 <= axis < 3:
+                raise ValueError(f"flip axis {axis} is not a spatial axis")
+            origin = origin + direction[:, axis] * spacing[axis] * (array.shape[axis + lead] - 1)
+            direction[:, axis] = -direction[:, axis]
+            index[axis + lead] = slice(None, None, -1)
+        return replace(self, array=array[tuple(index)], spacing=spacing, origin=origin, direction=direction)
 
     def napari_geometry(self) -> dict:
         """Layer keyword arguments placing the array in napari's (S, P, L) world, in mm."""
-        if self.ndim == 2:
+        if self.spatial_ndim == 2:
             return {
-                "scale": tuple(self.spacing),
+                "scale": tuple(self.spacing[:2]),
                 "translate": tuple(self.origin[:2]),
                 "units": ("mm", "mm"),
                 "axis_labels": ("y", "x"),
