@@ -77,3 +77,21 @@ def test_reader_warnings_become_notifications_and_stay_readable(make_napari_view
     )
     assert any(m.source == "tilted CT" and "gantry tilt" in m.text for m in MESSAGES)
     assert "gantry tilt 14.0°" in home.messages.item(0).text()
+
+
+def test_layers_the_user_adds_get_the_scans_units(make_napari_viewer, small_phantom):
+    """napari draws a new layer before any plugin hears of it, so its one-off warning at insertion cannot
+    be prevented; what matters is that units stay consistent afterwards (rendering and the slider in mm)."""
+    from napari_medimg.plugin.layers import layer_data_tuple, set_or_add_layer
+
+    viewer = make_napari_viewer()
+    HomeWidget(viewer)
+    set_or_add_layer(viewer, layer_data_tuple(small_phantom.image, "image", name="CT"))
+    points = viewer.add_points(ndim=3, scale=viewer.layers["CT"].scale)
+    labels = viewer.add_labels(np.zeros(small_phantom.image.shape, np.uint8), scale=viewer.layers["CT"].scale)
+    assert {str(u) for u in points.units} == {str(u) for u in labels.units} == {"millimeter"}
+    assert viewer.layers.extent.units is not None  # consistent: napari keeps rendering in mm
+    before = len(notification_manager.records)
+    viewer.window._qt_viewer.canvas._update_world_units()
+    assert not any("Inconsistent units" in str(r.message) for r in notification_manager.records[before:])
+    assert viewer.dims.range[0].step == small_phantom.image.spacing[0]  # the slider steps one CT slice

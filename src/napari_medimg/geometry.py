@@ -31,6 +31,7 @@ __all__ = [
     "geometry_from_affine",
     "orientation_code",
     "CANONICAL_DIRECTION",
+    "check_same_grid",
 ]
 
 #: direction of an array whose axes z, y, x point along LPS +S, +P, +L
@@ -354,4 +355,70 @@ def _is_canonical_order(direction) -> bool:
     return all(
         direction[2 - axis, axis] > 0 and np.argmax(np.abs(direction[:, axis])) == 2 - axis
         for axis in range(3)
+    )
+
+
+def check_same_grid(a: Volume, b: Volume, *, tolerance_mm: float = 0.01, names=("A", "B")) -> None:
+    """Refuse two volumes that do not share one voxel grid, saying what differs.
+
+    Shape must be equal; spacing, origin and direction together may move no corner voxel of the grid by more
+    than ``tolerance_mm`` (so a float32 round trip passes, a 50 mm shift or a mirrored axis does not).
+
+    Parameters
+    ----------
+    a, b : Volume
+        The two volumes (a leading volume axis of 4D arrays is ignored).
+    tolerance_mm : float, optional
+        Largest allowed distance between the LPS positions of corresponding corner voxels.
+    names : tuple of str, optional
+        How the message names ``a`` and ``b`` (e.g. ``("IMAGE", "LABELS")``).
+
+    Raises
+    ------
+    ValueError
+        Naming each of shape, spacing, origin and direction that differs, with both values.
+
+    Example
+    -------
+    >>> check_same_grid(image, labels, names=("IMAGE", "LABELS"))  # doctest: +SKIP
+    """
+    name_a, name_b = names
+    shape_a = a.shape[1:] if a.ndim == 4 else a.shape
+    shape_b = b.shape[1:] if b.ndim == 4 else b.shape
+    if tuple(shape_a) != tuple(shape_b):
+        raise ValueError(
+            f"{name_b} has shape {tuple(shape_b)} and {name_a} {tuple(shape_a)}; they must share one voxel "
+            "grid (resample one onto the other first)"
+        )
+    spacing_a, spacing_b = np.asarray(a.spacing, float), np.asarray(b.spacing, float)
+    if len(shape_a) != 3:
+        if not np.allclose(spacing_a, spacing_b, atol=tolerance_mm / max(max(shape_a), 1)):
+            raise ValueError(
+                f"{name_b} spacing {spacing_b.tolist()} mm differs from {name_a} {spacing_a.tolist()} mm"
+            )
+        return
+    corners = np.array(list(itertools.product(*[(0, n - 1) for n in shape_a])), float)
+    distance = float(np.max(np.linalg.norm(a.index_to_world(corners) - b.index_to_world(corners), axis=1)))
+    if not np.isfinite(distance):
+        raise ValueError(f"{name_a} or {name_b} has a non-finite geometry (spacing, origin or direction)")
+    if distance <= tolerance_mm:
+        return
+    differences = []
+    if not np.allclose(spacing_a, spacing_b, atol=tolerance_mm / max(max(shape_a), 1)):
+        differences.append(f"spacing {spacing_b.round(6).tolist()} vs {spacing_a.round(6).tolist()} mm")
+    shift = float(np.linalg.norm(np.asarray(b.origin, float) - np.asarray(a.origin, float)))
+    if shift > tolerance_mm:
+        differences.append(
+            f"origin {shift:.3g} mm apart ({np.round(b.origin, 3).tolist()} vs {np.round(a.origin, 3).tolist()})"
+        )
+    cosines = np.clip(np.sum(np.asarray(a.direction, float) * np.asarray(b.direction, float), axis=0), -1, 1)
+    angles = np.degrees(np.arccos(cosines))
+    turned = [f"axis {'zyx'[i]} by {angles[i]:.3g}°" for i in range(3) if angles[i] > 1e-3]
+    if turned:
+        differences.append(
+            "direction: " + ", ".join(turned) + (" (mirrored)" if np.any(cosines < -0.999) else "")
+        )
+    raise ValueError(
+        f"{name_b} does not lie on {name_a}'s voxel grid: {'; '.join(differences) or 'geometry'} (corner voxels up "
+        f"to {distance:.3g} mm apart, tolerance {tolerance_mm:g} mm); resample one onto the other first"
     )

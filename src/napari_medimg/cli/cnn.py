@@ -212,7 +212,12 @@ def _predict(args) -> int:
     image = np.asarray(volume.array) if volume is not None else read_image(args.input)[0]
     labels = None
     if args.labels is not None:
-        labels = np.asarray(read_nifti(args.labels).array)
+        labels_volume = read_nifti(args.labels)
+        if volume is not None:
+            from ..geometry import check_same_grid
+
+            check_same_grid(volume, labels_volume, names=("the image", "--labels"))
+        labels = np.asarray(labels_volume.array)
         if labels.dtype.kind == "f":
             labels = labels.round().astype(np.int32)
     spacing = volume.spacing if volume is not None else None

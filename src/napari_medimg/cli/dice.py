@@ -22,20 +22,12 @@ def register(subcommands) -> None:
 def run(args) -> int:
     import numpy as np
 
+    from ..geometry import check_same_grid
     from ..io.nifti import read_nifti
     from ..measure.metrics import compare_labels, compare_masks
 
     a, b = read_nifti(args.a), read_nifti(args.b)
-    if a.shape != b.shape:
-        raise ValueError(f"A has shape {a.shape} and B {b.shape}; resample one onto the other's grid first")
-    if not (
-        np.allclose(a.spacing, b.spacing, atol=1e-3)
-        and np.allclose(a.origin, b.origin, atol=1e-2)
-        and np.allclose(a.direction, b.direction, atol=1e-4)
-    ):
-        raise ValueError(
-            "A and B have the same shape but a different geometry (spacing, origin or direction)"
-        )
+    check_same_grid(a, b, names=("A", "B"))
     array_a, array_b = np.asarray(a.array), np.asarray(b.array)
     values = sorted((set(np.unique(array_a).tolist()) | set(np.unique(array_b).tolist())) - {0})
     result = {

@@ -211,14 +211,9 @@ def run(args) -> int:
     if args.out.exists() and not args.overwrite:
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
     image, labels = read_volume(args.image), read_volume(args.labels)
-    if image.shape != labels.shape:
-        raise ValueError(
-            f"IMAGE has shape {image.shape} and LABELS {labels.shape}; they must share one voxel grid"
-        )
-    if not np.allclose(image.spacing, labels.spacing, rtol=1e-3):
-        raise ValueError(
-            f"IMAGE spacing {image.spacing.tolist()} mm differs from LABELS {labels.spacing.tolist()} mm"
-        )
+    from ..geometry import check_same_grid
+
+    check_same_grid(image, labels, names=("IMAGE", "LABELS"))  # shape, spacing, origin and direction
     label_array = np.asarray(labels.array)
     if not np.issubdtype(label_array.dtype, np.integer):
         rounded = np.rint(label_array)

@@ -179,6 +179,9 @@ def compute_features(
     if not values:
         return pd.DataFrame({c: pd.Series(dtype=np.int64 if c == "label" else float) for c in columns})
 
+    if any(g != "shape" for g in groups):
+        check_discretisation(labels, arrays, values, bin_width)
+
     def measure(value: int) -> dict[str, float]:
         return _measure_object(
             labels, arrays, value, boxes[value - 1], spacing, affine, groups, bin_width, force_2d
@@ -189,6 +192,47 @@ def compute_features(
     table = pd.DataFrame(matrix.reshape(len(rows), len(columns) - 1), columns=columns[1:])
     table.insert(0, "label", np.asarray(values if names is None else names[values], np.int64))
     return table
+
+
+#: the most grey-level bins one object may span (memory grows with it: 8 bytes per bin edge and more)
+MAX_BINS = 100_000
+
+
+def check_discretisation(labels: np.ndarray, arrays: Mapping, values, bin_width: float) -> None:
+    """Refuse, before any feature is computed, a discretisation with more than :data:`MAX_BINS` bins.
+
+    Parameters
+    ----------
+    labels : ndarray
+        Integer labels.
+    arrays : mapping
+        Image name → array of the labels' shape.
+    values : list of int
+        The label values measured.
+    bin_width : float
+        Fixed bin width in image units.
+
+    Raises
+    ------
+    ValueError
+        For a bin width that is not a positive finite number, non-finite intensities inside an object, or an
+        object whose intensity range needs more than :data:`MAX_BINS` bins (the message gives the numbers).
+    """
+    if not (isinstance(bin_width, (int, float, np.number)) and np.isfinite(bin_width) and bin_width > 0):
+        raise ValueError(f"bin width must be a positive finite number, got {bin_width!r}")
+    for name, array in arrays.items():
+        low = np.asarray(ndimage.minimum(array, labels, values), np.float64).reshape(-1)
+        high = np.asarray(ndimage.maximum(array, labels, values), np.float64).reshape(-1)
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ValueError(f"image {name!r} holds NaN or infinite values inside an object")
+        bins = (high - low) / float(bin_width) + 1
+        worst = int(np.argmax(bins))
+        if bins[worst] > MAX_BINS:
+            raise ValueError(
+                f"object {values[worst]} of image {name!r} spans {low[worst]:g} to {high[worst]:g}: with bin width "
+                f"{bin_width:g} that is {bins[worst]:.3g} grey-level bins, more than the {MAX_BINS:,} allowed; "
+                f"use a bin width of at least {(high[worst] - low[worst]) / (MAX_BINS - 1):.3g}"
+            )
 
 
 def _run_parallel(function, values: list[int], workers: int | None, progress) -> list[dict]:

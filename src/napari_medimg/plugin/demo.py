@@ -220,17 +220,21 @@ def run_demo(out: Path | None = None) -> list[Path]:
     if out is None:
         napari.run()
         return []
+    from ..io.atomic import atomic_directory
+
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     viewer.window._qt_window.resize(1600, 1000)
     written = []
-    for step in DEMO_STEPS:
-        written += step(viewer, widgets, out)
-    viewer.layers.selection.active = viewer.layers["CT phantom"]
-    viewer.reset_view()
-    _wait_for(lambda: True)
-    screenshot = out / "napari-medimg-demo.png"
-    viewer.screenshot(str(screenshot), canvas_only=False)
-    written.append(screenshot)
-    viewer.close()
-    return written
+    # the results are one unit: written into a private temporary folder and swapped in complete; an existing
+    # DIR is replaced only when it is an earlier demo's output (napari-medimg's marker file), never other files
+    with atomic_directory(out, overwrite=True, kind="demo results") as folder:
+        for step in DEMO_STEPS:
+            written += step(viewer, widgets, folder)
+        viewer.layers.selection.active = viewer.layers["CT phantom"]
+        viewer.reset_view()
+        _wait_for(lambda: True)
+        screenshot = folder / "napari-medimg-demo.png"
+        viewer.screenshot(str(screenshot), canvas_only=False)
+        written.append(screenshot)
+        viewer.close()
+    return [out / Path(path).relative_to(folder) for path in written]

@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
 )
 
 from .messages import MESSAGES
+from .units import keep_units_consistent
 
 if TYPE_CHECKING:
     import napari
@@ -77,6 +78,7 @@ class HomeWidget(QWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
         self.viewer = napari_viewer
+        keep_units_consistent(napari_viewer)
         self.tools: dict[str, object] = {}  # command id → tool widget (magicgui Container or QWidget)
         self._pages: dict[str, QWidget] = {}
         self.buttons: dict[str, QPushButton] = {}

@@ -11,7 +11,6 @@ set (:func:`fit_normalisation`) and stored in the model file, so prediction appl
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,11 +187,18 @@ def load_folder(
     Paths are relative to the CSV's folder.  Without a ``split`` column a stratified ``val_fraction`` of the
     rows is held out for validation (seeded).  Class names are the sorted distinct labels.
     """
+    from ...io.tables import read_csv_rows
+
     csv_path = Path(csv_path)
-    with open(csv_path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or not {"path", "label"} <= set(rows[0]):
-        raise ValueError(f"{csv_path} needs a header with columns 'path' and 'label'")
+    header, lines = read_csv_rows(csv_path, required=("path", "label"))  # BOM accepted, short rows refused
+    rows = [dict(zip(header, line, strict=True)) for line in lines]
+    if not rows:
+        raise ValueError(f"{csv_path} lists no images")
+    for number, row in enumerate(rows, 2):
+        if not row["path"].strip() or not row["label"].strip():
+            raise ValueError(
+                f"{csv_path}, row {number}: empty {'path' if not row['path'].strip() else 'label'}"
+            )
     size = [int(s) for s in size]
     dims = dims or len(size)
     if len(size) != dims:
@@ -275,11 +281,9 @@ def normalise(images: np.ndarray, normalisation: dict) -> np.ndarray:
 def _same_grid(image, labels) -> None:
     if image.shape[: labels.ndim] != labels.shape:
         raise ValueError(f"labels shape {labels.shape} differs from the image's {image.shape}")
-    if not np.allclose(image.affine, labels.affine, atol=1e-4):
-        raise ValueError(
-            "the labels do not lie on the image's voxel grid (different spacing, origin or "
-            "direction); resample one onto the other first"
-        )
+    from ...geometry import check_same_grid
+
+    check_same_grid(image, labels, names=("the image", "the labels"))
 
 
 def _class_name(value) -> str | None:
@@ -384,11 +388,11 @@ def read_slice_classes(csv_path: str | os.PathLike, n_slices: int) -> list[str |
 
     Slices the CSV does not list get None (left out of training).
     """
+    from ...io.tables import read_csv_rows
+
     csv_path = Path(csv_path)
-    with open(csv_path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or not {"slice", "label"} <= set(rows[0]):
-        raise ValueError(f"{csv_path} needs a header with columns 'slice' and 'label'")
+    header, lines = read_csv_rows(csv_path, required=("slice", "label"))  # BOM accepted, short rows refused
+    rows = [dict(zip(header, line, strict=True)) for line in lines]
     classes: list[str | None] = [None] * n_slices
     for line, row in enumerate(rows, start=2):
         try:

@@ -12,6 +12,7 @@ from magicgui.widgets import Container, Label, PushButton
 from ...geometry import Volume, world_to_lps
 from ...pipeline.steps import record_step
 from ..layers import current_slice_index, layer_data_tuple, layer_to_volume, set_or_add_layer
+from ..units import keep_units_consistent
 from ..workers import start_job
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class JobWidget(ScrollableContainer):
     def __init__(self, napari_viewer: napari.viewer.Viewer, apply_text: str = "Apply", undo: bool = False):
         super().__init__(labels=True)
         self.viewer = napari_viewer
+        keep_units_consistent(napari_viewer)
         self.worker = None
         self._undo: tuple | None = None
         self.apply_button = PushButton(text=apply_text)

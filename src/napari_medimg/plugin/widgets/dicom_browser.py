@@ -22,6 +22,7 @@ from ...processing.windows import CT_WINDOW_PRESETS, auto_window
 from ...progress import report
 from ..layers import GEOMETRY_KEY, set_or_add_layer
 from ..reader import unique_names, volume_layer
+from ..units import keep_units_consistent
 from ..workers import start_job
 from ._common import ScrollableContainer
 
@@ -89,6 +90,7 @@ class DicomBrowserWidget(ScrollableContainer):
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
         self.viewer = napari_viewer
+        keep_units_consistent(napari_viewer)
         self.folder = FileEdit(mode="d", label="DICOM folder", value="")
         self.scan_button = PushButton(text="Scan folder (headers only)")
         self.table = Table(value={"data": [], "index": [], "columns": COLUMNS}, label="series")

@@ -199,9 +199,9 @@ class FeatureTableWidget(QWidget):
 
     def import_csv(self, path) -> None:
         """Load a table with a ``label`` column into the layer's features (rows of absent labels are refused)."""
-        frame = pd.read_csv(path)
-        if "label" not in frame:
-            raise ValueError(f"{path} has no 'label' column")
+        from ...io.tables import read_feature_table
+
+        frame = read_feature_table(path)  # integer labels, one row each, UTF-8 with or without BOM
         present = set(np.unique(np.asarray(self.layer.data)).tolist()) - {0}
         missing = sorted(set(frame["label"].astype(int).tolist()) - present)
         if missing:
