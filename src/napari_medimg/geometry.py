@@ -39,7 +39,22 @@ CANONICAL_DIRECTION = np.eye(3)[:, ::-1]
 
 
 def affine_from_geometry(spacing, origin, direction) -> np.ndarray:
-    """Return the 4x4 matrix mapping index ``(k, j, i, 1)`` to LPS ``(x, y, z, 1)``."""
+    """Return the 4x4 matrix mapping index ``(k, j, i, 1)`` to LPS ``(x, y, z, 1)``.
+
+    Parameters
+    ----------
+    spacing : sequence of float
+        ``(dz, dy, dx)`` in mm.
+    origin : sequence of float
+        LPS mm of voxel ``(0, 0, 0)``'s centre.
+    direction : array_like, shape (3, 3)
+        Columns: LPS unit vectors of the array axes z, y, x.
+
+    Returns
+    -------
+    numpy.ndarray
+        The 4x4 affine.
+    """
     affine = np.eye(4)
     affine[:3, :3] = np.asarray(direction, float) * np.asarray(spacing, float)[None, :]
     affine[:3, 3] = np.asarray(origin, float)
@@ -47,7 +62,23 @@ def affine_from_geometry(spacing, origin, direction) -> np.ndarray:
 
 
 def geometry_from_affine(affine) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split an index→LPS affine into ``(spacing, origin, direction)``; shear is left in ``direction``."""
+    """Split an index→LPS affine into ``(spacing, origin, direction)``; shear is left in ``direction``.
+
+    Parameters
+    ----------
+    affine : array_like, shape (4, 4)
+        Index ``(k, j, i)`` → LPS matrix.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(spacing, origin, direction)``.
+
+    Raises
+    ------
+    ValueError
+        For an axis of zero length.
+    """
     affine = np.asarray(affine, float)
     linear = affine[:3, :3]
     spacing = np.linalg.norm(linear, axis=0)
@@ -57,7 +88,18 @@ def geometry_from_affine(affine) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def orientation_code(direction) -> str:
-    """Three-letter code of the LPS direction each array axis (z, y, x) points to most, e.g. ``'SPL'``."""
+    """Three-letter code of the LPS direction each array axis (z, y, x) points to most, e.g. ``'SPL'``.
+
+    Parameters
+    ----------
+    direction : array_like, shape (3, 3)
+        Columns: LPS unit vectors of the array axes z, y, x.
+
+    Returns
+    -------
+    str
+        One of L/R, P/A, S/I per axis.
+    """
     letters = (("L", "R"), ("P", "A"), ("S", "I"))
     code = []
     for column in np.asarray(direction, float).T:
@@ -68,7 +110,29 @@ def orientation_code(direction) -> str:
 
 @dataclass
 class Volume:
-    """An image or label array with its physical geometry and PHI-free metadata."""
+    """An image or label array with its physical geometry and PHI-free metadata.
+
+    Parameters
+    ----------
+    array : array_like
+        numpy or dask array: ``(z, y, x)``, ``(y, x)``, RGB ``(y, x, 3)`` with ``metadata["rgb"]``, or
+        ``(volume, z, y, x)``.
+    spacing : sequence of float
+        mm per array axis (``(dz, dy, dx)``; ``(dy, dx)`` for 2D; an RGB image's channel axis gets 1).
+    origin : sequence of float
+        3D: LPS mm of voxel ``(0, 0, 0)``'s centre; 2D: ``(y, x)`` mm of pixel ``(0, 0)`` in the image plane
+        (a third value, 0, is kept).
+    direction : array_like, shape (3, 3)
+        Columns: LPS unit vectors of the array axes z, y, x (3D).
+    metadata : dict
+        PHI-free facts (modality, window, series description …).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Volume(np.zeros((8, 9)), spacing=(0.5, 0.75)).index_to_world([2, 3]).tolist()
+    [1.0, 2.25]
+    """
 
     array: Any
     spacing: np.ndarray = field(default_factory=lambda: np.ones(3))

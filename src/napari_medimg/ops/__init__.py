@@ -64,7 +64,27 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class Parameter:
-    """One keyword parameter of an operation, described for forms, schemas and validation."""
+    """One keyword parameter of an operation, described for forms, schemas and validation.
+
+    Parameters
+    ----------
+    name : str
+        The core function's parameter name (unit-suffixed for lengths: ``radius_mm``).
+    kind : str
+        JSON type: ``number``, ``integer``, ``boolean``, ``string``, ``array``, ``object`` or ``any``.
+    default : object
+        The default (``inspect.Parameter.empty`` when required).
+    choices : tuple, optional
+        Allowed values (from a ``Literal`` annotation).
+    unit : str, optional
+        Unit derived from the name's suffix (``mm``, ``mm³`` …).
+    nullable : bool
+        Whether None is allowed.
+    item_kind : str, optional
+        JSON type of an array's items.
+    description : str
+        First sentence of the parameter's numpydoc description.
+    """
 
     name: str
     kind: str  # JSON type: number, integer, boolean, string, array, object, or "any"
@@ -77,10 +97,17 @@ class Parameter:
 
     @property
     def required(self) -> bool:
+        """True when the parameter has no default."""
         return self.default is inspect.Parameter.empty
 
     def schema(self) -> dict:
-        """This parameter as a JSON schema fragment."""
+        """This parameter as a JSON schema fragment.
+
+        Returns
+        -------
+        dict
+            ``type``, ``enum``, ``default``, ``unit`` and ``description`` as they apply.
+        """
         schema: dict = {}
         if self.kind != "any":
             schema["type"] = [self.kind, "null"] if self.nullable else self.kind
@@ -97,7 +124,23 @@ class Parameter:
         return schema
 
     def check(self, value: Any) -> Any:
-        """``value`` converted to this parameter's type, or :class:`ParameterError` naming what is wrong."""
+        """``value`` converted to this parameter's type, or :class:`ParameterError` naming what is wrong.
+
+        Parameters
+        ----------
+        value : object
+            A JSON-like value.
+
+        Returns
+        -------
+        object
+            The value (ints become floats for numbers, sequences become lists).
+
+        Raises
+        ------
+        ParameterError
+            For a value of the wrong type, outside the choices, or None where not allowed.
+        """
         if value is None:
             if self.nullable or self.default is None:
                 return None
@@ -131,7 +174,25 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Operation:
-    """A named core function with its data inputs, output kind and described parameters."""
+    """A named core function with its data inputs, output kind and described parameters.
+
+    Parameters
+    ----------
+    name : str
+        Registry name.
+    function : callable
+        The core function: data inputs positional, parameters keyword-only.
+    inputs : tuple of str
+        Kinds of the data inputs (``image``, ``mask``, ``labels`` …), in order.
+    output : str
+        Kind of the result.
+    description : str
+        One sentence.
+    parameters : tuple of Parameter
+        The keyword parameters.
+    takes_progress : bool
+        Whether the function accepts ``progress``.
+    """
 
     name: str
     function: Callable
@@ -142,6 +203,23 @@ class Operation:
     takes_progress: bool = False
 
     def parameter(self, name: str) -> Parameter:
+        """The parameter called ``name``.
+
+        Parameters
+        ----------
+        name : str
+            Parameter name.
+
+        Returns
+        -------
+        Parameter
+            Its description.
+
+        Raises
+        ------
+        ParameterError
+            When the operation has no such parameter.
+        """
         for parameter in self.parameters:
             if parameter.name == name:
                 return parameter
@@ -151,7 +229,23 @@ class Operation:
         )
 
     def validate(self, params: dict | None) -> dict:
-        """All parameters with defaults filled in; unknown names or wrong types raise :class:`ParameterError`."""
+        """All parameters with defaults filled in; unknown names or wrong types raise :class:`ParameterError`.
+
+        Parameters
+        ----------
+        params : dict or None
+            Parameter values by name.
+
+        Returns
+        -------
+        dict
+            Every parameter's checked value.
+
+        Raises
+        ------
+        ParameterError
+            For unknown names, missing required parameters or values of the wrong type.
+        """
         params = dict(params or {})
         unknown = sorted(set(params) - {p.name for p in self.parameters})
         if unknown:
@@ -181,7 +275,13 @@ class Operation:
         return self.function(*inputs, **checked)
 
     def schema(self) -> dict:
-        """The parameters as a JSON schema (an object schema, no additional properties)."""
+        """The parameters as a JSON schema (an object schema, no additional properties).
+
+        Returns
+        -------
+        dict
+            A JSON schema.
+        """
         return {
             "type": "object",
             "properties": {p.name: p.schema() for p in self.parameters},
@@ -190,7 +290,13 @@ class Operation:
         }
 
     def describe(self) -> dict:
-        """A JSON-ready description: name, inputs, output, description, parameters and schema."""
+        """A JSON-ready description: name, inputs, output, description, parameters and schema.
+
+        Returns
+        -------
+        dict
+            What ``medimg ops --json`` prints per operation.
+        """
         return {
             "name": self.name,
             "description": self.description,
@@ -273,7 +379,23 @@ def _load() -> None:
 
 
 def get(name: str) -> Operation:
-    """The operation registered as ``name``; :class:`UnknownOperationError` names the valid ones."""
+    """The operation registered as ``name``.
+
+    Parameters
+    ----------
+    name : str
+        Registry name.
+
+    Returns
+    -------
+    Operation
+        The operation.
+
+    Raises
+    ------
+    UnknownOperationError
+        Naming the valid operations.
+    """
     _load()
     try:
         return _REGISTRY[name]
@@ -284,18 +406,63 @@ def get(name: str) -> Operation:
 
 
 def names() -> list[str]:
-    """Every registered operation name, sorted."""
+    """Every registered operation name, sorted.
+
+    Returns
+    -------
+    list of str
+        The names.
+    """
     _load()
     return sorted(_REGISTRY)
 
 
 def run(name: str, *inputs, progress=None, **params):
-    """Validate ``params`` and run operation ``name`` on ``inputs``."""
+    """Validate ``params`` and run operation ``name`` on ``inputs``.
+
+    Parameters
+    ----------
+    name : str
+        Registry name.
+    *inputs : Volume
+        The data inputs, as many as the operation declares.
+    progress : callable, optional
+        ``progress(done, total)``, passed on when the operation takes it.
+    **params
+        The operation's keyword parameters (core names).
+
+    Returns
+    -------
+    object
+        The operation's result (usually a Volume).
+
+    Raises
+    ------
+    UnknownOperationError
+        For an unknown name.
+    ParameterError
+        For bad parameters or a wrong number of inputs.
+
+    Examples
+    --------
+    >>> from napari_medimg import ops
+    >>> from napari_medimg.geometry import Volume
+    >>> import numpy as np
+    >>> ops.run("threshold", Volume(np.arange(4.0).reshape(2, 2), (1.0, 1.0)), method="manual", low=2.0).array
+    array([[0, 0],
+           [1, 1]], dtype=uint8)
+    """
     return get(name)(*inputs, progress=progress, **params)
 
 
 def catalogue() -> list[dict]:
-    """:meth:`Operation.describe` of every operation, sorted by name (what ``medimg ops --json`` prints)."""
+    """:meth:`Operation.describe` of every operation, sorted by name (what ``medimg ops --json`` prints).
+
+    Returns
+    -------
+    list of dict
+        One description per operation.
+    """
     return [get(name).describe() for name in names()]
 
 

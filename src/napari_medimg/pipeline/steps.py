@@ -18,7 +18,23 @@ __all__ = ["Step", "StepLog", "session_log", "record_step", "json_safe"]
 
 
 def json_safe(value):
-    """``value`` with numpy scalars/arrays and tuples turned into plain JSON values (error if impossible)."""
+    """``value`` with numpy scalars/arrays and tuples turned into plain JSON values.
+
+    Parameters
+    ----------
+    value : object
+        Numbers, strings, booleans, None, lists, tuples, dicts, numpy scalars or arrays.
+
+    Returns
+    -------
+    object
+        The same value made of JSON types.
+
+    Raises
+    ------
+    TypeError
+        For a value with no JSON form.
+    """
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -34,7 +50,21 @@ def json_safe(value):
 
 @dataclass
 class Step:
-    """One operation: ``name`` with ``params``, reading ``inputs`` and writing ``output``."""
+    """One operation: ``name`` with ``params``, reading ``inputs`` and writing ``output``.
+
+    Parameters
+    ----------
+    name : str
+        The registry operation's name (``"threshold"``).
+    params : dict
+        Its core parameters (JSON values).
+    inputs : list of str
+        Names of the input layers or files.
+    output : str, optional
+        Name of the output layer or file.
+    time : str
+        ISO 8601 UTC time of the step (now by default).
+    """
 
     name: str
     params: dict = field(default_factory=dict)
@@ -49,10 +79,34 @@ class Step:
         self.inputs = [str(i) for i in self.inputs]
 
     def to_dict(self) -> dict:
+        """The step as a JSON-ready dict.
+
+        Returns
+        -------
+        dict
+            ``name``, ``params``, ``inputs``, ``output`` and ``time``.
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Step:
+        """A step from :meth:`to_dict`'s form.
+
+        Parameters
+        ----------
+        data : dict
+            The step's fields.
+
+        Returns
+        -------
+        Step
+            The step.
+
+        Raises
+        ------
+        ValueError
+            For unknown fields.
+        """
         unknown = set(data) - {"name", "params", "inputs", "output", "time"}
         if unknown:
             raise ValueError(f"unknown step fields {sorted(unknown)}")
@@ -60,7 +114,13 @@ class Step:
 
 
 class StepLog:
-    """An append-only list of :class:`Step` values with JSON round-trip."""
+    """An append-only list of :class:`Step` values with JSON round-trip.
+
+    Parameters
+    ----------
+    steps : iterable of Step, optional
+        The initial steps.
+    """
 
     def __init__(self, steps=()):
         self.steps: list[Step] = list(steps)
@@ -75,22 +135,69 @@ class StepLog:
         return self.steps[index]
 
     def record(self, name: str, params: dict | None = None, inputs=(), output: str | None = None) -> Step:
-        """Append and return a new step."""
+        """Append and return a new step.
+
+        Parameters
+        ----------
+        name : str
+            Registry operation name.
+        params : dict, optional
+            Core parameters.
+        inputs : sequence of str
+            Input names.
+        output : str, optional
+            Output name.
+
+        Returns
+        -------
+        Step
+            The recorded step.
+        """
         step = Step(name, dict(params or {}), list(inputs), output)
         self.steps.append(step)
         return step
 
     def to_json(self, indent: int | None = 2) -> str:
+        """The log as JSON ``{"steps": [...]}``.
+
+        Parameters
+        ----------
+        indent : int, optional
+            JSON indentation.
+
+        Returns
+        -------
+        str
+            The JSON text.
+        """
         return json.dumps({"steps": [s.to_dict() for s in self.steps]}, indent=indent)
 
     @classmethod
     def from_json(cls, text: str) -> StepLog:
+        """A log from :meth:`to_json`'s text.
+
+        Parameters
+        ----------
+        text : str
+            JSON ``{"steps": [...]}``.
+
+        Returns
+        -------
+        StepLog
+            The log.
+
+        Raises
+        ------
+        ValueError
+            For JSON of another shape or steps with unknown fields.
+        """
         data = json.loads(text)
         if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
             raise ValueError("a step log is a JSON object with a 'steps' list")
         return cls(Step.from_dict(s) for s in data["steps"])
 
     def clear(self) -> None:
+        """Remove every step."""
         self.steps.clear()
 
 
@@ -98,10 +205,33 @@ _SESSION = StepLog()
 
 
 def session_log() -> StepLog:
-    """The log of this Python session (the widgets append to it)."""
+    """The log of this Python session (the widgets append to it).
+
+    Returns
+    -------
+    StepLog
+        The session's log.
+    """
     return _SESSION
 
 
 def record_step(name: str, params: dict | None = None, inputs=(), output: str | None = None) -> Step:
-    """Append a step to :func:`session_log`."""
+    """Append a step to :func:`session_log`.
+
+    Parameters
+    ----------
+    name : str
+        Registry operation name (core name, so that ``ops.run`` replays it).
+    params : dict, optional
+        Core parameters (``None`` for automatic values, never widget placeholders).
+    inputs : sequence
+        Input layer or file names.
+    output : str, optional
+        Output name.
+
+    Returns
+    -------
+    Step
+        The recorded step.
+    """
     return _SESSION.record(name, params, inputs, output)
