@@ -482,7 +482,7 @@ def test_object_and_slice_datasets_and_stratified_split(tmp_path):
     for text, message in (
         ("slice,label\n5,x\n", "outside 0..4"),
         ("slice,label\n1,a\n1,b\n", "listed as"),
-        ("index,label\n1,a\n", "columns 'slice' and 'label'"),
+        ("index,label\n1,a\n", r"(columns 'slice' and 'label'|lacks the column\(s\) \['slice'\])"),
     ):
         csv_path.write_text(text)
         with pytest.raises(ValueError, match=message):

@@ -33,7 +33,10 @@ __all__ = [
     "FORMAT",
     "check_model_size",
     "check_regular_file",
-    "check_weights",
+    "check_weight_values",
+    "read_description",
+    "read_weights",
+    "write_model_folder",
     "model_size",
 ]
 
@@ -113,10 +116,6 @@ def save_model(
     Path
         ``directory``.
     """
-    import hashlib
-
-    from safetensors.torch import save_file
-
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise FileExistsError(f"{directory} exists and is not a folder")
@@ -128,12 +127,54 @@ def save_model(
         "versions": _versions(),
     }
     _check_meta(description, directory)
+    return write_model_folder(
+        directory, model, description, overwrite=overwrite, kind="CNN model", extras=extras
+    )
+
+
+def write_model_folder(
+    directory: Path,
+    model: torch.nn.Module,
+    description: dict,
+    *,
+    overwrite: bool,
+    kind: str,
+    extras: dict | None = None,
+) -> Path:
+    """Write weights (safetensors), ``config.json`` (with the weights' SHA-256) and extras as one atomic unit.
+
+    Parameters
+    ----------
+    directory : pathlib.Path
+        The model folder.
+    model : torch.nn.Module
+        The network whose ``state_dict`` is saved.
+    description : dict
+        The checked description (``format`` and ``format_version`` included).
+    overwrite : bool
+        Replace an earlier folder napari-medimg wrote.
+    kind : str
+        What the folder holds, for messages ("CNN model", "U-Net model").
+    extras : dict, optional
+        File name → ``writer(path)`` for further files of the same unit.
+
+    Returns
+    -------
+    Path
+        ``directory``.
+    """
+    import hashlib
+
+    from safetensors.torch import save_file
+
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    with atomic_directory(directory, overwrite=overwrite, kind="CNN model") as temporary:
-        save_file(
-            tensors, temporary / WEIGHTS, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)}
-        )
-        description["weights_sha256"] = hashlib.sha256((temporary / WEIGHTS).read_bytes()).hexdigest()
+    metadata = {"format": description["format"], "format_version": str(description["format_version"])}
+    with atomic_directory(directory, overwrite=overwrite, kind=kind) as temporary:
+        save_file(tensors, temporary / WEIGHTS, metadata=metadata)
+        description = {
+            **description,
+            "weights_sha256": hashlib.sha256((temporary / WEIGHTS).read_bytes()).hexdigest(),
+        }
         text = json.dumps(description, indent=2, allow_nan=False, default=_json_default)
         (temporary / CONFIG).write_text(text + "\n")
         for name, writer in (extras or {}).items():
@@ -282,7 +323,7 @@ def check_model_size(config: ModelConfig, input_size, where="the model") -> None
         )
 
 
-def check_weights(tensors: dict, where) -> None:
+def check_weight_values(tensors: dict, where) -> None:
     """Refuse finite but broken weights: magnitudes beyond :data:`MAX_WEIGHT`, BatchNorm variance ≤ 0.
 
     Parameters
@@ -391,11 +432,24 @@ def _check_meta(meta, where) -> ModelConfig:
     return config
 
 
-def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a model folder written by :func:`save_model`, checking every part; raises :class:`ModelFileError`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def read_description(directory: str | os.PathLike) -> tuple[Path, dict]:
+    """The parsed ``config.json`` of a model folder, after checking the folder's files exist and are sane.
 
+    Parameters
+    ----------
+    directory : path
+        The model folder.
+
+    Returns
+    -------
+    tuple
+        ``(folder, description)``; the description is not yet checked against a schema.
+
+    Raises
+    ------
+    ModelFileError
+        For a missing folder or file, an implausibly large, too deeply nested or invalid JSON file.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelFileError(f"{directory} is not a model folder (expected {CONFIG} and {WEIGHTS} inside)")
@@ -410,7 +464,38 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
         raise ModelFileError(f"{config_path} is not valid JSON: {error}") from error
     except RecursionError as error:
         raise ModelFileError(f"{config_path} is nested too deeply to be a model description") from error
-    config = _check_meta(meta, directory)
+    return directory, meta
+
+
+def read_weights(directory: Path, model: torch.nn.Module, meta: dict) -> dict:
+    """Read ``model.safetensors`` and check it holds exactly ``model``'s tensors, unbroken.
+
+    Checks the SHA-256 recorded in ``meta`` (when present), refuses pickles and truncated files, and compares
+    every tensor's name, dtype and shape with the architecture; finite values and :func:`check_weight_values` last.
+
+    Parameters
+    ----------
+    directory : pathlib.Path
+        The model folder.
+    model : torch.nn.Module
+        A freshly built network of the described architecture.
+    meta : dict
+        The folder's checked description.
+
+    Returns
+    -------
+    dict
+        The tensors, ready for ``model.load_state_dict``.
+
+    Raises
+    ------
+    ModelFileError
+        For any mismatch.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights_path = directory / WEIGHTS
     expected_hash = meta.get("weights_sha256")
     if expected_hash is not None:
         import hashlib
@@ -429,7 +514,6 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
         tensors = load_file(os.fspath(weights_path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise ModelFileError(f"{weights_path} is not a readable safetensors file: {error}") from error
-    model = build_model(config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -447,7 +531,15 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
             )
         if tensor.dtype.is_floating_point and not torch.isfinite(tensor).all():
             raise ModelFileError(f"{weights_path}: tensor {name!r} holds NaN or infinite values")
-    check_weights(tensors, weights_path)
-    model.load_state_dict(tensors, strict=True)
+    check_weight_values(tensors, weights_path)
+    return tensors
+
+
+def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a model folder written by :func:`save_model`, checking every part; raises :class:`ModelFileError`."""
+    directory, meta = read_description(directory)
+    config = _check_meta(meta, directory)
+    model = build_model(config)
+    model.load_state_dict(read_weights(directory, model, meta), strict=True)
     model.eval()
     return LoadedModel(model.to(device), meta)
