@@ -1,4 +1,5 @@
-"""``medimg info PATH [--json]``: the series in a DICOM file/folder or a NIfTI file, with geometry and warnings."""
+"""``medimg info PATH [--json]``: the series and stacks in a DICOM file/folder or a NIfTI file, with geometry and
+warnings.  The JSON never holds NaN or infinity (they become null): it is strict JSON."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ def register(subcommands) -> None:
     parser = subcommands.add_parser(
         "info",
         help="list the image series in a DICOM file/folder or NIfTI file",
-        description="Read headers only and list every series: modality, description, shape, spacing, "
-        "orientation, the index-to-LPS affine, how the geometry was derived and any warning (gaps, duplicates, "
-        "uneven spacing, gantry tilt). No patient name, ID or birth date is printed.",
+        description="Read headers only and list every series and stack (echo, magnitude/phase, ...; the label "
+        "is what `medimg convert --stack` takes): modality, description, shape (with the volume count of 4D "
+        "stacks), spacing, orientation, the index-to-LPS affine, how the geometry was derived and any warning "
+        "(gaps, implausible gaps, duplicates, uneven spacing, gantry tilt). No patient name, ID or birth date is "
+        "printed.",
     )
     parser.add_argument("path", type=Path, help="DICOM file, folder of DICOM files (recursive) or NIfTI file")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -41,7 +44,7 @@ def describe(path: Path) -> dict:
     series = []
     for item in scan.series:
         entry = item.summary()
-        entry["shape"] = list(item.shape)
+        entry["shape"] = list(item.array_shape)
         entry["affine"] = np.round(item.affine, 6).tolist()
         series.append(entry)
     return {
@@ -51,17 +54,50 @@ def describe(path: Path) -> dict:
     }
 
 
+def strict_json(value):
+    """``value`` with every NaN or infinite float replaced by None, so that it dumps as strict JSON.
+
+    Parameters
+    ----------
+    value : object
+        Nested dicts, lists, tuples and scalars.
+
+    Returns
+    -------
+    object
+        The same structure (lists for tuples and arrays).
+    """
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [strict_json(item) for item in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 def run(args) -> int:
     info = describe(args.path)
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json.dumps(strict_json(info), indent=2, allow_nan=False))
         return 0
-    print(f"{info['path']}: {len(info['series'])} series")
+    series = {(e.get("series_uid"), e.get("series_number")) for e in info["series"]}
+    stacks = f", {len(info['series'])} stacks" if len(info["series"]) != len(series) else ""
+    print(f"{info['path']}: {len(series)} series{stacks}")
     for entry in info["series"]:
         print(f"\n{entry.get('series_description', '')}  [{entry.get('modality', '')}]")
         if entry.get("series_uid"):
             print(f"  series UID   {entry['series_uid']}")
-        print(f"  shape (z,y,x) {' x '.join(str(s) for s in entry['shape'])}")
+        if entry.get("stack"):
+            print(f"  stack         {entry['stack']}  (medimg convert --stack {entry['stack']})")
+        axes = "(volume,z,y,x)" if len(entry["shape"]) == 4 else "(z,y,x)"
+        print(f"  shape {axes} {' x '.join(str(s) for s in entry['shape'])}")
+        if entry.get("volumes", 1) > 1:
+            print(f"  volumes       {entry['volumes']}, ordered by {entry.get('volume_order', '')}")
+        if entry.get("implausible_gap"):
+            print("  FLAG          implausible gap between slices (see the warning); check the files")
         print(f"  spacing (mm)  {' x '.join(f'{s:g}' for s in entry['spacing'])}")
         print(f"  orientation   {entry.get('orientation', '')}")
         print(f"  geometry      {entry.get('geometry_source', '')}")

@@ -181,6 +181,7 @@ def read_header(path: Path, fast: bool = True):
             if _transfer_syntax(head, handle) == _DEFLATED:
                 dataset = inflate(path)
                 del dataset["PixelData"]
+                dataset.file_meta.TransferSyntaxUID = _DEFLATED  # the pixels are read through `inflate` again
                 return dataset, None, size
             handle.seek(0)
             dataset = pydicom.dcmread(handle, stop_before_pixels=True, force=head[128:132] != b"DICM")
