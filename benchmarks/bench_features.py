@@ -8,11 +8,16 @@ deviation from the stored pyradiomics values per feature family (1e-6 absolute c
 ROIs take pyradiomics minutes (O(n²) diameter search): ``--skip-slow-peer`` uses the timings recorded in
 pyradiomics_timings.csv for those two instead, labelled ``recorded``.
 
+IBSI mode (``--ibsi``, on by default): the IBSI 1 CT phantom (../shared/data/ibsi/ct_phantom) in
+configurations A and B with our IBSI chain (:func:`napari_medimg.measure.ibsi.ibsi_features`, every family) and
+pyradiomics with its closest settings (force2D, resegmentRange -500…400, binWidth 25 / binCount 32 with
+resampledPixelSpacing 2 × 2 mm in-plane, sitkLinear), both timed in this run.
+
 Last, 1,000 labelled objects in a 512 × 512 × 200 int16 volume, all feature groups: wall time and the peak RSS
 of the run (pyradiomics is not run there: it takes one call per label over the whole image).
 Results also go to benchmarks/results/bench_features.json.
 
-    python benchmarks/bench_features.py [--skip-slow-peer] [--repeats N] [--no-many]
+    python benchmarks/bench_features.py [--skip-slow-peer] [--repeats N] [--no-many] [--no-ibsi]
 """
 
 from __future__ import annotations
@@ -139,6 +144,71 @@ def bench_reference(args) -> list[dict]:
     return results
 
 
+IBSI = Path(os.environ.get("MEDIMG_SHARED_DATA", ROOT.parents[1] / "shared" / "data")) / "ibsi" / "ct_phantom"
+
+
+def bench_ibsi(repeats: int) -> list[dict]:
+    """IBSI configurations A and B on the CT phantom: ours vs pyradiomics' closest settings, same run."""
+    from napari_medimg.measure.ibsi import IBSISettings, ibsi_features
+
+    image = read_nifti(IBSI / "nifti/image/phantom.nii.gz")
+    mask = read_nifti(IBSI / "nifti/mask/mask.nii.gz")
+    configs = {
+        "A": (
+            IBSISettings(by_slice=True, reseg_range=(-500, 400), bin_width=25),
+            {"binWidth": 25, "resegmentRange": [-500, 400], "force2D": True, "force2Ddimension": 0},
+        ),
+        "B": (
+            IBSISettings(by_slice=True, resample_mm=2.0, reseg_range=(-500, 400), bin_count=32),
+            {
+                "binCount": 32,
+                "resegmentRange": [-500, 400],
+                "force2D": True,
+                "force2Ddimension": 0,
+                "resampledPixelSpacing": [2, 2, 0],
+                "interpolator": "sitkLinear",
+            },
+        ),
+    }
+    try:
+        import SimpleITK as sitk
+        from radiomics import featureextractor
+    except ImportError:
+        sitk = None
+    results = []
+    print(f"IBSI CT phantom (load average {os.getloadavg()[0]:.1f}):")
+    for name, (settings, peer_settings) in configs.items():
+        row = ibsi_features(image, mask, settings=settings)
+        ours, ours_cpu = median_time(
+            lambda settings=settings: ibsi_features(image, mask, settings=settings), repeats
+        )
+        entry = {"config": name, "features": len(row), "ours_s": ours, "ours_cpu_s": ours_cpu}
+        if sitk is not None:
+            extractor = featureextractor.RadiomicsFeatureExtractor(**peer_settings)
+            extractor.disableAllFeatures()  # shape2D refuses multi-slice masks: 3D shape, as IBSI morphology
+            for feature_class in ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm"):
+                extractor.enableFeatureClassByName(feature_class)
+            sitk_image = sitk.ReadImage(str(IBSI / "nifti/image/phantom.nii.gz"))
+            sitk_mask = sitk.ReadImage(str(IBSI / "nifti/mask/mask.nii.gz"))
+            result = extractor.execute(sitk_image, sitk_mask)
+            peer, peer_cpu = median_time(
+                lambda e=extractor, i=sitk_image, m=sitk_mask: e.execute(i, m), repeats
+            )
+            count = sum(1 for key in result if str(key).startswith("original_"))
+            entry.update(
+                {"pyradiomics_features": count, "pyradiomics_s": peer, "pyradiomics_cpu_s": peer_cpu}
+            )
+            print(
+                f"  config {name}: ours {ours:.2f} s ({ours_cpu:.2f} s CPU, {len(row)} IBSI tags) | pyradiomics "
+                f"{peer:.2f} s ({peer_cpu:.2f} s CPU, {count} features) | ratio {peer / ours:.1f}x "
+                f"(CPU {peer_cpu / ours_cpu:.1f}x)"
+            )
+        else:
+            print(f"  config {name}: ours {ours:.2f} s ({ours_cpu:.2f} s CPU); pyradiomics not installed")
+        results.append(entry)
+    return results
+
+
 def many_objects(count: int = 1000, shape=(200, 512, 512), seed: int = 0):
     """``count`` non-overlapping ellipsoids (radii 2–7 voxels) in an int16 CT-like volume."""
     rng = np.random.default_rng(seed)
@@ -206,8 +276,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="repeats for small ROIs (median)")
     parser.add_argument("--no-many", action="store_true", help="skip the 1,000-object volume")
     parser.add_argument("--workers", type=int, default=None, help="threads for the 1,000-object run")
+    parser.add_argument("--no-ibsi", action="store_true", help="skip the IBSI CT-phantom timing")
     args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (CPU times are robust to it, wall times are not)")
     summary = {"reference": bench_reference(args)}
+    if not args.no_ibsi:
+        summary["ibsi"] = bench_ibsi(max(1, min(args.repeats, 3)))
     if not args.no_many:
         summary["many_objects"] = bench_many(args.workers)
     out = ROOT / "results" / "bench_features.json"
