@@ -10,6 +10,7 @@ from napari_medimg.geometry import Volume
 from napari_medimg.io import dicom as dicom_module
 from napari_medimg.io.dicom import read_dicom
 from napari_medimg.io.dicom_write import write_dicom_series
+from napari_medimg.io.errors import NoSeriesError
 from napari_medimg.io.nifti import read_nifti
 from napari_medimg.io.seg import find_source_series, read_dicom_seg
 from napari_medimg.plugin.reader import napari_get_reader
@@ -32,9 +33,11 @@ def _series(folder, description="axial CT", shape=(6, 20, 24)):
 def test_get_reader_never_raises_and_declines_what_it_cannot_read(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "a.txt").write_text("not an image")
     for path in (
         tmp_path / "notes.txt",
-        tmp_path / "empty",
+        tmp_path / "text",
         tmp_path / "missing.dcm",
         str(tmp_path / "x.png"),
         [],
@@ -43,6 +46,9 @@ def test_get_reader_never_raises_and_declines_what_it_cannot_read(tmp_path):
         42,
     ):
         assert napari_get_reader(path) is None
+    reader = napari_get_reader(str(tmp_path / "empty"))  # an empty folder: says so instead of "no reader"
+    with pytest.raises(NoSeriesError, match="no DICOM files found in"):
+        reader(str(tmp_path / "empty"))
     (tmp_path / "bad.dcm").write_bytes(b"\x00" * 10)
     reader = napari_get_reader(str(tmp_path / "bad.dcm"))  # claims by suffix; reading then says why it fails
     with pytest.raises(Exception, match="not a DICOM file|damaged"):
@@ -154,3 +160,63 @@ def test_export_widget_is_offered_under_file_io_utilities():
     assert "Export image as DICOM series" in {w.display_name for w in manifest.contributions.widgets}
     menu = [item.command for item in manifest.contributions.menus["napari/file/io_utilities"]]
     assert {"napari-medimg.dicom_browser", "napari-medimg.dicom_export"} <= set(menu)
+
+
+@pytest.mark.shared_data
+def test_4d_series_opens_as_one_lazy_layer_with_a_volume_slider(make_napari_viewer, shared_data, monkeypatch):
+    import time
+
+    import dask.array as da
+
+    from napari_medimg.io.dicom import pixels
+
+    decoded = []
+    original = pixels.decode_image
+    monkeypatch.setattr(pixels, "decode_image", lambda *a: decoded.append(a[:2]) or original(*a))
+    viewer = make_napari_viewer()
+    start = time.perf_counter()
+    (layer,) = viewer.open(
+        str(shared_data / "dicom" / "ge_epi_fmri_classic_10vol" / "dicom"), plugin="napari-medimg"
+    )
+    opened = time.perf_counter() - start
+    assert isinstance(layer.data, da.Array) and layer.data.shape == (10, 15, 64, 64)
+    assert layer.data.chunks[:2] == ((1,) * 10, (1,) * 15)
+    assert viewer.dims.nsteps[0] == 10 and layer.axis_labels[0] == "volume"
+    assert len(decoded) <= 2 * 15  # a few slices, not the 150 images
+    assert opened < 20  # headers of 150 files and one slice, on a loaded machine
+    assert layer.metadata["warnings"] == [] and layer.metadata["napari_medimg"]["volumes"] == 10
+    viewer.dims.set_point(0, 7)
+    expected = read_dicom(shared_data / "dicom" / "ge_epi_fmri_classic_10vol" / "dicom", lazy=False)[0]
+    assert np.array_equal(np.asarray(layer.data[7]), expected.canonical().array[7])
+
+
+def test_reader_warnings_are_a_list_of_strings_in_layer_metadata(make_napari_viewer, tmp_path):
+    _series(tmp_path / "s", shape=(6, 8, 8))
+    files = sorted(p for p in (tmp_path / "s").iterdir() if not p.name.startswith("."))
+    files[2].unlink()
+    (tmp_path / "s" / "broken.dcm").write_bytes(b"DICM" * 10)
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(tmp_path / "s"), plugin="napari-medimg")
+    warnings = layer.metadata["warnings"]
+    assert isinstance(warnings, list) and all(isinstance(w, str) for w in warnings)
+    assert any("missing" in w for w in warnings) and any("skipped broken.dcm" in w for w in warnings)
+
+
+def test_dicom_seg_and_labels_nifti_we_wrote_reopen_as_labels(make_napari_viewer, tmp_path):
+    _series(tmp_path / "ct")
+    viewer = make_napari_viewer()
+    (image,) = viewer.open(str(tmp_path / "ct"), plugin="napari-medimg")
+    labels = np.zeros(image.data.shape, np.uint8)
+    labels[1:4, 5:9, 6:12] = 2
+    labels[4:6, 1:3, 1:3] = 5
+    layer = viewer.add_labels(
+        labels, name="mask", scale=image.scale, translate=image.translate, metadata=dict(image.metadata)
+    )
+    layer.save(str(tmp_path / "mask.dcm"), plugin="napari-medimg")
+    layer.save(str(tmp_path / "mask.nii.gz"), plugin="napari-medimg")
+    (seg,) = viewer.open(str(tmp_path / "mask.dcm"), plugin="napari-medimg")
+    assert seg._type_string == "labels" and np.array_equal(np.asarray(seg.data), labels)
+    assert set(seg.features["label"]) == {0, 2, 5} and len(seg.features["segment"]) == 3
+    (nifti,) = viewer.open(str(tmp_path / "mask.nii.gz"), plugin="napari-medimg")
+    assert nifti._type_string == "labels" and np.array_equal(np.asarray(nifti.data), labels)
+    assert np.allclose(nifti.scale, image.scale) and np.allclose(nifti.translate, image.translate)

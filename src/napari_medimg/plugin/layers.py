@@ -151,7 +151,7 @@ def layer_to_volume(layer: napari.layers.Layer) -> Volume:
     """The Volume behind a layer: geometry from the metadata our reader wrote, else from scale/translate/affine."""
     stored = layer.metadata.get(GEOMETRY_KEY)
     data = layer.data
-    if stored and len(stored.get("spacing", ())) == data.ndim:
+    if stored and len(stored.get("spacing", ())) == (3 if data.ndim == 4 else data.ndim):
         extra = {
             k: v
             for k, v in stored.items()
