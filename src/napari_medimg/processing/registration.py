@@ -13,13 +13,14 @@ columns for ``x, y, z``.
 from __future__ import annotations
 
 import itertools
+import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from ..geometry import Volume, _frame
-from ..progress import Cancelled, ProgressCallback, report
+from ..progress import ProgressCallback, report
 
 __all__ = [
     "to_sitk",
@@ -162,8 +163,16 @@ def resample(
     if fill_value is None:
         array = np.asarray(moving.array)
         fill_value = float(array.min()) if array.size else 0.0
-    out = sitk.Resample(source, grid, affine, methods[interpolation], float(fill_value), source.GetPixelID())
+    dtype = np.asarray(moving.array[:1, :1, :1]).dtype
+    integer = np.issubdtype(dtype, np.integer) or dtype.kind == "b"
+    # integers are interpolated in float64 and rounded (ITK would truncate -1023.9999 to -1023)
+    pixel = sitk.sitkFloat64 if integer and interpolation != "nearest" else source.GetPixelID()
+    out = sitk.Resample(source, grid, affine, methods[interpolation], float(fill_value), pixel)
     result = from_sitk(out, moving.metadata)
+    if pixel != source.GetPixelID():
+        info = np.iinfo(dtype) if dtype.kind != "b" else np.iinfo(np.uint8)
+        values = np.clip(np.rint(result.array), info.min, info.max).astype(dtype)
+        result = result.with_array(values)
     return result
 
 
@@ -296,6 +305,10 @@ class RegistrationResult:
         }
 
 
+def _quiet_hook(*args) -> None:
+    """An excepthook that prints nothing (see :func:`register`)."""
+
+
 def _center(volume: Volume) -> np.ndarray:
     return volume.index_to_world((np.asarray(volume.shape, float) - 1) / 2)
 
@@ -414,13 +427,16 @@ def register(
         method.SetInitialTransform(initial, inPlace=False)
         failure: list[BaseException] = []
 
-        def on_iteration(method=method, failure=failure):
+        def on_iteration(failure=failure):
             done[0] += 1
             try:
                 report(progress, min(done[0], total), total)
-            except Exception as error:  # noqa: BLE001 (SimpleITK would swallow it: keep it, abort, re-raise)
+            except Exception as error:  # noqa: BLE001 (SimpleITK wraps it: keep it to re-raise it as it was)
                 failure.append(error)
-                method.Abort()
+                # SimpleITK prints the callback's error through sys.excepthook (napari would show it as a crash)
+                # before Execute raises: silence that one print; restored right after Execute
+                sys.excepthook = _quiet_hook
+                raise  # stops Execute at once
 
         def on_level(method=method, stage=stage):
             # the next level starts: count the iterations the previous level did not use
@@ -431,14 +447,15 @@ def register(
 
         method.AddCommand(sitk.sitkIterationEvent, on_iteration)
         method.AddCommand(sitk.sitkMultiResolutionIterationEvent, on_level)
+        hook = sys.excepthook
         try:
             current = method.Execute(fixed_image, moving_image)
         except RuntimeError as error:
             if failure:
                 raise failure[0] from None
             raise ValueError(f"registration failed: {error}") from None
-        if failure:
-            raise failure[0] if isinstance(failure[0], Cancelled) else Cancelled(str(failure[0]))
+        finally:
+            sys.excepthook = hook
         if isinstance(current, sitk.CompositeTransform):
             current = current.GetNthTransform(0)
         current = sitk.AffineTransform(current) if stage == "affine" else sitk.Euler3DTransform(current)
