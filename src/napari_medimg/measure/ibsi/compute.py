@@ -165,9 +165,17 @@ def ibsi_features(
 
 
 def _ivh(values: np.ndarray, settings: IBSISettings, low) -> dict[str, float]:
-    if settings.ivh_bin_width is not None:
-        levels, _ = discretise(values, bin_width=settings.ivh_bin_width, low=low)
-        return volume_histogram(levels)
+    if settings.ivh_bin_width is not None:  # bin centres in intensity units, as IBSI reports IVH
+        width = settings.ivh_bin_width
+        anchor = low if low is not None and np.isfinite(low) else float(values.min())
+        levels, _ = discretise(values, bin_width=width, low=anchor)
+        centres = anchor + (levels - 0.5) * width
+        value_range = None
+        if settings.reseg_range is not None:
+            high = settings.reseg_range[1]
+            top = anchor + (np.floor((high - anchor) / width) + 0.5) * width if np.isfinite(high) else np.inf
+            value_range = (anchor + 0.5 * width, top)
+        return volume_histogram(centres, step=width, value_range=value_range)
     if settings.ivh_bin_count is not None:
         levels, n = discretise(values, bin_count=settings.ivh_bin_count)
         return volume_histogram(levels, value_range=(1, n))

@@ -10,6 +10,8 @@ from skimage.measure import marching_cubes
 
 __all__ = ["morphology", "spatial_autocorrelation", "mesh"]
 
+MESH_METHOD = "lewiner"
+
 
 def mesh(morph: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray]:
     """Marching-cubes mesh (level 0.5) of a mask padded with one empty voxel, in mm.
@@ -29,7 +31,9 @@ def mesh(morph: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray]:
         (m, 3) vertex indices of the consistently oriented triangles.
     """
     padded = np.pad(np.asarray(morph, np.float32), 1)
-    vertices, faces, _, _ = marching_cubes(padded, level=0.5, spacing=tuple(float(s) for s in spacing))
+    vertices, faces, _, _ = marching_cubes(
+        padded, level=0.5, spacing=tuple(float(s) for s in spacing), method=MESH_METHOD
+    )
     return vertices, faces
 
 
