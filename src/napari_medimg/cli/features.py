@@ -57,6 +57,13 @@ def register(subcommands) -> None:
         help="objects measured in parallel (default: up to 4 threads)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument(
+        "--volume",
+        type=int,
+        default=None,
+        metavar="N",
+        help="for a 4D IMAGE (fMRI, DWI, ...): measure volume N (0-based; `medimg info` lists the volumes)",
+    )
     ibsi = parser.add_argument_group(
         "IBSI mode",
         "IBSI 1 processing chain and features (columns = IBSI reference tags; see docs/features.md)",
@@ -171,19 +178,14 @@ def ibsi_settings_from(args):
     )
 
 
-def read_volume(path: Path):
-    """A Volume from a NIfTI file or a DICOM file/folder holding exactly one series."""
-    from ..io.dicom import read_dicom
-    from ..io.nifti import read_nifti
+def read_volume(path: Path, volume: int | None = None):
+    """A 3D Volume from a NIfTI file, a raster image or a DICOM file/folder holding one stack (volume N of 4D)."""
+    from ..io import read_volume as read_any
+    from ..io import select_volume
 
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
-    if path.name.lower().endswith((".nii", ".nii.gz")):
-        return read_nifti(path)
-    volumes = read_dicom(path, lazy=False)
-    if len(volumes) != 1:
-        raise ValueError(f"{path} holds {len(volumes)} DICOM series; point to a folder with exactly one")
-    return volumes[0]
+    return select_volume(read_any(path, lazy=False), volume)
 
 
 def run(args) -> int:
@@ -210,7 +212,7 @@ def run(args) -> int:
             args.bin_width = 25.0
     if args.out.exists() and not args.overwrite:
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
-    image, labels = read_volume(args.image), read_volume(args.labels)
+    image, labels = read_volume(args.image, args.volume), read_volume(args.labels)
     from ..geometry import check_same_grid
 
     check_same_grid(image, labels, names=("IMAGE", "LABELS"))  # shape, spacing, origin and direction

@@ -27,7 +27,7 @@ def register(subcommands) -> None:
         "holes, min size, keep largest. Prints a JSON summary. Write a negative range as "
         "--threshold=-200:300.",
     )
-    parser.add_argument("input", type=Path, metavar="IN", help="input NIfTI image")
+    parser.add_argument("input", type=Path, metavar="IN", help="input image (NIfTI, or DICOM file/folder)")
     parser.add_argument("output", type=Path, metavar="OUT", help="output NIfTI mask")
     parser.add_argument(
         "--preprocess", action="append", default=[], metavar="NAME[:VALUE]", help=PREPROCESS_HELP
@@ -55,6 +55,13 @@ def register(subcommands) -> None:
         "--close", type=float, default=None, metavar="MM", help="closing with a ball of radius MM"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    parser.add_argument(
+        "--volume",
+        type=int,
+        default=None,
+        metavar="N",
+        help="for a 4D IN (fMRI, DWI, ...): segment volume N (0-based; `medimg info` lists the volumes)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -147,7 +154,7 @@ def run(args) -> int:
     import numpy as np
 
     from .. import ops
-    from ..io.nifti import read_nifti, write_nifti
+    from ..io.nifti import write_nifti
     from ..measure.metrics import volume_mm3
     from ..pipeline.steps import StepLog
 
@@ -168,7 +175,9 @@ def run(args) -> int:
     for operation, params in plan:
         ops.get(operation).validate(params)  # refuse bad parameters before reading anything
     log = StepLog()
-    volume = read_nifti(args.input)
+    from ..io import read_volume, select_volume
+
+    volume = select_volume(read_volume(args.input, lazy=False), args.volume)
     log.record("read_nifti", {}, [str(args.input)])
     threshold = {}
     for operation, params in plan:

@@ -132,22 +132,25 @@ def _deduplicate(
                 seen.add(identity)
                 kept.append(frame)
         clusters[index] = kept
-    counts = Counter(len(c) for c in clusters)
-    volumes = max(counts.items(), key=lambda item: (item[1], item[0]))[0]
+
+    def most_common() -> int:  # ties: the smaller count (an extra image is likelier than many missing)
+        counts = Counter(len(c) for c in clusters)
+        return max(counts.items(), key=lambda item: (item[1], -item[0]))[0]
+
+    expected = most_common()
     identical = []
-    if same_pixels is not None:
+    if same_pixels is not None:  # only positions holding more images than expected are read
         for index, cluster in enumerate(clusters):
-            kept = list(cluster)
-            for frame in cluster:
-                if len(kept) <= volumes:
-                    break
-                others = [f for f in kept if f is not frame]
-                if any(same_pixels(frame, other) for other in others):
-                    keep = min([frame, *others], key=lambda f: f.instance)
-                    if keep is not frame:
-                        kept.remove(frame)
-                        identical.append(frame)
-            clusters[index] = kept
+            if len(cluster) <= expected:
+                continue
+            kept = []
+            for frame in sorted(cluster, key=lambda f: f.instance):
+                if any(same_pixels(frame, other) for other in kept):
+                    identical.append(frame)
+                else:
+                    kept.append(frame)
+            clusters[index] = sorted(kept, key=_volume_order)
+    volumes = most_common()
     dropped = copies + identical
     if dropped:
         names = ", ".join(sorted({Path(f.path).name for f in dropped})[:5])
