@@ -9,7 +9,7 @@ APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-i
 	libfontconfig1 libglib2.0-0
 SCREEN := -screen 0 1600x1000x24
 
-.PHONY: test test-slow lint demo bench screenshots system-packages venv clean
+.PHONY: test test-slow lint docs demo bench screenshots system-packages venv clean
 
 test: system-packages venv lint
 	$(BIN)/python -m pytest -m "not slow"
@@ -22,6 +22,11 @@ test-slow: system-packages venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# the API reference from the docstrings (Sphinx autodoc + numpydoc) into docs/api/_build/html; warnings are
+# errors (tests/test_api_docs.py builds it the same way into a temporary folder, in make test-slow)
+docs: venv
+	$(BIN)/python -m sphinx -b html -W --keep-going -q docs/api docs/api/_build/html
 
 demo: system-packages venv
 	@if [ -n "$$DISPLAY" ]; then \
