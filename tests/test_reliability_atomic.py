@@ -303,3 +303,95 @@ def test_writes_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     write_nifti(Volume(np.zeros((2, 3, 4), np.int16)), tmp_path / "a.nii.gz", overwrite=True)
     # first write: file fsync, exclusive rename (renameat2), folder fsync; the second: fsync, replace, fsync
     assert order == ["fsync", "fsync", "fsync", "replace", "fsync"]
+
+
+# --- 3/5: CNN writers: model folders, ROC files, prediction folders ----------------------------------
+
+
+def _small_model(folder: Path) -> Path:
+    import torch
+
+    from napari_medimg.learn.cnn.files import save_model
+    from napari_medimg.learn.cnn.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    meta = {
+        "input_size": [8, 8],
+        "normalisation": {"mode": "fixed", "mean": [0.0], "std": [1.0]},
+        "class_names": ["a", "b"],
+    }
+    return save_model(build_model(ModelConfig(width=4, depths=[1])), meta, folder)
+
+
+def test_cnn_evaluate_roc_refuses_to_overwrite_and_writes_atomically(tmp_path, capsys):
+    model = _small_model(tmp_path / "model")
+    rng = np.random.default_rng(0)
+    data = tmp_path / "d.npz"
+    np.savez(
+        data,
+        train_images=rng.random((6, 8, 8)),
+        train_labels=np.array([0, 1] * 3),
+        val_images=rng.random((6, 8, 8)),
+        val_labels=np.array([0, 1] * 3),
+    )
+    roc = tmp_path / "roc.png"
+    roc.write_bytes(b"an earlier figure")
+    argv = ["cnn", "evaluate", "--model", model, "--data", data, "--roc", roc]
+    assert _run(argv) == 2 and "--overwrite" in capsys.readouterr().err
+    assert roc.read_bytes() == b"an earlier figure"
+    assert _run([*argv, "--overwrite"]) == 0
+    assert roc.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_model_folder_with_extras_is_one_unit_and_a_kill_keeps_the_old_model(tmp_path):
+    from napari_medimg.learn.cnn.files import load_model, save_model
+
+    folder = _small_model(tmp_path / "model")
+    (folder / "config.json").read_text()
+    old_config = (folder / "config.json").read_bytes()
+    with pytest.raises(OverwriteError):
+        _small_model(folder)
+    loaded = load_model(folder)
+    # a writer that fails half-way (e.g. the ROC plot) leaves the old folder exactly as it was
+    with pytest.raises(RuntimeError):
+        save_model(
+            loaded.model,
+            {k: loaded.meta[k] for k in ("input_size", "normalisation", "class_names")},
+            folder,
+            overwrite=True,
+            extras={"roc_val.png": lambda path: (_ for _ in ()).throw(RuntimeError("plot failed"))},
+        )
+    assert (folder / "config.json").read_bytes() == old_config and not (folder / "roc_val.png").exists()
+    body = """
+    import torch
+    from napari_medimg.learn.cnn.files import load_model, save_model
+    loaded = load_model(Path(sys.argv[1]))
+    meta = {k: loaded.meta[k] for k in ("input_size", "normalisation", "class_names")}
+    meta["class_names"] = ["x", "y"]
+    save_model(loaded.model, meta, Path(sys.argv[1]), overwrite=True)
+    """
+    _kill(tmp_path, body, "before-rename", folder)
+    clean_stale_temporaries(tmp_path)
+    assert load_model(folder).class_names == ["a", "b"]  # the old model, weights and config together
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_cnn_predict_folder_is_one_unit_and_never_replaces_foreign_folders(tmp_path, capsys):
+    model = _small_model(tmp_path / "model")
+    image = tmp_path / "image.nii.gz"
+    write_nifti(Volume(np.random.default_rng(1).random((3, 8, 8)).astype(np.float32)), image)
+    out = tmp_path / "pred"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    argv = ["cnn", "predict", "--model", model, image, "--out", out, "--overwrite"]
+    assert _run(argv) == 2 and "not written by napari-medimg" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    out = tmp_path / "pred2"
+    assert _run(argv[:-2] + [out]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [MARKER, "predictions.csv", "probability.nii.gz", "saliency.nii.gz", "classes.nii.gz"]
+    )
+    assert _run(argv[:-2] + [out]) == 2  # refused without --overwrite …
+    assert _run(argv[:-2] + [out, "--overwrite"]) == 0  # … replaced as a unit with it
