@@ -29,7 +29,8 @@ from .deid import (
     check_burned_in,
     deidentify_dataset,
 )
-from .dicom import _quiet, scan_dicom
+from .dicom import scan_dicom
+from .dicom.records import quiet
 from .errors import MedImgReadError
 
 __all__ = [
@@ -260,7 +261,7 @@ def export_image_series(
     """
     series, template = _source_series(volume.metadata), None
     if series is not None:
-        with _quiet():
+        with quiet():
             template = pydicom.dcmread(series.frames[0].path, stop_before_pixels=True)
         volume = reoriented(volume, series.direction) or volume
     files = write_dicom_series(
@@ -331,7 +332,7 @@ def deidentify_series(
         folder, overwrite=overwrite, sources=[source], kind="de-identified DICOM"
     ) as temporary:
         for index, file in enumerate(files):
-            with _quiet():
+            with quiet():
                 dataset = pydicom.dcmread(file)
             deidentify_dataset(dataset, uid_map, allow_burned_in=allow_burned_in)
             path = temporary / f"image_{index + 1:05d}.dcm"

@@ -11,7 +11,8 @@ import pydicom
 from .. import __version__
 from ..geometry import Volume
 from .atomic import atomic_path
-from .dicom import DicomSeries, _quiet, scan_dicom
+from .dicom import DicomSeries, scan_dicom
+from .dicom.records import quiet
 from .errors import CorruptFileError, NoSeriesError
 
 __all__ = ["write_dicom_seg", "read_dicom_seg", "find_source_series"]
@@ -87,7 +88,7 @@ def write_dicom_seg(
                 algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
             )
         )
-    with _quiet():
+    with quiet():
         sources = [pydicom.dcmread(frame.path, stop_before_pixels=True) for frame in source.slots]
         seg = hd.seg.Segmentation(
             source_images=sources,
@@ -118,7 +119,7 @@ def read_dicom_seg(path: str | os.PathLike, source: DicomSeries) -> Volume:
 
     _check_source(source)
     try:
-        with _quiet():
+        with quiet():
             seg = hd.seg.segread(os.fspath(path))
     except Exception as error:
         raise CorruptFileError(f"{Path(path).name} is not a readable DICOM-SEG ({error})") from error
@@ -126,7 +127,7 @@ def read_dicom_seg(path: str | os.PathLike, source: DicomSeries) -> Volume:
     if source.uid not in referenced:
         raise NoSeriesError(f"{Path(path).name} does not reference series {source.uid}")
     uids = [frame.sop_uid for frame in source.slots]
-    with _quiet():
+    with quiet():
         masks = seg.get_pixels_by_source_instance(uids, combine_segments=False, dtype=np.uint8)
     labels = np.zeros(source.shape, np.uint16)
     for index, item in enumerate(seg.SegmentSequence):

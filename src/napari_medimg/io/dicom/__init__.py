@@ -1,4 +1,4 @@
-"""DICOM series discovery and reading with correct geometry (see docs/geometry.md and DESIGN §3).
+"""DICOM series discovery and reading with correct geometry (see docs/geometry.md).
 
 Two passes, one module per concern:
 
@@ -35,7 +35,7 @@ from .files import find_dicom_files, is_dicom_file, is_regular_file
 from .header import pixel_value_offset
 from .pixels import raw_frame, read_pixels
 from .placement import VOLUME_ORDER
-from .records import FrameRecord, joined, quiet
+from .records import FrameRecord, joined
 from .series import DicomScan, DicomSeries, output_dtype, scan_dicom, scan_series_of_file
 
 __all__ = [
@@ -59,7 +59,6 @@ __all__ = [
 LAZY_THRESHOLD_BYTES = 256 * 2**20
 
 # names kept for callers of the former single module
-_quiet = quiet
 _raw_frame = raw_frame
 _joined = joined
 _pixel_value_offset = pixel_value_offset

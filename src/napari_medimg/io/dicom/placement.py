@@ -171,7 +171,7 @@ def place_stack(
     header: SeriesHeader,
     same_pixels: Callable[[FrameRecord, FrameRecord], bool] | None = None,
 ) -> StackGeometry:
-    """Order, spacing, origin, direction, volumes, warnings and tilt of one stack (DESIGN §3).
+    """Order, spacing, origin, direction, volumes, warnings and tilt of one stack (the rules of docs/geometry.md).
 
     Parameters
     ----------
