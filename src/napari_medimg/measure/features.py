@@ -56,7 +56,23 @@ _TEXTURE_FUNCTIONS = {
 
 
 def parse_groups(groups: str | Iterable[str] | None) -> tuple[str, ...]:
-    """Validated feature groups in table order (``"shape,glcm"``, a list, or None for all)."""
+    """Validated feature groups in table order.
+
+    Parameters
+    ----------
+    groups : str, iterable of str or None
+        ``"shape,glcm"``, a list, or None for all (``shape2D`` is accepted for ``shape``).
+
+    Returns
+    -------
+    tuple of str
+        The groups, in :data:`GROUPS` order.
+
+    Raises
+    ------
+    ValueError
+        For an unknown group or an empty selection.
+    """
     if groups is None:
         return GROUPS
     if isinstance(groups, str):
@@ -71,7 +87,22 @@ def parse_groups(groups: str | Iterable[str] | None) -> tuple[str, ...]:
 
 
 def feature_columns(groups=None, image_names: Iterable[str] = ("image",), two_d: bool = False) -> list[str]:
-    """The columns :func:`compute_features` returns, ``label`` first."""
+    """The columns :func:`compute_features` returns, ``label`` first.
+
+    Parameters
+    ----------
+    groups : str, iterable of str or None
+        Feature groups (see :func:`parse_groups`).
+    image_names : iterable of str
+        Image names; with several, intensity and texture columns are prefixed by the name.
+    two_d : bool
+        pyradiomics' shape2D columns instead of 3D shape.
+
+    Returns
+    -------
+    list of str
+        Column names.
+    """
     groups = parse_groups(groups)
     names = list(image_names)
     prefix = len(names) > 1
@@ -140,13 +171,42 @@ def compute_features(
 ) -> pd.DataFrame:
     """One row per label value (> 0) of ``labels`` with the selected feature groups, in mm / mm² / mm³.
 
-    ``labels``: integer array (z, y, x) or (y, x), or a :class:`~napari_medimg.geometry.Volume` (its spacing,
-    origin and direction are used).  ``images``: None, one array/Volume, or a mapping name → array/Volume of the
-    labels' shape.  ``spacing``: (dz, dy, dx) mm.  ``groups``: subset of :data:`GROUPS` (all by default;
-    intensity groups need an image).  ``bin_width``: fixed bin width in image units for entropy, uniformity and
-    texture.  ``force_2d``: in-plane texture (4 directions, pyradiomics' force2D) and 2D shape; by default on
-    for 2D arrays and single-slice volumes.  World centroid and bounding box are LPS mm, from ``origin`` and
-    ``direction`` (index axes along +S, +P, +L from 0 when not given).
+    The pyradiomics-compatible mode (columns and values as pyradiomics computes them); the IBSI 1 mode is
+    :func:`napari_medimg.measure.ibsi.compute_ibsi_features`.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray or Volume
+        Integer array (z, y, x) or (y, x), or a :class:`~napari_medimg.geometry.Volume` (its spacing, origin
+        and direction are used).
+    images : array, Volume, mapping or None
+        None, one array/Volume, or a mapping name → array/Volume of the labels' shape.
+    spacing : sequence of float or None
+        (dz, dy, dx) mm.
+    groups : str, iterable of str or None
+        Subset of :data:`GROUPS` (all by default; intensity groups need an image).
+    bin_width : float
+        Fixed bin width in image units for entropy, uniformity and texture.
+    origin, direction : array_like or None
+        World geometry (LPS mm) of the centroid and bounding-box columns; index axes along +S, +P, +L from 0
+        when not given.
+    force_2d : bool or None
+        In-plane texture (4 directions, pyradiomics' force2D) and 2D shape; by default on for 2D arrays and
+        single-slice volumes.
+    workers : int or None
+        Objects measured in parallel threads (default up to 4).
+    progress : callable or None
+        ``progress(done, total)`` per object; raise :class:`~napari_medimg.progress.Cancelled` to stop.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``label`` then the columns of :func:`feature_columns`.
+
+    Raises
+    ------
+    ValueError
+        For bad shapes, spacing, negative labels, missing images or a discretisation with too many bins.
     """
     labels, spacing, origin, direction = _as_array_and_geometry(labels, spacing, origin, direction)
     groups = parse_groups(groups)

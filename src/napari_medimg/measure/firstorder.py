@@ -37,7 +37,25 @@ FIRSTORDER_FEATURES = (
 
 
 def bin_edges(values: np.ndarray, bin_width: float) -> np.ndarray:
-    """Fixed-bin-width edges: from the largest multiple of ``bin_width`` ≤ min up past max (pyradiomics rule)."""
+    """Fixed-bin-width edges: from the largest multiple of ``bin_width`` ≤ min up past max (pyradiomics rule).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Intensities.
+    bin_width : float
+        Bin width in image units.
+
+    Returns
+    -------
+    numpy.ndarray
+        Bin edges.
+
+    Raises
+    ------
+    ValueError
+        For a non-positive bin width.
+    """
     if not bin_width > 0:
         raise ValueError(f"bin width must be positive, got {bin_width}")
     values = np.asarray(values, np.float64)
@@ -49,13 +67,41 @@ def bin_edges(values: np.ndarray, bin_width: float) -> np.ndarray:
 
 
 def discretize(values: np.ndarray, bin_width: float) -> np.ndarray:
-    """Bin numbers (1 = the lowest bin) of ``values`` for a fixed bin width, as int64."""
+    """Bin numbers (1 = the lowest bin) of ``values`` for a fixed bin width (pyradiomics' discretisation).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Intensities.
+    bin_width : float
+        Bin width in image units.
+
+    Returns
+    -------
+    numpy.ndarray
+        Bin numbers (int64).
+    """
     values = np.asarray(values, np.float64)
     return np.digitize(values, bin_edges(values, bin_width)).astype(np.int64)
 
 
 def firstorder(values: np.ndarray, bins: np.ndarray, voxel_volume: float) -> dict[str, float]:
-    """First-order features of the object's intensities ``values`` and their bin numbers ``bins``."""
+    """pyradiomics first-order features of an object.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        The object's intensities.
+    bins : numpy.ndarray
+        Their bin numbers (:func:`discretize`), for entropy and uniformity.
+    voxel_volume : float
+        Volume of one voxel in mm³ (total energy).
+
+    Returns
+    -------
+    dict
+        Feature name (``Mean``, ``Entropy`` …) → value.
+    """
     x = np.asarray(values, np.float64)
     n = x.size
     mean = x.mean()

@@ -41,21 +41,56 @@ def _spacing(ndim, spacing):
 
 
 def dice(a, b) -> float:
-    """Dice similarity 2|A∩B| / (|A| + |B|) of two masks (non-zero = foreground)."""
+    """Dice similarity 2|A∩B| / (|A| + |B|) of two masks (non-zero = foreground).
+
+    Parameters
+    ----------
+    a, b : array_like
+        Masks of one shape (non-zero = foreground).
+
+    Returns
+    -------
+    float
+        Dice coefficient (1 for two empty masks).
+    """
     a, b = _pair(a, b)
     total = int(a.sum()) + int(b.sum())
     return 1.0 if total == 0 else 2.0 * int(np.count_nonzero(a & b)) / total
 
 
 def jaccard(a, b) -> float:
-    """Jaccard index |A∩B| / |A∪B|."""
+    """Jaccard index |A∩B| / |A∪B|.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Masks of one shape (non-zero = foreground).
+
+    Returns
+    -------
+    float
+        Jaccard index (1 for two empty masks).
+    """
     a, b = _pair(a, b)
     union = int(np.count_nonzero(a | b))
     return 1.0 if union == 0 else int(np.count_nonzero(a & b)) / union
 
 
 def volume_mm3(mask, spacing=None) -> float:
-    """Foreground volume in mm³ (area in mm² for 2D)."""
+    """Foreground volume in mm³ (area in mm² for 2D).
+
+    Parameters
+    ----------
+    mask : array_like
+        Mask (non-zero = foreground).
+    spacing : sequence of float or None
+        Voxel spacing in mm (1 mm when None).
+
+    Returns
+    -------
+    float
+        Volume in mm³ (mm² in 2D).
+    """
     mask = np.asarray(mask) != 0
     return float(np.count_nonzero(mask)) * float(np.prod(_spacing(mask.ndim, spacing)))
 
@@ -65,7 +100,20 @@ def _border(mask):
 
 
 def surface_distances(a, b, spacing=None) -> tuple[np.ndarray, np.ndarray]:
-    """Distances (mm) from each boundary voxel of A to B's boundary, and from B's to A's."""
+    """Distances (mm) from each boundary voxel of A to B's boundary, and from B's to A's.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Masks of one shape.
+    spacing : sequence of float or None
+        Voxel spacing in mm.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (distances A → B, distances B → A) in mm.
+    """
     a, b = _pair(a, b)
     spacing = _spacing(a.ndim, spacing)
     if not a.any() or not b.any():
@@ -99,19 +147,55 @@ def _surface_metric(a, b, spacing, reduce) -> float:
 
 
 def hausdorff95(a, b, spacing=None) -> float:
-    """95th-percentile symmetric Hausdorff distance in mm (max of the two directed 95th percentiles)."""
+    """95th-percentile symmetric Hausdorff distance in mm (max of the two directed 95th percentiles).
+
+    Parameters
+    ----------
+    a, b : array_like
+        Masks of one shape.
+    spacing : sequence of float or None
+        Voxel spacing in mm.
+
+    Returns
+    -------
+    float
+        Distance in mm.
+    """
     return _surface_metric(a, b, spacing, lambda ab, ba: max(np.percentile(ab, 95), np.percentile(ba, 95)))
 
 
 def assd(a, b, spacing=None) -> float:
-    """Average symmetric surface distance in mm."""
+    """Average symmetric surface distance in mm.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Masks of one shape.
+    spacing : sequence of float or None
+        Voxel spacing in mm.
+
+    Returns
+    -------
+    float
+        Distance in mm.
+    """
     return _surface_metric(a, b, spacing, lambda ab, ba: np.concatenate([ab, ba]).mean())
 
 
 def compare_masks(a, b, spacing=None) -> dict:
     """All metrics of mask ``a`` (e.g. a segmentation) against ``b`` (e.g. the reference) in one dict.
 
-    Keys: ``dice``, ``jaccard``, ``hd95_mm``, ``assd_mm``, ``volume_a_mm3``, ``volume_b_mm3``,
+    Parameters
+    ----------
+    a, b : array_like
+        Masks of one shape.
+    spacing : sequence of float or None
+        Voxel spacing in mm.
+
+    Returns
+    -------
+    dict
+        Keys: ``dice``, ``jaccard``, ``hd95_mm``, ``assd_mm``, ``volume_a_mm3``, ``volume_b_mm3``,
     ``volume_difference_percent`` (``(a - b) / b``; None when ``b`` is empty).  Infinite distances (one mask
     empty) are given as None so the dict is valid JSON.
     """
@@ -138,8 +222,22 @@ def compare_masks(a, b, spacing=None) -> dict:
 
 
 def compare_labels(a, b, spacing=None, values=None) -> dict:
-    """:func:`compare_masks` per label value (default: every non-zero value in either image), keyed by
-    the value as a string, plus ``"foreground"`` for all non-zero voxels."""
+    """:func:`compare_masks` per label value, plus ``"foreground"`` for all non-zero voxels.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Label images of one shape.
+    spacing : sequence of float or None
+        Voxel spacing in mm.
+    values : iterable of int or None
+        Label values to compare (default: every non-zero value in either image).
+
+    Returns
+    -------
+    dict
+        Label value as a string (and ``"foreground"``) → :func:`compare_masks` dict.
+    """
     a, b = np.asarray(a), np.asarray(b)
     if values is None:
         values = sorted((set(np.unique(a).tolist()) | set(np.unique(b).tolist())) - {0})

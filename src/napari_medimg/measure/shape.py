@@ -66,7 +66,18 @@ SHAPE2D_FEATURES = (
 
 
 def max_distance(points: np.ndarray) -> float:
-    """Largest pairwise Euclidean distance between ``points`` (n, d), via their convex hull when large."""
+    """Largest pairwise Euclidean distance between ``points``, via their convex hull when large.
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        (n, d) coordinates.
+
+    Returns
+    -------
+    float
+        The distance (0 for fewer than two points).
+    """
     points = np.asarray(points, float)
     if len(points) < 2:
         return 0.0
@@ -149,7 +160,20 @@ def _case_constants(spacing: tuple[float, float, float]) -> tuple[np.ndarray, np
 
 
 def mesh_area_volume(mask: np.ndarray, spacing) -> tuple[float, float]:
-    """Marching-cubes surface area (mm²) and enclosed volume (mm³) of a zero-bordered boolean mask."""
+    """Marching-cubes surface area (mm²) and enclosed volume (mm³) of a zero-bordered boolean mask.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean (z, y, x) mask with an all-False border.
+    spacing : sequence of float
+        (dz, dy, dx) mm.
+
+    Returns
+    -------
+    tuple of float
+        (area mm², volume mm³).
+    """
     spacing = np.asarray(spacing, float)
     shape = mask.shape
     case = np.zeros(tuple(s - 1 for s in shape), np.uint8)
@@ -172,7 +196,18 @@ def mesh_area_volume(mask: np.ndarray, spacing) -> tuple[float, float]:
 
 
 def mesh_vertices(mask: np.ndarray) -> np.ndarray:
-    """The marching-cubes vertices (edge midpoints between object and background voxels) in doubled index units."""
+    """The marching-cubes vertices (edge midpoints between object and background voxels).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean (z, y, x) mask with an all-False border.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, 3) vertices in doubled index units.
+    """
     keys = []
     for axis in range(3):
         lower = [slice(None)] * 3
@@ -198,7 +233,20 @@ def _ratio_sqrt(numerator: float, denominator: float) -> float:
 
 
 def shape_3d(mask: np.ndarray, spacing) -> dict[str, float]:
-    """3D shape of a boolean ``mask`` (z, y, x) whose border voxels are all False; ``spacing`` (dz, dy, dx) mm."""
+    """pyradiomics 3D shape features of a boolean mask.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean (z, y, x) mask whose border voxels are all False.
+    spacing : sequence of float
+        (dz, dy, dx) mm.
+
+    Returns
+    -------
+    dict
+        Feature name (``MeshVolume``, ``Sphericity`` …) → value in mm, mm², mm³.
+    """
     spacing = np.asarray(spacing, float)
     coordinates = np.argwhere(mask) * spacing
     count = len(coordinates)
@@ -250,7 +298,20 @@ def _signed_area(contour: np.ndarray) -> float:
 
 
 def shape_2d(mask: np.ndarray, spacing) -> dict[str, float]:
-    """2D shape of a boolean ``mask`` (y, x) with an all-False border; ``spacing`` (dy, dx) mm."""
+    """pyradiomics 2D shape features (shape2D) of a boolean mask.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean (y, x) mask with an all-False border.
+    spacing : sequence of float
+        (dy, dx) mm.
+
+    Returns
+    -------
+    dict
+        Feature name (``MeshSurface``, ``Perimeter`` …) → value in mm, mm².
+    """
     spacing = np.asarray(spacing, float)
     coordinates = np.argwhere(mask) * spacing
     count = len(coordinates)

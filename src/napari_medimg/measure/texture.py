@@ -105,7 +105,18 @@ TEXTURE_FEATURES: dict[str, tuple[str, ...]] = {
 
 
 def directions(two_d: bool) -> np.ndarray:
-    """One offset of each ± pair at distance 1: 13 in 3D, 4 in the (y, x) plane in 2D, as (dz, dy, dx) rows."""
+    """One offset of each ± pair at distance 1: 13 in 3D, 4 in the (y, x) plane in 2D.
+
+    Parameters
+    ----------
+    two_d : bool
+        In-plane directions only.
+
+    Returns
+    -------
+    numpy.ndarray
+        (k, 3) offsets as (dz, dy, dx) rows.
+    """
     offsets = [
         (dz, dy, dx)
         for dz in (-1, 0, 1)
@@ -138,23 +149,48 @@ class GrayLevels:
 
     @property
     def n(self) -> int:
+        """Number of grey levels present."""
         return len(self.levels)
 
     @property
     def max_level(self) -> int:
+        """Highest bin number present (pyradiomics' ``Ng``)."""
         return int(self.levels[-1])
 
     @property
     def voxel_count(self) -> int:
+        """Number of object voxels."""
         return len(self.positions)
 
     def stride(self, offset) -> int:
-        """Flat-index step of a (dz, dy, dx) offset."""
+        """Flat-index step of a (dz, dy, dx) offset.
+
+        Parameters
+        ----------
+        offset : sequence of int
+            (dz, dy, dx).
+
+        Returns
+        -------
+        int
+            The step in the flattened array.
+        """
         _, ny, nx = self.index.shape
         return int((offset[0] * ny + offset[1]) * nx + offset[2])
 
     def neighbours(self, offset) -> np.ndarray:
-        """Rank (0 outside the object) of each object voxel's neighbour at ``offset``."""
+        """Rank (0 outside the object) of each object voxel's neighbour at ``offset``.
+
+        Parameters
+        ----------
+        offset : sequence of int
+            (dz, dy, dx).
+
+        Returns
+        -------
+        numpy.ndarray
+            One rank per object voxel.
+        """
         return self.flat[self.positions + self.stride(offset)]
 
 
@@ -166,6 +202,18 @@ def _nanmean_angles(values: np.ndarray) -> float:
 
 # ---- GLCM ---------------------------------------------------------------------------------------------------
 def glcm(gray: GrayLevels) -> dict[str, float]:
+    """pyradiomics GLCM features of a discretised object, averaged over directions where pyradiomics does.
+
+    Parameters
+    ----------
+    gray : GrayLevels
+        The discretised object.
+
+    Returns
+    -------
+    dict
+        Feature name (as in :data:`TEXTURE_FEATURES` ``["glcm"]``) → value.
+    """
     n = gray.n
     matrices = []
     a = gray.ranks.astype(np.int64) - 1
@@ -287,6 +335,18 @@ def _runs(gray: GrayLevels, offset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def glrlm(gray: GrayLevels) -> dict[str, float]:
+    """pyradiomics GLRLM features of a discretised object, averaged over directions where pyradiomics does.
+
+    Parameters
+    ----------
+    gray : GrayLevels
+        The discretised object.
+
+    Returns
+    -------
+    dict
+        Feature name (as in :data:`TEXTURE_FEATURES` ``["glrlm"]``) → value.
+    """
     n = gray.n
     runs = [_runs(gray, offset) for offset in directions(gray.two_d)]
     longest = max(int(lengths.max()) for _, lengths in runs)
@@ -364,6 +424,18 @@ def _size_features(P: np.ndarray, i: np.ndarray, j: np.ndarray, Np: int, names) 
 
 # ---- GLSZM --------------------------------------------------------------------------------------------------
 def glszm(gray: GrayLevels) -> dict[str, float]:
+    """pyradiomics GLSZM features of a discretised object, averaged over directions where pyradiomics does.
+
+    Parameters
+    ----------
+    gray : GrayLevels
+        The discretised object.
+
+    Returns
+    -------
+    dict
+        Feature name (as in :data:`TEXTURE_FEATURES` ``["glszm"]``) → value.
+    """
     index = gray.index.astype(np.int64)
     if gray.two_d:
         # keep zones in-plane: neighbouring slices never share a value after this offset
@@ -431,6 +503,18 @@ def _neighbourhood(gray: GrayLevels) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def gldm(gray: GrayLevels) -> dict[str, float]:
+    """pyradiomics GLDM features of a discretised object, averaged over directions where pyradiomics does.
+
+    Parameters
+    ----------
+    gray : GrayLevels
+        The discretised object.
+
+    Returns
+    -------
+    dict
+        Feature name (as in :data:`TEXTURE_FEATURES` ``["gldm"]``) → value.
+    """
     equal, _, _ = _neighbourhood(gray)
     ranks = gray.ranks.astype(np.int64)
     dependence = equal.astype(np.int64)  # neighbours in the object with the same level (alpha = 0)
@@ -466,6 +550,18 @@ def gldm(gray: GrayLevels) -> dict[str, float]:
 
 
 def ngtdm(gray: GrayLevels) -> dict[str, float]:
+    """pyradiomics NGTDM features of a discretised object, averaged over directions where pyradiomics does.
+
+    Parameters
+    ----------
+    gray : GrayLevels
+        The discretised object.
+
+    Returns
+    -------
+    dict
+        Feature name (as in :data:`TEXTURE_FEATURES` ``["ngtdm"]``) → value.
+    """
     _, total, count = _neighbourhood(gray)
     valid = count > 0  # voxels without any neighbour in the object are left out (pyradiomics)
     ranks = gray.ranks[valid].astype(np.int64)

@@ -20,6 +20,7 @@ __all__ = [
     "resegment",
     "discretise",
     "prepare_roi",
+    "processed_image",
 ]
 
 Interpolation = Literal["linear", "cubic"]

@@ -125,12 +125,34 @@ class TextureInput:
         self.voxels_per_slice = np.bincount(self.z_group, minlength=self.n_slices)
 
     def stride(self, offset) -> int:
-        """Flat-index step of a (dz, dy, dx) offset."""
+        """Flat-index step of a (dz, dy, dx) offset.
+
+        Parameters
+        ----------
+        offset : sequence of int
+            (dz, dy, dx).
+
+        Returns
+        -------
+        int
+            The step in the flattened array.
+        """
         _, ny, nx = self.shape
         return int((offset[0] * ny + offset[1]) * nx + offset[2])
 
     def neighbour_ranks(self, offset) -> np.ndarray:
-        """Rank (0 outside the ROI) of each ROI voxel's neighbour at ``offset``."""
+        """Rank (0 outside the ROI) of each ROI voxel's neighbour at ``offset``.
+
+        Parameters
+        ----------
+        offset : sequence of int
+            (dz, dy, dx).
+
+        Returns
+        -------
+        numpy.ndarray
+            One rank per ROI voxel.
+        """
         return self.flat[self.positions + self.stride(offset)]
 
 
