@@ -124,6 +124,32 @@ def write_dicom_series(
     ``allow_burned_in`` (the flag is carried to the new series either way, so it stays truthful).  The folder
     is replaced only with ``overwrite`` and only when napari-medimg wrote it (see :mod:`.atomic`).
 
+    Parameters
+    ----------
+    volume : Volume
+        3D volume with orthogonal axes and finite values.
+    folder : path-like
+        Output folder (written as a unit).
+    modality : str, optional
+        ``CT``, ``MR`` … (default: the volume's metadata, else CT).
+    series_description : str, optional
+        SeriesDescription (removed again when de-identified).
+    template : pydicom.Dataset, optional
+        Header whose patient/study attributes are copied.
+    deidentify : bool, optional
+        Apply the basic profile to every file.
+    allow_burned_in : bool, optional
+        Accept a template flagged ``BurnedInAnnotation = YES`` when de-identifying.
+    overwrite : bool, optional
+        Replace an earlier output folder.
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    list of Path
+        The files written, in slice order.
+
     Raises
     ------
     ValueError
@@ -200,7 +226,15 @@ def write_dicom_series(
 
 @dataclass(frozen=True)
 class SeriesExport:
-    """What :func:`export_image_series` wrote: the files, and whether patient/study came from the source."""
+    """What :func:`export_image_series` wrote: the files, and whether patient/study came from the source.
+
+    Parameters
+    ----------
+    files : list of Path
+        The files written, in slice order.
+    from_source : bool
+        Whether patient, study and frame of reference were taken from the volume's source series.
+    """
 
     files: list[Path]
     from_source: bool
@@ -221,7 +255,20 @@ def _source_series(metadata: dict):
 
 def reoriented(volume: Volume, direction: np.ndarray) -> Volume | None:
     """The same voxels with array axes along the columns of ``direction`` (axes swapped and flipped, no
-    interpolation), or None when ``direction`` is not a reordering of the volume's axes."""
+    interpolation), or None when ``direction`` is not a reordering of the volume's axes.
+
+    Parameters
+    ----------
+    volume : Volume
+        A 3D volume.
+    direction : ndarray
+        The wanted 3x3 direction (columns: LPS directions of array axes z, y, x).
+
+    Returns
+    -------
+    Volume or None
+        The reordered volume (same LPS position of every voxel), or None.
+    """
     cosines = volume.direction.T @ np.asarray(direction, float)  # [own axis, wanted axis]
     order = [int(i) for i in np.argmax(np.abs(cosines), axis=0)]
     if sorted(order) != [0, 1, 2] or not np.allclose(np.abs(cosines[order, [0, 1, 2]]), 1.0, atol=1e-4):
@@ -258,6 +305,28 @@ def export_image_series(
     ``BurnedInAnnotation = YES`` is refused unless ``allow_burned_in``).  An existing non-empty ``folder``
     is replaced only with ``overwrite`` and only when napari-medimg wrote it (it holds the
     :data:`.atomic.MARKER` file); never the source series' folder.
+
+    Parameters
+    ----------
+    volume : Volume
+        The image (metadata ``source_path``/``series_uid`` name its source series, when it has one).
+    folder : path-like
+        Output folder.
+    deidentify : bool, optional
+        Apply the basic profile (default True).
+    allow_burned_in : bool, optional
+        Accept a source flagged ``BurnedInAnnotation = YES``.
+    modality, series_description : str, optional
+        As in :func:`write_dicom_series`.
+    overwrite : bool, optional
+        Replace an earlier export.
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    SeriesExport
+        The files and whether the source's patient/study were used.
     """
     series, template = _source_series(volume.metadata), None
     if series is not None:

@@ -21,7 +21,18 @@ _REVERSE_AXES = np.eye(4)[[2, 1, 0, 3]]  # (i, j, k) on disk ↔ (k, j, i) in me
 
 
 def volume_to_nifti_affine(volume: Volume) -> np.ndarray:
-    """The NIfTI (i, j, k) → RAS affine of a Volume's (k, j, i) → LPS affine."""
+    """The NIfTI (i, j, k) → RAS affine of a Volume's (k, j, i) → LPS affine.
+
+    Parameters
+    ----------
+    volume : Volume
+        A 3D volume.
+
+    Returns
+    -------
+    ndarray
+        4x4 affine for the NIfTI header.
+    """
     return _LPS_TO_RAS @ volume.affine @ _REVERSE_AXES
 
 
