@@ -64,10 +64,12 @@ def nifti_cases(shared_data: Path, folder: Path, count: int = 12, size: int = 48
     return cases
 
 
-def cohort(shared_data: Path, folder: Path, dicom: int = 8, nifti: int = 12) -> list[Path]:
-    """DICOM folders then NIfTI crops: ``dicom + nifti`` cases (20 by default)."""
+def cohort(
+    shared_data: Path, folder: Path, dicom: int = 8, nifti: int = 12, slices: int = 12, size: int = 48
+) -> list[Path]:
+    """DICOM folders (``slices`` each) then NIfTI crops (``size``³): ``dicom + nifti`` cases (20 by default)."""
     folder.mkdir(parents=True, exist_ok=True)
-    return dicom_cases(shared_data, folder, dicom) + nifti_cases(shared_data, folder, nifti)
+    return dicom_cases(shared_data, folder, dicom, slices) + nifti_cases(shared_data, folder, nifti, size)
 
 
 def synthetic_cases(folder: Path, count: int, size: int = 64, seed: int = 0) -> list[Path]:

@@ -7,6 +7,7 @@ as pyradiomics names them) and, with ``ibsi=True``, the IBSI 1 chain and feature
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 import numpy as np
@@ -19,6 +20,12 @@ from ..progress import ProgressCallback
 from . import register
 
 __all__ = ["features", "ibsi_settings"]
+
+
+def _pool_threads() -> int | None:
+    """Objects measured in parallel: ``MEDIMG_NUM_THREADS`` when set (batch workers set 1), else the default."""
+    value = os.environ.get("MEDIMG_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def ibsi_settings(
@@ -167,5 +174,6 @@ def features(
         np.asarray(image.array),
         groups=parse_groups(groups),
         bin_width=bin_width,
+        workers=_pool_threads(),
         progress=progress,
     )
