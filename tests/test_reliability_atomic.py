@@ -395,3 +395,18 @@ def test_cnn_predict_folder_is_one_unit_and_never_replaces_foreign_folders(tmp_p
     )
     assert _run(argv[:-2] + [out]) == 2  # refused without --overwrite …
     assert _run(argv[:-2] + [out, "--overwrite"]) == 0  # … replaced as a unit with it
+
+
+def test_image_export_never_replaces_its_own_source_series(series, tmp_path):
+    from napari_medimg.io.dicom import read_dicom
+    from napari_medimg.io.dicom_write import export_image_series
+
+    copy = tmp_path / "copy"
+    deidentify_series(series, copy)  # one of our outputs, marker inside
+    (volume,) = read_dicom(copy)
+    before = sorted(p.read_bytes() for p in copy.glob("*.dcm"))
+    with pytest.raises(OverwriteError, match="input"):
+        export_image_series(volume, copy, overwrite=True)
+    with pytest.raises(OverwriteError, match="input"):
+        export_image_series(volume, copy / "inside", overwrite=True)
+    assert sorted(p.read_bytes() for p in copy.glob("*.dcm")) == before

@@ -113,6 +113,7 @@ def write_dicom_series(
     allow_burned_in: bool = False,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    sources: tuple = (),
 ) -> list[Path]:
     """Write a 3D Volume as a new single-frame DICOM series (one file per slice) into ``folder`` (atomic).
 
@@ -144,6 +145,8 @@ def write_dicom_series(
         Replace an earlier output folder.
     progress : callable, optional
         ``progress(done, total)``.
+    sources : tuple of path-like, optional
+        Inputs ``folder`` must not be, lie in or contain (e.g. the series the volume was read from).
 
     Returns
     -------
@@ -179,7 +182,7 @@ def write_dicom_series(
     uid_map: dict = {}
     row_cos, col_cos = direction[:, 2], direction[:, 1]
     written = []
-    with atomic_directory(folder, overwrite=overwrite, kind="DICOM series") as temporary:
+    with atomic_directory(folder, overwrite=overwrite, sources=sources, kind="DICOM series") as temporary:
         for index in range(array.shape[0]):
             meta = FileMetaDataset()
             meta.MediaStorageSOPClassUID = sop_class
@@ -343,6 +346,7 @@ def export_image_series(
         allow_burned_in=allow_burned_in,
         overwrite=overwrite,
         progress=progress,
+        sources=tuple(p for p in [volume.metadata.get("source_path")] if p),
     )
     return SeriesExport(files, template is not None)
 
