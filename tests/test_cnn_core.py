@@ -233,9 +233,16 @@ def test_grad_cam_highlights_the_blob(trained):
     result, _ = trained
     data = blobs(4, seed=7)
     maps = grad_cam(result.model, data.images)
-    assert maps.shape == (4, 16, 16) and maps.min() >= 0 and maps.max() <= 1
+    assert maps.shape == (4, 16, 16)
+    # every map has evidence for the explained class (not all zero) and is scaled to its own peak
+    np.testing.assert_allclose(maps.reshape(4, -1).max(axis=1), 1.0, rtol=1e-5)
     centre = maps[data.labels == 1][:, 5:11, 5:11].mean()
     assert centre > maps[data.labels == 1].mean()
+    corner = maps[data.labels == 0][:, 0:6, 0:6].mean()
+    assert corner > maps[data.labels == 0].mean()  # a corner blob is explained by its corner
+    # the map depends on the class explained: the other class's evidence lies elsewhere
+    other = grad_cam(result.model, data.images, target=1 - data.labels)
+    assert not np.allclose(other, maps, atol=0.05)
 
 
 def test_predict_image_slices_and_objects(trained):
@@ -365,7 +372,9 @@ def test_predict_3d_volume_and_cubic_object_patches():
     labels[6:9, 15:20, 10:18] = 4
     objects = predict(model, volume, labels=labels, spacing=(3.0, 1.0, 1.0))
     assert objects.table["label"].tolist() == [1, 4] and objects.table["voxels"].tolist() == [72, 120]
-    assert np.all(objects.saliency[labels == 0][:10] >= 0) and objects.saliency.max() <= 1
+    # the objects' Grad-CAM maps are painted back over them (this untrained model has evidence for object 1;
+    # a map can be all zero when no channel supports the class)
+    assert objects.saliency[labels == 1].max() > 0 and objects.saliency.std() > 0
     assert np.allclose(objects.probability[labels == 4], objects.table["p_b"][1])
     with pytest.raises(ValueError, match="3D model"):
         predict(model, volume[0])

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from qtpy.QtCore import Qt
 
-from napari_medimg.plugin.layers import layer_data_tuple
+from napari_medimg.plugin.layers import layer_data_tuple, set_or_add_layer
 from napari_medimg.plugin.widgets.feature_table import HISTOGRAM
 from napari_medimg.plugin.widgets.measure import MeasureWidget
 
@@ -15,10 +15,8 @@ from napari_medimg.plugin.widgets.measure import MeasureWidget
 @pytest.fixture
 def measured(make_napari_viewer, qtbot, small_phantom):
     viewer = make_napari_viewer()
-    ct = viewer._add_layer_from_data(*layer_data_tuple(small_phantom.image, "image", name="CT"))[0]
-    lesions = viewer._add_layer_from_data(*layer_data_tuple(small_phantom.lesions, "labels", name="lesions"))[
-        0
-    ]
+    ct = set_or_add_layer(viewer, layer_data_tuple(small_phantom.image, "image", name="CT"))
+    lesions = set_or_add_layer(viewer, layer_data_tuple(small_phantom.lesions, "labels", name="lesions"))
     widget = MeasureWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.labels.value = lesions
@@ -96,7 +94,7 @@ def test_csv_round_trip_parametric_map_and_plot(measured, tmp_path):
 
 def test_widget_refuses_texture_without_an_image(make_napari_viewer, small_phantom):
     viewer = make_napari_viewer()
-    viewer._add_layer_from_data(*layer_data_tuple(small_phantom.lesions, "labels", name="lesions"))
+    set_or_add_layer(viewer, layer_data_tuple(small_phantom.lesions, "labels", name="lesions"))
     widget = MeasureWidget(viewer)
     widget.measure()
     assert widget.worker is None and "image" in widget.status.value
