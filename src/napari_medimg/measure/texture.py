@@ -134,6 +134,15 @@ class GrayLevels:
     ``levels[r - 1]`` is the gray level (bin number, starting at 1) of rank ``r``; ``max_level`` is pyradiomics'
     ``Ng`` (the highest bin number present).  The array has a zero border of at least one voxel, so the flat
     position of a neighbour of an object voxel (``positions + stride``) is always inside the array.
+
+    Parameters
+    ----------
+    index : numpy.ndarray
+        (z, y, x) ranks 1..n inside the object, 0 outside, with a zero border.
+    levels : numpy.ndarray
+        Bin number of each rank (ascending).
+    two_d : bool
+        In-plane texture (pyradiomics' force2D).
     """
 
     index: np.ndarray

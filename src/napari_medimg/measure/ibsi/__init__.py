@@ -9,9 +9,9 @@ lists the differences and the compliance table.
 from .compute import IBSI_FAMILIES, compute_ibsi_features, ibsi_features, parse_families
 from .processing import IBSISettings, discretise, interpolate, prepare_roi, resegment
 
+# IBSISettings is importable from here; its documentation lives with napari_medimg.measure.ibsi.processing
 __all__ = [
     "IBSI_FAMILIES",
-    "IBSISettings",
     "compute_ibsi_features",
     "discretise",
     "ibsi_features",
