@@ -238,17 +238,34 @@ def image_28(tmp_path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    ("case", "needle"),
-    [
-        ("huge_network", "parameters"),
-        ("huge_input", "GiB of activations"),
-        ("nested_json", "nested too deeply"),
-        ("fifo_weights", "not a regular file"),
-        ("string_width", "must be an integer, got '8'"),
-    ],
+_CASES = {
+    "huge_network": "parameters",
+    "huge_input": "GiB of activations",
+    "nested_json": "nested too deeply",
+    "fifo_weights": "not a regular file",
+    "string_width": "must be an integer, got '8'",
+}
+_MANY = textwrap.dedent(
+    """
+    import contextlib, io, json, resource, sys
+    limit = int(sys.argv[1]) * 1024**2
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    sys.path.insert(0, {src!r})
+    from napari_medimg.cli import main
+    results = []
+    for argv in json.loads(sys.argv[2]):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(argv)
+        results.append([code, err.getvalue()])
+    print(json.dumps(results))
+    """
 )
-def test_hostile_model_folders_are_refused_within_memory_and_time(tmp_path, image_28, case, needle):
+
+
+def test_hostile_model_folders_are_refused_within_memory_and_time(tmp_path, image_28):
+    """Every case in one memory-limited, timed process (torch is imported once)."""
+
     def huge_network(config):
         config["model"].update(width=512, depths=[8] * 6)
         config["input_size"] = [64, 64]
@@ -261,22 +278,30 @@ def test_hostile_model_folders_are_refused_within_memory_and_time(tmp_path, imag
     def string_width(config):
         config["model"]["width"] = "8"
 
-    folder = _model(
-        tmp_path,
-        {"huge_network": huge_network, "huge_input": huge_input, "string_width": string_width}.get(case),
+    changes = {"huge_network": huge_network, "huge_input": huge_input, "string_width": string_width}
+    runs = []
+    for case in _CASES:
+        folder = _model(tmp_path / case, changes.get(case))
+        if case == "nested_json":
+            (folder / "config.json").write_text('{"a":' * 50_000 + "1" + "}" * 50_000)
+        if case == "fifo_weights":
+            (folder / "model.safetensors").unlink()
+            os.mkfifo(folder / "model.safetensors")
+        runs.append(
+            ["cnn", "predict", "--model", str(folder), str(image_28), "--out", str(tmp_path / case / "out")]
+        )
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-c", _MANY.format(src=str(SRC)), "4096", json.dumps(runs)],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env=env,
     )
-    if case == "nested_json":
-        (folder / "config.json").write_text('{"a":' * 50_000 + "1" + "}" * 50_000)
-    if case == "fifo_weights":
-        (folder / "model.safetensors").unlink()
-        os.mkfifo(folder / "model.safetensors")
-    result = limited(
-        ["cnn", "predict", "--model", folder, image_28, "--out", tmp_path / "out"],
-        memory_mb=4096,
-        timeout_s=90,
-    )
-    one_error_line(result, needle)
-    assert not (tmp_path / "out").exists()
+    assert result.returncode == 0, result.stderr[-2000:]
+    for (case, needle), (code, err) in zip(_CASES.items(), json.loads(result.stdout), strict=True):
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, (case, err)
+        assert not (tmp_path / case / "out").exists()
 
 
 # --- 22: OS errors, deep folders, NaN affines, folders in the way ------------------------------------------
