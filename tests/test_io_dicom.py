@@ -466,3 +466,25 @@ def test_impossible_frame_counts_are_refused_quickly(tmp_path, shared_data):
     dataset.save_as(tmp_path / "frames.dcm")
     with pytest.raises(CorruptFileError, match="claims 1000000000 frames"):
         read_dicom(tmp_path / "frames.dcm")
+
+
+@pytest.mark.shared_data
+def test_csa_reader_agrees_with_nibabel_on_every_shared_mosaic(shared_data):
+    import warnings
+
+    from napari_medimg.io.dicom.mosaic import CSA_NAMES, read_csa2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nibabel.nicom warns on import
+        from nibabel.nicom import csareader
+    checked = 0
+    for path in sorted((shared_data / DICOM).glob("siemens_mosaic*/dicom/*")):
+        raw = (
+            pydicom.dcmread(path, stop_before_pixels=True)
+            .get_private_item(0x29, 0x10, "SIEMENS CSA HEADER")
+            .value
+        )
+        theirs = {k: v["items"] for k, v in csareader.read(raw)["tags"].items() if k in CSA_NAMES}
+        assert read_csa2(raw) == theirs and theirs["SliceNormalVector"]
+        checked += 1
+    assert checked == 12

@@ -94,24 +94,27 @@ class _Stop(Exception):
     pass
 
 
+_TAG, _U32, _U16 = (
+    struct.Struct("<HH").unpack_from,
+    struct.Struct("<I").unpack_from,
+    struct.Struct("<H").unpack_from,
+)
+
+
 def _element_header(buffer: bytes, position: int, explicit: bool):
     """(tag, vr, length, value start) of the element at ``position``."""
-    group, element = struct.unpack_from("<HH", buffer, position)
+    group, element = _TAG(buffer, position)
     tag = (group << 16) | element
     if group == 0xFFFE:
-        (length,) = struct.unpack_from("<I", buffer, position + 4)
-        return tag, b"", length, position + 8
+        return tag, b"", _U32(buffer, position + 4)[0], position + 8
     if explicit:
         vr = buffer[position + 4 : position + 6]
         if vr in _LONG_VRS:
-            (length,) = struct.unpack_from("<I", buffer, position + 8)
-            return tag, vr, length, position + 12
+            return tag, vr, _U32(buffer, position + 8)[0], position + 12
         if not vr.isalpha() or not vr.isupper():
             raise _Stop()
-        (length,) = struct.unpack_from("<H", buffer, position + 6)
-        return tag, vr, length, position + 8
-    (length,) = struct.unpack_from("<I", buffer, position + 4)
-    return tag, b"", length, position + 8
+        return tag, vr, _U16(buffer, position + 6)[0], position + 8
+    return tag, b"", _U32(buffer, position + 4)[0], position + 8
 
 
 def _skip_undefined(buffer: bytes, position: int, explicit: bool, end_tag: int, depth: int = 0) -> int:
@@ -147,7 +150,7 @@ def parse_header(handle, size: int) -> tuple[FastHeader, int] | None:
 
 def _parse(handle, size: int):
     handle.seek(0)
-    buffer = handle.read(min(size, 16384))
+    buffer = handle.read(min(size, 65536))  # Siemens headers (CSA) often pass 16 KiB
     if len(buffer) < 144 or buffer[128:132] != b"DICM":
         return None
     position, syntax = 132, None

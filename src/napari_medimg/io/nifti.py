@@ -126,7 +126,7 @@ def write_nifti(
         raise ValueError("the volume's geometry (spacing, origin or direction) is not finite")
     # (z, y, x) or (volume, z, y, x) in memory -> (i, j, k[, t]) on disk
     data = array.transpose(2, 1, 0) if array.ndim == 3 else array.transpose(3, 2, 1, 0)
-    image = nib.Nifti1Image(np.ascontiguousarray(data), affine)
+    image = nib.Nifti1Image(data, affine)  # the transposed view is Fortran-ordered: written without a copy
     image.header.set_xyzt_units("mm")
     if array.ndim == 4:  # the 4th zoom is the repetition time (s) when the acquisition gives it
         repetition = (volume.metadata.get("acquisition") or {}).get("RepetitionTime") or 1.0

@@ -239,8 +239,25 @@ class SliceReader:
         first = entries[0][2]
         decoded = decode_image(first.path, first.frame, first.fmt)
         for volume, index, frame in entries:
-            out[volume, index] = self.rescale(_tile(decoded, frame), frame, index)
+            if self.exact_int16(frame):  # stored values fit int16: assign (a cast), add the intercept
+                target = out[volume, index]
+                target[...] = _tile(decoded, frame)
+                if frame.intercept:
+                    target += np.int16(frame.intercept)
+            else:
+                out[volume, index] = self.rescale(_tile(decoded, frame), frame, index)
         return len(entries)
+
+    def exact_int16(self, frame: FrameRecord) -> bool:
+        """True when the int16 output is the stored value plus an integer intercept (no scaling, no tilt)."""
+        fmt = frame.fmt
+        return (
+            self.series.dtype == np.int16
+            and frame.slope == 1
+            and not self.series.tilt_degrees
+            and fmt.bits_allocated <= 16
+            and (fmt.signed or fmt.bits_stored <= 15)
+        )
 
 
 class _LazySeries:

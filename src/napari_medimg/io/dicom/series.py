@@ -233,7 +233,8 @@ class DicomScan:
 def output_dtype(frames: list[FrameRecord], philips_float: bool) -> tuple[np.dtype, float]:
     """``int16`` when slope/intercept keep every possible value an exact int16, else ``float32``; fill value."""
     lows, highs, exact = [], [], not philips_float
-    for frame in frames:
+    distinct = {(id(f.fmt), f.slope, f.intercept, f.philips_scale): f for f in frames}.values()
+    for frame in distinct:
         low, high = frame.fmt.raw_range()
         ends = (low * frame.slope + frame.intercept, high * frame.slope + frame.intercept)
         lows.append(min(ends))
@@ -258,8 +259,8 @@ def _echo_of(frame: FrameRecord) -> tuple:
 
 
 def _stack_key(frame: FrameRecord) -> tuple:
-    orientation = None if frame.orientation is None else tuple(np.round(frame.orientation, 3))
-    spacing = None if frame.pixel_spacing is None else tuple(np.round(frame.pixel_spacing, 4))
+    orientation = None if frame.orientation is None else tuple(round(float(v), 3) for v in frame.orientation)
+    spacing = None if frame.pixel_spacing is None else tuple(round(float(v), 4) for v in frame.pixel_spacing)
     fmt = frame.fmt
     return (
         frame.stack_key,
@@ -322,8 +323,13 @@ def build_series(
         One per stack, images that could not be placed in a volume as an extra stack naming its files.
     """
     by_key: dict[tuple, list[FrameRecord]] = defaultdict(list)
+    unit_keys: dict = {}  # the tiles of one mosaic share their key
     for frame in frames:
-        by_key[_stack_key(frame)].append(frame)
+        if frame.region is None:
+            key = _stack_key(frame)
+        else:
+            key = unit_keys.get(frame.unit) or unit_keys.setdefault(frame.unit, _stack_key(frame))
+        by_key[key].append(frame)
     stacks = sorted(
         by_key.values(),
         key=lambda s: (

@@ -1,0 +1,201 @@
+"""4D and compressed DICOM: napari-medimg vs dcm2niix in the same run, and the header parser vs pydicom.
+
+Run: ``python benchmarks/bench_dicom_4d.py`` (needs the ``bench`` extra for dcm2niix).  Writes to a temporary
+folder
+
+* a synthetic Siemens mosaic fMRI, 64 x 64 x 36 x 200 (200 classic MOSAIC files, each a copy of the first file
+  of ``../shared/data/dicom/siemens_mosaic_fmri_hf_oblique`` with its CSA header, new UIDs, instance numbers,
+  acquisition times and pixel noise), and
+* a synthetic 512 x 512 x 300 CT compressed as JPEG 2000 (lossless, pylibjpeg-openjpeg encoder),
+
+then converts each to an uncompressed NIfTI with ``medimg convert`` and with ``dcm2niix -z n -b n`` (best of
+``--repeat``, warm cache) and prints both times and their ratio, the time to the first slice of the lazy read
+(headers + one slice, what napari waits for), and the header pass with the byte-level parser
+(``io/_fastheader.py``) against ``pydicom.dcmread(specific_tags=..., stop_before_pixels=True)``.  The machine's
+load average is printed with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from napari_medimg.cli import main as medimg
+from napari_medimg.geometry import Volume
+from napari_medimg.io._fastheader import _WANTED, parse_header
+from napari_medimg.io.dicom import read_series, scan_dicom
+from napari_medimg.io.dicom_write import write_dicom_series
+
+SHARED = Path(os.environ.get("MEDIMG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+MOSAIC = SHARED / "dicom" / "siemens_mosaic_fmri_hf_oblique" / "dicom"
+
+
+def synthetic_mosaic(folder: Path, volumes: int) -> Path:
+    """``volumes`` MOSAIC files of 6 x 6 tiles of 64 x 64 (36 slices) from one real Siemens file."""
+    folder.mkdir(parents=True)
+    template = pydicom.dcmread(sorted(MOSAIC.iterdir())[0])
+    rng = np.random.default_rng(0)
+    base = template.pixel_array.astype(np.int32)
+    series_uid = pydicom.uid.generate_uid()
+    for index in range(volumes):
+        dataset = template.copy()
+        dataset.SeriesInstanceUID = series_uid
+        dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        dataset.InstanceNumber = index + 1
+        seconds = 9 * 3600 + 3 * 60 + 3.2 * index
+        dataset.AcquisitionTime = (
+            f"{int(seconds // 3600):02d}{int(seconds % 3600 // 60):02d}{seconds % 60:09.6f}"
+        )
+        noise = rng.integers(0, 8, base.shape)
+        dataset.PixelData = np.clip(base + noise * (base > 0), 0, 4095).astype(np.uint16).tobytes()
+        dataset.save_as(folder / f"IM-{index + 1:04d}.dcm")
+    return folder
+
+
+def _encode(args) -> None:
+    path, out = args
+    dataset = pydicom.dcmread(path)
+    dataset.compress(pydicom.uid.JPEG2000Lossless, encoding_plugin="pylibjpeg")
+    dataset.save_as(out)
+
+
+def synthetic_j2k_ct(folder: Path, slices: int) -> Path:
+    """A 512 x 512 x ``slices`` CT (uint16 + RescaleIntercept -1024) compressed as JPEG 2000 lossless."""
+    rng = np.random.default_rng(0)
+    z, y, x = np.ogrid[:slices, :512, :512]
+    body = ((y - 256) / 200.0) ** 2 + ((x - 256) / 230.0) ** 2 < 1
+    hu = np.where(body, 40, -1000).astype(np.int16) + (z % 7).astype(np.int16)
+    hu = np.broadcast_to(hu, (slices, 512, 512)).copy()
+    hu += rng.integers(-20, 20, size=(512, 512), dtype=np.int16)[None]
+    plain = folder.with_name(folder.name + "_plain")
+    write_dicom_series(
+        Volume(hu, (1.0, 0.7, 0.7), (-179.0, -179.0, -300.0), metadata={"modality": "CT"}), plain
+    )
+    for path in sorted(plain.glob("*.dcm")):
+        dataset = pydicom.dcmread(path)
+        dataset.PixelData = (dataset.pixel_array.astype(np.int32) + 1024).astype(np.uint16).tobytes()
+        dataset.PixelRepresentation, dataset.BitsStored, dataset.HighBit = 0, 12, 11
+        dataset.RescaleIntercept = "-1024"
+        dataset.save_as(path)
+    folder.mkdir()
+    for path in sorted(plain.glob("*.dcm")):  # one at a time: the encoder is not thread-safe
+        _encode((path, folder / path.name))
+    shutil.rmtree(plain)
+    return folder
+
+
+def best(function, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def dcm2niix(folder: Path, out: Path) -> None:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    binary = shutil.which("dcm2niix") or str(Path(sys.executable).with_name("dcm2niix"))
+    subprocess.run(
+        [binary, "-z", "n", "-b", "n", "-f", "out", "-o", str(out), str(folder)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def ours(folder: Path, out: Path) -> None:
+    if medimg(["convert", str(folder), str(out), "--overwrite"]) != 0:
+        raise RuntimeError("medimg convert failed")
+
+
+def first_slice(folder: Path) -> np.ndarray:
+    (series,) = scan_dicom(folder).series
+    volume = read_series(series, lazy=True)
+    return np.asarray(volume.array[(0,) * (volume.ndim - 2)])
+
+
+def compare(label: str, folder: Path, expected_shape: tuple, repeat: int, scratch: Path) -> None:
+    import nibabel as nib
+
+    for path in folder.iterdir():  # warm the page cache
+        path.read_bytes()
+    ours_out = scratch / "ours.nii"
+    ours(folder, ours_out)
+    dcm2niix(folder, scratch / "d2n")
+    ours_shape = nib.load(ours_out).shape
+    theirs = sorted((scratch / "d2n").glob("*.nii"))
+    theirs_shape = nib.load(theirs[0]).shape if theirs else None
+    t_ours = best(lambda: ours(folder, ours_out), repeat)
+    t_theirs = best(lambda: dcm2niix(folder, scratch / "d2n"), repeat)
+    t_first = best(lambda: first_slice(folder), repeat)
+    print(f"\n== {label} (best of {repeat}, warm cache, load average {os.getloadavg()[0]:.1f})")
+    print(f"  napari-medimg convert (.nii)          {t_ours:8.3f} s  shape {ours_shape}")
+    print(f"  dcm2niix -z n -b n                    {t_theirs:8.3f} s  shape {theirs_shape}")
+    print(f"  ratio ours / dcm2niix                 {t_ours / t_theirs:8.2f}")
+    print(f"  lazy first slice (headers + 1 slice)  {t_first:8.3f} s")
+    assert tuple(ours_shape) == expected_shape, ours_shape
+
+
+def header_pass(label: str, folder: Path, repeat: int) -> None:
+    from napari_medimg.io.dicom.header import frames_of_file
+
+    files = sorted(folder.glob("*.dcm"))
+    tags = [tag for tag, (keyword, _) in _WANTED.items() if not keyword.startswith("_")]
+
+    def fast():
+        for path in files:
+            with open(path, "rb") as handle:
+                parse_header(handle, path.stat().st_size)
+
+    def specific():
+        for path in files:
+            pydicom.dcmread(path, specific_tags=tags, stop_before_pixels=True)
+
+    t_fast, t_specific = best(fast, repeat), best(specific, repeat)
+    t_records_fast = best(lambda: [frames_of_file(p, fast=True) for p in files], repeat)
+    t_records_slow = best(lambda: [frames_of_file(p, fast=False) for p in files], repeat)
+    print(f"\n== header pass, {label}: {len(files)} files (load average {os.getloadavg()[0]:.1f})")
+    print(f"  _fastheader.parse_header                       {t_fast:7.3f} s")
+    print(
+        f"  pydicom.dcmread(specific_tags, stop_before)    {t_specific:7.3f} s  ratio {t_specific / t_fast:5.1f}x"
+    )
+    print(f"  frame records, fast parser                     {t_records_fast:7.3f} s")
+    print(
+        f"  frame records, pydicom                         {t_records_slow:7.3f} s  ratio {t_records_slow / t_records_fast:5.1f}x"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--volumes", type=int, default=200)
+    parser.add_argument("--slices", type=int, default=300)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as temporary:
+        temporary = Path(temporary)
+        start = time.perf_counter()
+        mosaic = synthetic_mosaic(temporary / "fmri", args.volumes)
+        print(f"wrote the synthetic mosaic fMRI in {time.perf_counter() - start:.1f} s")
+        compare(
+            f"mosaic fMRI 64x64x36x{args.volumes}", mosaic, (64, 64, 36, args.volumes), args.repeat, temporary
+        )
+        header_pass(f"mosaic fMRI ({args.volumes} MOSAIC files)", mosaic, args.repeat)
+        start = time.perf_counter()
+        ct = synthetic_j2k_ct(temporary / "j2k", args.slices)
+        print(f"\nwrote the JPEG 2000 CT in {time.perf_counter() - start:.1f} s")
+        compare(f"JPEG 2000 CT 512x512x{args.slices}", ct, (512, 512, args.slices), args.repeat, temporary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
