@@ -125,3 +125,30 @@ def test_fusion_same_frame_is_identity_overlay(make_napari_viewer, qtbot, small_
     assert fused.blending == "additive" and fused.opacity == pytest.approx(0.5)
     widget.opacity.value = 0.3
     assert fused.opacity == pytest.approx(0.3)
+
+
+@pytest.mark.shared_data
+def test_segment_names_reach_nifti_sidecar_and_dicom_seg(make_napari_viewer, tmp_path, shared_data):
+    import json
+
+    import pydicom
+
+    from napari_medimg.io.dicom import read_dicom
+    from napari_medimg.io.nifti import sidecar_path
+    from napari_medimg.plugin.writers import write_dicom_seg_layer, write_nifti_layer
+
+    viewer = make_napari_viewer()
+    layer = set_or_add_layer(viewer, layer_data_tuple(_labels_volume(), "labels", name="segmentation"))
+    layer.metadata[GEOMETRY_KEY]["segments"] = {"1": "liver", "3": "lesion"}
+    path = str(tmp_path / "seg.nii.gz")
+    write_nifti_layer(path, layer.data, layer.as_layer_data_tuple()[1])
+    assert json.loads(sidecar_path(path).read_text())["segments"] == {"1": "liver", "3": "lesion"}
+    folder = shared_data / "dicom" / "siemens_xa30_t1w_sag_classic"
+    image = set_or_add_layer(viewer, layer_data_tuple(read_dicom(folder, lazy=False)[0], "image", name="T1w"))
+    mask = layer_to_volume(image).with_array((np.asarray(image.data) > 400).astype(np.uint8))
+    labels = set_or_add_layer(viewer, layer_data_tuple(mask, "labels", name="bright"))
+    labels.metadata[GEOMETRY_KEY]["segments"] = {"1": "white matter"}
+    out = str(tmp_path / "seg.dcm")
+    write_dicom_seg_layer(out, labels.data, labels.as_layer_data_tuple()[1])
+    seg = pydicom.dcmread(out)
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["white matter"]

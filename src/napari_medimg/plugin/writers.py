@@ -58,8 +58,15 @@ def write_nifti_layer(path: str, data, meta: dict) -> list[str]:
     volume = volume_from_layer_meta(data, meta)
     if volume.array.dtype == np.int64:  # napari labels default; NIfTI readers handle int32 more widely
         volume = volume.with_array(volume.array.astype(np.int32))
-    write_nifti(volume, path, overwrite=True)
+    segments = _segment_names(meta)
+    write_nifti(volume, path, overwrite=True, sidecar={"segments": segments} if segments else None)
     return [path]
+
+
+def _segment_names(meta: dict) -> dict[str, str]:
+    """Segment names of a Labels layer (the Segments panel keeps them in the layer metadata)."""
+    stored = (meta.get("metadata") or {}).get(GEOMETRY_KEY, {})
+    return {str(k): str(v) for k, v in (stored.get("segments") or {}).items()}
 
 
 @_refusing
@@ -73,5 +80,6 @@ def write_dicom_seg_layer(path: str, data, meta: dict) -> list[str]:
             "this labels layer does not say which DICOM series it was drawn on; DICOM-SEG needs "
             "labels made from a layer opened from DICOM (use NIfTI for other labels)"
         )
-    write_dicom_seg(volume, path, find_source_series(source, uid), overwrite=True)
+    names = {int(k): v for k, v in _segment_names(meta).items()}
+    write_dicom_seg(volume, path, find_source_series(source, uid), names=names, overwrite=True)
     return [path]
