@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ...geometry import Volume
-from ...io.atomic import atomic_path
+from ...io.atomic import atomic_directory
 from ...io.nifti import write_nifti
 from ...samples import make_ct_phantom
 
@@ -35,9 +35,34 @@ def _crop(image: np.ndarray, centre, half: int) -> np.ndarray:
 def make_patch_folder(
     folder: str | os.PathLike, seeds=(1, 2, 3), margin: float = 0.25, overwrite: bool = False
 ) -> Path:
-    """Write lesion / normal 2D patches and ``labels.csv`` into ``folder``; return the CSV path."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write lesion / normal 2D patches and ``labels.csv`` into ``folder``; return the CSV path.
+
+    The folder is one unit (:func:`napari_medimg.io.atomic.atomic_directory`): patches and CSV appear together;
+    an existing folder is replaced only with ``overwrite`` and only when napari-medimg wrote it.
+
+    Parameters
+    ----------
+    folder : path-like
+        Output folder.
+    seeds : tuple of int, optional
+        Phantom seeds (one phantom each).
+    margin : float, optional
+        Context around each lesion, as a fraction of its extent.
+    overwrite : bool, optional
+        Replace an earlier patch folder.
+
+    Returns
+    -------
+    Path
+        ``folder / "labels.csv"``.
+    """
+    target = Path(folder)
+    with atomic_directory(target, overwrite=overwrite, kind="CNN patch folder") as folder:
+        _write_patches(folder, seeds, margin)
+    return target / "labels.csv"
+
+
+def _write_patches(folder: Path, seeds, margin: float) -> None:
     rows = []
     for seed in seeds:
         rng = np.random.default_rng(seed)
@@ -64,14 +89,11 @@ def make_patch_folder(
             rows.append((f"s{seed}_normal{n}_z{k}.nii.gz", "normal", image[k], (y, x), halves[n]))
         for name, _, plane, centre, half in rows[-2 * len(halves) :]:
             patch = _crop(plane, centre, half)[None]
-            write_nifti(Volume(patch, (PHANTOM_SPACING[0], dy, dy)), folder / name, overwrite=overwrite)
-    csv_path = folder / "labels.csv"
-    with atomic_path(csv_path, overwrite=overwrite) as temporary:
-        with open(temporary, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["path", "label"])
-            writer.writerows((name, label) for name, label, *_ in rows)
-    return csv_path
+            write_nifti(Volume(patch, (PHANTOM_SPACING[0], dy, dy)), folder / name)
+    with open(folder / "labels.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label"])
+        writer.writerows((name, label) for name, label, *_ in rows)
 
 
 def normal_tissue_objects(
