@@ -57,3 +57,87 @@ def test_islands(two_blobs):
     assert kept.array.sum() == 8 * 12 * 12 + 18
     removed = ops.run("islands", mask, operation="remove_small", min_size_mm3=10.0)
     assert removed.array.sum() == 8 * 12 * 12
+
+
+def _widget_and_cli_operations() -> set[str]:
+    """Every registry name the Preprocess / Threshold / Segment tools / Fill widgets and medimg segment run."""
+    from napari_medimg.cli import segment as cli_segment
+    from napari_medimg.plugin.widgets import preprocess, segment_tools
+
+    names = {entry[0] for entry in preprocess.OPERATIONS.values()}
+    values = {
+        "value": 1,
+        "overwrite": False,
+        "radius_mm": 1.0,
+        "axis": 0,
+        "min_size_mm3": 1.0,
+        "margin_mm": 1.0,
+        "smoothing": "median",
+        "h_mm": 1.0,
+        "other_value": 1,
+    }
+    for tool in segment_tools.EDIT_OPERATIONS:
+        name, params = segment_tools.label_edit_step(tool, values)
+        ops.get(name).validate(params)
+        names.add(name)
+    names |= {"threshold", "multi_otsu", "local_threshold", "region_growing", "grow_from_seeds"}
+    names.add("fill_between_slices")
+    for spec in ["gaussian:1", "median:1", "bilateral:1", "nl-means", "window:bone", "window:40,400"]:
+        names.add(cli_segment.preprocess_step(spec)[0])
+    for spec in ["normalize:min-max", "clahe", "gamma:0.5", "unsharp", "resample:2"]:
+        name, params = cli_segment.preprocess_step(spec)
+        ops.get(name).validate(params)
+        names.add(name)
+    return names | {"morphology", "fill_holes", "islands"}
+
+
+def test_medimg_ops_json_lists_every_operation_the_widgets_and_cli_use(capsys):
+    import json
+
+    from napari_medimg.cli import main
+
+    assert main(["ops", "--json"]) == 0
+    catalogue = json.loads(capsys.readouterr().out)["operations"]
+    listed = {entry["name"]: entry for entry in catalogue}
+    used = _widget_and_cli_operations()
+    assert len(used) >= 25 and used <= set(listed), sorted(used - set(listed))
+    radius = {p["name"]: p for p in listed["morphology"]["parameters"]}["radius_mm"]
+    assert radius == {
+        "name": "radius_mm",
+        "type": "number",
+        "default": 1.0,
+        "required": False,
+        "unit": "mm",
+        "choices": None,
+        "description": "Ball radius in mm",
+    }
+    method = listed["threshold"]["schema"]["properties"]["method"]
+    assert method["enum"] == ["otsu", "li", "yen", "triangle", "manual"] and method["default"] == "otsu"
+    seeds = listed["region_growing"]["schema"]
+    assert "seeds" in seeds["required"] and seeds["additionalProperties"] is False
+    assert main(["ops", "islands"]) == 0
+    text = capsys.readouterr().out
+    assert "islands(mask) -> mask" in text and "min_size_mm3: number [mm³], default 0.0" in text
+    assert main(["ops", "nope"]) == 2
+    assert "unknown operation 'nope'" in capsys.readouterr().err
+
+
+def test_label_mode_edits_one_label_and_keeps_the_others():
+    labels = np.zeros((20, 20), np.uint8)
+    labels[2:8, 2:8] = 1
+    labels[8:14, 2:8] = 2  # touches label 1
+    volume = Volume(labels, (1.0, 1.0))
+    grown = ops.run("margin", volume, margin_mm=2.0, label=1)
+    assert set(np.unique(grown.array)) == {0, 1, 2}
+    np.testing.assert_array_equal(grown.array == 2, labels == 2)  # label 2 kept (no overwrite)
+    assert np.count_nonzero(grown.array == 1) > np.count_nonzero(labels == 1)
+    over = ops.run("margin", volume, margin_mm=2.0, label=1, overwrite=True)
+    assert np.count_nonzero(over.array == 2) < np.count_nonzero(labels == 2)
+    mask = ops.run("margin", volume, margin_mm=2.0)  # no label: any non-zero voxel, a uint8 mask
+    assert set(np.unique(mask.array)) == {0, 1} and mask.array.dtype == np.uint8
+    union = ops.run("logical", volume, volume, operation="union", label=1, other_label=2)
+    np.testing.assert_array_equal(union.array, labels)  # label 2's voxels are not taken without overwrite
+    union = ops.run("logical", volume, volume, operation="union", label=1, other_label=2, overwrite=True)
+    assert np.count_nonzero(union.array == 1) == np.count_nonzero(labels)
+    with pytest.raises(ops.ParameterError, match="takes 2 input"):
+        ops.run("logical", volume, operation="union")
