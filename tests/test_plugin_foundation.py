@@ -68,6 +68,7 @@ def test_threshold_widget_otsu_preview_and_apply(make_napari_viewer, qtbot, smal
     viewer.window.add_dock_widget(widget)
     widget.image.value = image
     widget.method.value = "otsu"
+    qtbot.waitUntil(lambda: not widget.preview_busy, timeout=20000)
     assert widget.low.value == pytest.approx(
         automatic_threshold(image.data, method="otsu"), abs=0.006
     )  # the spin box shows 2 decimals
@@ -75,6 +76,8 @@ def test_threshold_widget_otsu_preview_and_apply(make_napari_viewer, qtbot, smal
     # the preview thresholds only the slice on screen
     slice_index = 12
     viewer.dims.set_point(0, image.data_to_world((slice_index, 0, 0))[0])
+    qtbot.waitUntil(lambda: not widget.preview_busy, timeout=20000)
+    assert viewer.layers.selection.active is not viewer.layers[widget.preview_name]  # the image stays active
     preview = viewer.layers[widget.preview_name].data
     expected_slice = threshold_mask(image.data[slice_index], low=widget.low.value, high=widget.high.value)
     np.testing.assert_array_equal(preview[slice_index], expected_slice)

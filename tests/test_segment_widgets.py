@@ -71,7 +71,8 @@ def test_threshold_multi_otsu_and_local(make_napari_viewer, qtbot, small_phantom
     widget.image.value = image
     widget.method.value = "multi-otsu"
     widget.classes.value = 3
-    assert len(widget._thresholds) == 2
+    qtbot.waitUntil(lambda: not widget.preview_busy, timeout=20000)
+    assert len(widget._thresholds) == 2 and widget.status.value.startswith("thresholds ")
     widget.apply_to_volume()
     _wait(qtbot, widget)
     labels = viewer.layers["CT threshold"].data
@@ -79,9 +80,12 @@ def test_threshold_multi_otsu_and_local(make_napari_viewer, qtbot, small_phantom
     bone = small_phantom.tissues.array == 3
     assert np.mean(labels[bone] == 2) > 0.8
     step = session_log()[-1]
-    assert step.name == "multi_otsu" and step.params == {"classes": 3, "thresholds": None}
+    assert step.name == "multi_otsu"
+    assert step.params == {"classes": 3, "thresholds": None, "ignore_zeros": False}
     widget.method.value = "local"
+    assert widget.status.value == ""  # the multi-Otsu thresholds are not shown for another method
     widget.block_mm.value = 20.0
+    qtbot.waitUntil(lambda: not widget.preview_busy, timeout=20000)
     preview = viewer.layers["CT threshold preview"]
     assert preview.data.any()
     widget.apply_to_volume()

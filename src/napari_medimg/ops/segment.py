@@ -168,9 +168,13 @@ def multi_otsu(
     *,
     classes: int = 3,
     thresholds: list[float] | None = None,
+    ignore_zeros: bool = False,
     progress: ProgressCallback | None = None,
 ) -> Volume:
     """Multi-Otsu classes: labels 0 (darkest) … ``classes - 1`` (brightest).
+
+    With ``ignore_zeros`` the thresholds come from the non-zero voxels only (a skull-stripped MR, a scan with
+    a zero background), the non-zero voxels get classes 1 … ``classes`` and the zeros stay 0.
 
     Parameters
     ----------
@@ -180,6 +184,8 @@ def multi_otsu(
         Number of classes, 2 … 8.
     thresholds : list of float, optional
         The ``classes - 1`` thresholds; None computes them (on a strided sample of a large image).
+    ignore_zeros : bool
+        Leave zero voxels out of the statistics and label them 0.
     progress : callable, optional
         ``progress(done, total)``.
 
@@ -195,8 +201,9 @@ def multi_otsu(
     """
     if thresholds is not None and len(thresholds) != classes - 1:
         raise ValueError(f"{classes} classes need {classes - 1} thresholds, got {len(thresholds)}")
+    mask = np.asarray(image.array) != 0 if ignore_zeros else None
     labels = _threshold.multi_otsu_labels(
-        image.array, classes=classes, thresholds=thresholds, progress=progress
+        image.array, classes=classes, mask=mask, thresholds=thresholds, progress=progress
     )
     return _mask(image, labels)
 
@@ -680,9 +687,11 @@ def grow_from_seeds(
     method: GrowMethod = "watershed",
     sigma_mm: float = 1.0,
     beta: float = 130.0,
+    margin_mm: float | None = 20.0,
     progress: ProgressCallback | None = None,
 ) -> Volume:
-    """Grow every seeded label until they meet (3D Slicer's "Grow from seeds").
+    """Grow every seeded label until they meet (3D Slicer's "Grow from seeds"), within the box around the
+    seeds widened by ``margin_mm``.
 
     Parameters
     ----------
@@ -696,6 +705,8 @@ def grow_from_seeds(
         Gaussian smoothing in mm.
     beta : float
         Random-walker edge weight.
+    margin_mm : float, optional
+        Margin of the working box around the seeds in mm; None: the whole image.
     progress : callable, optional
         ``progress(done, total)``.
 
@@ -705,7 +716,13 @@ def grow_from_seeds(
         Compact labels.
     """
     labels = _growing.grow_from_seeds(
-        image, np.asarray(seeds.array), method=method, sigma_mm=sigma_mm, beta=beta, progress=progress
+        image,
+        np.asarray(seeds.array),
+        method=method,
+        sigma_mm=sigma_mm,
+        beta=beta,
+        margin_mm=margin_mm,
+        progress=progress,
     )
     return _mask(image, labels)
 

@@ -209,9 +209,13 @@ def confidence_connected(
     index = seed_indices(volume, points)
     array = np.asarray(volume.array)
     mean, sd = seed_statistics(volume, points, radius_mm=radius_mm)
+    seed_values = array[tuple(index.T)].astype(np.float64)
     region = None
     for step in range(iterations + 1):
-        region = _grow(array, index, mean - multiplier * sd, mean + multiplier * sd, connectivity)
+        # the seeds always belong to their region: the range is widened to their own values if needed
+        low = min(mean - multiplier * sd, float(seed_values.min()))
+        high = max(mean + multiplier * sd, float(seed_values.max()))
+        region = _grow(array, index, low, high, connectivity)
         values = array[region != 0].astype(np.float64)
         report(progress, step + 1, iterations + 1)
         if values.size < 2:
@@ -285,6 +289,34 @@ def _gradient_magnitude(volume: Volume, sigma_mm: float, progress) -> np.ndarray
     )
 
 
+#: the random walker solves one linear system over every voxel it works on: above this it takes minutes
+RANDOM_WALKER_MAX_VOXELS = 3_000_000
+
+
+def seed_box(markers, spacing, margin_mm: float) -> tuple[slice, ...]:
+    """The box around every seeded voxel of ``markers``, widened by ``margin_mm`` on each side.
+
+    Parameters
+    ----------
+    markers : numpy.ndarray
+        Seed labels (0 = unlabelled).
+    spacing : array_like
+        Voxel spacing in mm, one value per axis.
+    margin_mm : float
+        Margin added on every side, in mm.
+
+    Returns
+    -------
+    tuple of slice
+        The box, clipped to the array.
+    """
+    seeded = np.argwhere(markers > 0)
+    margin = np.ceil(margin_mm / np.asarray(spacing, float)).astype(int)
+    low = np.maximum(seeded.min(axis=0) - margin, 0)
+    high = np.minimum(seeded.max(axis=0) + margin + 1, markers.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
+
+
 def grow_from_seeds(
     volume: Volume,
     markers,
@@ -293,11 +325,17 @@ def grow_from_seeds(
     sigma_mm: float = 1.0,
     mask=None,
     beta: float = 130.0,
+    margin_mm: float | None = 20.0,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Grow every seeded label of ``markers`` (0 = unlabelled) until they meet, like Slicer's "Grow from
     seeds": ``watershed`` on the gradient magnitude (Gaussian derivatives of ``sigma_mm``) or
     ``random_walker`` (``beta`` edge weight, anisotropic spacing honoured).  Voxels outside ``mask`` stay 0.
+
+    As in Slicer, the labels grow within the box around the seeds widened by ``margin_mm`` (None: the whole
+    image); voxels outside the box stay 0.  The random walker refuses a box of more than
+    :data:`RANDOM_WALKER_MAX_VOXELS` voxels (it would run for minutes in one uninterruptible solve): place
+    the seeds closer together, lower the margin, or use the watershed.
 
     Without a mask, at least two labels must be seeded (one of them usually the background).
 
@@ -315,6 +353,8 @@ def grow_from_seeds(
         Region the labels may grow into.
     beta : float
         Random-walker edge weight.
+    margin_mm : float, optional
+        Margin of the working box around the seeds, in mm; None works on the whole image.
     progress : callable, optional
         ``progress(done, total)``.
 
@@ -326,7 +366,8 @@ def grow_from_seeds(
     Raises
     ------
     ValueError
-        For an unknown method, markers of another shape or too few seeded labels.
+        For an unknown method, markers of another shape, too few seeded labels, or a random walker over
+        more than :data:`RANDOM_WALKER_MAX_VOXELS` voxels.
     """
     if method not in GROW_METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {GROW_METHODS}")
@@ -338,7 +379,26 @@ def grow_from_seeds(
         raise ValueError("no seeds: paint or place at least one seed")
     if seeded.size < 2 and mask is None:
         raise ValueError("grow from seeds needs seeds of at least two labels (e.g. object and background)")
-    region = None if mask is None else np.asarray(mask) != 0
+    box = (
+        tuple(slice(0, n) for n in markers.shape)
+        if margin_mm is None
+        else seed_box(markers, volume.spacing, margin_mm)
+    )
+    full_shape = markers.shape
+    markers = markers[box]
+    volume = Volume(
+        np.asarray(volume.array[box]),
+        volume.spacing,
+        volume.index_to_world([b.start for b in box]),
+        volume.direction,
+    )
+    region = None if mask is None else np.asarray(mask)[box] != 0
+    if method == "random_walker" and markers.size > RANDOM_WALKER_MAX_VOXELS:
+        raise ValueError(
+            f"the random walker would work on {markers.size / 1e6:.1f} M voxels (limit "
+            f"{RANDOM_WALKER_MAX_VOXELS / 1e6:.0f} M) and run for minutes without a way to stop it; place the "
+            f"seeds closer together, lower the margin ({margin_mm} mm) or use the watershed"
+        )
     if method == "watershed":
         gradient = _gradient_magnitude(volume, sigma_mm, sub_progress(progress, 0.0, 0.5))
         out = segmentation.watershed(gradient, markers.astype(np.int32), mask=region)
@@ -357,4 +417,6 @@ def grow_from_seeds(
         )
         out[out < 0] = 0
     report(progress, 2, 2)
-    return compact_labels(np.asarray(out))
+    grown = np.zeros(full_shape, np.asarray(out).dtype)
+    grown[box] = out
+    return compact_labels(grown)

@@ -26,6 +26,57 @@ __all__ = ["RegionGrowingWidget", "LabelEditWidget", "EDIT_OPERATIONS", "label_e
 CONNECTED, CONFIDENCE, SEEDS = "connected threshold", "confidence connected", "grow from seeds"
 
 
+def _border_label(labels: np.ndarray) -> int:
+    """The label that covers most of the faces of the box around every labelled voxel."""
+    nonzero = np.argwhere(labels)
+    low, high = nonzero.min(axis=0), nonzero.max(axis=0)
+    inner = np.asarray(labels)[tuple(slice(a, b + 1) for a, b in zip(low, high, strict=True))]
+    faces = np.concatenate(
+        [np.take(inner, edge, axis=axis).ravel() for axis in range(inner.ndim) for edge in (0, -1)]
+    )
+    counts = np.bincount(faces[faces > 0])
+    return int(np.argmax(counts)) if counts.size else 0
+
+
+def grown_summary(labels: np.ndarray, voxel_volume_mm3: float, *, from_seeds: bool = False) -> str:
+    """What region growing grew, in words: the voxels and mm³ of each grown label.  Of labels grown from
+    painted seeds, the one that fills the border of the grown box is the background painted around the
+    object: it is named so, not counted as grown.  A region of nothing but its seed is said to be one, with
+    the way out.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        The grown labels (0 = not grown).
+    voxel_volume_mm3 : float
+        Volume of one voxel.
+    from_seeds : bool
+        The labels were grown from painted seeds (grow from seeds), not from seed points.
+
+    Returns
+    -------
+    str
+        One line for the status.
+    """
+    counts = np.bincount(np.asarray(labels).ravel())
+    grown = [(value, int(n)) for value, n in enumerate(counts) if value and n]
+    if not grown:
+        return "nothing grew (the seeds lie outside the range; widen it or move the seeds)"
+    if not from_seeds:
+        ((_, voxels),) = grown[:1]
+        if len(grown) == 1 and voxels <= 1:
+            return "only the seed voxel: its neighbours lie outside the range; raise the multiplier"
+        return f"{voxels} voxels, {voxels * voxel_volume_mm3:.1f} mm³"
+    background = _border_label(labels) if len(grown) > 1 else None
+    parts = []
+    for value, voxels in grown:
+        if value == background:
+            parts.append(f"label {value} (background) {voxels} voxels")
+        else:
+            parts.append(f"label {value} grew to {voxels} voxels, {voxels * voxel_volume_mm3:.1f} mm³")
+    return "; ".join(parts)
+
+
 class RegionGrowingWidget(JobWidget):
     """Grow a region from seed points (Points layer, world mm) or grow competing labels from painted seeds."""
 
@@ -43,6 +94,9 @@ class RegionGrowingWidget(JobWidget):
         self.iterations = SpinBox(label="iterations", min=0, max=50, value=4)
         self.grow_method = ComboBox(choices=list(rg.GROW_METHODS), value="watershed", label="grow by")
         self.sigma_mm = FloatSpinBox(label="gradient sigma (mm)", min=0.0, max=20, step=0.1, value=1.0)
+        self.margin_mm = FloatSpinBox(
+            label="margin around seeds (mm)", min=0.0, max=1000, step=5.0, value=20.0
+        )
         self.value = SpinBox(label="label value", min=1, max=65535, value=1)
         self.extend(
             [
@@ -58,6 +112,7 @@ class RegionGrowingWidget(JobWidget):
                 self.iterations,
                 self.grow_method,
                 self.sigma_mm,
+                self.margin_mm,
                 self.value,
             ]
         )
@@ -71,6 +126,7 @@ class RegionGrowingWidget(JobWidget):
         method = self.method.value
         self.points.visible = method != SEEDS
         self.seeds.visible = self.grow_method.visible = self.sigma_mm.visible = method == SEEDS
+        self.margin_mm.visible = method == SEEDS
         self.auto_range.visible = method == CONNECTED
         self.low.visible = self.high.visible = method == CONNECTED and not self.auto_range.value
         self.multiplier.visible = self.radius_mm.visible = method in (CONNECTED, CONFIDENCE) and (
@@ -96,7 +152,11 @@ class RegionGrowingWidget(JobWidget):
         if method == SEEDS:
             if self.seeds.value is None:
                 raise ValueError("choose a Labels layer with painted seeds")
-            return "grow_from_seeds", {"method": self.grow_method.value, "sigma_mm": self.sigma_mm.value}
+            return "grow_from_seeds", {
+                "method": self.grow_method.value,
+                "sigma_mm": self.sigma_mm.value,
+                "margin_mm": self.margin_mm.value,
+            }
         if self.points.value is None:
             raise ValueError("choose a Points layer with seed points")
         params = {
@@ -136,8 +196,9 @@ class RegionGrowingWidget(JobWidget):
 
         def done(labels):
             self.show_result(volume.with_array(labels), "labels", name, operation, params, inputs)
-            voxels = int(np.count_nonzero(labels))
-            self.status.value = f"{name}: {voxels} voxels, {voxels * volume.voxel_volume:.1f} mm³"
+            self.status.value = f"{name}: " + grown_summary(
+                labels, volume.voxel_volume, from_seeds=operation == "grow_from_seeds"
+            )
 
         self.run_job(grow, *args, description=f"{self.method.value} {layer.name}", on_done=done)
 
@@ -252,12 +313,24 @@ class LabelEditWidget(JobWidget):
         )
         self._finish_layout()
         self.operation.changed.connect(self._on_operation)
+        self._followed = None  # the labels layer whose picked label the value follows
         self.labels_layer.changed.connect(self._follow_selected_label)
         self._connect_layer_choices(self.labels_layer, self.other)
         self._on_operation()
         self._follow_selected_label()
 
     def _follow_selected_label(self, *_):
+        """The label value follows the label picked in napari's layer controls (and the layer chosen here)."""
+        layer = self.labels_layer.value
+        if layer is not self._followed:
+            if self._followed is not None:
+                self._followed.events.selected_label.disconnect(self._picked)
+            if layer is not None:
+                layer.events.selected_label.connect(self._picked)
+            self._followed = layer
+        self._picked()
+
+    def _picked(self, *_):
         layer = self.labels_layer.value
         if layer is not None and getattr(layer, "selected_label", 0) > 0:
             self.value.value = int(layer.selected_label)
@@ -323,14 +396,29 @@ class LabelEditWidget(JobWidget):
         if step == "logical" and other is None:
             self.status.value = f"error: {op} needs a second labels layer"
             return
+        value = params["value"]
+        if op not in NEW_LAYER and step != "logical" and not np.any(labels == value):
+            present = [int(v) for v in np.unique(labels) if v != 0][:12]
+            self.status.value = (
+                f"error: label {value} is not in {layer.name}; labels there: "
+                f"{', '.join(map(str, present)) or 'none (paint one first)'}"
+            )
+            return
         volumes = [volume.with_array(labels)]
         if step == "logical":
             volumes.append(volume.with_array(other))
+        count_kept = op not in NEW_LAYER and "overwrite" in core and not core["overwrite"]
 
         def edit(*volumes, progress=None):
-            return np.asarray(ops.run(step, *volumes, progress=progress, **core).array)
+            result = np.asarray(ops.run(step, *volumes, progress=progress, **core).array)
+            kept = 0
+            if count_kept:  # voxels the operation wanted that belong to other labels and were left alone
+                free = np.asarray(ops.run(step, *volumes, **{**core, "overwrite": True}).array)
+                kept = int(np.count_nonzero((free == value) & (result != value)))
+            return result, kept
 
-        def done(result):
+        def done(outcome):
+            result, kept = outcome
             if op in NEW_LAYER:
                 name = f"{layer.name} {op}"
                 self.show_result(volume.with_array(result), "labels", name, step, core, inputs)
@@ -342,5 +430,9 @@ class LabelEditWidget(JobWidget):
             self.status.value = (
                 f"label {params['value']}: {before} → {after} voxels ({after * volume.voxel_volume:.1f} mm³)"
             )
+            if kept:
+                self.status.value += (
+                    f"; {kept} voxels of other labels were kept (tick 'overwrite other labels' to take them)"
+                )
 
         self.run_job(edit, *volumes, description=f"{op} {layer.name}", on_done=done)

@@ -1,7 +1,12 @@
 """Threshold an Image layer into a Labels layer: live preview on the current slice, full volume in a worker.
 
 Methods: a manual range, automatic single thresholds (Otsu, Li, Yen, triangle), multi-Otsu (N classes →
-labels 0 … N-1) and local/adaptive thresholds over a neighbourhood in mm.  Every run is recorded as a step.
+labels 0 … N-1, or 1 … N of the non-zero voxels with *ignore zeros*) and local/adaptive thresholds over a
+neighbourhood in mm.  Every run is recorded as a step.
+
+Nothing heavy runs on the GUI thread: automatic thresholds, multi-Otsu thresholds and the slice preview are
+computed in a background worker (debounced, latest request wins, see :mod:`..preview`); the preview layer is
+added from the worker's result, never from inside a layer-list event, and does not take the selection.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from ...geometry import Volume
 from ...processing.threshold import (
     AUTOMATIC_METHODS,
     LOCAL_METHODS,
+    automatic_threshold,
     multi_otsu_thresholds,
-    threshold_range,
 )
 from ..layers import current_slice_index, layer_data_tuple, layer_to_volume, set_or_add_layer
+from ..preview import BackgroundPreview
 from ._common import JobWidget
 
 if TYPE_CHECKING:
@@ -44,6 +50,7 @@ class ThresholdWidget(JobWidget):
         self.low = FloatSpinBox(label="low", min=-1e9, max=1e9, step=1.0)
         self.high = FloatSpinBox(label="high", min=-1e9, max=1e9, step=1.0)
         self.classes = SpinBox(label="classes", min=2, max=8, value=3, visible=False)
+        self.ignore_zeros = CheckBox(text="ignore zeros (classes of the non-zero voxels)", visible=False)
         self.local_method = ComboBox(
             choices=list(LOCAL_METHODS), value="gaussian", label="local method", visible=False
         )
@@ -60,6 +67,7 @@ class ThresholdWidget(JobWidget):
                 self.low,
                 self.high,
                 self.classes,
+                self.ignore_zeros,
                 self.local_method,
                 self.block_mm,
                 self.offset,
@@ -71,12 +79,21 @@ class ThresholdWidget(JobWidget):
         self._preview_slice: int | None = None
         self._thresholds: list[float] = []
         self._auto_range: tuple[float, float] | None = None
+        self._computed_for: tuple | None = None  # what _auto_range / _thresholds were computed for
+        self._background = BackgroundPreview(self._show_background, self._background_failed)
 
         self.image.changed.connect(self._on_method_changed)
         self.method.changed.connect(self._on_method_changed)
         self.low.changed.connect(self._on_range_changed)
         self.high.changed.connect(self._on_range_changed)
-        for widget in (self.classes, self.local_method, self.block_mm, self.offset, self.bright):
+        for widget in (
+            self.classes,
+            self.ignore_zeros,
+            self.local_method,
+            self.block_mm,
+            self.offset,
+            self.bright,
+        ):
             widget.changed.connect(self._on_method_changed)
         self.preview.changed.connect(self.update_preview)
         self.viewer.dims.events.current_step.connect(self.update_preview)
@@ -100,7 +117,11 @@ class ThresholdWidget(JobWidget):
         """
         method = self.method.value
         if method == MULTI_OTSU:
-            return "multi_otsu", {"classes": self.classes.value, "thresholds": None}
+            return "multi_otsu", {
+                "classes": self.classes.value,
+                "thresholds": None,
+                "ignore_zeros": self.ignore_zeros.value,
+            }
         if method == LOCAL:
             return "local_threshold", {
                 "method": self.local_method.value,
@@ -120,75 +141,130 @@ class ThresholdWidget(JobWidget):
         method = self.method.value
         for widget in (self.low, self.high):
             widget.visible = method not in (MULTI_OTSU, LOCAL)
-        self.classes.visible = method == MULTI_OTSU
+        self.classes.visible = self.ignore_zeros.visible = method == MULTI_OTSU
         for widget in (self.local_method, self.block_mm, self.offset, self.bright):
             widget.visible = method == LOCAL
-        layer = self.image.value
-        if layer is None:
-            return
-        if method in AUTOMATIC_METHODS:
-            low, high = threshold_range(layer.data, method=method)
-            self._auto_range = (low, high)
-            with self.low.changed.blocked(), self.high.changed.blocked():
-                self.low.value, self.high.value = round(low, 3), round(high, 3)
-        elif method == MULTI_OTSU:
-            self._thresholds = multi_otsu_thresholds(layer.data, classes=self.classes.value)
-            self.status.value = "thresholds " + ", ".join(f"{t:.4g}" for t in self._thresholds)
+        self.status.value = ""  # thresholds of another method or image are not shown any more
         self.update_preview()
 
     def _on_range_changed(self, *_):
         if self.method.value in AUTOMATIC_METHODS:
             with self.method.changed.blocked():
                 self.method.value = MANUAL
+            self.status.value = ""
         self.update_preview()
 
-    def _slice_step(self) -> tuple[str, dict]:
-        """The step for a preview slice: automatic values come from the whole volume, not the slice."""
-        operation, params = self.step()
-        if operation == "multi_otsu":
-            params = {**params, "thresholds": list(self._thresholds)}
-        elif operation == "threshold" and params["method"] in AUTOMATIC_METHODS and self._auto_range:
-            params = {"method": MANUAL, "low": self._auto_range[0], "high": self._auto_range[1]}
-        return operation, params
+    def _statistics_key(self, layer) -> tuple:
+        """What automatic or multi-Otsu thresholds depend on: the image, the method and its settings."""
+        return (id(layer), layer.data.shape, self.method.value, self.classes.value, self.ignore_zeros.value)
 
     @staticmethod
     def _segment(array, spacing, operation: str, params: dict, progress=None):
         """Registry ``operation`` with ``params`` on ``array`` (a slice or the volume); safe in a worker."""
         return np.asarray(ops.run(operation, Volume(array, spacing), progress=progress, **params).array)
 
+    @staticmethod
+    def _background_job(data, spacing, index, operation, params, known: dict) -> dict:
+        """In the worker: the thresholds the method needs (unless ``known``) and the preview slice."""
+        result = dict(known)
+        method = params.get("method")
+        if operation == "threshold" and method in AUTOMATIC_METHODS:
+            if "auto_range" not in result:
+                maximum = data.max()
+                maximum = maximum.compute() if hasattr(maximum, "compute") else maximum
+                result["auto_range"] = (automatic_threshold(data, method=method), float(maximum))
+            params = {"method": MANUAL, "low": result["auto_range"][0], "high": result["auto_range"][1]}
+        elif operation == "multi_otsu":
+            if "thresholds" not in result:
+                mask = (np.asarray(data) != 0) if params["ignore_zeros"] else None
+                result["thresholds"] = multi_otsu_thresholds(data, classes=params["classes"], mask=mask)
+            params = {**params, "thresholds": list(result["thresholds"])}
+        if index is not None:
+            plane = np.asarray(data[index])
+            result["slice"] = ThresholdWidget._segment(plane, spacing[1:], operation, params)
+        else:
+            result["slice"] = ThresholdWidget._segment(np.asarray(data), spacing, operation, params)
+        result["index"] = index
+        return result
+
     # ---- preview ----------------------------------------------------------------------------------------
+    @property
+    def preview_busy(self) -> bool:
+        """A preview or an automatic threshold is still being computed in the background."""
+        return self._background.busy
+
     def update_preview(self, *_):
-        """Threshold only the displayed slice into the preview layer (cheap: runs on every change)."""
+        """Ask for the displayed slice's preview (and any automatic thresholds) from the background worker."""
         layer = self.image.value
-        if layer is None or not self.preview.value:
-            if self.image.value is not None and self.preview_name in self.viewer.layers:
+        if layer is None or not self.preview.value or layer not in self.viewer.layers:
+            self._background.cancel()
+            if layer is not None and self.preview_name in self.viewer.layers:
                 self.viewer.layers[self.preview_name].visible = False
             return
+        key = self._statistics_key(layer)
+        known = {}
+        if key == self._computed_for:
+            if self._auto_range is not None:
+                known["auto_range"] = self._auto_range
+            if self._thresholds:
+                known["thresholds"] = self._thresholds
         volume = layer_to_volume(layer)
         index = current_slice_index(self.viewer, layer) if layer.ndim == 3 else None
+        operation, params = self.step()
+        self._request = (layer, key)
+        self._background.request(
+            self._background_job, layer.data, volume.spacing, index, operation, params, known
+        )
+
+    def _background_failed(self, error: BaseException) -> None:
+        self.status.value = f"error: {error}"
+
+    def _show_background(self, result: dict) -> None:
+        """On the main thread: show the thresholds and put the preview slice into the preview layer."""
+        layer, key = self._request
+        if layer is not self.image.value or layer not in self.viewer.layers:
+            return  # the image changed or went away while the preview was computed
+        self._computed_for = key
+        self._auto_range = result.get("auto_range")
+        self._thresholds = list(result.get("thresholds") or [])
+        if self._auto_range is not None and self.method.value in AUTOMATIC_METHODS:
+            low, high = self._auto_range
+            with self.low.changed.blocked(), self.high.changed.blocked():
+                self.low.value, self.high.value = round(low, 3), round(high, 3)
+            self.status.value = f"{self.method.value}: {low:.4g} … {high:.4g}"
+        elif self._thresholds and self.method.value == MULTI_OTSU:
+            self.status.value = "thresholds " + ", ".join(f"{t:.4g}" for t in self._thresholds)
+        preview = self._preview_layer(layer)
+        data, index = preview.data, result["index"]
+        if index is None:
+            data[...] = result["slice"]
+        else:
+            if self._preview_slice is not None and self._preview_slice < data.shape[0]:
+                data[self._preview_slice] = 0
+            data[index] = result["slice"]
+            self._preview_slice = index
+        preview.visible = True
+        preview.refresh()
+
+    def _preview_layer(self, layer):
+        """The preview Labels layer of ``layer`` (added if missing, without taking the selection)."""
         if (
             self.preview_name in self.viewer.layers
             and self.viewer.layers[self.preview_name].data.shape == layer.data.shape
         ):
-            preview = self.viewer.layers[self.preview_name]
-        else:
-            zeros = np.zeros(layer.data.shape, np.uint8)
-            preview = set_or_add_layer(
-                self.viewer,
-                layer_data_tuple(volume.with_array(zeros), "labels", name=self.preview_name, opacity=0.5),
-            )
-        data = preview.data
-        if self._preview_slice is not None and self._preview_slice < data.shape[0] and layer.ndim == 3:
-            data[self._preview_slice] = 0
-        operation, params = self._slice_step()
-        if layer.ndim == 3:
-            plane = np.asarray(layer.data[index])
-            data[index] = self._segment(plane, volume.spacing[1:], operation, params)
-            self._preview_slice = index
-        else:
-            data[...] = self._segment(np.asarray(layer.data), volume.spacing, operation, params)
-        preview.visible = True
-        preview.refresh()
+            return self.viewer.layers[self.preview_name]
+        selected, active = set(self.viewer.layers.selection), self.viewer.layers.selection.active
+        zeros = np.zeros(layer.data.shape, np.uint8)
+        volume = layer_to_volume(layer)
+        preview = set_or_add_layer(
+            self.viewer,
+            layer_data_tuple(volume.with_array(zeros), "labels", name=self.preview_name, opacity=0.5),
+        )
+        self._preview_slice = None
+        self.viewer.layers.selection.clear()
+        self.viewer.layers.selection.update(selected)
+        self.viewer.layers.selection.active = active
+        return preview
 
     # ---- full volume ------------------------------------------------------------------------------------
     def apply(self, *_):

@@ -1,0 +1,167 @@
+"""Widget defects found by hand (issue 11), each driven as a user would."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_medimg.io.nifti import write_nifti
+from napari_medimg.plugin.layers import layer_data_tuple, set_or_add_layer
+from napari_medimg.plugin.widgets.threshold import ThresholdWidget
+
+
+def _settle(qtbot, widget, timeout=20000):
+    qtbot.waitUntil(lambda: not widget.preview_busy and widget.worker is None, timeout=timeout)
+
+
+def test_clearing_layers_with_threshold_docked_leaves_nothing_behind(
+    make_napari_viewer, qtbot, small_phantom, tmp_path
+):
+    viewer = make_napari_viewer()
+    set_or_add_layer(viewer, layer_data_tuple(small_phantom.image, "image", name="CT"))
+    widget = ThresholdWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Threshold")
+    widget.image.value = viewer.layers["CT"]
+    _settle(qtbot, widget)
+    assert [layer.name for layer in viewer.layers] == ["CT", "CT threshold preview"]
+    viewer.layers.clear()
+    qtbot.wait(400)  # longer than the preview's debounce: nothing may come back
+    _settle(qtbot, widget)
+    assert len(viewer.layers) == 0
+    path = tmp_path / "ct.nii.gz"
+    write_nifti(small_phantom.image, path)
+    (opened,) = viewer.open(str(path), plugin="napari-medimg")
+    widget.image.value = opened
+    _settle(qtbot, widget)
+    assert [layer.name for layer in viewer.layers] == [opened.name, f"{opened.name} threshold preview"]
+    assert viewer.layers.selection.active is opened  # the preview never takes the selection
+
+
+def test_otsu_on_a_lazy_volume_shows_its_real_maximum(make_napari_viewer, qtbot, small_phantom):
+    import dask.array as da
+
+    viewer = make_napari_viewer()
+    lazy = small_phantom.image.with_array(
+        da.from_array(np.asarray(small_phantom.image.array), chunks=(8, -1, -1))
+    )
+    layer = set_or_add_layer(viewer, layer_data_tuple(lazy, "image", name="lazy CT"))
+    widget = ThresholdWidget(viewer)
+    widget.image.value = layer
+    widget.method.value = "otsu"
+    _settle(qtbot, widget)
+    assert widget.high.value == float(np.max(small_phantom.image.array))  # not the int16 maximum 32767
+    assert widget.status.value.startswith("otsu:")
+    widget.method.value = "li"
+    assert not widget.status.value.startswith("otsu")  # no stale thresholds of the previous method
+
+
+def _labels(viewer, array, name):
+    from napari_medimg.geometry import Volume
+
+    return set_or_add_layer(viewer, layer_data_tuple(Volume(array, (1.0, 1.0, 1.0)), "labels", name=name))
+
+
+def test_morphology_follows_the_picked_label_and_explains_what_it_did_not_do(make_napari_viewer, qtbot):
+    from napari_medimg.plugin.widgets.segment_tools import LabelEditWidget
+
+    viewer = make_napari_viewer()
+    base = np.zeros((6, 20, 20), np.uint8)
+    base[2:4, 2:8, 2:8] = 1
+    base[2:4, 8:12, 2:8] = 2  # label 2 touches label 1
+    layer = _labels(viewer, base, "organs")
+    other = np.zeros_like(base)
+    other[2:4, 2:12, 2:8] = 1  # covers label 1 and label 2's voxels
+    other_layer = _labels(viewer, other, "drawn")
+    widget = LabelEditWidget(viewer)
+    widget.labels_layer.value = layer
+    layer.selected_label = 2
+    assert widget.value.value == 2  # follows the label picked in napari's controls
+    layer.selected_label = 1
+    assert widget.value.value == 1
+
+    widget.value.value = 7
+    widget.operation.value = "dilate"
+    widget.apply()
+    assert widget.worker is None and widget.status.value.startswith("error: label 7 is not in organs")
+    assert "1, 2" in widget.status.value
+
+    widget.value.value = 1
+    widget.operation.value = "logical: union"
+    widget.other.value = other_layer
+    widget.apply()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    assert "48 voxels of other labels were kept" in widget.status.value, widget.status.value
+    assert np.count_nonzero(layer.data == 2) == 48
+
+
+def _region_widget(viewer, image):
+    from napari_medimg.plugin.widgets.segment_tools import RegionGrowingWidget
+
+    widget = RegionGrowingWidget(viewer)
+    widget.image.value = image
+    return widget
+
+
+def _grow_speck(viewer, qtbot, array, name):
+    from napari_medimg.geometry import Volume
+
+    image = set_or_add_layer(viewer, layer_data_tuple(Volume(array, (1.0, 1.0, 1.0)), "image", name=name))
+    points = viewer.add_points([image.data_to_world((2, 15, 15))], name=f"{name} seed", scale=image.scale)
+    widget = _region_widget(viewer, image)
+    widget.method.value = "confidence connected"
+    widget.points.value = points
+    widget.radius_mm.value = 3.0
+    widget.apply()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    return widget, viewer.layers[f"{name} region"].data
+
+
+def test_confidence_connected_keeps_its_seed_and_says_why_it_grew_no_further(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    array = np.zeros((5, 30, 30), np.int16)
+    array[2, 15, 15] = 500  # a bright speck: mean ± 2.5 sd of the ball around it excludes its own value
+    widget, grown = _grow_speck(viewer, qtbot, array, "speck")
+    assert grown[2, 15, 15] == widget.value.value  # the seed is always part of its region
+    walled = array.copy()
+    for axis in range(3):
+        for step in (-1, 1):
+            index = [2, 15, 15]
+            index[axis] += step
+            walled[tuple(index)] = 1000  # every face neighbour far outside the range
+    widget, grown = _grow_speck(viewer, qtbot, walled, "walled")
+    assert np.count_nonzero(grown) == 1 and grown[2, 15, 15]
+    assert "only the seed voxel" in widget.status.value and "raise the multiplier" in widget.status.value
+
+
+def test_random_walker_works_around_the_seeds_and_names_the_background(
+    make_napari_viewer, qtbot, small_phantom, monkeypatch
+):
+    viewer = make_napari_viewer()
+    image = set_or_add_layer(viewer, layer_data_tuple(small_phantom.image, "image", name="CT"))
+    row = small_phantom.lesion_table.iloc[5]
+    k, j, i = np.round(
+        small_phantom.image.world_to_index([row.centre_x_mm, row.centre_y_mm, row.centre_z_mm])
+    )
+    k, j, i = int(k), int(j), int(i)
+    seeds = np.zeros(image.data.shape, np.uint8)
+    seeds[k, j, i] = 1
+    for dk in (-1, 0, 1):  # background painted as a square around the lesion, as one does in Slicer
+        seeds[k + dk, j - 12 : j + 13, [i - 12, i + 12]] = 2
+        seeds[k + dk, [j - 12, j + 12], i - 12 : i + 13] = 2
+    seed_layer = viewer.add_labels(seeds, name="seeds", scale=image.scale, translate=image.translate)
+    widget = _region_widget(viewer, image)
+    widget.method.value = "grow from seeds"
+    widget.grow_method.value = "random_walker"
+    widget.seeds.value = seed_layer
+    widget.apply()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)  # seconds, not minutes: the box only
+    status = widget.status.value
+    assert "label 2 (background)" in status and "label 1 grew to" in status, status
+    grown = viewer.layers["CT grown"].data
+    assert grown[k, j, i] == 1 and grown[0, 0, 0] == 0  # far from the seeds nothing is labelled
+    from napari_medimg.processing import region_growing
+
+    monkeypatch.setattr(region_growing, "RANDOM_WALKER_MAX_VOXELS", grown.size // 4)
+    widget.margin_mm.value = 1000.0  # the whole image: refused with the way out, not minutes of waiting
+    widget.apply()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    assert "random walker would work on" in widget.status.value and "watershed" in widget.status.value
