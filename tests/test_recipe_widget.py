@@ -114,6 +114,8 @@ def test_recipe_dock_edits_and_loads(make_napari_viewer, qtbot, tmp_path):
     session_log().record("islands", {"operation": "keep_largest"}, ["CT threshold"], "CT threshold")
     session_log().record("read_nifti", {}, ["ct.nii.gz"])
     qtbot.waitUntil(lambda: len(dock.recipe.steps) == 2, timeout=5_000)  # follows the session
+    dock.reset_choices()  # what napari does to docked widgets when layers change: the list stays
+    assert len(dock.steps.choices) == 2
     assert "left out: read_nifti" in dock.status.value
     dock.select(0)
     assert json.loads(dock.params.value) == {"method": "manual", "low": 100.0, "high": None}
@@ -171,6 +173,7 @@ def test_batch_widget_runs_and_opens_a_case(make_napari_viewer, qtbot, tmp_path)
     widget.run()
     _wait(qtbot, widget)
     assert widget.summary["done"] == 2 and (tmp_path / "out" / "features.csv").is_file()
+    widget.reset_choices()
     widget.cases.value = "synthetic01"
     layers = widget.open_case(widget.selected_case())
     assert [layer.name for layer in layers] == ["synthetic01", "synthetic01 labels"]

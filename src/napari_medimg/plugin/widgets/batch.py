@@ -41,7 +41,8 @@ class BatchWidget(Container):
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
-        self.cases = Select(label="cases", choices=[], allow_multiple=False)
+        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
+        self.cases = Select(label="cases", choices=self._case_choices, allow_multiple=False)
         self.open_button = PushButton(text="Open case")
         self.extend(
             [
@@ -114,10 +115,7 @@ class BatchWidget(Container):
 
         def done(summary):
             self.summary = summary
-            self.cases.choices = [
-                (f"{r['case']}: {r['status']}" + (f" ({r['error']})" if r["error"] else ""), r["case"])
-                for r in summary["results"]
-            ]
+            self.cases.reset_choices()
             self.status.value = (
                 f"{summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed in "
                 f"{summary['seconds']:.1f} s"
@@ -134,6 +132,15 @@ class BatchWidget(Container):
             self.status.value = "cancelling…"
 
     # ---- results -----------------------------------------------------------------------------------------
+    def _case_choices(self, _widget=None) -> list:
+        """(text, case) per case of the last run (a callable: napari resets choices when layers change)."""
+        if self.summary is None:
+            return []
+        return [
+            (f"{r['case']}: {r['status']}" + (f" ({r['error']})" if r["error"] else ""), r["case"])
+            for r in self.summary["results"]
+        ]
+
     def selected_case(self) -> str | None:
         """The case chosen in the list, or None."""
         value = self.cases.value

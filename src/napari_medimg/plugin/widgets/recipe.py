@@ -38,7 +38,8 @@ class RecipeWidget(Container):
         self.worker = None
         self._seen = -1
         self.follow = CheckBox(text="follow the session (every tool run adds its step)", value=True)
-        self.steps = Select(label="steps", choices=[], allow_multiple=False)
+        # choices from a callable: napari resets every dock's choices when layers change
+        self.steps = Select(label="steps", choices=self._step_choices, allow_multiple=False)
         self.up_button = PushButton(text="Move up")
         self.down_button = PushButton(text="Move down")
         self.delete_button = PushButton(text="Delete step")
@@ -51,6 +52,7 @@ class RecipeWidget(Container):
         self.replay_button = PushButton(text="Replay on layer")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
         self.extend(
             [
                 self.follow,
@@ -109,13 +111,16 @@ class RecipeWidget(Container):
         self.status.value = f"{len(self.recipe.steps)} step(s) from the session{note}"
         self._refresh_list()
 
-    def _refresh_list(self, select: int | None = None):
+    def _step_choices(self, _widget=None) -> list:
         choices = []
         for index, step in enumerate(self.recipe.steps):
             inputs = f" ← {', '.join(f'{k}: {v}' for k, v in step.inputs.items())}" if step.inputs else ""
             choices.append((f"{self.recipe.step_id(index)}  {step.op}{inputs}", index))
-        self.steps.choices = choices
-        if select is not None and 0 <= select < len(choices):
+        return choices
+
+    def _refresh_list(self, select: int | None = None):
+        self.steps.reset_choices()
+        if select is not None and 0 <= select < len(self.recipe.steps):
             self.steps.value = select
         self._show_params()
 
