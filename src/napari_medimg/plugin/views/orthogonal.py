@@ -362,12 +362,24 @@ class OrthogonalViewsWidget(QWidget):
         for view in self.views:
             if view.crosshair is None or view.crosshair not in view.model.layers:
                 view.crosshair = view.model.add_vectors(
-                    vectors, name="crosshair", edge_color="#ffcc00", edge_width=0.6, vector_style="line"
+                    vectors,
+                    name="crosshair",
+                    edge_color="#ffcc00",
+                    edge_width=0.6,
+                    vector_style="line",
+                    units=self._units(),
                 )
             else:
                 view.crosshair.data = vectors
         if self._main_crosshair is not None and self._main_crosshair in self.viewer.layers:
             self._main_crosshair.data = vectors
+
+    def _units(self):
+        """The units of the viewer's image/labels layers (mm), so the crosshair does not mix units."""
+        for layer in self.viewer.layers:
+            if layer._type_string in ("image", "labels"):
+                return tuple(str(u) for u in layer.units)
+        return None
 
     def _toggle_main_crosshair(self, on: bool) -> None:
         if on and self.viewer.dims.ndim >= 3:
@@ -377,6 +389,7 @@ class OrthogonalViewsWidget(QWidget):
                 edge_color="#ffcc00",
                 edge_width=0.6,
                 vector_style="line",
+                units=self._units(),
             )
         elif self._main_crosshair is not None:
             if self._main_crosshair in self.viewer.layers:
@@ -398,7 +411,10 @@ class OrthogonalViewsWidget(QWidget):
                 dims = view.model.dims
                 if dims.ndim != len(point):
                     continue
-                changed = [a for a in range(len(point)) if dims.point[a] != point[a]]
+                # only the axes a view slices along (its own and any leading volume axis) change what it shows:
+                # one set_point per view, so each view re-slices once per crosshair move
+                sliced = dims.not_displayed
+                changed = [a for a in sliced if dims.point[a] != point[a]]
                 if changed:
                     dims.set_point(changed, [point[a] for a in changed])
                 view.update_labels()

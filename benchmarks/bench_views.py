@@ -1,0 +1,133 @@
+"""Orthogonal views responsiveness on a 512×512×300 volume: slice update time while dragging the crosshair.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/bench_views.py [--json]
+
+A drag is simulated as napari delivers it: one crosshair move per mouse event, on the main thread, through
+the dock's own drag callback (:meth:`_View._on_drag`, the code a real drag runs), each followed by Qt event
+processing so the two extra views and the main canvas redraw.  Measured: the time of each update (move + all
+views re-sliced + events processed), and, with the event-loop probe of ``bench_segment.py`` (a QTimer ticking
+every 10 ms), the longest gap between ticks during the drag.  Target: every update ≤ 50 ms.
+
+The peer is napari alone: the same drag moving only the main viewer's slider (``dims.set_point``) with no
+dock, in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+
+def _volume():
+    from napari_medimg.geometry import Volume
+
+    rng = np.random.default_rng(0)
+    array = rng.integers(-1000, 1000, size=(300, 512, 512), dtype=np.int16)
+    return Volume(array, (1.0, 0.7, 0.7), (0.0, 0.0, 0.0), metadata={"modality": "CT", "units": "HU"})
+
+
+class _Event:
+    def __init__(self, position, kind):
+        self.position, self.type = position, kind
+
+
+def _drag(viewer, move, steps: int) -> dict:
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(10)
+    updates = []
+    for step in range(steps):
+        start = time.perf_counter()
+        move(step)
+        app.processEvents()
+        updates.append(time.perf_counter() - start)
+        end = time.perf_counter() + 0.012  # the next mouse event comes ~12 ms later; the timer may tick
+        while time.perf_counter() < end:
+            app.processEvents()
+    timer.stop()
+    gaps = np.diff(ticks) if len(ticks) > 1 else np.array([0.0])
+    updates = np.asarray(updates) * 1000
+    return {
+        "steps": steps,
+        "median_update_ms": float(np.median(updates)),
+        "p95_update_ms": float(np.percentile(updates, 95)),
+        "max_update_ms": float(updates.max()),
+        "max_event_loop_gap_ms": float(gaps.max() * 1000),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--steps", type=int, default=120)
+    args = parser.parse_args()
+    import napari
+
+    from napari_medimg.plugin.layers import layer_data_tuple, set_or_add_layer
+    from napari_medimg.plugin.views.orthogonal import OrthogonalViewsWidget
+
+    volume = _volume()
+    load_before = os.getloadavg()
+    results = {}
+    for mode in ("napari_alone", "with_orthogonal_views"):
+        viewer = napari.Viewer(show=True)
+        viewer.window.resize(1600, 1000)
+        layer = set_or_add_layer(viewer, layer_data_tuple(volume, "image", name="CT", colormap="gray"))
+        del layer
+        xs = np.linspace(40.0, 320.0, args.steps)  # drag across the patient's L axis (mm)
+        ys = np.linspace(60.0, 300.0, args.steps)
+        if mode == "napari_alone":
+
+            def move(step, viewer=viewer):
+                viewer.dims.set_point([1, 2], [ys[step], xs[step]])  # noqa: B023 (used within the loop)
+
+        else:
+            widget = OrthogonalViewsWidget(viewer)
+            viewer.window.add_dock_widget(widget, name="Orthogonal views", area="right")
+            view = widget.views[0]  # drag in the coronal view: moves the axial slice and the sagittal view
+            event = _Event((150.0, 150.0, 150.0), "mouse_press")
+            drag = view._on_drag(view.model, event)
+            next(drag)
+            event.type = "mouse_move"
+
+            def move(step, event=event, drag=drag):
+                event.position = (30.0 + step * 2.0, ys[step], xs[step])  # noqa: B023
+                next(drag)
+
+        QApplication = __import__("qtpy.QtWidgets", fromlist=["QApplication"]).QApplication
+        for _ in range(20):
+            QApplication.instance().processEvents()
+            time.sleep(0.02)
+        results[mode] = _drag(viewer, move, args.steps)
+        viewer.close()
+    results["ratio_median_update"] = results["with_orthogonal_views"]["median_update_ms"] / max(
+        results["napari_alone"]["median_update_ms"], 1e-9
+    )
+    results["load_before"] = [round(x, 2) for x in load_before]
+    results["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        for mode in ("napari_alone", "with_orthogonal_views"):
+            r = results[mode]
+            print(
+                f"{mode}: slice update median {r['median_update_ms']:.1f} ms, p95 {r['p95_update_ms']:.1f} ms, "
+                f"max {r['max_update_ms']:.1f} ms; longest event-loop gap {r['max_event_loop_gap_ms']:.0f} ms"
+            )
+        print(
+            f"ratio (median, views / napari alone): {results['ratio_median_update']:.2f}; load {results['load_before']}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
