@@ -255,3 +255,16 @@ def test_info_json_on_a_series_with_a_nan_header_value_is_strict(tmp_path):
     done = _cli("info", str(tmp_path / "s"), "--json", timeout=30)
     assert done.returncode == 0, done.stderr
     json.loads(done.stdout, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    "folder", ["siemens_mosaic_jpeg2000", "siemens_mosaic_jpegls", "siemens_mosaic_jpeg_lossless"]
+)
+def test_codestream_size_must_match_the_header_before_decoding(shared_data, tmp_path, folder):
+    (source,) = (shared_data / "dicom" / folder / "dicom").iterdir()
+    dataset = pydicom.dcmread(source)
+    dataset.Rows = dataset.Columns = 192  # the codestream still says 384 x 384
+    dataset.save_as(tmp_path / "lie.dcm")
+    with pytest.raises(CorruptFileError, match="declares 384 x 384 pixels but the header 192 x 192"):
+        read_dicom(tmp_path / "lie.dcm", lazy=False)

@@ -115,3 +115,37 @@ def test_fuzzed_real_dicom_reads_or_raises_our_error(shared_data, tmp_path):
     assert sum(outcomes.values()) == 1200
     assert outcomes["read"] > 50 and sum(v for k, v in outcomes.items() if k != "read") > 300
     assert result["slowest_case_s"] < CASE_SECONDS
+
+
+#: compressed (RLE, JPEG Lossless, JPEG-LS, JPEG 2000) and mosaic seeds
+COMPRESSED_SEEDS = (
+    "siemens_mosaic_rle/dicom/4.dcm",
+    "siemens_mosaic_jpeg_lossless/dicom/5.dcm",
+    "siemens_mosaic_jpegls/dicom/7.dcm",
+    "siemens_mosaic_jpeg2000/dicom/9.dcm",
+    "siemens_mosaic_epi_5sl_2vol/dicom/epi_pe_ap-00001.dcm",
+)
+
+
+def _address_space_limit(extra_bytes: int):
+    """Lower this process's soft address-space limit to its current size plus ``extra_bytes``; returns a restorer."""
+    import resource
+
+    with open("/proc/self/status") as status:
+        size_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (size_kb * 1024 + extra_bytes, hard))
+    return lambda: resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+@pytest.mark.shared_data
+def test_fuzzed_compressed_and_mosaic_dicom_reads_or_raises_our_error(shared_data, tmp_path):
+    seeds = [shared_data / "dicom" / name for name in COMPRESSED_SEEDS]
+    restore = _address_space_limit(3 * 2**30)  # a decoder allocating without bound fails as MemoryError
+    try:
+        result = run_cases(seeds, 500, tmp_path, seed=1)
+    finally:
+        restore()
+    outcomes = result["outcomes"]
+    assert sum(outcomes.values()) == 500
+    assert outcomes["read"] > 30 and sum(v for k, v in outcomes.items() if k != "read") > 100

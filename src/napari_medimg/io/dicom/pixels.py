@@ -113,11 +113,16 @@ def decode_image(path: str, frame: int | None, fmt) -> np.ndarray:
             if fmt.deflated:
                 values = inflate(path).pixel_array
                 values = values[frame] if frame is not None and values.ndim == 3 else values
+            elif compressed:
+                dataset = pydicom.dcmread(path)
+                encoded = _encoded_frame(dataset, frame, fmt)
+                check_codestream(encoded, fmt, _name(path))
+                values = pydicom.pixels.pixel_array(dataset, index=frame)
             else:
                 values = pydicom.pixels.pixel_array(path, index=frame)
-    except (Cancelled, MedImgReadError):
+    except (Cancelled, MedImgReadError, KeyboardInterrupt, SystemExit, MemoryError):
         raise
-    except Exception as error:
+    except BaseException as error:  # Rust decoders (pylibjpeg-rle) panic with a BaseException on bad data
         what = "compressed pixel data is corrupt" if compressed else "pixel data cannot be decoded"
         raise CorruptFileError(f"{_name(path)}: {what} ({type(error).__name__}: {error})") from error
     if values.shape != (fmt.rows, fmt.cols):
@@ -125,6 +130,60 @@ def decode_image(path: str, frame: int | None, fmt) -> np.ndarray:
             f"{_name(path)}: decoded pixels have shape {values.shape}, expected {(fmt.rows, fmt.cols)}"
         )
     return values
+
+
+def _encoded_frame(dataset, frame: int | None, fmt) -> bytes:
+    """The encoded bytes of one frame of encapsulated pixel data."""
+    frames = pydicom.encaps.generate_frames(dataset.PixelData, number_of_frames=fmt.frames)
+    for index, encoded in enumerate(frames):
+        if index == (frame or 0):
+            return encoded
+    raise CorruptFileError(f"the encapsulated pixel data holds fewer than {(frame or 0) + 1} frames")
+
+
+def _codestream_size(encoded: bytes) -> tuple[int, int] | None:
+    """``(rows, columns)`` a JPEG, JPEG-LS or JPEG 2000 codestream declares, None when it is none of them."""
+    if encoded[:4] == b"\xff\x4f\xff\x51" and len(encoded) >= 24:  # J2K: SOC, then SIZ
+        xsiz, ysiz, xosiz, yosiz = (int.from_bytes(encoded[i : i + 4], "big") for i in (8, 12, 16, 20))
+        return ysiz - yosiz, xsiz - xosiz
+    if encoded[:2] != b"\xff\xd8":  # JPEG / JPEG-LS: SOI, then segments up to the start of frame
+        return None
+    position = 2
+    while position + 9 <= len(encoded):
+        if encoded[position] != 0xFF:
+            return None
+        marker = encoded[position + 1]
+        length = int.from_bytes(encoded[position + 2 : position + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7):
+            rows = int.from_bytes(encoded[position + 5 : position + 7], "big")
+            return rows, int.from_bytes(encoded[position + 7 : position + 9], "big")
+        position += 2 + length
+    return None
+
+
+def check_codestream(encoded: bytes, fmt, name: str) -> None:
+    """Refuse a compressed frame whose codestream declares another size than Rows x Columns, before decoding.
+
+    Parameters
+    ----------
+    encoded : bytes
+        One encoded frame.
+    fmt : PixelFormat
+        The file's pixel format (Rows, Columns).
+    name : str
+        File name for the message.
+
+    Raises
+    ------
+    CorruptFileError
+        When the sizes differ (a decoder would allocate and decode the codestream's size).
+    """
+    size = _codestream_size(encoded)
+    if size is not None and size != (fmt.rows, fmt.cols):
+        raise CorruptFileError(
+            f"{name}: the compressed frame declares {size[0]} x {size[1]} pixels but the header "
+            f"{fmt.rows} x {fmt.cols}; refused before decoding"
+        )
 
 
 def _tile(values: np.ndarray, frame: FrameRecord) -> np.ndarray:
