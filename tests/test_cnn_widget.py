@@ -11,7 +11,7 @@ from napari_medimg.learn.cnn.files import LoadedModel
 from napari_medimg.learn.cnn.models import ModelConfig
 from napari_medimg.learn.cnn.predict import predict
 from napari_medimg.learn.cnn.train import TrainConfig, train
-from napari_medimg.plugin.layers import layer_data_tuple, set_or_add_layer
+from napari_medimg.plugin.layers import layer_data_tuple, layer_to_volume, set_or_add_layer
 from napari_medimg.plugin.widgets.cnn import CLASS_COLOURS, CNNWidget
 
 FAST = {
@@ -80,14 +80,17 @@ def test_predictions_land_as_layers_with_the_source_geometry(make_napari_viewer,
     for layer in (probability, saliency, classes):
         for mine, theirs in zip(_geometry(layer), _geometry(source), strict=False):
             assert np.allclose(mine, theirs)
-        assert layer.data.shape == array.shape
+        assert layer.data.shape == source.data.shape
     assert probability.colormap.name == "magma" and 0 < probability.opacity < 1
     assert saliency.colormap.name == "hot" and saliency.data.max() <= 1
     slices = classes.metadata["cnn_predictions"]
-    assert slices["class_name"] == ["centre", "centre", "corner", "corner"]
+    # the oblique scan is shown resampled on napari's axes: predictions are those of the displayed slices
+    expected_slices = predict(model, np.asarray(source.data)).table
+    assert slices["class_name"] == expected_slices["class_name"].tolist()
     assert np.allclose(probability.data[:, 0, 0], slices["p_centre"])
     assert set(classes.features.columns) >= {"index", "class_name", "n_slices", "mean_p_centre"}
-    assert classes.features["n_slices"].tolist() == [2, 2]
+    counts = expected_slices["class_name"].value_counts()
+    assert classes.features["n_slices"].tolist() == [counts.get("corner", 0), counts.get("centre", 0)]
     assert len(widget.axes.lines) == 2  # per-slice probability of each class along the slice axis
     assert "4 slices" in widget.status.value
 
@@ -102,7 +105,9 @@ def test_predictions_land_as_layers_with_the_source_geometry(make_napari_viewer,
     assert len([layer for layer in viewer.layers if layer.name == names["classes"]]) == 1
     assert set(np.unique(classes.data)) == {0, 5, 9}
     features = classes.features.set_index("index")
-    expected = predict(model, array, labels=labels, spacing=volume.spacing).table.set_index("label")
+    shown = layer_to_volume(source)  # the displayed (resampled) scan and objects are what is classified
+    expected = predict(model, np.asarray(source.data), labels=np.asarray(objects.data), spacing=shown.spacing)
+    expected = expected.table.set_index("label")
     assert features.loc[5, "class_name"] == "centre"  # a centred blob inside its object's patch
     assert np.allclose(features.loc[[5, 9], "p_centre"], expected.loc[[5, 9], "p_centre"])
     assert features.loc[5, "p_centre"] > 0.5 and {"p_corner", "voxels"} <= set(features.columns)
@@ -247,3 +252,77 @@ def test_training_from_layers_with_a_class_per_slice(make_napari_viewer, qtbot, 
     widget.start_training()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
     assert widget.result.class_names == ["lower", "upper"], widget.status.value
+
+
+def test_class_column_list_offers_in_place_feature_edits_when_opened(make_napari_viewer, qtbot):
+    """Issue 11 item 7: ``layer.features["class"] = …`` emits no event; opening the list must offer it."""
+    import pandas as pd
+    from qtpy.QtCore import Qt
+
+    viewer, widget = _widget(make_napari_viewer)
+    volume, labels = _spheres()
+    set_or_add_layer(viewer, layer_data_tuple(volume, "image", name="scan"))
+    objects = set_or_add_layer(viewer, layer_data_tuple(volume.with_array(labels), "labels", name="spheres"))
+    objects.features = pd.DataFrame({"index": np.arange(1, 17)})
+    widget.source.value = "napari layers"
+    widget.train_labels.value = objects
+    assert widget.class_column.choices == ("label value",)
+    objects.features["class"] = ["dense", "cyst"] * 8  # in place, as the docs say: no event
+    assert "class" not in widget.class_column.choices
+    qtbot.mouseClick(widget.class_column.native, Qt.MouseButton.LeftButton)  # the user opens the list
+    widget.class_column.native.hidePopup()
+    assert "class" in widget.class_column.choices and widget.class_column.value == "class"
+    objects.features["name"] = [f"sphere {i}" for i in range(1, 17)]
+    qtbot.keyClick(widget.class_column.native, Qt.Key.Key_F4)  # keyboard opening too
+    widget.class_column.native.hidePopup()
+    assert set(widget.class_column.choices) == {"class", "name", "label value"}
+
+
+def test_probability_layer_of_the_picked_class_and_mismatch_warnings(make_napari_viewer, qtbot, model):
+    """Issue 11 item 9: P(picked class), default the minority class, named in the layer; warn on mismatch."""
+    viewer, widget = _widget(make_napari_viewer)
+    imbalanced = LoadedModel(
+        model.model, {**model.meta, "class_counts": [5, 27], "source": {"modality": "US"}}
+    )  # "corner" is the minority (the finding), although alphabetically first
+    widget._set_model(imbalanced)
+    assert widget.target_class.choices == ("corner", "centre") and widget.target_class.value == "corner"
+    array = np.random.default_rng(0).normal(0, 0.3, (4, 64, 64)).astype(np.float32)
+    array[0:2, 20:44, 20:44] += 2.0
+    scan = Volume(array, (2.5, 0.7, 0.7), metadata={"modality": "CT"})
+    source = set_or_add_layer(viewer, layer_data_tuple(scan, "image", name="scan"))
+    widget.image.value, widget.objects.value = source, None
+    widget.start_prediction()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30000)
+    layer = viewer.layers["scan CNN P(corner)"]
+    table = viewer.layers["scan CNN classes"].metadata["cnn_predictions"]
+    assert np.allclose(layer.data[:, 0, 0], table["p_corner"])
+    assert layer.metadata["cnn"]["quantity"] == "P(corner)"
+    assert "trained on US images; this image is CT" in widget.status.value
+    assert "takes 16 × 16 images" in widget.status.value
+    widget.target_class.value = "centre"  # the user picks the other class
+    widget.start_prediction()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30000)
+    assert np.allclose(viewer.layers["scan CNN P(centre)"].data[:, 0, 0], table["p_centre"])
+
+
+def test_predict_is_disabled_while_training_runs(make_napari_viewer, qtbot, tmp_path, model):
+    """Issue 11 item 19: Predict stays enabled during training and then does nothing."""
+    viewer, widget = _widget(make_napari_viewer)
+    assert not widget.predict_button.enabled  # no model yet
+    widget._set_model(model)
+    assert widget.predict_button.enabled
+    train_set, val_set = blobs(64), blobs(32, seed=1)
+    path = tmp_path / "blobs.npz"
+    np.savez(
+        path,
+        train_images=(train_set.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8),
+        train_labels=train_set.labels,
+        val_images=(val_set.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8),
+        val_labels=val_set.labels,
+    )
+    widget.data_path.value = path
+    widget.net_width.value, widget.depths.value, widget.epochs.value = 8, "1 1", 2
+    widget.start_training()
+    assert widget.worker is not None and not widget.predict_button.enabled
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+    assert widget.predict_button.enabled and widget.model is not model

@@ -41,7 +41,7 @@ def register(subcommands) -> None:
     train.add_argument("--patch", type=int, nargs="+", help="patch size in voxels, e.g. 96 96 or 32 64 64")
     train.add_argument("--batch-size", type=int, default=8)
     train.add_argument("--lr", type=float, default=3e-3)
-    train.add_argument("--normalisation", choices=("per_image", "fixed"), default="per_image")
+    train.add_argument("--normalisation", choices=("per_image", "fixed", "local"), default="per_image")
     train.add_argument("--init", type=Path, help="start from this U-Net's weights (retraining)")
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     train.add_argument("--threads", type=int, help="CPU threads (default: 2, or 1 on a loaded machine)")

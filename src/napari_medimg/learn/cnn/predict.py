@@ -10,8 +10,8 @@ All functions take raw arrays in (z, y, x) / (y, x) order (RGB channels last) an
   :func:`.patches.object_patches`: of the model's fixed size in mm (``meta["patch"]["size_mm"]``, models
   trained on object patches) around the centroid, else with a margin of ``margin`` times the object's size.
 
-``probability`` is the probability of the target class (class 1 for two classes, else the predicted class)
-painted over the image, slice or object it belongs to; ``saliency`` is the Grad-CAM map of the predicted
+``probability`` is the probability of the target class (chosen by the caller; by default the training's
+minority class, see :func:`default_target`) painted over the image, slice or object it belongs to; ``saliency`` is the Grad-CAM map of the predicted
 class in [0, 1]; ``class_map`` holds predicted class + 1 over the predicted region (0 elsewhere).
 """
 
@@ -29,7 +29,7 @@ from .files import LoadedModel
 from .patches import object_patches, paint_back
 from .train import predict_proba, torch_threads
 
-__all__ = ["Prediction", "predict", "prepare", "predict_arrays"]
+__all__ = ["Prediction", "predict", "prepare", "predict_arrays", "default_target", "compatibility_warnings"]
 
 
 @dataclass
@@ -73,10 +73,73 @@ def predict_arrays(
     return probabilities, maps
 
 
-def _target(model: LoadedModel, probabilities: np.ndarray) -> np.ndarray:
-    if model.config.n_classes == 2:
-        return probabilities[:, 1]
-    return probabilities.max(axis=1)
+def default_target(model: LoadedModel) -> int:
+    """The class whose probability maps show by default: the minority class of training (the positive
+    finding, e.g. "lesion" or "malignant"), else class 1 of two classes.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        The classifier.
+
+    Returns
+    -------
+    int
+        Class index.
+    """
+    counts = model.meta.get("class_counts")
+    n = model.config.n_classes
+    if isinstance(counts, list) and len(counts) == n and all(isinstance(c, int) for c in counts):
+        return int(n - 1 - np.argmin(counts[::-1]))  # ties go to the later class (class 1 of two)
+    return 1
+
+
+def compatibility_warnings(model: LoadedModel, shape, spacing=None, modality: str | None = None) -> list[str]:
+    """What differs between an image and the images the model was trained on (modality, size, spacing).
+
+    Parameters
+    ----------
+    model : LoadedModel
+        The classifier.
+    shape : sequence of int
+        Spatial shape of the image (or of one slice for a 2D model on a volume).
+    spacing : sequence of float, optional
+        Its pixel/voxel size in mm.
+    modality : str, optional
+        Its DICOM modality (``CT``, ``MR``, ``US`` …).
+
+    Returns
+    -------
+    list of str
+        One sentence per mismatch; empty when nothing is known to differ.
+    """
+    warnings = []
+    trained = (model.meta.get("source") or {}).get("modality")
+    if trained and modality and str(trained).upper() != str(modality).upper():
+        warnings.append(f"the model was trained on {trained} images; this image is {modality}")
+    dims = model.config.dims
+    size = list(model.input_size)
+    spatial = [int(s) for s in list(shape)[-dims:]]
+    if model.meta.get("patch") is None and any(
+        s > 2 * t or 2 * s < t for s, t in zip(spatial, size, strict=False)
+    ):
+        warnings.append(
+            f"the model takes {' × '.join(map(str, size))} images; this one "
+            f"({' × '.join(map(str, spatial))}) is resized to that"
+        )
+    trained_spacing = model.meta.get("spacing")
+    if trained_spacing and spacing is not None:
+        given = [float(s) for s in list(spacing)[-dims:]]
+        if any(abs(g - t) > 0.25 * t for g, t in zip(given, trained_spacing, strict=False)):
+            warnings.append(
+                f"the model was trained at {' × '.join(f'{t:g}' for t in trained_spacing)} mm; this image has "
+                f"{' × '.join(f'{g:g}' for g in given)} mm"
+            )
+    return warnings
+
+
+def _target(model: LoadedModel, probabilities: np.ndarray, target: int) -> np.ndarray:
+    return probabilities[:, target]
 
 
 def _table(model: LoadedModel, probabilities: np.ndarray, extra: dict) -> pd.DataFrame:
@@ -106,9 +169,17 @@ def predict(
     saliency: bool = True,
     progress: ProgressCallback | None = None,
     batch: int = 64,
+    target: int | None = None,
 ) -> Prediction:
-    """Classify ``image`` as a whole, per slice, or per object of ``labels`` (see the module docstring)."""
+    """Classify ``image`` as a whole, per slice, or per object of ``labels`` (see the module docstring).
+
+    ``target`` is the class whose probability ``Prediction.probability`` holds (default
+    :func:`default_target`: the training's minority class).
+    """
     image = np.asarray(image)
+    target = default_target(model) if target is None else int(target)
+    if not 0 <= target < model.config.n_classes:
+        raise ValueError(f"target must be a class 0..{model.config.n_classes - 1}, got {target}")
     dims = model.config.dims
     rgb = _channels_last(model, image)
     spatial_shape = image.shape[:-1] if rgb else image.shape
@@ -126,14 +197,13 @@ def predict(
         if labels.shape != spatial_shape:
             raise ValueError(f"labels shape {labels.shape} differs from the image's {spatial_shape}")
         return _predict_objects(
-            model, image, labels, spacing, margin, saliency, progress, class_map, probability, cam
+            model, image, labels, spacing, margin, saliency, progress, class_map, probability, cam, target
         )
     if dims == ndim:
         report(progress, 0, 1)
         probabilities, maps = predict_arrays(model, image[None], saliency)
-        target = _target(model, probabilities)
         class_map[...] = probabilities[0].argmax() + 1
-        probability[...] = target[0]
+        probability[...] = _target(model, probabilities, target)[0]
         if maps is not None:
             cam[...] = _resize_map(maps[0], spatial_shape)
         report(progress, 1, 1)
@@ -143,7 +213,7 @@ def predict(
             class_map,
             probability,
             cam,
-            _target_class(model, probabilities),
+            target,
         )
     rows = []
     n_slices = spatial_shape[0]
@@ -158,20 +228,16 @@ def predict(
                 cam[k] = _resize_map(maps[offset], spatial_shape[1:])
         report(progress, min(start + batch, n_slices), n_slices)
     probabilities = np.concatenate(rows)
-    probability[...] = _target(model, probabilities)[:, None, None]
+    probability[...] = _target(model, probabilities, target)[:, None, None]
     table = _table(
         model, probabilities, {"slice": np.arange(n_slices), "position_mm": np.arange(n_slices) * spacing[0]}
     )
-    return Prediction("slices", table, class_map, probability, cam, _target_class(model, probabilities))
+    return Prediction("slices", table, class_map, probability, cam, target)
 
 
-def _target_class(model: LoadedModel, probabilities: np.ndarray) -> int:
-    if model.config.n_classes == 2 or len(probabilities) == 0:
-        return 1
-    return int(np.bincount(probabilities.argmax(axis=1)).argmax())
-
-
-def _predict_objects(model, image, labels, spacing, margin, saliency, progress, class_map, probability, cam):
+def _predict_objects(
+    model, image, labels, spacing, margin, saliency, progress, class_map, probability, cam, target
+):
     size_mm = (model.meta.get("patch") or {}).get("size_mm")
     items = object_patches(
         image,
@@ -191,10 +257,9 @@ def _predict_objects(model, image, labels, spacing, margin, saliency, progress, 
             paint_back(cam, m[0], item)
         report(progress, len(items) + index + 1, 2 * len(items))
     probabilities = np.stack(probabilities)
-    target = _target(model, probabilities)
-    for item, p, t in zip(items, probabilities, target, strict=False):
+    for item, p, t in zip(items, probabilities, _target(model, probabilities, target), strict=False):
         inside = labels == item.label
         class_map[inside] = p.argmax() + 1
         probability[inside] = t
     table = _table(model, probabilities, pd.DataFrame([item.row for item in items]).to_dict(orient="list"))
-    return Prediction("objects", table, class_map, probability, cam, _target_class(model, probabilities))
+    return Prediction("objects", table, class_map, probability, cam, target)

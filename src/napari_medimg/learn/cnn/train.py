@@ -85,6 +85,8 @@ class TrainResult:
     seconds: float
     samples_per_second: float
     patch: dict | None = None  # how object patches were cut (see :mod:`.patches`), used again to predict
+    class_counts: list[int] | None = None  # training examples per class (the minority class is the default
+    # target of probability maps)
 
     def meta(self) -> dict:
         """The JSON-able description stored beside the weights."""
@@ -106,6 +108,8 @@ class TrainResult:
         }
         if self.patch is not None:
             meta["patch"] = self.patch
+        if self.class_counts is not None:
+            meta["class_counts"] = [int(c) for c in self.class_counts]
         return meta
 
 
@@ -389,4 +393,5 @@ def train(
         seconds=seconds,
         samples_per_second=seen / max(seconds, 1e-9),
         patch=train_set.patch,
+        class_counts=counts.astype(int).tolist(),
     )

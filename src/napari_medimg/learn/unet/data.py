@@ -20,6 +20,9 @@ __all__ = [
     "PatchSampler",
 ]
 
+#: neighbourhood (Gaussian standard deviation, pixels) of the ``local`` normalisation
+LOCAL_SIGMA = 8.0
+
 #: at most this many voxel positions are kept per class and image for sampling patch centres
 MAX_CENTRES = 2_000_000
 
@@ -72,10 +75,13 @@ def fit_normalisation(images: list[np.ndarray], mode: str = "per_image") -> dict
     ----------
     images : list of numpy.ndarray
         Channel-first training images.
-    mode : {"per_image", "fixed"}
+    mode : {"per_image", "fixed", "local"}
         ``per_image``: each image is clipped to its own 0.5–99.5 percentiles and scaled to zero mean and unit
         standard deviation per channel (robust across scanners and photographs); ``fixed``: the training
-        images' pooled statistics are applied to every image (keeps CT Hounsfield units comparable).
+        images' pooled statistics are applied to every image (keeps CT Hounsfield units comparable);
+        ``local``: after ``per_image``, each pixel is centred and scaled by the mean and standard deviation of
+        its in-plane neighbourhood (a Gaussian of ``LOCAL_SIGMA`` pixels), which evens out uneven illumination
+        and brings out thin structures (vessels in fundus photographs, like CLAHE).
 
     Returns
     -------
@@ -84,8 +90,10 @@ def fit_normalisation(images: list[np.ndarray], mode: str = "per_image") -> dict
     """
     if mode == "per_image":
         return {"mode": "per_image"}
+    if mode == "local":
+        return {"mode": "local", "sigma": LOCAL_SIGMA}
     if mode != "fixed":
-        raise ValueError(f"normalisation must be 'per_image' or 'fixed', got {mode!r}")
+        raise ValueError(f"normalisation must be 'per_image', 'fixed' or 'local', got {mode!r}")
     channels = images[0].shape[0]
     samples = [
         np.concatenate([im[c].ravel()[:: max(1, im[c].size // 200_000)] for im in images])
@@ -131,6 +139,12 @@ def normalise(image: np.ndarray, normalisation: dict) -> np.ndarray:
         np.clip(channel, low, high, out=out[c])
         out[c] -= mean
         out[c] /= std
+    if normalisation["mode"] == "local":
+        from scipy.ndimage import gaussian_filter
+
+        sigma = (0, 0, float(normalisation["sigma"]), float(normalisation["sigma"]))  # in-plane only
+        out -= gaussian_filter(out, sigma)
+        out /= np.sqrt(gaussian_filter(out * out, sigma)) + 0.1
     return out
 
 

@@ -146,8 +146,11 @@ def _check_meta(meta, where) -> UNetConfig:
     ):
         fail(f"threshold must be null or a number in (0, 1), got {threshold!r}")
     norm = meta["normalisation"]
-    if not isinstance(norm, dict) or norm.get("mode") not in ("fixed", "per_image"):
-        fail("normalisation must be an object with mode 'fixed' or 'per_image'")
+    if not isinstance(norm, dict) or norm.get("mode") not in ("fixed", "per_image", "local"):
+        fail("normalisation must be an object with mode 'fixed', 'per_image' or 'local'")
+    sigma = norm.get("sigma")
+    if norm["mode"] == "local" and not (isinstance(sigma, (int, float)) and 0.5 <= sigma <= 100):
+        fail(f"local normalisation needs a sigma of 0.5..100 pixels, got {sigma!r}")
     if norm["mode"] == "fixed":
         for key in ("mean", "std", "low", "high"):
             values = norm.get(key)

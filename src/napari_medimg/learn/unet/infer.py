@@ -21,7 +21,7 @@ from ...progress import ProgressCallback, report
 from ..cnn.train import torch_threads
 from .data import as_channels_first, normalise
 from .files import LoadedUNet
-from .train import auto_threads
+from .train import auto_threads, memory_format, use_bfloat16
 
 __all__ = ["Segmentation", "segment", "window_starts", "gaussian_weights"]
 
@@ -123,6 +123,7 @@ def segment(
     window: list[int] | None = None,
     batch_size: int = 4,
     threads: int | None = None,
+    precision: Literal["auto", "float32", "bfloat16"] = "auto",
     progress: ProgressCallback | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> Segmentation:
@@ -147,6 +148,8 @@ def segment(
         Windows per forward pass.
     threads : int, optional
         CPU threads for torch (default :func:`~napari_medimg.learn.unet.train.auto_threads`).
+    precision : {"auto", "float32", "bfloat16"}
+        Arithmetic of the forward pass (``auto``: bfloat16 where the CPU computes it natively).
     progress : callable, optional
         ``progress(done, total)`` per batch of windows; raising :class:`~napari_medimg.progress.Cancelled`
         stops (nothing is returned).
@@ -216,6 +219,8 @@ def segment(
 
     threshold = model.meta.get("threshold")
     net = model.model.eval()
+    bf16 = use_bfloat16(precision, torch.device("cpu"))
+    layout = memory_format(config.dims)
     with torch_threads(threads or auto_threads()), torch.no_grad():
         for z in starts[0]:
             flush(z)
@@ -230,7 +235,9 @@ def segment(
                 x_in = torch.from_numpy(batch)
                 if config.dims == 2:
                     x_in = x_in[:, :, 0]
-                p = torch.softmax(net(x_in), dim=1)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    logits = net(x_in.contiguous(memory_format=layout))
+                p = torch.softmax(logits.float(), dim=1)
                 if config.dims == 2:
                     p = p[:, :, None]
                 p = p * weights

@@ -61,7 +61,7 @@ class UNetTrainConfig:
         Random flips along the in-plane axes.
     intensity : float
         Random gain and offset (± fraction of the normalised range).
-    normalisation : {"per_image", "fixed"}
+    normalisation : {"per_image", "fixed", "local"}
         See :func:`~napari_medimg.learn.unet.data.fit_normalisation`.
     seed : int
         Seed of weights, sampling and augmentation.
@@ -72,6 +72,9 @@ class UNetTrainConfig:
         spinning worker threads make two several times slower than one).
     log_every : int
         Batches between history records (and ``on_step`` calls).
+    precision : {"auto", "float32", "bfloat16"}
+        Arithmetic of the network's forward pass; ``auto`` uses bfloat16 autocast where the CPU computes it
+        natively (AVX-512 BF16 / AMX: about 2.5× faster, weights stay float32) or on CUDA, else float32.
     """
 
     iterations: int = 3000
@@ -90,14 +93,19 @@ class UNetTrainConfig:
     device: str = "auto"
     threads: int | None = None
     log_every: int = 10
+    precision: str = "auto"
 
     def __post_init__(self):
         if self.iterations < 1 or self.batch_size < 1:
             raise ValueError("iterations and batch_size must be at least 1")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
-        if self.normalisation not in ("per_image", "fixed"):
-            raise ValueError(f"normalisation must be 'per_image' or 'fixed', got {self.normalisation!r}")
+        if self.precision not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"precision must be 'auto', 'float32' or 'bfloat16', got {self.precision!r}")
+        if self.normalisation not in ("per_image", "fixed", "local"):
+            raise ValueError(
+                f"normalisation must be 'per_image', 'fixed' or 'local', got {self.normalisation!r}"
+            )
 
 
 @dataclass
@@ -150,6 +158,45 @@ def auto_threads() -> int:
     except OSError:
         load = 0.0
     return max(1, min(2, cores - int(load + 0.5)))
+
+
+def use_bfloat16(precision: str, device: torch.device) -> bool:
+    """Whether to run the forward pass under bfloat16 autocast (see :class:`UNetTrainConfig`).
+
+    Parameters
+    ----------
+    precision : {"auto", "float32", "bfloat16"}
+        The setting.
+    device : torch.device
+        Where the network runs.
+
+    Returns
+    -------
+    bool
+    """
+    if precision != "auto":
+        return precision == "bfloat16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def memory_format(dims: int) -> torch.memory_format:
+    """The channels-last layout of 2D or 3D activations (faster convolutions on CPU).
+
+    Parameters
+    ----------
+    dims : int
+        2 or 3.
+
+    Returns
+    -------
+    torch.memory_format
+    """
+    return torch.channels_last if dims == 2 else torch.channels_last_3d
 
 
 def _theta(dims: int, n: int, extent_mm, config: UNetTrainConfig, rng: torch.Generator) -> torch.Tensor:
@@ -388,7 +435,9 @@ def train_unet(
         model = build_unet(model_config)
         if initial is not None:
             model.load_state_dict(initial.state_dict())
-        model = model.to(device).train()
+        layout = memory_format(dims)
+        bf16 = use_bfloat16(config.precision, device)
+        model = model.to(device, memory_format=layout).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         budget = config.minutes * 60 if config.minutes else None
         warmup = min(50, max(1, config.iterations // 20))
@@ -410,7 +459,9 @@ def train_unet(
                 if dims == 2:
                     x, y = x[:, :, 0], y[:, 0]
                 x, y = augment(x, y, spacing[-dims:], config, generator)
-                loss, dice = segmentation_loss(model(x.to(device)), y.to(device), config.dice_weight)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    logits = model(x.to(device).contiguous(memory_format=layout))
+                loss, dice = segmentation_loss(logits.float(), y.to(device), config.dice_weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -437,7 +488,7 @@ def train_unet(
                         on_step(record)
         except Cancelled:
             stopped = "cancelled"
-        model = model.cpu().eval()
+        model = model.cpu().to(memory_format=torch.contiguous_format).eval()
         threshold = _choose_threshold(model, sampler, dims) if n_classes == 2 and step else None
     return UNetTrainResult(
         model=model,

@@ -35,7 +35,7 @@ from magicgui.widgets import (
     SpinBox,
     create_widget,
 )
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QEvent, QObject, Signal
 
 from ..layers import layer_data_tuple, layer_to_volume, set_or_add_layer
 from ..workers import start_job
@@ -49,6 +49,7 @@ __all__ = ["CNNWidget", "train_job", "build_sets", "layer_classes", "CLASS_COLOU
 NPZ, CSV, LAYERS = "MedMNIST-style .npz", "folder + labels CSV", "napari layers"
 OBJECTS, SLICES = "patch around each object", "class per slice"
 LABEL_VALUE = "label value"
+NO_MODEL = "(train or load a model)"
 #: colours of predicted classes 0, 1, 2, ... (RGBA)
 CLASS_COLOURS = [
     (0.12, 0.47, 0.71, 1),
@@ -60,6 +61,19 @@ CLASS_COLOURS = [
     (0.97, 0.51, 0.75, 1),
     (0.6, 0.6, 0.6, 1),
 ]
+
+
+class _BeforeOpen(QObject):
+    """Qt event filter calling ``callback()`` when a combo box is about to open (mouse press or key)."""
+
+    def __init__(self, callback):
+        super().__init__()
+        self.callback = callback
+
+    def eventFilter(self, watched, event):  # noqa: N802 (Qt API)
+        if event.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.KeyPress):
+            self.callback()
+        return False
 
 
 class _EpochRelay(QObject):
@@ -171,6 +185,7 @@ class CNNWidget(ScrollableContainer):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.model = None  # LoadedModel used for prediction
+        self._train_modality = None  # modality of the training image layer (checked when predicting)
         self.result = None  # last TrainResult
         self.history: list[dict] = []
         self.worker = None
@@ -212,7 +227,9 @@ class CNNWidget(ScrollableContainer):
         self.load_button = PushButton(text="Load model")
         self.image = create_widget(annotation="napari.layers.Image", label="image")
         self.objects = create_widget(annotation="napari.layers.Labels | None", label="objects (optional)")
-        self.predict_button = PushButton(text="Predict")
+        self._target_names = [NO_MODEL]  # classes offered for the probability map (those of the model)
+        self.target_class = ComboBox(choices=lambda *_: list(self._target_names), label="probability of")
+        self.predict_button = PushButton(text="Predict", enabled=False)
         self.status = Label(value="no model")
         self.status.min_width = 300  # room for "9 objects: 6 lesion, 3 normal"
         self._layer_widgets = [
@@ -248,6 +265,7 @@ class CNNWidget(ScrollableContainer):
                 self.load_button,
                 self.image,
                 self.objects,
+                self.target_class,
                 self.predict_button,
                 self.status,
             ]
@@ -264,6 +282,10 @@ class CNNWidget(ScrollableContainer):
         for widget in (self.image, self.objects, self.train_image, self.train_labels):
             widget.reset_choices()
         self.train_labels.changed.connect(self._update_columns)
+        # features edited in place (layer.features["class"] = ...) emit no event: re-read the columns
+        # whenever the user opens the list (mouse or keyboard)
+        self._opening_filter = _BeforeOpen(self._update_columns)
+        self.class_column.native.installEventFilter(self._opening_filter)
         self.source.changed.connect(self._update_visibility)
         self.layer_mode.changed.connect(self._update_visibility)
         self._update_columns()
@@ -324,7 +346,9 @@ class CNNWidget(ScrollableContainer):
         previous = self.class_column.value
         self.class_column.reset_choices()
         choices = self.class_column.choices
-        preferred = [c for c in (previous, "class", "name") if c in choices]
+        # a column chosen before stays chosen; the label-value fallback gives way to a new class column
+        first = None if previous == LABEL_VALUE else previous
+        preferred = [c for c in (first, "class", "name", previous) if c in choices]
         self.class_column.value = preferred[0] if preferred else choices[0]
 
     def _column_choices(self, *_) -> list[str]:
@@ -394,10 +418,14 @@ class CNNWidget(ScrollableContainer):
             "balance": self.balance.value,
         }
         dims = None if self.dims.value == "auto" else int(self.dims.value)
+        self._train_modality = None
+        if self.source.value == LAYERS:
+            self._train_modality = data["image"].metadata.get("modality")
         self.history = []
         self._stop.clear()
         self.status.value = "training…"
         self.train_button.enabled, self.cancel_button.enabled = False, True
+        self.predict_button.enabled = False  # a prediction now would wait for the worker and do nothing
         self.worker = start_job(
             train_job,
             self.source.value,
@@ -431,7 +459,10 @@ class CNNWidget(ScrollableContainer):
         from ...learn.cnn.files import LoadedModel, save_model
 
         self.result = result
-        self.model = LoadedModel(result.model, result.meta())
+        meta = result.meta()
+        if getattr(self, "_train_modality", None):
+            meta["source"] = {"modality": str(self._train_modality)}
+        self._set_model(LoadedModel(result.model, meta))
         metrics = result.metrics
         auc = "n/a" if metrics["auc"] is None else f"{metrics['auc']:.3f}"
         message = (
@@ -441,7 +472,7 @@ class CNNWidget(ScrollableContainer):
         target = str(self.save_path.value)
         if target not in ("", "."):
             try:
-                save_model(result.model, result.meta(), target)
+                save_model(result.model, meta, target)
                 self.model_path.value = target
                 message += f"; saved to {target}"
             except (FileExistsError, OSError) as error:
@@ -456,25 +487,45 @@ class CNNWidget(ScrollableContainer):
             self.status.value = "cancelled before any epoch finished"
         self.worker = None
         self.train_button.enabled, self.cancel_button.enabled = True, False
-        self.predict_button.enabled = True
+        self.predict_button.enabled = self.model is not None
 
     # ---- prediction -------------------------------------------------------------------------------------
     def load(self, *_):
         from ...learn.cnn.files import ModelFileError, load_model
 
         try:
-            self.model = load_model(str(self.model_path.value))
+            model = load_model(str(self.model_path.value))
         except ModelFileError as error:
             self.status.value = f"error: {error}"
             return
+        self._set_model(model)
         names = ", ".join(self.model.class_names)
         self.status.value = f"loaded {self.model.config.dims}D model, classes {names}"
+
+    def _set_model(self, model) -> None:
+        """Use ``model`` for prediction; offer its classes for the probability map (default: the minority)."""
+        from ...learn.cnn.predict import default_target
+
+        self.model = model
+        self._target_names = list(model.class_names)
+        self.target_class.reset_choices()
+        self.target_class.value = model.class_names[default_target(model)]
+        self.predict_button.enabled = self.worker is None
+
+    def _target_index(self) -> int:
+        """The class picked in "probability of" (the model's default when none of its classes is picked)."""
+        from ...learn.cnn.predict import default_target
+
+        names = self.model.class_names
+        chosen = self.target_class.value
+        return names.index(chosen) if chosen in names else default_target(self.model)
 
     @property
     def result_names(self) -> dict:
         base = self.image.value.name
+        target = self.model.class_names[self._target_index()] if self.model is not None else "class"
         return {
-            "probability": f"{base} CNN probability",
+            "probability": f"{base} CNN P({target})",
             "saliency": f"{base} CNN saliency",
             "classes": f"{base} CNN classes",
         }
@@ -488,24 +539,41 @@ class CNNWidget(ScrollableContainer):
         if self.model is None:
             self.status.value = "train or load a model first"
             return
+        from napari.utils.notifications import show_warning
+
+        from ...learn.cnn.predict import compatibility_warnings
+
         objects = self.objects.value
         volume = layer_to_volume(layer)
         image = layer.data  # predict() reads it in the worker, so a lazy volume does not freeze the viewer
         labels = None if objects is None else np.asarray(objects.data)
         names = self.result_names
         model = self.model
+        rgb = bool(getattr(layer, "rgb", False))
+        spatial = volume.shape[:-1] if rgb else volume.shape
+        spacing = volume.spacing[: len(spatial)]
+        checked = spatial[1:] if (model.config.dims == 2 and len(spatial) == 3) else spatial
+        warnings = compatibility_warnings(
+            model, checked, spacing[-len(checked) :], volume.metadata.get("modality")
+        )
+        for warning in warnings:
+            show_warning(f"CNN on {layer.name}: {warning}")
+        target = self._target_index()
         self.status.value = "predicting…"
         self.predict_button.enabled = False
 
         def done(prediction):
             self._show_prediction(volume, prediction, labels, names, model)
+            if warnings:
+                self.status.value = f"{self.status.value} (check: {'; '.join(warnings)})"
 
         self.worker = start_job(
             predict,
             model,
             image,
             labels=labels,
-            spacing=volume.spacing,
+            spacing=spacing,
+            target=target,
             description=f"CNN prediction on {layer.name}",
             on_done=done,
             on_error=self._failed,

@@ -88,7 +88,8 @@ class UNetWidget(ScrollableContainer):
         self.model_path = FileEdit(mode="d", label="model folder", value="")
         self.load_button = PushButton(text="Load model")
         self.image = create_widget(annotation="napari.layers.Image", label="segment image")
-        self.target = ComboBox(choices=self._class_choices, label="probability of")
+        self._target_names = ["(train or load a model)"]
+        self.target = ComboBox(choices=lambda *_: list(self._target_names), label="probability of")
         self.predict_button = PushButton(text="Predict", enabled=False)
         self.status = Label(value="paint 1 = background, 2.. = structures (0 = unlabelled), then Train")
         self.extend(
@@ -158,13 +159,9 @@ class UNetWidget(ScrollableContainer):
         self.canvas.draw_idle()
 
     # ---- state ------------------------------------------------------------------------------------------
-    def _class_choices(self, *_) -> list[str]:
-        if self.model is None:
-            return ["(train or load a model)"]
-        return list(self.model.class_names)
-
     def _set_model(self, model) -> None:
         self.model = model
+        self._target_names = list(model.class_names)
         self.target.reset_choices()
         self.target.value = self.model.class_names[
             -1
