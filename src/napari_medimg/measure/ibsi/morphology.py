@@ -52,7 +52,7 @@ def _ellipsoid_area(a: float, b: float, c: float, terms: int = 20) -> float:
     return float(4 * np.pi * a * b * total)
 
 
-def _mvee(points: np.ndarray, tolerance: float = 1e-7, iterations: int = 2000) -> np.ndarray:
+def _mvee(points: np.ndarray, tolerance: float = 1e-5, iterations: int = 1000) -> np.ndarray:
     """Semi-axes (descending) of the minimum-volume enclosing ellipsoid (Khachiyan's algorithm)."""
     n, d = points.shape
     q = np.vstack([points.T, np.ones(n)])
@@ -81,7 +81,9 @@ def _ombb(points: np.ndarray, hull: ConvexHull) -> tuple[float, float]:
     projected 2D hull's edges (rotating calipers).  This is exact for boxes with a face flush with a hull face.
     """
     best = (np.inf, np.inf)
-    normals = np.unique(np.round(hull.equations[:, :3], 6), axis=0)
+    normals = hull.equations[:, :3]
+    normals = normals * np.where(normals[:, :1] < 0, -1.0, 1.0)  # n and -n give the same box
+    normals = np.unique(np.round(normals, 3), axis=0)
     for normal in normals:
         normal = normal / np.linalg.norm(normal)
         helper = np.array([1.0, 0, 0]) if abs(normal[0]) < 0.9 else np.array([0, 1.0, 0])
