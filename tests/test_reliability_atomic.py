@@ -410,3 +410,13 @@ def test_image_export_never_replaces_its_own_source_series(series, tmp_path):
     with pytest.raises(OverwriteError, match="input"):
         export_image_series(volume, copy / "inside", overwrite=True)
     assert sorted(p.read_bytes() for p in copy.glob("*.dcm")) == before
+
+
+def test_demo_out_refuses_a_folder_of_other_files_before_opening_napari(tmp_path, monkeypatch, capsys):
+    import napari
+
+    monkeypatch.setattr(napari, "Viewer", lambda *a, **k: pytest.fail("opened napari first"))
+    (tmp_path / "thesis.docx").write_text("x")
+    assert _run(["demo", "--out", tmp_path]) == 2
+    assert "not written by napari-medimg" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["thesis.docx"]

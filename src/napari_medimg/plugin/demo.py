@@ -215,6 +215,10 @@ def open_session(viewer: napari.Viewer) -> dict:
 
 def run_demo(out: Path | None = None) -> list[Path]:
     """Run the demo interactively (``out`` None) or scripted into ``out``; return the paths written."""
+    if out is not None:
+        from ..io.atomic import check_folder_replaceable
+
+        check_folder_replaceable(out, True)  # refuse a folder of other files before opening napari
     viewer = napari.Viewer(title="napari-medimg demo", show=True)
     widgets = open_session(viewer)
     if out is None:
