@@ -37,6 +37,7 @@ def test_preprocess_preview_apply_and_record(make_napari_viewer, qtbot, small_ph
     widget.set_params(method="gaussian", size_mm=2.0)
     viewer.dims.set_point(0, image.data_to_world((16, 0, 0))[0])
     widget.preview.value = True
+    qtbot.waitUntil(lambda: not widget.preview_busy, timeout=20000)
     preview = viewer.layers["CT preview"]
     expected = denoise(small_phantom.image, method="gaussian", sigma_mm=2.0).array[16]
     np.testing.assert_allclose(preview.data[16], expected, atol=0.5)  # slab preview ≈ the whole-volume result

@@ -165,3 +165,54 @@ def test_random_walker_works_around_the_seeds_and_names_the_background(
     widget.apply()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
     assert "random walker would work on" in widget.status.value and "watershed" in widget.status.value
+
+
+def _preprocess(viewer, image):
+    from napari_medimg.plugin.widgets.preprocess import PreprocessWidget
+
+    widget = PreprocessWidget(viewer)
+    widget.image.value = image
+    return widget
+
+
+def test_preprocess_results_in_other_units_get_contrast_that_fits_them(
+    make_napari_viewer, qtbot, small_phantom
+):
+    viewer = make_napari_viewer()
+    image = set_or_add_layer(viewer, layer_data_tuple(small_phantom.image, "image", name="CT"))
+    assert list(image.contrast_limits) == [-160.0, 240.0]  # the CT's 40/400 window
+    widget = _preprocess(viewer, image)
+    widget.operation.value = "normalize"
+    widget.apply()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+    result = viewer.layers["CT normalize"]
+    low, high = result.contrast_limits
+    values = np.asarray(result.data)
+    assert low >= values.min() and high <= values.max() and high - low > 1.0  # z-scores, not −160…240
+    assert np.mean((values > low) & (values < high)) > 0.5  # most voxels are not clipped to one grey
+
+
+def test_preprocess_window_presets_fill_the_fields_and_previews_show_or_say_why_not(
+    make_napari_viewer, qtbot, small_phantom
+):
+    viewer = make_napari_viewer()
+    image = set_or_add_layer(viewer, layer_data_tuple(small_phantom.image, "image", name="CT"))
+    widget = _preprocess(viewer, image)
+    widget.operation.value = "window/level"
+    preset, level, width = (widget._field("window/level", name) for name in ("preset", "level", "width"))
+    preset.value = "lung"
+    assert (level.value, width.value) == (-600.0, 1500.0)
+    width.value = 1000.0
+    assert preset.value == "custom"  # a typed width is applied, so the preset no longer is
+    assert widget.step()[1] == {"level": -600.0, "width": 1000.0, "output": "clip"}
+    widget.preview.value = True
+    for operation in ("CLAHE", "gamma", "normalize"):
+        widget.operation.value = operation
+        if operation == "gamma":
+            widget.set_params(value=2.0)
+        qtbot.waitUntil(lambda: not widget.preview_busy, timeout=60000)
+        preview = viewer.layers["CT preview"]
+        assert preview.visible and preview.data.any(), operation
+        assert viewer.layers.selection.active is image
+    widget.operation.value = "resample"
+    assert "no slice preview" in widget.status.value and not viewer.layers["CT preview"].visible

@@ -1,7 +1,12 @@
 """Preprocess an Image layer: window/level, normalisation, denoising, contrast, sharpening, top-hat,
-resampling and vesselness.  Live preview on the current slice (computed on a thin slab around it), the
+resampling and vesselness.  Live preview on the current slice, computed in a background worker (on a thin
+slab around the slice, or on the whole volume for normalisation, whose statistics are the volume's), the
 whole volume in a worker; the result goes to the '<image> <operation>' Image layer with the source geometry
-(resampling: the new geometry) and every run is recorded as a named step."""
+(resampling: the new geometry) and every run is recorded as a named step.
+
+Results get contrast limits that fit their values: the source's window where the units stay the same
+(denoising, sharpening, brightness/contrast), the window itself for window/level, and the 0.5–99.5
+percentiles of the values otherwise (normalised values, vesselness, CLAHE …)."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from ... import ops
 from ...processing.preprocess import DENOISE_METHODS, NORMALIZE_METHODS
 from ...processing.windows import CT_WINDOW_PRESETS
 from ..layers import layer_data_tuple, set_or_add_layer
+from ..preview import BackgroundPreview
 from ._common import JobWidget, slab_around
 
 if TYPE_CHECKING:
@@ -74,7 +80,11 @@ def _same(**params):
     return params
 
 
-#: operation → (registry operation, widget values → core parameters, parameter specs, preview on a slab?)
+#: how an operation is previewed: on a slab around the slice, on the whole volume (its statistics are the
+#: volume's), or not at all (it changes the grid: the status says so)
+SLAB, VOLUME, NO_PREVIEW = "slab", "volume", None
+
+#: operation → (registry operation, widget values → core parameters, parameter specs, preview mode)
 OPERATIONS = {
     "window/level": (
         "window_level",
@@ -85,7 +95,7 @@ OPERATIONS = {
             _float("width", 400.0, 1e-3, 1e6, 10),
             _choice("output", ["clip", "unit"], "clip"),
         ],
-        True,
+        SLAB,
     ),
     "normalize": (
         "normalize",
@@ -95,7 +105,7 @@ OPERATIONS = {
             _float("low_percentile", 1.0, 0, 100, 0.5),
             _float("high_percentile", 99.0, 0, 100, 0.5),
         ],
-        False,
+        VOLUME,
     ),
     "denoise": (
         "denoise",
@@ -105,26 +115,26 @@ OPERATIONS = {
             _float("size_mm", 1.0, 0.01, 100, 0.1, "sigma / radius (mm)"),
             _float("sigma_intensity", 0.0, 0, 1e6, 1.0, "intensity sigma (0 = auto)"),
         ],
-        True,
+        SLAB,
     ),
     "CLAHE": (
         "clahe",
         _same,
         [_float("kernel_mm", 50.0, 1, 1e4, 5, "context (mm)"), _float("clip_limit", 0.01, 0.0001, 1, 0.005)],
-        False,
+        SLAB,
     ),
-    "gamma": ("gamma", _same, [_float("value", 1.0, 0.01, 10, 0.1, "gamma")], False),
+    "gamma": ("gamma", _same, [_float("value", 1.0, 0.01, 10, 0.1, "gamma")], SLAB),
     "brightness/contrast": (
         "brightness_contrast",
         _same,
         [_float("brightness", 0.0, step=5), _float("contrast", 1.0, 0.01, 100, 0.1)],
-        True,
+        SLAB,
     ),
     "unsharp mask": (
         "unsharp_mask",
         _same,
         [_float("sigma_mm", 1.0, 0.01, 100, 0.1, "sigma (mm)"), _float("amount", 1.0, 0, 100, 0.1)],
-        True,
+        SLAB,
     ),
     "top-hat": (
         "tophat",
@@ -133,7 +143,7 @@ OPERATIONS = {
             _float("radius_mm", 4.0, 0.01, 1000, 0.5, "radius (mm)"),
             _bool("bright", True, "bright structures"),
         ],
-        True,
+        SLAB,
     ),
     "resample": (
         "resample",
@@ -143,7 +153,7 @@ OPERATIONS = {
             _choice("interpolation", ["linear", "cubic", "nearest"], "linear"),
             _bool("labels", False, "labels (nearest)"),
         ],
-        False,
+        NO_PREVIEW,
     ),
     "vesselness": (
         "vesselness",
@@ -153,7 +163,7 @@ OPERATIONS = {
             {"name": "sigmas_mm", "value": "1, 2, 3", "annotation": str, "label": "scales (mm)"},
             _bool("bright", True, "bright tubes"),
         ],
-        True,
+        SLAB,
     ),
 }
 
@@ -163,8 +173,46 @@ def _run_operation(volume, operation: str, params: dict, progress=None):
     return ops.run(operation, volume, progress=progress, **params)
 
 
-#: operations whose output keeps the source's intensity units (the preview uses the source's contrast)
+#: operations whose output keeps the source's intensity units (results keep the source's contrast)
 SAME_UNITS = ("denoise", "unsharp mask", "brightness/contrast")
+
+
+def result_contrast(operation: str, core: dict, values, source_limits) -> tuple[float, float]:
+    """Contrast limits for the result of ``operation`` (widget name) with ``core`` parameters.
+
+    Parameters
+    ----------
+    operation : str
+        The widget's operation name (a key of :data:`OPERATIONS`).
+    core : dict
+        The registry parameters it ran with.
+    values : array_like
+        The result (or a slice of it).
+    source_limits : sequence of float
+        The source layer's contrast limits.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)`` with ``high > low``.
+    """
+    if operation in SAME_UNITS:
+        return float(source_limits[0]), float(source_limits[1])
+    if operation == "window/level":
+        if core.get("output") == "unit":
+            return 0.0, 1.0
+        level, width = (
+            CT_WINDOW_PRESETS[core["preset"]] if "preset" in core else (core["level"], core["width"])
+        )
+        return float(level - width / 2), float(level + width / 2)
+    sample = np.asarray(values, np.float64).ravel()[:: max(1, np.size(values) // 2_000_000)]
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return 0.0, 1.0
+    low, high = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
+    if high <= low:
+        low, high = float(sample.min()), float(sample.max())
+    return low, high if high > low else low + 1.0
 
 
 class PreprocessWidget(JobWidget):
@@ -182,6 +230,12 @@ class PreprocessWidget(JobWidget):
         self.extend([self.image, self.operation, *self.parameters.values(), self.preview])
         self._finish_layout()
         self._preview_slice: int | None = None
+        self._request: tuple | None = None
+        self._background = BackgroundPreview(self._show_preview, self._preview_failed)
+        self._field("window/level", "preset").changed.connect(self._preset_chosen)
+        self._field("window/level", "level").changed.connect(self._window_edited)
+        self._field("window/level", "width").changed.connect(self._window_edited)
+        self._preset_chosen()
         self.operation.changed.connect(self._on_operation)
         self.preview.changed.connect(self.update_preview)
         self.image.changed.connect(self.update_preview)
@@ -202,9 +256,27 @@ class PreprocessWidget(JobWidget):
         return operation, to_core(**self.params())
 
     def set_params(self, **values):
-        box = self.parameters[self.operation.value]
         for key, value in values.items():
-            getattr(box, key).value = value
+            self._field(self.operation.value, key).value = value
+
+    def _field(self, operation: str, name: str):
+        """The parameter widget ``name`` of ``operation`` (by name: ``width`` is also a Widget property)."""
+        return next(widget for widget in self.parameters[operation] if widget.name == name)
+
+    def _preset_chosen(self, *_):
+        """A chosen preset shows its level and width in the fields (they are what will be applied)."""
+        preset = self._field("window/level", "preset").value
+        if preset != "custom":
+            level, width = self._field("window/level", "level"), self._field("window/level", "width")
+            with level.changed.blocked(), width.changed.blocked():
+                level.value, width.value = CT_WINDOW_PRESETS[preset]
+
+    def _window_edited(self, *_):
+        """Typing a level or width makes the window a custom one (the preset no longer applies)."""
+        preset = self._field("window/level", "preset")
+        if preset.value != "custom":
+            with preset.changed.blocked():
+                preset.value = "custom"
 
     @property
     def result_name(self) -> str:
@@ -214,36 +286,72 @@ class PreprocessWidget(JobWidget):
     def preview_name(self) -> str:
         return f"{self.image.value.name} preview"
 
+    @property
+    def preview_busy(self) -> bool:
+        """A preview is still being computed in the background."""
+        return self._background.busy
+
     def _on_operation(self, *_):
         for name, box in self.parameters.items():
             box.visible = name == self.operation.value
         self.update_preview()
 
     # ---- preview ----------------------------------------------------------------------------------------
-    def update_preview(self, *_):
+    def _hide_preview(self) -> None:
+        self._background.cancel()
         layer = self.image.value
-        if layer is None:
+        if layer is not None and self.preview_name in self.viewer.layers:
+            self.viewer.layers[self.preview_name].visible = False
+
+    def update_preview(self, *_):
+        """Ask the background worker for the displayed slice of the current operation's result."""
+        layer = self.image.value
+        if layer is None or layer not in self.viewer.layers or not self.preview.value:
+            self._hide_preview()
             return
-        if not self.preview.value or not OPERATIONS[self.operation.value][3]:
-            if self.preview_name in self.viewer.layers:
-                self.viewer.layers[self.preview_name].visible = False
+        mode = OPERATIONS[self.operation.value][3]
+        if mode is NO_PREVIEW:
+            self._hide_preview()
+            self.status.value = (
+                f"{self.operation.value} changes the voxel grid: no slice preview; Apply to volume shows it"
+            )
             return
-        volume = self.volume_of(layer)
         try:
             operation, params = self.step()
-            if volume.ndim == 3:
-                index = self.slice_index(layer)
-                slab, middle = slab_around(volume, index)
-                plane = np.asarray(_run_operation(slab, operation, params).array[middle], np.float32)
-            else:
-                plane = np.asarray(_run_operation(volume, operation, params).array, np.float32)
         except ValueError as error:
             self.status.value = f"preview: {error}"
             return
+        volume = self.volume_of(layer)
+        index = self.slice_index(layer) if volume.ndim == 3 else None
+        self._request = (layer, self.operation.value, params)
+        self.status.value = "preview…"
+        self._background.request(self._preview_job, volume, index, operation, params, mode)
+
+    @staticmethod
+    def _preview_job(volume, index, operation: str, params: dict, mode: str) -> tuple:
+        """In the worker: the previewed slice (from a slab around it, or from the whole volume)."""
+        if index is None:
+            return None, np.asarray(_run_operation(volume, operation, params).array, np.float32)
+        if mode == SLAB:
+            slab, middle = slab_around(volume, index)
+            return index, np.asarray(_run_operation(slab, operation, params).array[middle], np.float32)
+        return index, np.asarray(_run_operation(volume, operation, params).array[index], np.float32)
+
+    def _preview_failed(self, error: BaseException) -> None:
+        self.status.value = f"preview: {error}"
+
+    def _show_preview(self, result: tuple) -> None:
+        """On the main thread: the previewed slice into the preview layer, with contrast that fits it."""
+        layer, operation, params = self._request
+        if layer is not self.image.value or layer not in self.viewer.layers:
+            return
+        index, plane = result
+        volume = self.volume_of(layer)
         name = self.preview_name
         if name in self.viewer.layers and self.viewer.layers[name].data.shape == volume.shape:
             preview = self.viewer.layers[name]
         else:
+            selected, active = set(self.viewer.layers.selection), self.viewer.layers.selection.active
             zeros = np.zeros(volume.shape, np.float32)
             preview = set_or_add_layer(
                 self.viewer,
@@ -251,19 +359,19 @@ class PreprocessWidget(JobWidget):
                     volume.with_array(zeros), "image", name=name, colormap="gray", blending="translucent"
                 ),
             )
+            self._preview_slice = None
+            self.viewer.layers.selection.clear()
+            self.viewer.layers.selection.update(selected)
+            self.viewer.layers.selection.active = active
         data = preview.data
-        if volume.ndim == 3:
+        if index is not None:
             if self._preview_slice is not None and self._preview_slice < data.shape[0]:
                 data[self._preview_slice] = 0
             data[index] = plane
             self._preview_slice = index
         else:
             data[...] = plane
-        if self.operation.value in SAME_UNITS:
-            preview.contrast_limits = layer.contrast_limits  # compare with the source at its own contrast
-        else:
-            low, high = float(plane.min()), float(plane.max())
-            preview.contrast_limits = (low, high if high > low else low + 1)
+        preview.contrast_limits = result_contrast(operation, params, plane, layer.contrast_limits)
         preview.visible = True
         preview.refresh()
         self.status.value = "preview"
@@ -283,24 +391,29 @@ class PreprocessWidget(JobWidget):
         params = self.params()
         volume = self.volume_of(layer)
         name = self.result_name
+        source_limits = tuple(layer.contrast_limits)
 
         def done(result):
-            kwargs = {} if params.get("labels") else {"colormap": "gray"}
-            out = self.show_result(
-                result,
-                "labels" if params.get("labels") else "image",
-                name,
-                op_name,
-                core,
-                [layer],
-                **kwargs,
-            )
-            if "window_center" not in result.metadata and hasattr(out, "reset_contrast_limits"):
-                out.reset_contrast_limits()
+            labels = bool(params.get("labels"))
+            if labels:
+                out = self.show_result(result, "labels", name, op_name, core, [layer])
+            else:
+                limits = result_contrast(operation, core, result.array, source_limits)
+                shown = result.with_array(result.array)
+                for key in ("window_center", "window_width"):
+                    shown.metadata.pop(key, None)  # the source's window does not fit other units
+                out = self.show_result(
+                    shown, "image", name, op_name, core, [layer], colormap="gray", contrast_limits=limits
+                )
+                out.contrast_limits_range = (
+                    min(limits[0], float(np.min(result.array))),
+                    max(limits[1], float(np.max(result.array))),
+                )
+                out.contrast_limits = limits
             if self.preview_name in self.viewer.layers:
                 self.viewer.layers[self.preview_name].visible = False
             spacing = " × ".join(f"{s:.3g}" for s in result.spacing)
-            self.status.value = f"{operation}: {name} ({spacing} mm)"
+            self.status.value = f"{operation}: {out.name} ({spacing} mm)"
 
         self.run_job(
             _run_operation, volume, op_name, core, description=f"{operation} {layer.name}", on_done=done
