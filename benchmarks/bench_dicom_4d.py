@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,10 @@ from napari_medimg.geometry import Volume
 from napari_medimg.io._fastheader import _WANTED, parse_header
 from napari_medimg.io.dicom import read_series, scan_dicom
 from napari_medimg.io.dicom_write import write_dicom_series
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_dicom import best as _best  # noqa: E402
+from bench_dicom import dcm2niix  # noqa: E402  (dcm2niix -z n -b n -f out -o OUT IN, the same call)
 
 SHARED = Path(os.environ.get("MEDIMG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 MOSAIC = SHARED / "dicom" / "siemens_mosaic_fmri_hf_oblique" / "dicom"
@@ -94,23 +97,7 @@ def synthetic_j2k_ct(folder: Path, slices: int) -> Path:
 
 
 def best(function, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def dcm2niix(folder: Path, out: Path) -> None:
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir()
-    binary = shutil.which("dcm2niix") or str(Path(sys.executable).with_name("dcm2niix"))
-    subprocess.run(
-        [binary, "-z", "n", "-b", "n", "-f", "out", "-o", str(out), str(folder)],
-        check=True,
-        capture_output=True,
-    )
+    return _best(function, repeat)[0]
 
 
 def ours(folder: Path, out: Path) -> None:
