@@ -255,3 +255,17 @@ def test_burned_in_annotation_is_refused_unless_allowed_and_kept_truthful(inject
     assert result.from_source and all(pydicom.dcmread(p).BurnedInAnnotation == "YES" for p in result.files)
     plain = export_image_series(volume, tmp_path / "plain", deidentify=False)
     assert all(pydicom.dcmread(p).BurnedInAnnotation == "YES" for p in plain.files)
+
+
+def test_deidentified_nifti_of_a_burned_in_series_is_refused_unless_allowed(injected, tmp_path, capsys):
+    for path in injected.glob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.BurnedInAnnotation = "YES"
+        ds.save_as(path)
+    out = tmp_path / "x.nii.gz"
+    assert main(["convert", str(injected), str(out), "--deidentify"]) == 2
+    assert "BurnedInAnnotation = YES" in capsys.readouterr().err and not out.exists()
+    assert main(["convert", str(injected), str(out), "--deidentify", "--allow-burned-in"]) == 0
+    assert (
+        main(["convert", str(injected), str(tmp_path / "plain.nii.gz")]) == 0
+    )  # not de-identifying: allowed

@@ -88,6 +88,17 @@ def _deidentified(sidecar: dict) -> dict:
     return {k: v for k, v in sidecar.items() if k in _DEIDENTIFIED_KEYS}
 
 
+def _check_burned_in(series, allow: bool) -> None:
+    """Refuse a series any of whose files declares BurnedInAnnotation = YES (unless ``allow``)."""
+    import pydicom
+
+    from ..io.deid import check_burned_in
+
+    for path in sorted({frame.path for frame in series.frames}):
+        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["BurnedInAnnotation"])
+        check_burned_in(header, path, allow=allow)
+
+
 def run(args) -> int:
     nifti_out = args.out.name.lower().endswith(_NIFTI)
     if args.all:
@@ -137,6 +148,8 @@ def run(args) -> int:
 
         scan = scan_dicom(args.path, philips_float=args.philips_float)
         series = choose_stack(scan, args.series, args.stack)
+        if args.deidentify:  # the pixels go out unchanged: identifying text burned into them is refused
+            _check_burned_in(series, args.allow_burned_in)
         volume = read_series(series, lazy=False, philips_float=args.philips_float)
         volume.metadata.update(bids_sidecar(volume))
     sidecar = {
