@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import fftconvolve
+from scipy import fft as sfft
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 from skimage.measure import marching_cubes
@@ -74,14 +74,17 @@ def _mvee(points: np.ndarray, tolerance: float = 1e-5, iterations: int = 1000) -
     return np.sort(1 / np.sqrt(eigenvalues))[::-1]
 
 
-def _ombb(points: np.ndarray, hull: ConvexHull) -> tuple[float, float]:
+def _ombb(points: np.ndarray, hull: ConvexHull, faces: int = 96) -> tuple[float, float]:
     """Volume and area of an oriented minimum bounding box, searched over the hull's face orientations.
 
     Each hull face normal fixes one box axis; in the plane the smallest-area rectangle follows from the
-    projected 2D hull's edges (rotating calipers).  This is exact for boxes with a face flush with a hull face.
+    projected 2D hull's edges (rotating calipers).  This is exact for boxes with a face flush with a hull face;
+    the search is limited to the ``faces`` largest hull faces (IBSI gives no reference value for this feature).
     """
     best = (np.inf, np.inf)
-    normals = hull.equations[:, :3]
+    corners = hull.points[hull.simplices]
+    areas = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    normals = hull.equations[np.argsort(areas)[::-1][:faces], :3]
     normals = normals * np.where(normals[:, :1] < 0, -1.0, 1.0)  # n and -n give the same box
     normals = np.unique(np.round(normals, 3), axis=0)
     for normal in normals:
@@ -143,8 +146,16 @@ def spatial_autocorrelation(image: np.ndarray, intensity: np.ndarray, spacing) -
     distance = np.sqrt(dz**2 + dy**2 + dx**2)
     kernel = np.zeros_like(distance)
     kernel[distance > 0] = 1.0 / distance[distance > 0]
-    weight_mask = fftconvolve(mask, kernel, mode="same")
-    weight_centred = fftconvolve(centred, kernel, mode="same")
+    # circular convolution of size >= 2n - 1 per axis has no wrap-around on the n outputs needed
+    size = [sfft.next_fast_len(2 * m - 1, real=True) for m in shape]
+    kernel_fft = sfft.rfftn(kernel, size)
+    needed = tuple(slice(m - 1, 2 * m - 1) for m in shape)
+
+    def convolve(values):
+        return sfft.irfftn(sfft.rfftn(values, size) * kernel_fft, size)[needed]
+
+    weight_mask = convolve(mask)
+    weight_centred = convolve(centred)
     total_weight = float((mask * weight_mask).sum())
     cross = float((centred * weight_centred).sum())
     squares = float((centred**2).sum())
