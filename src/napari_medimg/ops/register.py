@@ -18,7 +18,7 @@ def register_volumes(
     moving: Volume,
     *,
     transform: Literal["rigid", "affine", "none"] = "rigid",
-    sampling_fraction: float = 0.2,
+    sampling_fraction: float = 0.1,
     iterations: int = 100,
     progress: ProgressCallback | None = None,
 ) -> Volume:

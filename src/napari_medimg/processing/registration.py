@@ -305,6 +305,17 @@ class RegistrationResult:
         }
 
 
+def _foreground(image):
+    """Mask of the fixed image's anatomy (Otsu threshold, closed and dilated by 2 voxels): the metric samples
+    there, not in the air around the patient."""
+    import SimpleITK as sitk
+
+    mask = sitk.OtsuThreshold(image, 0, 1)
+    mask = sitk.BinaryDilate(mask, [2, 2, 2])
+    array = sitk.GetArrayViewFromImage(mask)
+    return mask if 0.02 < float(array.mean()) < 0.98 else None
+
+
 def _quiet_hook(*args) -> None:
     """An excepthook that prints nothing (see :func:`register`)."""
 
@@ -319,13 +330,14 @@ def register(
     *,
     transform: Literal["rigid", "affine", "none"] = "rigid",
     bins: int = 50,
-    sampling_fraction: float = 0.2,
+    sampling_fraction: float = 0.1,
     shrink_factors: tuple[int, ...] = (4, 2, 1),
     smoothing_mm: tuple[float, ...] = (4.0, 2.0, 0.0),
     iterations: int = 100,
     initialization: Literal["geometry", "moments"] = "geometry",
     seed: int = 20261201,
     optimizer: Literal["gradient", "conjugate"] = "conjugate",
+    foreground_mask: bool = True,
     progress: ProgressCallback | None = None,
 ) -> RegistrationResult:
     """Rigid or affine registration of ``moving`` to ``fixed`` (Mattes mutual information, multi-resolution).
@@ -350,6 +362,12 @@ def register(
         Gaussian smoothing sigma at each level, in mm.
     iterations : int
         Most optimizer iterations per level.
+    optimizer : {"gradient", "conjugate"}
+        Gradient descent with a learning rate estimated at each iteration, or conjugate gradient with a line
+        search (default: fewer iterations, the most accurate here).
+    foreground_mask : bool
+        Sample the metric only inside the fixed image's anatomy (Otsu threshold, dilated); ignored when the
+        threshold finds no clear foreground.
     initialization : {"geometry", "moments"}
         Centre the moving image on the fixed one by their geometric centres or their intensity centroids.
     seed : int
@@ -380,6 +398,7 @@ def register(
         return RegistrationResult(np.eye(4), "none", float("nan"), center_mm=center)
     fixed_image = sitk.Cast(to_sitk(fixed), sitk.sitkFloat32)
     moving_image = sitk.Cast(to_sitk(moving), sitk.sitkFloat32)
+    mask = _foreground(fixed_image) if foreground_mask else None
     stages = ["rigid"] if transform == "rigid" else ["rigid", "affine"]
     total = iterations * len(shrink_factors) * len(stages)
     done = [0]
@@ -404,6 +423,8 @@ def register(
         method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=int(bins))
         method.SetMetricSamplingStrategy(method.RANDOM)
         method.SetMetricSamplingPercentage(float(sampling_fraction), int(seed))
+        if mask is not None:
+            method.SetMetricFixedMask(mask)
         method.SetInterpolator(sitk.sitkLinear)
         if optimizer == "conjugate":
             method.SetOptimizerAsConjugateGradientLineSearch(

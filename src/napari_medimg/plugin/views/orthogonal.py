@@ -260,7 +260,13 @@ class OrthogonalViewsWidget(QWidget):
             return
         position = np.asarray(position, float)[-3:]
         axes = (0, 1, 2) if axes is None else tuple(axes)
-        self.viewer.dims.set_point([a + ndim - 3 for a in axes], [float(position[a]) for a in axes])
+        # napari emits one point event per changed axis: sync the views once, after the last one
+        self._syncing = True
+        try:
+            self.viewer.dims.set_point([a + ndim - 3 for a in axes], [float(position[a]) for a in axes])
+        finally:
+            self._syncing = False
+        self._on_point()
 
     def planes(self) -> list[str]:
         """The two planes shown in the dock (those the main canvas is not showing)."""
@@ -298,7 +304,8 @@ class OrthogonalViewsWidget(QWidget):
 
             emitter.connect(copy)
             handlers.append((emitter, copy))
-        for name in ("data", "paint", "set_data"):
+        # "data" (new array) and "paint" (Labels edits); not "set_data", which napari emits after every slice
+        for name in ("data", "paint"):
             emitter = getattr(layer.events, name, None)
             if emitter is None:
                 continue
