@@ -390,3 +390,20 @@ def test_safetensors_and_recursion_errors_are_one_line(monkeypatch, capsys):
         assert main(["convert", "a", "b.nii.gz"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("medimg convert: error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_measure_widget_refuses_an_image_placed_elsewhere(make_napari_viewer, small_phantom):
+    from napari_medimg.plugin.layers import layer_data_tuple, set_or_add_layer
+    from napari_medimg.plugin.widgets.measure import MeasureWidget
+
+    viewer = make_napari_viewer()
+    lesions = set_or_add_layer(viewer, layer_data_tuple(small_phantom.lesions, "labels", name="lesions"))
+    shifted = small_phantom.image.with_array(np.asarray(small_phantom.image.array))
+    shifted = Volume(shifted.array, shifted.spacing, shifted.origin + [0.0, 50.0, 0.0], shifted.direction)
+    ct = set_or_add_layer(viewer, layer_data_tuple(shifted, "image", name="CT moved"))
+    widget = MeasureWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.labels.value = lesions
+    widget.images.value = [ct]
+    widget.measure()
+    assert widget.worker is None and "CT moved: not on the labels' voxel grid" in widget.status.value

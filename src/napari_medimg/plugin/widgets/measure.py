@@ -10,6 +10,7 @@ were not measured.  A :class:`~.feature_table.FeatureTableWidget` dock linked to
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -86,6 +87,13 @@ GROUP_LABELS = {
     "gldm": "GLDM",
     "ngtdm": "NGTDM",
 }
+
+
+def _corner_distance_mm(a, b) -> float:
+    """Largest distance (mm, napari world) between where two layers of one shape put their corner voxels."""
+    shape = a.data.shape
+    corners = itertools.product(*[(0, n - 1) for n in shape])
+    return max(float(np.linalg.norm(np.subtract(a.data_to_world(c), b.data_to_world(c)))) for c in corners)
 
 
 class MeasureWidget(JobWidget):
@@ -208,6 +216,15 @@ class MeasureWidget(JobWidget):
         mismatched = [name for name, array in images.items() if array.shape != labels_layer.data.shape]
         if mismatched:
             self.status.value = f"{', '.join(mismatched)}: not on the labels' voxel grid"
+            return
+        # same shape but placed elsewhere (origin, direction, spacing): never measured as if aligned
+        shifted = [
+            layer.name for layer in self.images.value if _corner_distance_mm(layer, labels_layer) > 0.01
+        ]
+        if shifted:
+            self.status.value = (
+                f"{', '.join(shifted)}: not on the labels' voxel grid (placed differently in mm)"
+            )
             return
         volume = layer_to_volume(labels_layer)
         ibsi = self.mode.value == "IBSI"
