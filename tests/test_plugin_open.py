@@ -50,3 +50,20 @@ def test_saving_labels_as_dicom_seg_without_a_source_series_says_why(make_napari
     with pytest.raises(LayerNotWritten, match="which DICOM series it was drawn on"):
         viewer.layers.save(str(tmp_path / "painted.dcm"), selected=False, plugin="napari-medimg")
     assert not (tmp_path / "painted.dcm").exists()
+
+
+@pytest.mark.shared_data
+def test_opening_a_tilted_series_tells_the_user_and_keeps_the_message(make_napari_viewer, shared_data):
+    from napari.utils.notifications import notification_manager
+
+    from napari_medimg.plugin.home import HomeWidget
+    from napari_medimg.plugin.messages import MESSAGES
+
+    viewer = make_napari_viewer()
+    home = HomeWidget(viewer)
+    before = len(notification_manager.records)
+    (layer,) = viewer.open(str(shared_data / "dicom" / "siemens_ct_gantry_tilt"), plugin="napari-medimg")
+    shown = [str(r.message) for r in notification_manager.records[before:]]
+    assert any(layer.name in m and "tilt" in m.lower() for m in shown), shown
+    assert any(m.source == layer.name and "tilt" in m.text.lower() for m in MESSAGES)
+    assert any("tilt" in home.messages.item(i).text().lower() for i in range(home.messages.count()))

@@ -22,6 +22,7 @@ from ..io.dicom import is_dicom_file, is_regular_file, read_series, scan_dicom, 
 from ..io.errors import NoSeriesError
 from ..io.nifti import read_nifti
 from .layers import layer_data_tuple
+from .messages import announce_layers
 
 __all__ = [
     "napari_get_reader",
@@ -222,7 +223,7 @@ def read_dicom_layers(path) -> list[tuple]:
                 if "a Segmentation" in reason:
                     for seg in sorted(paths[0].rglob(name)):
                         layers.extend(read_seg_layers(seg, scan))
-        return layers
+        return announce_layers(layers)
     finally:
         bar.close()
 
@@ -340,4 +341,4 @@ def read_nifti_layers(path) -> list[tuple]:
         data, kwargs, _ = layer_data_tuple(volume, "labels")
         kwargs["metadata"]["warnings"] = []
         return [(data, kwargs, "labels")]
-    return [volume_layer(volume)]
+    return announce_layers([volume_layer(volume)])

@@ -28,8 +28,10 @@ def display_defaults(modality: str, windows: list[tuple[float, float]]) -> dict:
     presets = presets_for(modality)
     if windows:
         summary["window_center"], summary["window_width"] = windows[0]
+        summary["window_source"] = "stored"
     elif "abdomen" in presets:
         summary["window_center"], summary["window_width"] = presets["abdomen"]
+        summary["window_source"] = "default"  # the plugin's, not the file's
     if presets:
         summary["window_presets"] = {name: list(value) for name, value in presets.items()}
     return summary
@@ -64,7 +66,8 @@ def check_window(metadata: dict, array: np.ndarray) -> None:
     metadata["warnings"] = [
         *metadata["warnings"],
         (
-            f"The stored display window (centre {centre:g}, width {width:g}) shows almost none of the image "
+            f"The {'stored' if metadata.get('window_source', 'stored') == 'stored' else 'default (abdomen)'} "
+            f"display window (centre {centre:g}, width {width:g}) shows almost none of the image "
             "(under 1% of voxels inside it, or under 5% of the value range); the initial contrast uses the "
             f"0.5-99.5 percentile range ({p_low:g} to {p_high:g}) instead."
         ),
