@@ -147,6 +147,11 @@ def test_2d_and_rgb_as_napari_layers(make_napari_viewer, discs):
     back = layer_to_volume(colour)
     assert back.is_rgb and back.spatial_shape == image.shape
     np.testing.assert_allclose(back.affine, image.affine)
+    # an RGB layer the user added without our metadata gives the same plane geometry
+    added = viewer.add_image(rgb.array, rgb=True, scale=SPACING, translate=ORIGIN, name="added")
+    plain = layer_to_volume(added)
+    assert plain.is_rgb and plain.spatial_shape == image.shape
+    np.testing.assert_allclose(plain.affine, image.affine)
     # the RGB image's labels share its plane geometry, and the registry runs on the grey channel's Volume
     mask = rgb.with_array((rgb.array[..., 0] > 45).astype(np.uint8))
     np.testing.assert_allclose(mask.affine, image.affine)

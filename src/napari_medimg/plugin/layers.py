@@ -159,6 +159,10 @@ def layer_to_volume(layer: napari.layers.Layer) -> Volume:
         }
         return Volume(data, stored["spacing"], stored["origin"], stored["direction"], extra)
     ndim = data.ndim
+    if getattr(layer, "rgb", False) and ndim == 3:  # an RGB image: (y, x, 3) on a 2D layer
+        scale, translate = np.asarray(layer.scale, float)[-2:], np.asarray(layer.translate, float)[-2:]
+        metadata = {"name": layer.name, "rgb": True}
+        return Volume(data, np.abs(scale), np.r_[translate, 0.0], np.eye(3)[:, ::-1], metadata)
     scale = np.asarray(layer.scale, float)[-ndim:]
     translate = np.asarray(layer.translate, float)[-ndim:]
     if ndim == 2:
