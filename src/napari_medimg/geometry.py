@@ -30,6 +30,7 @@ __all__ = [
     "affine_from_geometry",
     "geometry_from_affine",
     "orientation_code",
+    "check_spacing",
     "CANONICAL_DIRECTION",
     "check_same_grid",
 ]
@@ -108,6 +109,38 @@ def orientation_code(direction) -> str:
     return "".join(code)
 
 
+def check_spacing(spacing, ndim: int) -> np.ndarray:
+    """The one spacing validator: ``spacing`` as ``ndim`` positive finite floats (mm per axis).
+
+    Parameters
+    ----------
+    spacing : float or sequence of float or None
+        mm per axis; one number applies to every axis; None means 1 mm.
+    ndim : int
+        Number of array axes.
+
+    Returns
+    -------
+    numpy.ndarray
+        Float array of shape ``(ndim,)``.
+
+    Raises
+    ------
+    ValueError
+        When the spacing has the wrong length or a value that is not positive and finite.
+    """
+    if spacing is None:
+        return np.ones(ndim)
+    values = np.asarray(spacing, float).reshape(-1)
+    if values.size == 1 and ndim != 1:
+        values = np.full(ndim, float(values[0]))
+    if values.shape != (ndim,):
+        raise ValueError(f"spacing needs {ndim} values, got {values.tolist()}")
+    if not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(f"spacing must be positive and finite, got {values.tolist()}")
+    return values
+
+
 @dataclass
 class Volume:
     """An image or label array with its physical geometry and PHI-free metadata.
@@ -157,10 +190,7 @@ class Volume:
             self.origin = np.r_[self.origin, 0.0]
         if self.origin.shape != (3,):
             raise ValueError(f"origin needs 3 values (2D: y, x and 0), got {self.origin.tolist()}")
-        if self.spacing.shape != (ndim,):
-            raise ValueError(f"spacing needs {ndim} values, got {self.spacing.tolist()}")
-        if np.any(self.spacing <= 0):
-            raise ValueError(f"spacing must be positive, got {self.spacing.tolist()}")
+        self.spacing = check_spacing(self.spacing, ndim)
         if self.direction.shape != (3, 3) and ndim == 3:
             raise ValueError("direction must be a 3x3 matrix")
 
