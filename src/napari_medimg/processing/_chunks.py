@@ -11,41 +11,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..geometry import check_spacing
 from ..progress import ProgressCallback, report
 
 __all__ = ["slabwise", "mm_to_voxels", "ellipsoid_footprint", "check_spacing"]
-
-
-def check_spacing(spacing, ndim: int) -> np.ndarray:
-    """The one spacing validator: ``spacing`` as ``ndim`` positive finite floats (mm per axis).
-
-    Parameters
-    ----------
-    spacing : float or sequence of float or None
-        mm per axis; one number applies to every axis; None means 1 mm.
-    ndim : int
-        Number of array axes.
-
-    Returns
-    -------
-    numpy.ndarray
-        Float array of shape ``(ndim,)``.
-
-    Raises
-    ------
-    ValueError
-        When the spacing has the wrong length or a value that is not positive and finite.
-    """
-    if spacing is None:
-        return np.ones(ndim)
-    values = np.asarray(spacing, float).reshape(-1)
-    if values.size == 1 and ndim != 1:
-        values = np.full(ndim, float(values[0]))
-    if values.shape != (ndim,):
-        raise ValueError(f"spacing needs {ndim} values, got {values.tolist()}")
-    if not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ValueError(f"spacing must be positive and finite, got {values.tolist()}")
-    return values
 
 
 def mm_to_voxels(length_mm: float, spacing) -> np.ndarray:
