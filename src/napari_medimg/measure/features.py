@@ -316,7 +316,10 @@ def _object_boxes(labels: np.ndarray) -> list:
     if not labels.size:
         return []
     flat = labels.reshape(-1)
-    positions = np.flatnonzero(flat != 0)  # the boolean path of flatnonzero is several times faster
+    chunk = 1 << 22  # the boolean path of flatnonzero is several times faster; chunks bound its memory
+    positions = np.concatenate(
+        [np.flatnonzero(flat[start : start + chunk] != 0) + start for start in range(0, flat.size, chunk)]
+    )
     if positions.size == 0:
         return []
     if positions.size > flat.size // 8:  # densely labelled: the C pass is as fast
