@@ -78,7 +78,15 @@ _REFUSE = {0x52009229, 0x52009230}  # functional groups: enhanced files go throu
 
 
 class FastHeader(dict):
-    """The values :mod:`napari_medimg.io.dicom` reads, keyed by keyword (a stand-in for a pydicom Dataset)."""
+    """The values :mod:`napari_medimg.io.dicom` reads, keyed by keyword (a stand-in for a pydicom Dataset).
+
+    Parameters
+    ----------
+    values : dict
+        Keyword → value (str, list of str, int or float; ``CSAImageHeader`` as bytes).
+    transfer_syntax : str
+        The file's TransferSyntaxUID, kept as ``file_meta["TransferSyntaxUID"]``.
+    """
 
     def __init__(self, values: dict, transfer_syntax: str):
         super().__init__(values)
@@ -142,7 +150,20 @@ def _text(raw: bytes, encoding: str) -> str:
 
 
 def parse_header(handle, size: int) -> tuple[FastHeader, int] | None:
-    """``(header, pixel value offset)`` of a plain single-frame file, or None to use pydicom instead."""
+    """``(header, pixel value offset)`` of a plain single-frame file, or None to use pydicom instead.
+
+    Parameters
+    ----------
+    handle : binary file
+        The open file (read from its start).
+    size : int
+        The file's size in bytes.
+
+    Returns
+    -------
+    tuple or None
+        ``(FastHeader, offset of the first pixel value)``, or None for anything unexpected.
+    """
     try:
         return _parse(handle, size)
     except (_Stop, struct.error, UnicodeDecodeError, ValueError, IndexError):

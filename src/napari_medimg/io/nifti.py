@@ -37,7 +37,23 @@ def volume_to_nifti_affine(volume: Volume) -> np.ndarray:
 
 
 def read_nifti(path: str | os.PathLike) -> Volume:
-    """Read a NIfTI into a (z, y, x) LPS Volume ((volume, z, y, x) when 4D); scaling applied when present."""
+    """Read a NIfTI into a (z, y, x) LPS Volume ((volume, z, y, x) when 4D); scaling applied when present.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.nii`` or ``.nii.gz`` file.
+
+    Returns
+    -------
+    Volume
+        The image in LPS (RAS on disk is converted).
+
+    Raises
+    ------
+    CorruptFileError
+        When the file is not a readable 2D/3D/4D NIfTI with a finite affine.
+    """
     try:
         image = nib.load(os.fspath(path))
         data = np.asanyarray(image.dataobj)

@@ -19,7 +19,25 @@ __all__ = ["write_dicom_seg", "read_dicom_seg", "find_source_series"]
 
 
 def find_source_series(source: str | os.PathLike, series_uid: str | None = None) -> DicomSeries:
-    """The one series of ``source`` (file or folder) the labels belong to (``series_uid`` picks one of several)."""
+    """The one series of ``source`` (file or folder) the labels belong to (``series_uid`` picks one of several).
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        A DICOM file or folder.
+    series_uid : str, optional
+        SeriesInstanceUID when ``source`` holds several series.
+
+    Returns
+    -------
+    DicomSeries
+        The source stack.
+
+    Raises
+    ------
+    NoSeriesError
+        When not exactly one series matches.
+    """
     scan = scan_dicom(source)
     candidates = scan.get(series_uid) if series_uid else scan.series
     if len(candidates) != 1:
@@ -62,7 +80,26 @@ def write_dicom_seg(
     names: dict[int, str] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a labels Volume drawn on ``source`` as a DICOM-SEG (one segment per label value), atomically."""
+    """Write a labels Volume drawn on ``source`` as a DICOM-SEG (one segment per label value), atomically.
+
+    Parameters
+    ----------
+    labels : Volume
+        Integer labels on the grid of ``source`` (possibly reoriented for display).
+    path : str or os.PathLike
+        The ``.dcm`` file to write.
+    source : DicomSeries
+        The series the labels were drawn on.
+    names : dict, optional
+        Label value → segment name.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -114,7 +151,25 @@ def write_dicom_seg(
 
 
 def read_dicom_seg(path: str | os.PathLike, source: DicomSeries) -> Volume:
-    """Labels of a DICOM-SEG on the grid of its ``source`` series (label values as written, 0 = background)."""
+    """Labels of a DICOM-SEG on the grid of its ``source`` series (label values as written, 0 = background).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The DICOM-SEG file.
+    source : DicomSeries
+        The series it references.
+
+    Returns
+    -------
+    Volume
+        uint8 or uint16 labels with the source's geometry.
+
+    Raises
+    ------
+    CorruptFileError, NoSeriesError
+        When the file is not a readable SEG, or does not reference ``source``.
+    """
     import highdicom as hd
 
     _check_source(source)

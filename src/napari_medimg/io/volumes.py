@@ -19,7 +19,17 @@ _NIFTI = (".nii", ".nii.gz")
 
 
 def is_nifti_path(path: str | os.PathLike) -> bool:
-    """True when the file name (a str or path) ends in ``.nii`` or ``.nii.gz``, in any case."""
+    """True when the file name ends in ``.nii`` or ``.nii.gz``, in any case.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file name.
+
+    Returns
+    -------
+    bool
+    """
     return Path(os.fspath(path)).name.lower().endswith(_NIFTI)
 
 

@@ -137,7 +137,20 @@ def inflate(path: str | os.PathLike) -> pydicom.Dataset:
 
 
 def pixel_value_offset(handle, dataset) -> int | None:
-    """Byte offset of the first pixel value, from the file position where the header pass stopped."""
+    """Byte offset of the first pixel value, from the file position where the header pass stopped.
+
+    Parameters
+    ----------
+    handle : binary file
+        Positioned just after the header (``stop_before_pixels``).
+    dataset : pydicom.Dataset
+        The header read so far (its transfer syntax says how the Pixel Data element is encoded).
+
+    Returns
+    -------
+    int or None
+        The offset, or None for encapsulated (undefined-length) or missing pixel data.
+    """
     start = handle.tell()
     head = handle.read(12)
     if len(head) < 8 or head[:4] != b"\xe0\x7f\x10\x00":
@@ -157,8 +170,23 @@ def pixel_value_offset(handle, dataset) -> int | None:
 def read_header(path: Path, fast: bool = True):
     """``(dataset, pixel_offset, file_size)`` of one file, header only.
 
-    ``fast`` tries the byte-level parser of :mod:`napari_medimg.io._fastheader` first (plain single-frame
-    files); ``fast=False`` always uses ``pydicom.dcmread(stop_before_pixels=True)``.
+    Parameters
+    ----------
+    path : Path
+        The file.
+    fast : bool
+        Try the byte-level parser of :mod:`napari_medimg.io._fastheader` first (plain single-frame files);
+        False always uses ``pydicom.dcmread(stop_before_pixels=True)``.
+
+    Returns
+    -------
+    tuple
+        ``(dataset or FastHeader, pixel value offset or None, file size)``.
+
+    Raises
+    ------
+    CorruptFileError
+        When the file is empty, not DICOM, damaged, or a deflate bomb.
     """
     try:
         size = os.stat(path).st_size

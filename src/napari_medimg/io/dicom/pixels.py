@@ -38,7 +38,18 @@ def _name(path) -> str:
 
 
 def decoder_hint(syntax: str) -> str:
-    """What to install to decode ``syntax`` (all of these are napari-medimg dependencies)."""
+    """What to install to decode ``syntax`` (all of these are napari-medimg dependencies).
+
+    Parameters
+    ----------
+    syntax : str
+        A TransferSyntaxUID.
+
+    Returns
+    -------
+    str
+        A sentence naming the transfer syntax and the ``pip install`` that decodes it.
+    """
     name = getattr(pydicom.uid.UID(syntax), "name", syntax)
     if "JPEG 2000" in name or "HTJ2K" in name:
         package = "pylibjpeg pylibjpeg-openjpeg"
@@ -210,7 +221,15 @@ def raw_frame(frame: FrameRecord) -> np.ndarray:
 
 
 class SliceReader:
-    """Reads, rescales and (for gantry tilt) resamples slice ``k`` of volume ``v`` of a series."""
+    """Reads, rescales and (for gantry tilt) resamples slice ``k`` of volume ``v`` of a series.
+
+    Parameters
+    ----------
+    series : DicomSeries
+        The stack to read.
+    philips_float : bool
+        Philips floating-point values instead of displayed values.
+    """
 
     def __init__(self, series: DicomSeries, philips_float: bool):
         self.series = series

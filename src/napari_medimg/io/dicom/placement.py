@@ -41,7 +41,25 @@ _ORTHOGONAL_REFUSE = 0.02  # ... and above which the orientation is refused (abo
 
 @dataclass
 class StackGeometry:
-    """Where every image of a stack goes: ``slots[volume][slice]`` and the grid's world geometry."""
+    """Where every image of a stack goes: ``slots[volume][slice]`` and the grid's world geometry.
+
+    Attributes
+    ----------
+    slots : list of list
+        ``[volume][slice]`` → FrameRecord, or None for a blank image.
+    spacing, origin, direction
+        The grid: ``(dz, dy, dx)`` mm, LPS position of voxel 0, columns = LPS directions of z, y, x.
+    warnings : list of str
+        What the user should know (gaps, duplicates, tilt, ...).
+    source : str
+        How the geometry was derived, in words.
+    tilt_degrees, shear_pixels
+        Gantry tilt and the in-plane shift per slice it implies.
+    unplaced : list of FrameRecord
+        Images that could not be placed in a volume.
+    implausible_gap : bool
+        True when gaps were too large to fill.
+    """
 
     slots: list[list[FrameRecord | None]]
     spacing: tuple[float, float, float]

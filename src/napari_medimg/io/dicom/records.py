@@ -32,6 +32,11 @@ def quiet():
 
     ``catch_warnings`` swaps process-wide state: the lock keeps our reader threads from interleaving their
     save/restore (which could leave the warnings silenced for good).
+
+    Yields
+    ------
+    None
+        Inside the block warnings are ignored.
     """
     with _QUIET_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -40,7 +45,23 @@ def quiet():
 
 @dataclass
 class PixelFormat:
-    """How one file stores its pixels (size, bits, sign, transfer syntax, raw offset when uncompressed)."""
+    """How one file stores its pixels (size, bits, sign, transfer syntax, raw offset when uncompressed).
+
+    Attributes
+    ----------
+    rows, cols, frames : int
+        Image size and frame count.
+    bits_allocated, bits_stored : int
+        Bits per stored value and bits used.
+    signed : bool
+        PixelRepresentation 1.
+    transfer_syntax, photometric : str
+        TransferSyntaxUID and PhotometricInterpretation.
+    pixel_offset : int or None
+        Byte offset of the first value when the raw path applies.
+    deflated : bool
+        Deflated transfer syntax (read through the capped inflation).
+    """
 
     rows: int
     cols: int
@@ -68,7 +89,25 @@ class PixelFormat:
 
 @dataclass
 class FrameRecord:
-    """One 2D image: a single-frame file, one frame of a multi-frame file or one tile of a mosaic."""
+    """One 2D image: a single-frame file, one frame of a multi-frame file or one tile of a mosaic.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    frame : int or None
+        Frame index in a multi-frame file.
+    fmt : PixelFormat
+        How the file stores its pixels.
+    position, orientation : numpy.ndarray or None
+        ImagePositionPatient and ImageOrientationPatient.
+    pixel_spacing : tuple or None
+        ``(dy, dx)`` in mm.
+    slope, intercept : float
+        RescaleSlope and RescaleIntercept.
+    region : tuple or None
+        ``(row0, col0, rows, cols)`` of a mosaic tile.
+    """
 
     path: str
     frame: int | None
@@ -117,7 +156,17 @@ class FrameRecord:
 
 @dataclass
 class SeriesHeader:
-    """PHI-free attributes shared by the frames of a series."""
+    """PHI-free attributes shared by the frames of a series.
+
+    Attributes
+    ----------
+    series_uid, modality, description : str
+        SeriesInstanceUID, Modality, SeriesDescription.
+    series_number : int or None
+        SeriesNumber.
+    enhanced : bool
+        True for an enhanced multi-frame file.
+    """
 
     series_uid: str
     modality: str

@@ -65,7 +65,23 @@ def type_token(image_type: tuple[str, ...]) -> str:
 
 @dataclass
 class DicomSeries:
-    """One stack of a DICOM series with its derived geometry (no pixels read yet); 3D or 4D."""
+    """One stack of a DICOM series with its derived geometry (no pixels read yet); 3D or 4D.
+
+    Attributes
+    ----------
+    header : SeriesHeader
+        The series.
+    volume_slots : list of list
+        ``[volume][slice]`` → FrameRecord, or None for a blank image.
+    label : str
+        The stack label (``e2``, ``ph``, ...; empty when the series is one stack).
+    shape : tuple
+        ``(z, y, x)`` of one volume (``array_shape`` adds the volume axis).
+    spacing, origin, direction : numpy.ndarray
+        The grid's geometry in LPS mm.
+    warnings : list of str
+        What the user should know.
+    """
 
     header: SeriesHeader
     volume_slots: list  # [volume][slice]: FrameRecord, or None for a blank (missing) image
@@ -220,7 +236,15 @@ class DicomSeries:
 
 @dataclass
 class DicomScan:
-    """Result of the header pass: the series found and the files that were skipped, with reasons."""
+    """Result of the header pass: the series found and the files that were skipped, with reasons.
+
+    Attributes
+    ----------
+    series : list of DicomSeries
+        One per stack.
+    skipped : list of tuple
+        ``(file or series name, reason)``.
+    """
 
     series: list[DicomSeries]
     skipped: list[tuple[str, str]]
