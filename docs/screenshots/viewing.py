@@ -1,7 +1,8 @@
 """Screenshot for docs/viewing.md: the whole window with the Orthogonal views dock, on the real sagittal T1w MR.
 
 Run: ``xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/screenshots/viewing.py``
-(needs ../shared/data/dicom).  Writes docs/images/viewing-orthogonal.png.
+(needs ../shared/data/dicom).  Writes docs/images/viewing-orthogonal.png (the sagittal T1w series) and
+docs/images/viewing-gantry-tilt.png (the 14° gantry-tilt CT, resampled onto the patient axes).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from _shots import SHARED_DATA, save, settle
 from napari_medimg.geometry import lps_to_world
 from napari_medimg.plugin.layers import layer_to_volume
 from napari_medimg.plugin.views.orthogonal import OrthogonalViewsWidget
+from napari_medimg.plugin.views.readout import readout, readout_text
 
 DICOM = SHARED_DATA / "dicom"
 
@@ -31,14 +33,28 @@ def main() -> None:
     widget.apply_preset("auto (0.5–99.5 percentiles)")
     viewer.layers.selection.active = layer
     info_world = lps_to_world(centre)
-    from napari_medimg.plugin.views.readout import readout, readout_text
-
     widget.readout_label.setText(readout_text(readout(viewer, info_world)))
     viewer.reset_view()
     for view in widget.views:
         view.model.reset_view()
     settle(2.0)
     save(viewer, "viewing-orthogonal.png")
+    viewer.layers.clear()
+    (ct,) = viewer.open(str(DICOM / "siemens_ct_gantry_tilt"), plugin="napari-medimg")
+    viewer.layers.selection.active = ct
+    widget._on_active()
+    widget.apply_preset("lung")
+    volume = layer_to_volume(ct)
+    centre = lps_to_world(volume.index_to_world((np.asarray(volume.shape) - 1) / 2 + (0, 60, 0)))
+    widget.move_to(centre)
+    widget.crosshair_box.setChecked(False)
+    widget.crosshair_box.setChecked(True)
+    widget.readout_label.setText(readout_text(readout(viewer, centre)))
+    viewer.reset_view()
+    for view in widget.views:
+        view.model.reset_view()
+    settle(2.0)
+    save(viewer, "viewing-gantry-tilt.png")
     viewer.close()
 
 

@@ -323,6 +323,16 @@ class OrthogonalViewsWidget(QWidget):
         for view in self.views:
             view.set_plane(view.plane)
         self._update_crosshair()
+        self._crosshair_on_top()
+
+    def _crosshair_on_top(self) -> None:
+        """Keep each view's crosshair above its mirrored layers."""
+        for view in self.views:
+            layers = view.model.layers
+            if view.crosshair is not None and view.crosshair in layers:
+                index = layers.index(view.crosshair)
+                if index != len(layers) - 1:
+                    layers.move(index, len(layers))
 
     def _unmirror(self, layer) -> None:
         for emitter, callback in self._handlers.pop(id(layer), []):
@@ -347,6 +357,7 @@ class OrthogonalViewsWidget(QWidget):
                 current = view.model.layers.index(mirror)
                 if current != position:
                     view.model.layers.move(current, position)
+        self._crosshair_on_top()
 
     # ---- crosshair and planes ----------------------------------------------------------------------------
     def _crosshair_vectors(self) -> np.ndarray:
