@@ -67,3 +67,20 @@ def test_opening_a_tilted_series_tells_the_user_and_keeps_the_message(make_napar
     assert any(layer.name in m and "tilt" in m.lower() for m in shown), shown
     assert any(m.source == layer.name and "tilt" in m.text.lower() for m in MESSAGES)
     assert any("tilt" in home.messages.item(i).text().lower() for i in range(home.messages.count()))
+
+
+def test_nifti_names_that_would_elide_alike_are_told_apart(make_napari_viewer, tmp_path):
+    from napari_medimg.plugin.names import ELIDE_KEEP
+
+    viewer = make_napari_viewer()
+    names = ["sub-01_ses-01_acq-mprage_run-1_T1w", "sub-01_ses-02_acq-mprage_run-1_T1w"]
+    for name in names:
+        write_nifti(Volume(np.zeros((3, 4, 5), np.int16)), tmp_path / f"{name}.nii.gz")
+        viewer.open(str(tmp_path / f"{name}.nii.gz"), plugin="napari-medimg")
+    shown = [layer.name for layer in viewer.layers]
+    assert shown[0] == names[0] and shown[1].startswith("ses-02 · ")
+
+    def elided(text):
+        return text if len(text) <= 2 * ELIDE_KEEP + 1 else text[:ELIDE_KEEP] + text[-ELIDE_KEEP:]
+
+    assert elided(shown[0]) != elided(shown[1])

@@ -15,6 +15,7 @@ import logging
 import os
 from pathlib import Path
 
+import napari
 import numpy as np
 
 from ..geometry import Volume
@@ -23,6 +24,7 @@ from ..io.errors import NoSeriesError
 from ..io.nifti import read_nifti
 from .layers import layer_data_tuple
 from .messages import announce_layers
+from .names import distinct_name
 
 __all__ = [
     "napari_get_reader",
@@ -64,6 +66,16 @@ def _folder_state(folder: Path) -> str:
 
 def _empty_folder_reader(path) -> list[tuple]:
     raise NoSeriesError(f"no DICOM files found in {path}")
+
+
+def _distinct(layers: list[tuple]) -> list[tuple]:
+    """Layer tuples renamed where napari's layer list would elide their name to an existing layer's."""
+    viewer = napari.current_viewer()
+    names = [existing.name for existing in viewer.layers] if viewer is not None else []
+    for _, kwargs, *_ in layers:
+        kwargs["name"] = distinct_name(str(kwargs.get("name", "")), names)
+        names.append(kwargs["name"])
+    return layers
 
 
 def napari_get_reader(path):
@@ -223,7 +235,7 @@ def read_dicom_layers(path) -> list[tuple]:
                 if "a Segmentation" in reason:
                     for seg in sorted(paths[0].rglob(name)):
                         layers.extend(read_seg_layers(seg, scan))
-        return announce_layers(layers)
+        return announce_layers(_distinct(layers))
     finally:
         bar.close()
 
@@ -340,5 +352,5 @@ def read_nifti_layers(path) -> list[tuple]:
     if is_labels_volume(volume, path):
         data, kwargs, _ = layer_data_tuple(volume, "labels")
         kwargs["metadata"]["warnings"] = []
-        return [(data, kwargs, "labels")]
-    return announce_layers([volume_layer(volume)])
+        return _distinct([(data, kwargs, "labels")])
+    return announce_layers(_distinct([volume_layer(volume)]))
