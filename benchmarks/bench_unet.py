@@ -43,6 +43,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-ids", type=int, nargs="+", default=list(range(21, 33)))
     parser.add_argument("--test-ids", type=int, nargs="+", default=list(range(33, 41)))
+    parser.add_argument(
+        "--tta", action="store_true", help="predict with test-time flips (`unet predict --tta`)"
+    )
+    parser.add_argument("--model", type=Path, help="evaluate this trained model (no training)")
     parser.add_argument("--keep", type=Path, help="folder for the model and predictions (default: temporary)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `unet train` options")
     args = parser.parse_args(argv)
@@ -60,12 +64,12 @@ def main(argv=None) -> int:
         write_labels_png(path, np.where(vessels, 2, np.where(fov, 1, 0)).astype(np.uint8), overwrite=True)
         images.append(str(DRIVE / f"images/{i}_training.tif"))
         labels.append(str(path))
-    model = work / "model"
+    model = args.model or work / "model"
     start = time.monotonic()
     train_args = ["unet", "train", "--image", *images, "--labels", *labels, "--out", str(model)]
     train_args += ["--minutes", str(args.minutes), "--seed", str(args.seed), "--overwrite", *args.extra]
-    code = medimg(train_args)
-    train_seconds = time.monotonic() - start
+    code = 0 if args.model else medimg(train_args)
+    train_seconds = time.monotonic() - start if not args.model else None
     if code:
         return code
     rows = []
@@ -82,6 +86,7 @@ def main(argv=None) -> int:
                 str(out),
                 "--overwrite",
             ]
+            + (["--tta"] if args.tta else [])
         )
         seconds = time.monotonic() - start
         if code:
@@ -97,7 +102,9 @@ def main(argv=None) -> int:
         "test_ids": args.test_ids,
         "minutes": args.minutes,
         "seed": args.seed,
-        "train_seconds": round(train_seconds, 1),
+        "train_options": args.extra,
+        "tta": args.tta,
+        "train_seconds": None if train_seconds is None else round(train_seconds, 1),
         "mean_dice_fov": round(float(np.mean([r["dice_fov"] for r in rows])), 4),
         "min_dice_fov": min(r["dice_fov"] for r in rows),
         "inference_seconds_per_image": round(float(np.mean([r["seconds"] for r in rows])), 2),

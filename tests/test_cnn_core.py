@@ -324,6 +324,10 @@ def test_cli_train_evaluate_predict(tmp_path, capsys):
     )
     metrics = json.loads(capsys.readouterr().out)
     assert {"acc", "auc", "balanced_acc", "f1", "n"} <= set(metrics) and metrics["n"] == 16
+    assert {"auc_ci", "acc_ci", "threshold"} <= set(metrics)  # keys kept, bootstrap intervals added
+    assert metrics["acc_ci"][0] <= metrics["acc"] <= metrics["acc_ci"][1]
+    assert metrics["auc_ci"][0] <= metrics["auc"] <= metrics["auc_ci"][1]
+    assert json.loads((out / "config.json").read_text())["threshold"] == metrics["threshold"]
     assert main(["cnn", "evaluate", "--model", str(out), "--data", str(data), "--split", "test"]) == 2
     assert (
         main(["cnn", "train", "--data", str(data), "--out", str(out), "--epochs", "1"]) == 2
@@ -536,3 +540,29 @@ def test_trained_on_object_patches_predicts_with_the_same_patches(tmp_path):
     objects = predict(model, image.array, labels=labels.array, spacing=image.spacing)
     expected = predict_proba(network, normalise(cubes.images, {"mode": "per_image"}))
     assert np.allclose(objects.table[["p_cyst", "p_dense"]].to_numpy(), expected, atol=1e-5)
+
+
+def test_validation_threshold_and_bootstrap_intervals():
+    from napari_medimg.learn.cnn.metrics import (
+        bootstrap_intervals,
+        choose_threshold,
+        classification_metrics,
+        decide,
+    )
+
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(300, int), np.ones(100, int)]
+    score = np.clip(np.r_[rng.normal(0.15, 0.08, 300), rng.normal(0.35, 0.08, 100)], 0, 1)  # shifted low
+    probabilities = np.c_[1 - score, score]
+    threshold = choose_threshold(labels, probabilities)
+    assert 0.2 < threshold < 0.3  # between the two classes, not 0.5
+    at_half = classification_metrics(labels, probabilities)
+    chosen = classification_metrics(labels, probabilities, threshold=threshold)
+    assert chosen["balanced_acc"] > at_half["balanced_acc"] + 0.2
+    assert (decide(probabilities, threshold) == (score >= threshold)).all()
+    intervals = bootstrap_intervals(labels, probabilities, threshold=threshold, n_boot=300)
+    low, high = intervals["acc_ci"]
+    assert low < chosen["acc"] < high and high - low < 0.12
+    low, high = intervals["auc_ci"]
+    assert low < chosen["auc"] < high <= 1.0
+    assert choose_threshold(np.zeros(5, int), probabilities[:5]) is None

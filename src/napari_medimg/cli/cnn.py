@@ -88,6 +88,9 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
         f"precision={metrics['precision']:.4f}  recall={metrics['recall']:.4f}  f1={metrics['f1']:.4f}  auc={auc}"
     )
     print("confusion matrix (rows true, columns predicted):", metrics["confusion_matrix"])
+    if metrics.get("auc_ci") or metrics.get("acc_ci"):
+        parts = [f"{k[:-3]} {v[0]:.4f}-{v[1]:.4f}" for k, v in metrics.items() if k.endswith("_ci") and v]
+        print("bootstrap 95 % intervals: " + ", ".join(parts))
 
 
 def _train(args) -> int:
@@ -167,7 +170,7 @@ def _evaluate(args) -> int:
     from ..io.atomic import atomic_path
     from ..learn.cnn.data import load_npz
     from ..learn.cnn.files import load_model
-    from ..learn.cnn.metrics import classification_metrics, plot_roc
+    from ..learn.cnn.metrics import bootstrap_intervals, classification_metrics, plot_roc
     from ..learn.cnn.predict import predict_arrays
 
     if args.roc is not None and args.roc.exists() and not args.overwrite:
@@ -183,7 +186,10 @@ def _evaluate(args) -> int:
     if data.channels > 1:
         images = images.transpose(0, *range(2, images.ndim), 1)
     probabilities, _ = predict_arrays(model, images, saliency=False)
-    metrics = classification_metrics(data.labels, probabilities, model.class_names)
+    threshold = model.meta.get("threshold")
+    metrics = classification_metrics(data.labels, probabilities, model.class_names, threshold=threshold)
+    metrics.update(bootstrap_intervals(data.labels, probabilities, threshold=threshold))
+    metrics["threshold"] = threshold
     if args.roc:
         with atomic_path(args.roc, overwrite=args.overwrite, sources=[args.model, args.data]) as temporary:
             plot_roc(data.labels, probabilities, temporary, model.class_names, title=f"{args.split} ROC")

@@ -60,6 +60,7 @@ def register(subcommands) -> None:
     predict.add_argument("--target", type=int, help="class 1..K of the probability map (default: the last)")
     predict.add_argument("--overlap", type=float, default=0.5, help="overlap of sliding windows (0..0.9)")
     predict.add_argument("--threads", type=int, help="CPU threads (default: 2, or 1 on a loaded machine)")
+    predict.add_argument("--tta", action="store_true", help="average over in-plane flips (4x slower)")
     predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     predict.set_defaults(handler=_predict)
 
@@ -240,6 +241,7 @@ def _predict(args) -> int:
         target=args.target,
         overlap=args.overlap,
         threads=args.threads,
+        tta=args.tta,
     )
     if name.endswith(".png"):
         if result.labels.ndim != 2:

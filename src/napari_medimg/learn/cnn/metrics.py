@@ -8,7 +8,114 @@ import warnings
 import numpy as np
 from sklearn import metrics as skm
 
-__all__ = ["classification_metrics", "roc_auc", "plot_roc"]
+__all__ = [
+    "classification_metrics",
+    "roc_auc",
+    "plot_roc",
+    "decide",
+    "choose_threshold",
+    "bootstrap_intervals",
+]
+
+
+def decide(probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Predicted classes: class 1 where P(class 1) ≥ ``threshold`` for two classes, else the arg-max.
+
+    Parameters
+    ----------
+    probabilities : numpy.ndarray
+        ``(N, n_classes)``.
+    threshold : float, optional
+        Decision threshold of a binary model (as chosen on validation data); None = arg-max (0.5).
+
+    Returns
+    -------
+    numpy.ndarray
+        int classes ``(N,)``.
+    """
+    probabilities = np.asarray(probabilities)
+    if threshold is not None and probabilities.shape[1] == 2:
+        return (probabilities[:, 1] >= threshold).astype(int)
+    return probabilities.argmax(axis=1)
+
+
+def choose_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float | None:
+    """The P(class 1) threshold with the best balanced accuracy (Youden's J) on validation data.
+
+    Accuracy at 0.5 suffers when the class balance of new data differs from training (PneumoniaMNIST's
+    train and test splits); the balanced-accuracy optimum does not depend on the class balance.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        True classes (0/1).
+    probabilities : numpy.ndarray
+        ``(N, 2)`` validation probabilities.
+
+    Returns
+    -------
+    float or None
+        None for other than two classes or a validation set with one class.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    probabilities = np.asarray(probabilities)
+    if probabilities.shape[1] != 2 or len(np.unique(labels)) < 2:
+        return None
+    score = probabilities[:, 1]
+    values = np.unique(score)
+    candidates = np.unique(np.r_[(values[1:] + values[:-1]) / 2, 0.5])  # midway between neighbouring scores
+    positives, negatives = labels == 1, labels != 1
+    above = score[None, :] >= candidates[:, None]
+    youden = above[:, positives].mean(1) - above[:, negatives].mean(1)
+    best = np.flatnonzero(youden >= youden.max() - 1e-9)
+    # of equally good thresholds (a gap between the classes) take the one closest to 0.5
+    return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
+
+
+def bootstrap_intervals(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    threshold: float | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict:
+    """Percentile bootstrap intervals of ROC-AUC and accuracy (resampling the images with replacement).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        True classes.
+    probabilities : numpy.ndarray
+        ``(N, n_classes)``.
+    threshold : float, optional
+        Decision threshold for the accuracy (see :func:`decide`).
+    n_boot : int
+        Bootstrap resamples.
+    seed : int
+        Seed of the resampling.
+    level : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    dict
+        ``{"auc_ci": [low, high] or None, "acc_ci": [low, high]}``.
+    """
+    labels = np.asarray(labels).reshape(-1).astype(int)
+    probabilities = np.asarray(probabilities, np.float64)
+    rng = np.random.default_rng(seed)
+    correct = decide(probabilities, threshold) == labels
+    aucs, accs = [], []
+    for _ in range(n_boot):
+        index = rng.integers(0, len(labels), len(labels))
+        accs.append(correct[index].mean())
+        auc = roc_auc(labels[index], probabilities[index])
+        if auc is not None:
+            aucs.append(auc)
+    tail = (1 - level) / 2 * 100
+    interval = lambda values: [float(v) for v in np.percentile(values, [tail, 100 - tail])]  # noqa: E731
+    return {"auc_ci": interval(aucs) if aucs else None, "acc_ci": interval(accs) if accs else None}
 
 
 def roc_auc(labels: np.ndarray, probabilities: np.ndarray) -> float | None:
@@ -26,17 +133,20 @@ def roc_auc(labels: np.ndarray, probabilities: np.ndarray) -> float | None:
 
 
 def classification_metrics(
-    labels: np.ndarray, probabilities: np.ndarray, class_names: list[str] | None = None
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: list[str] | None = None,
+    threshold: float | None = None,
 ) -> dict:
     """Accuracy, balanced accuracy, precision, recall, F1, ROC-AUC, confusion matrix and n.
 
     For two classes precision/recall/F1 are those of class 1 (the positive class); for more classes they are
-    macro averages.  The predicted class is the arg-max of the probabilities.
+    macro averages.  The predicted class is the arg-max of the probabilities, or for two classes P(class 1) ≥ ``threshold``.
     """
     labels = np.asarray(labels).reshape(-1).astype(int)
     probabilities = np.asarray(probabilities, np.float64)
     n_classes = probabilities.shape[1]
-    predicted = probabilities.argmax(axis=1)
+    predicted = decide(probabilities, threshold)
     average = "binary" if n_classes == 2 else "macro"
     every = list(range(n_classes))
     with warnings.catch_warnings():

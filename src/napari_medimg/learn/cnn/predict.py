@@ -26,6 +26,7 @@ from ...progress import ProgressCallback, report
 from .data import normalise, resize_batch, to_channels_first
 from .explain import grad_cam
 from .files import LoadedModel
+from .metrics import decide
 from .patches import object_patches, paint_back
 from .train import predict_proba, torch_threads
 
@@ -142,13 +143,19 @@ def _target(model: LoadedModel, probabilities: np.ndarray, target: int) -> np.nd
     return probabilities[:, target]
 
 
+def _decide(model: LoadedModel, probabilities: np.ndarray) -> np.ndarray:
+    """Predicted classes with the model's validation-chosen threshold (binary models), else the arg-max."""
+    threshold = model.meta.get("threshold")
+    return decide(probabilities, threshold if isinstance(threshold, (int, float)) else None)
+
+
 def _table(model: LoadedModel, probabilities: np.ndarray, extra: dict) -> pd.DataFrame:
-    predicted = probabilities.argmax(axis=1)
+    predicted = _decide(model, probabilities)
     names = model.class_names
     columns = dict(extra)
     columns["class"] = predicted.astype(int)
     columns["class_name"] = [names[c] for c in predicted]
-    columns["probability"] = probabilities.max(axis=1)
+    columns["probability"] = probabilities[np.arange(len(predicted)), predicted]
     for c, name in enumerate(names):
         columns[f"p_{name}"] = probabilities[:, c]
     return pd.DataFrame(columns)
@@ -202,7 +209,7 @@ def predict(
     if dims == ndim:
         report(progress, 0, 1)
         probabilities, maps = predict_arrays(model, image[None], saliency)
-        class_map[...] = probabilities[0].argmax() + 1
+        class_map[...] = _decide(model, probabilities)[0] + 1
         probability[...] = _target(model, probabilities, target)[0]
         if maps is not None:
             cam[...] = _resize_map(maps[0], spatial_shape)
@@ -221,9 +228,9 @@ def predict(
         chunk = image[start : start + batch]
         probabilities, maps = predict_arrays(model, chunk, saliency)
         rows.append(probabilities)
-        for offset, p in enumerate(probabilities):
+        for offset, c in enumerate(_decide(model, probabilities)):
             k = start + offset
-            class_map[k] = p.argmax() + 1
+            class_map[k] = c + 1
             if maps is not None:
                 cam[k] = _resize_map(maps[offset], spatial_shape[1:])
         report(progress, min(start + batch, n_slices), n_slices)
@@ -257,9 +264,10 @@ def _predict_objects(
             paint_back(cam, m[0], item)
         report(progress, len(items) + index + 1, 2 * len(items))
     probabilities = np.stack(probabilities)
-    for item, p, t in zip(items, probabilities, _target(model, probabilities, target), strict=False):
+    decided = _decide(model, probabilities)
+    for item, c, t in zip(items, decided, _target(model, probabilities, target), strict=False):
         inside = labels == item.label
-        class_map[inside] = p.argmax() + 1
+        class_map[inside] = c + 1
         probability[inside] = t
     table = _table(model, probabilities, pd.DataFrame([item.row for item in items]).to_dict(orient="list"))
     return Prediction("objects", table, class_map, probability, cam, target)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ...progress import Cancelled, ProgressCallback, report
 from .data import ImageSet, fit_normalisation, normalise
-from .metrics import classification_metrics
+from .metrics import choose_threshold, classification_metrics
 from .models import ModelConfig, ResNet, build_model
 
 __all__ = [
@@ -85,6 +85,7 @@ class TrainResult:
     seconds: float
     samples_per_second: float
     patch: dict | None = None  # how object patches were cut (see :mod:`.patches`), used again to predict
+    threshold: float | None = None  # P(class 1) decision threshold chosen on the validation data (binary)
     class_counts: list[int] | None = None  # training examples per class (the minority class is the default
     # target of probability maps)
 
@@ -110,6 +111,8 @@ class TrainResult:
             meta["patch"] = self.patch
         if self.class_counts is not None:
             meta["class_counts"] = [int(c) for c in self.class_counts]
+        if self.threshold is not None:
+            meta["threshold"] = float(self.threshold)
         return meta
 
 
@@ -377,6 +380,10 @@ def train(
                 raise
         model.load_state_dict(best["state"])
         model.eval()
+        threshold = choose_threshold(
+            val_set.labels,
+            predict_proba(model, x_val, device=device, tta_axes=config.flip_axes if config.tta else None),
+        )
     seconds = time.monotonic() - start_time
     return TrainResult(
         model=model.cpu(),
@@ -394,4 +401,5 @@ def train(
         samples_per_second=seen / max(seconds, 1e-9),
         patch=train_set.patch,
         class_counts=counts.astype(int).tolist(),
+        threshold=threshold,
     )

@@ -124,6 +124,7 @@ def segment(
     batch_size: int = 4,
     threads: int | None = None,
     precision: Literal["auto", "float32", "bfloat16"] = "auto",
+    tta: bool = False,
     progress: ProgressCallback | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> Segmentation:
@@ -150,6 +151,8 @@ def segment(
         CPU threads for torch (default :func:`~napari_medimg.learn.unet.train.auto_threads`).
     precision : {"auto", "float32", "bfloat16"}
         Arithmetic of the forward pass (``auto``: bfloat16 where the CPU computes it natively).
+    tta : bool
+        Average the predictions of the image and its three in-plane flips (4× the time, slightly better).
     progress : callable, optional
         ``progress(done, total)`` per batch of windows; raising :class:`~napari_medimg.progress.Cancelled`
         stops (nothing is returned).
@@ -220,6 +223,7 @@ def segment(
     threshold = model.meta.get("threshold")
     net = model.model.eval()
     bf16 = use_bfloat16(precision, torch.device("cpu"))
+    flips = [[]] + ([[-1], [-2], [-2, -1]] if tta else [])  # test-time flips of the in-plane axes
     layout = memory_format(config.dims)
     with torch_threads(threads or auto_threads()), torch.no_grad():
         for z in starts[0]:
@@ -235,9 +239,13 @@ def segment(
                 x_in = torch.from_numpy(batch)
                 if config.dims == 2:
                     x_in = x_in[:, :, 0]
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    logits = net(x_in.contiguous(memory_format=layout))
-                p = torch.softmax(logits.float(), dim=1)
+                p = 0
+                for axes in flips:
+                    flipped = x_in.flip(axes) if axes else x_in
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                        logits = net(flipped.contiguous(memory_format=layout)).float()
+                    p = p + torch.softmax(logits.flip(axes) if axes else logits, dim=1)
+                p = p / len(flips)
                 if config.dims == 2:
                     p = p[:, :, None]
                 p = p * weights
