@@ -237,3 +237,12 @@ def test_convert_all_writes_every_series_and_stack_with_dcm2niix_like_names(tmp_
     assert not any("fmri" in p.name for p in (tmp_path / "anon").iterdir())
     scan = scan_dicom(tmp_path / "in")
     assert {nifti_name(s) for s in scan.series} == {n.removesuffix(".nii.gz") for n in names}
+
+
+def test_deidentified_sidecar_keeps_no_acquisition_time_of_day(tmp_path):
+    _volume_series(tmp_path / "s", 3, AcquisitionTime=lambda v, k: f"1312{10 * v:02d}.500")
+    assert main(["convert", str(tmp_path / "s"), str(tmp_path / "anon.nii.gz"), "--deidentify"]) == 0
+    sidecar = json.loads((tmp_path / "anon.json").read_text())
+    assert [v["time_from_first_volume_s"] for v in sidecar["volume_info"]] == [0.0, 10.0, 20.0]
+    text = json.dumps(sidecar)
+    assert "acquisition_time" not in text and str(13 * 3600 + 12 * 60) not in text

@@ -85,7 +85,20 @@ def register(subcommands) -> None:
 
 
 def _deidentified(sidecar: dict) -> dict:
-    return {k: v for k, v in sidecar.items() if k in _DEIDENTIFIED_KEYS}
+    """The allow-listed keys; per-volume acquisition times (AcquisitionTime is X/Z/D in the basic profile)
+    become times relative to the first volume."""
+    kept = {k: v for k, v in sidecar.items() if k in _DEIDENTIFIED_KEYS}
+    if kept.get("volume_info"):
+        times = [v.get("acquisition_time") for v in kept["volume_info"]]
+        start = min((t for t in times if t is not None), default=None)
+        kept["volume_info"] = [
+            {
+                **{k: v for k, v in entry.items() if k != "acquisition_time"},
+                **({"time_from_first_volume_s": round(t - start, 6)} if t is not None else {}),
+            }
+            for entry, t in zip(kept["volume_info"], times, strict=True)
+        ]
+    return kept
 
 
 def _check_burned_in(series, allow: bool) -> None:
@@ -152,11 +165,9 @@ def run(args) -> int:
             _check_burned_in(series, args.allow_burned_in)
         volume = read_series(series, lazy=False, philips_float=args.philips_float)
         volume.metadata.update(bids_sidecar(volume))
-    sidecar = {
-        k: v
-        for k, v in volume.metadata.items()
-        if k != "lazy" and (not args.deidentify or k in _DEIDENTIFIED_KEYS)
-    }
+    sidecar = {k: v for k, v in volume.metadata.items() if k != "lazy"}
+    if args.deidentify:
+        sidecar = _deidentified(sidecar)
     write_nifti(volume, args.out, overwrite=args.overwrite, sidecar=sidecar, sources=[args.path])
     from ..io.export import diffusion_files
 
