@@ -141,3 +141,15 @@ def test_label_mode_edits_one_label_and_keeps_the_others():
     assert np.count_nonzero(union.array == 1) == np.count_nonzero(labels)
     with pytest.raises(ops.ParameterError, match="takes 2 input"):
         ops.run("logical", volume, operation="union")
+
+
+def test_every_parameter_is_described_from_the_numpydoc_section():
+    undescribed = [
+        f"{op['name']}.{p['name']}"
+        for op in ops.catalogue()
+        for p in op["parameters"]
+        if not p["description"]
+    ]
+    assert not undescribed, undescribed
+    low, high = ops.get("hysteresis_threshold").parameters  # "low, high : float" describes both
+    assert low.description == high.description != ""

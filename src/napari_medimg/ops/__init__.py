@@ -488,15 +488,16 @@ def _parameter_docs(function: Callable) -> dict[str, str]:
     match = re.search(r"^Parameters\n-+\n(.*?)(?:^\S[^\n]*\n-+\n|\Z)", doc, flags=re.S | re.M)
     if not match:
         return {}
-    described = {}
-    current = None
+    described: dict[str, str] = {}
+    current: list[str] = []
     for line in match.group(1).splitlines():
-        header = re.match(r"^(\w+)(?:\s*,\s*\w+)*\s*:", line)
+        header = re.match(r"^(\w+(?:\s*,\s*\w+)*)\s*:", line)
         if header and not line.startswith(" "):
-            current = header.group(1)
-            described[current] = ""
-        elif current and line.strip() and not described[current].endswith("."):
-            described[current] = (described[current] + " " + line.strip()).strip()
+            current = [name.strip() for name in header.group(1).split(",")]  # "low, high : float"
+            described.update(dict.fromkeys(current, ""))
+        elif current and line.strip() and not described[current[0]].endswith("."):
+            text = (described[current[0]] + " " + line.strip()).strip()
+            described.update(dict.fromkeys(current, text))
     return {key: value.split(". ")[0].rstrip(".") for key, value in described.items()}
 
 
