@@ -305,6 +305,11 @@ class RegistrationResult:
         }
 
 
+#: upper end of the conjugate gradient's line search, in estimated learning-rate steps (ITK's default 5 lets a
+#: trial step carry the masked anatomy out of the moving image at the coarse level)
+LINE_SEARCH_UPPER = 2.0
+
+
 def _foreground(image):
     """Mask of the fixed image's anatomy (Otsu threshold, closed and dilated by 2 voxels): the metric samples
     there, not in the air around the patient."""
@@ -432,6 +437,7 @@ def register(
                 numberOfIterations=int(iterations),
                 convergenceMinimumValue=1e-6,
                 convergenceWindowSize=10,
+                lineSearchUpperLimit=LINE_SEARCH_UPPER,
             )
         else:
             method.SetOptimizerAsGradientDescent(
