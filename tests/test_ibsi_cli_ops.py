@@ -93,6 +93,7 @@ def test_cli_ct_configuration_b_options(shared_data, tmp_path, capsys):
         (["--ibsi", "--bin-width", "25", "--bin-count", "32"], "not both"),
         (["--ibsi", "--reseg-range", "400:-500"], "empty"),
         (["--ibsi", "--groups", "morph,colour"], "unknown IBSI feature family"),
+        (["--ibsi", "--force-2d"], "--by-slice"),
     ],
 )
 def test_cli_bad_ibsi_options_give_one_line(tmp_path, capsys, extra, message):

@@ -196,6 +196,8 @@ def run(args) -> int:
 
     args.bin_width_given = args.bin_width is not None
     if args.ibsi:
+        if args.force_2d:
+            raise ValueError("--force-2d is for the pyradiomics-compatible mode; with --ibsi use --by-slice")
         settings = ibsi_settings_from(args)
         groups = None if args.groups == GROUP_HELP else args.groups
         from ..measure.ibsi import parse_families
