@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import nibabel as nib
 import numpy as np
@@ -87,7 +88,9 @@ def test_failing_case_is_recorded_and_the_rest_go_on(cases, tmp_path):
     broken.write_bytes(b"not a nifti file")
     inputs = [cases[0], broken, cases[1], cases[2]]
     out = tmp_path / "out"
+    environment = dict(os.environ)
     summary = run_batch(RECIPE, inputs, out, workers=1)
+    assert dict(os.environ) == environment  # the nanny's variables do not leak into this process
     assert (summary["cases"], summary["done"], summary["skipped"], summary["failed"]) == (4, 3, 0, 1)
     failed = [r for r in summary["results"] if r["status"] == "failed"]
     assert failed[0]["case"] == "broken" and "not a readable NIfTI" in failed[0]["error"]

@@ -14,7 +14,7 @@ import pytest
 from batch_cohort import synthetic_cases
 
 from napari_medimg.io.nifti import read_nifti
-from napari_medimg.pipeline.batch import case_name, combine_features, run_batch, run_case
+from napari_medimg.pipeline.batch import case_name, combine_features, restore_environment, run_batch, run_case
 
 RECIPE = {
     "version": 1,
@@ -56,6 +56,7 @@ def test_killed_worker_yields_every_case_once(tmp_path):
         assert record["status"] == "done", record
 
     out = tmp_path / "out"
+    environment = dict(os.environ)
     found: dict = {}
     stop = threading.Event()
     with LocalCluster(
@@ -72,6 +73,7 @@ def test_killed_worker_yields_every_case_once(tmp_path):
                 killer.join()
             client.wait_for_workers(2, timeout=120)
             after = client.run(os.getpid)
+    restore_environment(environment)  # what the test's own nannies wrote into this process
     assert found, "no worker was killed"
     assert found["pid"] not in after.values() and len(after) == 2  # the nanny replaced the dead worker
     assert (summary["cases"], summary["done"], summary["failed"]) == (6, 6, 0), summary

@@ -54,6 +54,7 @@ __all__ = [
     "case_status",
     "run_case",
     "on_grid_of",
+    "restore_environment",
     "run_batch",
     "combine_features",
     "remove_temporaries",
@@ -433,6 +434,39 @@ class _ProgressBar:
         self.stream.flush()
 
 
+#: settings of the local cluster's workers, measured on the 2-core machine under load (see bench_batch.py):
+#: distributed sets MALLOC_TRIM_THRESHOLD_, which disables glibc's adaptive mmap threshold so that every large
+#: numpy temporary is mapped and zeroed afresh (features 1.03-1.45 s per case with it, 0.65-1.03 s without);
+#: the statistical profiler (every 10 ms), the event-loop tick (20 ms) and the monitors (100-500 ms) each take
+#: the GIL from the case's thread (10 cases: 7.2-7.9 s of case time with them, 4.8-7.1 s without; 5.9-6.0 s
+#: in this process)
+_LOCAL_WORKER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "2s",
+}
+
+
+def restore_environment(saved: dict) -> None:
+    """Put this process's environment back to ``saved``.
+
+    distributed's nannies write their workers' variables (thread counts, malloc settings, hash seed) into the
+    environment of the process that starts them; a batch run inside napari or a test session undoes that.
+
+    Parameters
+    ----------
+    saved : dict
+        A copy of ``os.environ`` taken before.
+    """
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+
+
 def _warm_up() -> int:
     """Import the core and load the operation registry in a worker (before its first case)."""
     from .. import ops
@@ -466,10 +500,7 @@ def _run_pending(
     else:
         import dask
 
-        # distributed sets MALLOC_TRIM_THRESHOLD_ in its workers, which disables glibc's adaptive mmap
-        # threshold: every large numpy temporary is then mapped and zeroed afresh (features took 1.03-1.45 s
-        # per case with it, 0.65-1.03 s without, same cases, same load); leave malloc's default
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        with dask.config.set(_LOCAL_WORKER_CONFIG):
             cluster = LocalCluster(
                 n_workers=min(workers or os.cpu_count() or 1, len(pending)),
                 threads_per_worker=1,
@@ -601,6 +632,7 @@ def run_batch(
     if progress is not None:
         progress(len(results), total, None)
     timing: dict = {"dashboard": None, "startup_seconds": 0.0}
+    environment = dict(os.environ)
     try:
         if pending:
             _run_pending(
@@ -618,6 +650,7 @@ def run_batch(
                 timing,
             )
     finally:
+        restore_environment(environment)
         remove_temporaries(out, names)  # attempts of killed workers (the cluster is closed by now)
     ordered = [results[name] for name in names]
     table = combine_features(out, [r["case"] for r in ordered if r["status"] in ("done", "skipped")])
