@@ -246,3 +246,32 @@ def test_deidentified_sidecar_keeps_no_acquisition_time_of_day(tmp_path):
     assert [v["time_from_first_volume_s"] for v in sidecar["volume_info"]] == [0.0, 10.0, 20.0]
     text = json.dumps(sidecar)
     assert "acquisition_time" not in text and str(13 * 3600 + 12 * 60) not in text
+
+
+def _ge_private_b(path: Path, b_value: int) -> None:
+    dataset = pydicom.dcmread(path)
+    block = dataset.private_block(0x0043, "GEMS_PARM_01", create=True)
+    block.add_new(0x39, "IS", [b_value, 8, 0, 0])
+    dataset.Manufacturer = "GE MEDICAL SYSTEMS"
+    dataset.save_as(path)
+
+
+def test_ge_dwi_two_slices_seven_volumes_keeps_every_volume_with_its_b_value(tmp_path, capsys):
+    """The issue's GE DWI: 2 slices x 7 volumes used to open as 2 slices ("12 duplicate slices")."""
+    global SHAPE
+    shape, SHAPE = SHAPE, (2, 8, 10)
+    try:
+        arrays, _ = _volume_series(tmp_path / "s", 7, InstanceNumber=lambda v, k: 2 * v + k + 1)
+    finally:
+        SHAPE = shape
+    for path in _files(tmp_path / "s"):
+        volume = int(path.name[1])
+        _ge_private_b(path, 0 if volume == 0 else 1_000_000_000 + 1000)  # GE flags b with 10^9
+    (series,) = scan_dicom(tmp_path / "s").series
+    assert series.array_shape == (7, 2, 8, 10) and series.warnings == []
+    volume = read_series(series, lazy=False)
+    assert np.array_equal(volume.array, np.stack(arrays))
+    assert [v.get("b_value", 0) for v in volume.metadata["volume_info"]] == [0] + [1000.0] * 6
+    assert main(["convert", str(tmp_path / "s"), str(tmp_path / "dwi.nii.gz")]) == 0
+    assert (tmp_path / "dwi.bval").read_text().split() == ["0"] + ["1000"] * 6
+    assert not (tmp_path / "dwi.bvec").exists() and "no .bvec" in capsys.readouterr().out

@@ -176,7 +176,11 @@ def run(args) -> int:
         from ..io.atomic import atomic_path
         from ..io.nifti import sidecar_path
 
+        if diffusion[1] is None:
+            print("warning: the files give b-values but no gradient directions; no .bvec was written")
         for suffix, text in zip((".bval", ".bvec"), diffusion, strict=True):
+            if text is None:
+                continue
             with atomic_path(
                 sidecar_path(args.out).with_suffix(suffix), overwrite=args.overwrite, sources=[args.path]
             ) as temporary:

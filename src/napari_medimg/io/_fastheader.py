@@ -50,6 +50,8 @@ _WANTED = {
     0x0019100A: ("NumberOfImagesInMosaic", "us"),
     0x00290010: ("_creator_0029", "str"),
     0x00291010: ("CSAImageHeader", "bytes"),
+    0x00430010: ("_creator_0043", "str"),
+    0x00431039: ("GEBValue", "multi"),
     0x20050010: ("_creator_2005", "str"),
     0x2005100E: ("PhilipsScaleSlope", "fl"),
     0x0020000E: ("SeriesInstanceUID", "uid"),
@@ -208,6 +210,8 @@ def _parse(handle, size: int):
                 values.pop("NumberOfImagesInMosaic", None)
             if values.pop("_creator_0029", "") != "SIEMENS CSA HEADER":
                 values.pop("CSAImageHeader", None)
+            if values.pop("_creator_0043", "") != "GEMS_PARM_01":
+                values.pop("GEBValue", None)
             if values.pop("_creator_2005", "") != "Philips MR Imaging DD 001":
                 values.pop("PhilipsScaleSlope", None)
             return FastHeader(values, syntax), start

@@ -68,17 +68,21 @@ def diffusion_files(volume: Volume) -> tuple[str, str] | None:
 
     Returns
     -------
-    tuple of str or None
-        ``(bval_text, bvec_text)``; b-vectors in the FSL convention of the NIfTI as written (see module doc).
+    tuple or None
+        ``(bval_text, bvec_text)``; b-vectors in the FSL convention of the NIfTI as written (see module doc),
+        ``bvec_text`` None when a diffusion-weighted volume has no gradient direction in the files; None
+        when no volume has a b-value above 0.
     """
     info = volume.metadata.get("volume_info") or []
-    if volume.ndim != 4 or len(info) != volume.shape[0] or not any("b_value" in v for v in info):
+    if volume.ndim != 4 or len(info) != volume.shape[0] or not any(v.get("b_value", 0) > 0 for v in info):
         return None
     from .nifti import volume_to_nifti_affine
 
     values = [float(v.get("b_value", 0.0)) for v in info]
     affine = volume_to_nifti_affine(volume)[:3, :3]
     axes = affine / np.linalg.norm(affine, axis=0)  # RAS directions of the voxel axes i, j, k
+    if any(b > 0 and not entry.get("b_vector_lps") for entry, b in zip(info, values, strict=True)):
+        return " ".join(f"{v:g}" for v in values) + "\n", None  # directions unknown: no .bvec
     vectors = []
     for entry, b_value in zip(info, values, strict=True):
         lps = np.asarray(entry.get("b_vector_lps") or [0.0, 0.0, 0.0], float)
@@ -169,6 +173,7 @@ def convert_all(
             diffusion = diffusion_files(volume)
             if diffusion is not None:
                 (Path(temporary) / f"{stem}.bval").write_text(diffusion[0])
-                (Path(temporary) / f"{stem}.bvec").write_text(diffusion[1])
+                if diffusion[1] is not None:
+                    (Path(temporary) / f"{stem}.bvec").write_text(diffusion[1])
             written.append(out / f"{stem}.nii.gz")
     return written

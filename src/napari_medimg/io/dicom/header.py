@@ -347,7 +347,26 @@ def _classic_frame(path: Path, dataset, fmt: PixelFormat) -> FrameRecord:
     )
     frame.split_values = {name: joined(dataset.get(name, "")) for name in SPLIT_ATTRIBUTES}
     frame.philips_scale = _classic_philips_scale(dataset)
+    if frame.b_value is None:
+        frame.b_value = _ge_b_value(dataset)
     return frame
+
+
+def _ge_b_value(dataset) -> float | None:
+    """GE's b-value (private (0043,1039) of "GEMS_PARM_01", first value, less a 10^9 flag), None when 0."""
+    if isinstance(dataset, dict):  # the fast header parser's values
+        value = dataset.get("GEBValue")
+    else:
+        try:
+            value = dataset.get_private_item(0x0043, 0x39, "GEMS_PARM_01").value
+        except (KeyError, ValueError, TypeError, AttributeError):
+            return None
+    try:
+        number = float(first(value.split("\\") if isinstance(value, str) else value))
+    except (TypeError, ValueError):
+        return None
+    number = number % 1e9 if number >= 1e9 else number
+    return number if np.isfinite(number) and number > 0 else None
 
 
 def _classic_philips_scale(dataset) -> float | None:
