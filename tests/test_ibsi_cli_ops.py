@@ -135,3 +135,10 @@ def test_registry_op_ibsi_parameters():
     assert "firstorder_Mean" in default and "stat_mean" not in default
     with pytest.raises(ValueError, match="empty"):
         ops.run("features", image, labels, ibsi=True, reseg_range=[5, 1])
+    # a label that re-segmentation empties gets a row of NaN; the other labels are measured
+    spiked = image.with_array(
+        np.where(np.asarray(labels.array) == 2, 500, np.asarray(image.array)).astype(np.int16)
+    )
+    table = ops.run("features", spiked, labels, ibsi=True, reseg_range=[0, 100], groups=["stat"])
+    assert table["label"].tolist() == [1, 2] and np.isfinite(table.loc[0, "stat_mean"])
+    assert np.isnan(table.loc[1, "stat_mean"])

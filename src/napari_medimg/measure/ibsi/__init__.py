@@ -7,11 +7,12 @@ lists the differences and the compliance table.
 """
 
 from .compute import IBSI_FAMILIES, compute_ibsi_features, ibsi_features, parse_families
+from .processing import EmptyRoiError, discretise, interpolate, prepare_roi, resegment
 from .processing import IBSISettings as IBSISettings  # re-export (documented in .processing)
-from .processing import discretise, interpolate, prepare_roi, resegment
 
 # IBSISettings is importable from here; its documentation lives with napari_medimg.measure.ibsi.processing
 __all__ = [
+    "EmptyRoiError",
     "IBSI_FAMILIES",
     "compute_ibsi_features",
     "discretise",

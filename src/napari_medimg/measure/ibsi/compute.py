@@ -11,7 +11,7 @@ from ...geometry import Volume
 from ...progress import ProgressCallback, report
 from .intensity import histogram, local_intensity, statistics, volume_histogram
 from .morphology import morphology
-from .processing import IBSISettings, discretise, prepare_roi, processed_image
+from .processing import EmptyRoiError, IBSISettings, discretise, prepare_roi, processed_image
 from .texture import FAMILIES as TEXTURE_FAMILIES
 from .texture import TextureInput, texture_features
 
@@ -214,7 +214,8 @@ def compute_ibsi_features(
     Returns
     -------
     pandas.DataFrame
-        ``label`` then the tags of :func:`ibsi_features`.
+        ``label`` then the tags of :func:`ibsi_features`; a label left without voxels by interpolation or
+        re-segmentation gets NaN features.
     """
     settings = settings or IBSISettings()
     image, labels, spacing = _arrays(image, labels, spacing)
@@ -227,14 +228,15 @@ def compute_ibsi_features(
     rows = []
     report(progress, 0, len(values))
     for done, value in enumerate(values, 1):
-        rows.append(
-            {
-                "label": value,
-                **ibsi_features(
-                    image, labels == value, spacing, settings=settings, families=families, processed=processed
-                ),
-            }
-        )
+        try:
+            row = ibsi_features(
+                image, labels == value, spacing, settings=settings, families=families, processed=processed
+            )
+        except (
+            EmptyRoiError
+        ):  # a label emptied by interpolation or re-segmentation: a row of NaN, not an abort
+            row = {}
+        rows.append({"label": value, **row})
         report(progress, done, len(values))
     if not rows:
         return pd.DataFrame({"label": pd.Series(dtype=np.int64)})

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = [
+    "EmptyRoiError",
     "IBSISettings",
     "Roi",
     "interpolate",
@@ -24,6 +25,10 @@ __all__ = [
 ]
 
 Interpolation = Literal["linear", "cubic"]
+
+
+class EmptyRoiError(ValueError):
+    """A ROI with no voxel left (empty mask, or emptied by interpolation or re-segmentation)."""
 
 
 @dataclass(frozen=True)
@@ -387,7 +392,7 @@ def prepare_roi(
     image0 = np.asarray(image, np.float64)
     spacing = np.asarray(spacing, float)
     if not mask.any():
-        raise ValueError("the ROI mask is empty")
+        raise EmptyRoiError("the ROI mask is empty")
     if processed is None:
         processed = processed_image(image0, spacing, settings)
     image1, new_spacing, diagnostics = processed
@@ -399,11 +404,11 @@ def prepare_roi(
         mask1 = mask
     diagnostics.update(_roi_diagnostics(image1, mask1, mask1, "interp"))
     if not mask1.any():
-        raise ValueError("the ROI mask is empty after interpolation")
+        raise EmptyRoiError("the ROI mask is empty after interpolation")
     intensity = resegment(image1, mask1, value_range=settings.reseg_range, sigma=settings.reseg_sigma)
     diagnostics.update(_roi_diagnostics(image1, mask1, intensity, "reseg"))
     if not intensity.any():
-        raise ValueError("no ROI voxel is left after re-segmentation")
+        raise EmptyRoiError("no ROI voxel is left after re-segmentation")
     box = ndimage.find_objects(mask1.astype(np.uint8))[0]
     pad = np.ceil(margin_mm / new_spacing).astype(int)
     crop = tuple(
