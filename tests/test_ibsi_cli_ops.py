@@ -106,7 +106,7 @@ def test_cli_bad_ibsi_options_give_one_line(tmp_path, capsys, extra, message):
 
 def _blob():
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 20, size=(6, 12, 12)).astype(np.int16)
+    image = rng.integers(1, 21, size=(6, 12, 12)).astype(np.int16)
     labels = np.zeros(image.shape, np.uint8)
     labels[1:5, 2:8, 2:8] = 1
     labels[1:4, 8:11, 8:11] = 2
@@ -130,6 +130,8 @@ def test_registry_op_ibsi_parameters():
         "features", image, labels, ibsi=True, bin_count=4, reseg_range=[2, None], by_slice=True, groups=["ih"]
     )
     assert binned["ih_max"].max() == 4 and binned.loc[0, "int_mask_min_int_reseg_roi"] >= 2
+    with pytest.raises(ValueError, match="must be ≥ 1"):  # grey level 0 without a bin option
+        ops.run("features", image.with_array(np.asarray(image.array) - 1), labels, ibsi=True, bin_width=None)
     # the default mode is the pyradiomics-compatible table
     default = ops.run("features", image, labels, groups=["firstorder"])
     assert "firstorder_Mean" in default and "stat_mean" not in default

@@ -155,6 +155,11 @@ def ibsi_features(
         if "ih" in families:
             row.update(histogram(levels))
         if texture:
+            if settings.bin_width is None and settings.bin_count is None and levels.min() < 1:
+                raise ValueError(
+                    f"without a bin width or bin count the intensities are the grey levels, which must be ≥ 1 for "
+                    f"texture features; this ROI reaches {levels.min()}: give a bin width or bin count"
+                )
             grid = np.zeros(roi.image.shape, np.int64)
             grid[roi.intensity] = levels
             gray = TextureInput(grid, roi.intensity, roi.morph, n_levels)
