@@ -253,12 +253,10 @@ def mosaic_frames(frame: FrameRecord, dataset, header: SeriesHeader) -> list[Fra
     tiles = []
     for k in range(count):
         row0, col0 = (k // grid) * tile_rows, (k % grid) * tile_cols
-        tile_acquisition = dict(acquisition)
-        if len(times) == count:
-            tile_acquisition["SliceTime"] = times[k]
         tile = object.__new__(FrameRecord)  # a shallow copy (36 tiles a file): faster than copy/replace
         tile.__dict__.update(frame.__dict__)
         tile.region = (row0, col0, tile_rows, tile_cols)
-        tile.position, tile.acquisition = positions[k], tile_acquisition
+        tile.position, tile.acquisition = positions[k], acquisition  # one dict shared by the tiles
+        tile.slice_time = times[k] if len(times) == count else None
         tiles.append(tile)
     return tiles

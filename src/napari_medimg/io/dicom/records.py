@@ -138,8 +138,9 @@ class FrameRecord:
     trigger_time: float | None = None
     b_value: float | None = None
     b_vector: np.ndarray | None = None  # unit gradient direction in patient LPS
-    #: BIDS-style acquisition values (RepetitionTime, FlipAngle, SliceTiming, PhaseEncodingDirection, ...)
+    #: BIDS-style acquisition values (RepetitionTime, FlipAngle, PhaseEncodingDirection, ...), maybe shared
     acquisition: dict = field(default_factory=dict)
+    slice_time: float | None = None  # seconds from the volume's start (Siemens MosaicRefAcqTimes)
 
     @property
     def shape(self) -> tuple[int, int]:

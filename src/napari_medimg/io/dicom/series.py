@@ -176,11 +176,11 @@ class DicomSeries:
         present = [f for f in self.slots if f is not None]
         if not present:
             return {}
-        values = {k: v for k, v in present[0].acquisition.items() if k not in ("SliceTime",)}
+        values = dict(present[0].acquisition)
         values.pop("InPlanePhaseEncodingDirectionDICOM", None)
         if present[0].echo_time is not None:
             values["EchoTime"] = round(present[0].echo_time / 1000.0, 9)
-        times = [f.acquisition.get("SliceTime") if f is not None else None for f in self.slots]
+        times = [f.slice_time if f is not None else None for f in self.slots]
         if len(self.slots) > 1 and all(t is not None for t in times):
             values["SliceTiming"] = [round(float(t), 6) for t in times]
         elif len(self.slots) > 1:
