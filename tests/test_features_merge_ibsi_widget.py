@@ -100,7 +100,9 @@ def test_measure_widget_ibsi_mode(viewer_with_lesions, qtbot, small_phantom):
     widget.by_slice.value = True
     widget.reseg.value = True
     widget.reseg_low.value, widget.reseg_high.value = -200.0, 300.0
+    assert widget.bin_count.native.isHidden() and not widget.bin_width.native.isHidden()
     widget.discretisation.value = "bin count"
+    assert not widget.bin_count.native.isHidden() and widget.bin_width.native.isHidden()
     widget.bin_count.value = 16
     lesions.features = pd.DataFrame({"index": [1], "class": ["x"]})
     before = len(session_log())

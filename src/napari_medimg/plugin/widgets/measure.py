@@ -121,6 +121,7 @@ class MeasureWidget(JobWidget):
         )
         self.ibsi = self._ibsi_settings()
         self.mode.changed.connect(self._mode_changed)
+        self.discretisation.changed.connect(self._mode_changed)
         self.extend([self.labels, self.images, self.mode, *self.groups.values(), self.bin_width, self.ibsi])
         self._finish_layout()
         self._mode_changed()
@@ -171,6 +172,7 @@ class MeasureWidget(JobWidget):
         ibsi = self.mode.value == "IBSI"
         self.ibsi.visible = ibsi
         self.bin_width.visible = not ibsi or self.discretisation.value == "bin width"
+        self.bin_count.visible = self.discretisation.value == "bin count"
 
     def ibsi_settings(self) -> IBSISettings:
         """The IBSI settings of the form.
