@@ -56,7 +56,7 @@ def main():
     print(
         viewer.layers["CT phantom CNN classes"].features[["index", "class_name", "probability"]].to_string()
     )
-    for name in ("objects", "CT phantom CNN probability", "CT phantom CNN saliency"):
+    for name in ("objects", widget.result_names["probability"], "CT phantom CNN saliency"):
         viewer.layers[name].visible = False
     viewer.dims.set_point(0, image.data_to_world((12, 0, 0))[0])
     settle(0.5)

@@ -53,7 +53,7 @@ def main():
     print(widget.status.value)
     print(viewer.layers["CT phantom CNN classes"].features.to_string())
     viewer.layers["objects"].visible = False
-    viewer.layers["CT phantom CNN probability"].visible = False
+    viewer.layers[widget.result_names["probability"]].visible = False
     viewer.layers["CT phantom CNN saliency"].visible = False
     viewer.dims.set_point(0, image.data_to_world((28, 0, 0))[0])
     settle(0.5)

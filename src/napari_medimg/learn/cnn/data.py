@@ -39,7 +39,21 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 
 @dataclass
 class ImageSet:
-    """Images ``(N, C, *spatial)`` float32, labels ``(N,)`` int64 and class names."""
+    """Images ``(N, C, *spatial)`` float32, labels ``(N,)`` int64 and class names.
+
+    Attributes
+    ----------
+    images : numpy.ndarray
+        ``(N, C, *spatial)`` float32, channel-first.
+    labels : numpy.ndarray
+        ``(N,)`` int class indices.
+    class_names : list of str
+        Name of each class index.
+    spacing : list of float or None
+        Voxel size in mm when known.
+    patch : dict or None
+        How object patches were cut (``size_mm``), for prediction.
+    """
 
     images: np.ndarray
     labels: np.ndarray
@@ -77,7 +91,13 @@ class ImageSet:
 
 
 def to_channels_first(images: np.ndarray, dims: int | None = None) -> np.ndarray:
-    """Images ``(N, *spatial[, C])`` as float32 ``(N, C, *spatial)``; ``dims`` resolves 2D-RGB vs 3D."""
+    """Images ``(N, *spatial[, C])`` as float32 ``(N, C, *spatial)``; ``dims`` resolves 2D-RGB vs 3D.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, C, *spatial)`` float32.
+    """
     images = np.asarray(images)
     if dims is None:
         if images.ndim == 3:
@@ -102,7 +122,13 @@ def to_channels_first(images: np.ndarray, dims: int | None = None) -> np.ndarray
 def load_npz(
     path: str | os.PathLike, dims: int | None = None, class_names: list[str] | None = None
 ) -> dict[str, ImageSet]:
-    """Read a MedMNIST-style ``.npz`` (``train_images``/``train_labels``/``val_*``[/``test_*``]) by split."""
+    """Read a MedMNIST-style ``.npz`` (``train_images``/``train_labels``/``val_*``[/``test_*``]) by split.
+
+    Returns
+    -------
+    dict
+        Split name (``train``, ``val``, ``test``) → :class:`ImageSet`.
+    """
     path = Path(path)
     try:
         archive = np.load(path, allow_pickle=False)
@@ -138,7 +164,13 @@ def load_npz(
 
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[float] | None]:
-    """Read one image (NIfTI, DICOM or PNG/JPEG/TIFF) as an array (channels last for RGB) and its spacing."""
+    """Read one image (NIfTI, DICOM or PNG/JPEG/TIFF) as an array (channels last for RGB) and its spacing.
+
+    Returns
+    -------
+    tuple
+        The pixel array and the spacing in mm (None when the file has none).
+    """
     path = Path(path)
     name = path.name.lower()
     if name.endswith((".nii", ".nii.gz")):
@@ -160,7 +192,13 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[float] | None]
 
 
 def resize_batch(images: np.ndarray, size) -> np.ndarray:
-    """Resize channel-first images ``(N, C, *spatial)`` to ``size`` (linear, anti-aliased when shrinking)."""
+    """Resize channel-first images ``(N, C, *spatial)`` to ``size`` (linear, anti-aliased when shrinking).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, C, *size)`` float32.
+    """
     from skimage.transform import resize
 
     size = tuple(int(s) for s in size)
@@ -186,6 +224,11 @@ def load_folder(
 
     Paths are relative to the CSV's folder.  Without a ``split`` column a stratified ``val_fraction`` of the
     rows is held out for validation (seeded).  Class names are the sorted distinct labels.
+
+    Returns
+    -------
+    dict
+        ``train`` and ``val`` :class:`ImageSet`.
     """
     from ...io.tables import read_csv_rows
 
@@ -251,7 +294,13 @@ def load_folder(
 
 
 def fit_normalisation(images: np.ndarray, mode: str = "fixed") -> dict:
-    """Per-channel mean/std of the training images (``fixed``) or per-image standardisation (``per_image``)."""
+    """Per-channel mean/std of the training images (``fixed``) or per-image standardisation (``per_image``).
+
+    Returns
+    -------
+    dict
+        ``{"mode": ...}`` with per-channel ``mean`` and ``std`` for ``fixed``.
+    """
     if mode == "per_image":
         return {"mode": "per_image"}
     if mode != "fixed":
@@ -263,7 +312,13 @@ def fit_normalisation(images: np.ndarray, mode: str = "fixed") -> dict:
 
 
 def normalise(images: np.ndarray, normalisation: dict) -> np.ndarray:
-    """Apply a normalisation from :func:`fit_normalisation` to channel-first images."""
+    """Apply a normalisation from :func:`fit_normalisation` to channel-first images.
+
+    Returns
+    -------
+    numpy.ndarray
+        The normalised float32 images.
+    """
     images = images.astype(np.float32, copy=False)
     shape = (1, -1) + (1,) * (images.ndim - 2)
     if normalisation["mode"] == "per_image":
@@ -326,6 +381,11 @@ def object_dataset(
     ``classes`` maps label id -> class (objects without a class — missing id, None, NaN, empty — are left
     out).  The patches are cut exactly as :func:`~.predict.predict` cuts them for a model trained on this set
     (:func:`.patches.object_patches`), so training and prediction see the same millimetres.
+
+    Returns
+    -------
+    ImageSet
+        One patch per labelled object of a known class.
     """
     from .patches import object_patches
 
@@ -370,6 +430,11 @@ def slice_classes_from_labels(labels: np.ndarray, classes, empty: str | None = N
     """Each slice's class: that of the object (``classes``: label id -> class) with most voxels in the slice.
 
     Slices without a classified object get ``empty`` (None: left out of training).
+
+    Returns
+    -------
+    list
+        The class of each slice (None = left out).
     """
     labels = np.asarray(labels)
     named = {int(k): _class_name(v) for k, v in dict(classes).items()}
@@ -387,6 +452,11 @@ def read_slice_classes(csv_path: str | os.PathLike, n_slices: int) -> list[str |
     """Slice classes from a CSV with columns ``slice`` (0-based index along axis 0) and ``label``.
 
     Slices the CSV does not list get None (left out of training).
+
+    Returns
+    -------
+    list
+        The class of each slice (None = not listed).
     """
     from ...io.tables import read_csv_rows
 
@@ -411,7 +481,13 @@ def read_slice_classes(csv_path: str | os.PathLike, n_slices: int) -> list[str |
 
 
 def slice_dataset(image, classes, size, class_names=None) -> ImageSet:
-    """Slices (axis 0) of ``image`` (a Volume) with a class each (None: left out), resized to ``size``."""
+    """Slices (axis 0) of ``image`` (a Volume) with a class each (None: left out), resized to ``size``.
+
+    Returns
+    -------
+    ImageSet
+        One resized example per slice with a class.
+    """
     array = np.asarray(image.array)
     if array.ndim != 3:
         raise ValueError(f"per-slice classes need a 3D image, got shape {array.shape}")
@@ -441,6 +517,11 @@ def split_dataset(data: ImageSet, val_fraction: float = 0.25, seed: int = 0) -> 
 
     Refuses a set with fewer than two classes or a class with fewer than two examples (one for training, one
     for validation), naming the class.
+
+    Returns
+    -------
+    dict
+        ``train`` and ``val`` :class:`ImageSet` (stratified, seeded).
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"the validation fraction must lie between 0 and 1, got {val_fraction}")

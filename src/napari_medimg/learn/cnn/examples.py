@@ -99,7 +99,13 @@ def _write_patches(folder: Path, seeds, margin: float) -> None:
 def normal_tissue_objects(
     lesions: Volume, tissues: Volume, radius_mm: float = 8.0, seed: int = 0
 ) -> np.ndarray:
-    """The lesion labels plus three lesion-free spheres (soft tissue, lung, liver) labelled after them."""
+    """The lesion labels plus three lesion-free spheres (soft tissue, lung, liver) labelled after them.
+
+    Returns
+    -------
+    numpy.ndarray
+        Labels with the lesions and the added normal-tissue objects.
+    """
     from scipy import ndimage
 
     labels = np.asarray(lesions.array).astype(np.int32)

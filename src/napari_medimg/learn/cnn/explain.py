@@ -19,6 +19,11 @@ def grad_cam(
     ``target`` is the class explained: one class for all images, one per image, or None for each image's
     predicted class.  Each map is the ReLU of the gradient-weighted sum of the last stage's channels,
     upsampled linearly and divided by its maximum (an all-zero map stays zero).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, *spatial)`` maps in [0, 1] at the input size.
     """
     was_training = model.training
     model.eval()

@@ -53,7 +53,15 @@ class ModelFileError(ValueError):
 
 @dataclass
 class LoadedModel:
-    """A network in eval mode with the description it was saved with."""
+    """A network in eval mode with the description it was saved with.
+
+    Attributes
+    ----------
+    model : ResNet
+        The network in eval mode.
+    meta : dict
+        The ``config.json`` description.
+    """
 
     model: ResNet
     meta: dict
@@ -536,7 +544,13 @@ def read_weights(directory: Path, model: torch.nn.Module, meta: dict) -> dict:
 
 
 def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a model folder written by :func:`save_model`, checking every part; raises :class:`ModelFileError`."""
+    """Load a model folder written by :func:`save_model`, checking every part; raises :class:`ModelFileError`.
+
+    Returns
+    -------
+    LoadedModel
+        The checked model.
+    """
     directory, meta = read_description(directory)
     config = _check_meta(meta, directory)
     model = build_model(config)

@@ -119,7 +119,13 @@ def bootstrap_intervals(
 
 
 def roc_auc(labels: np.ndarray, probabilities: np.ndarray) -> float | None:
-    """ROC-AUC: of class 1's probability for two classes, macro one-vs-rest otherwise; None if undefined."""
+    """ROC-AUC: of class 1's probability for two classes, macro one-vs-rest otherwise; None if undefined.
+
+    Returns
+    -------
+    float or None
+        The AUC, None when only one class is present.
+    """
     labels = np.asarray(labels).reshape(-1)
     probabilities = np.asarray(probabilities, np.float64)
     n_classes = probabilities.shape[1]
@@ -142,6 +148,12 @@ def classification_metrics(
 
     For two classes precision/recall/F1 are those of class 1 (the positive class); for more classes they are
     macro averages.  The predicted class is the arg-max of the probabilities, or for two classes P(class 1) ≥ ``threshold``.
+
+    Returns
+    -------
+    dict
+        ``n``, ``acc``, ``balanced_acc``, ``precision``, ``recall``, ``f1``, ``auc``, ``confusion_matrix``,
+        ``class_names``.
     """
     labels = np.asarray(labels).reshape(-1).astype(int)
     probabilities = np.asarray(probabilities, np.float64)
@@ -175,7 +187,13 @@ def plot_roc(
     class_names: list[str] | None = None,
     title: str = "ROC",
 ) -> str:
-    """Write ROC curve(s) to ``path`` (PNG) with the Agg canvas; one-vs-rest curves for >2 classes."""
+    """Write ROC curve(s) to ``path`` (PNG) with the Agg canvas; one-vs-rest curves for >2 classes.
+
+    Returns
+    -------
+    str
+        The path written.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -20,7 +20,21 @@ __all__ = ["ModelConfig", "ResNet", "build_model"]
 
 @dataclass
 class ModelConfig:
-    """Architecture of a :class:`ResNet`; stored in the model file's JSON."""
+    """Architecture of a :class:`ResNet`; stored in the model file's JSON.
+
+    Attributes
+    ----------
+    dims, in_channels, n_classes, width : int
+        Dimensionality, input channels, classes and first-stage channels.
+    depths : list of int
+        Residual blocks per stage.
+    dropout : float
+        Dropout before the classifier.
+    stem_stride : int
+        Stride of the first convolution (1 or 2).
+    stem_pool : bool
+        Max-pool after the stem.
+    """
 
     dims: int = 2
     in_channels: int = 1
@@ -87,7 +101,13 @@ class _Block(nn.Module):
 
 
 class ResNet(nn.Module):
-    """ResNet-style 2D or 3D classifier returning logits ``(N, n_classes)``."""
+    """ResNet-style 2D or 3D classifier returning logits ``(N, n_classes)``.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        The architecture.
+    """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -131,7 +151,13 @@ class ResNet(nn.Module):
 
 
 def build_model(config: ModelConfig | dict) -> ResNet:
-    """A freshly initialised network for ``config`` (use the caller's torch seed for reproducibility)."""
+    """A freshly initialised network for ``config`` (use the caller's torch seed for reproducibility).
+
+    Returns
+    -------
+    ResNet
+        A freshly initialised network.
+    """
     if isinstance(config, dict):
         config = ModelConfig(**config)
     return ResNet(config)

@@ -29,6 +29,18 @@ __all__ = ["ObjectPatch", "object_patches", "paint_back", "sample_box"]
 
 @dataclass
 class ObjectPatch:
+    """A patch cut around one object.
+
+    Attributes
+    ----------
+    label : int
+        The object's label.
+    patch : numpy.ndarray
+        The resampled patch.
+    row : dict
+        Its table row (label, voxels, centroid).
+    """
+
     label: int
     patch: np.ndarray  # raw image values, spatial axes (+ trailing channels)
     plane: int | None  # slice index for a 2D patch of a volume, else None
@@ -54,6 +66,11 @@ def sample_box(array: np.ndarray, centre, size_mm, spacing, out_size) -> np.ndar
     ``array`` has ``len(centre)`` spatial axes, optionally followed by a channel axis.  Pixel ``i`` of the
     result is the image at ``centre - size/2 + (i + 0.5) * size / out_size`` (in mm); points outside the
     image take the nearest edge value.
+
+    Returns
+    -------
+    numpy.ndarray
+        The box resampled to ``out_size``.
     """
     centre = np.asarray(centre, float)
     n = len(centre)
@@ -101,7 +118,13 @@ def object_patches(
     only=None,
     progress: ProgressCallback | None = None,
 ) -> list[ObjectPatch]:
-    """One patch per object of ``labels`` (ids in ``only`` if given) for a ``dims``-D model; see module doc."""
+    """One patch per object of ``labels`` (ids in ``only`` if given) for a ``dims``-D model; see module doc.
+
+    Returns
+    -------
+    list of ObjectPatch
+        One patch per object, in label order.
+    """
     labels = np.asarray(labels)
     ndim = labels.ndim
     spacing = _as_sizes(spacing, ndim, "spacing")
@@ -159,7 +182,17 @@ def object_patches(
 
 
 def paint_back(target: np.ndarray, values: np.ndarray, item: ObjectPatch) -> None:
-    """Paint a map over ``item``'s patch (any grid size) into ``target`` (max with what is there)."""
+    """Paint a map over ``item``'s patch (any grid size) into ``target`` (max with what is there).
+
+    Parameters
+    ----------
+    target : numpy.ndarray
+        Map on the image grid, written in place.
+    values : numpy.ndarray
+        The patch-sized map.
+    item : ObjectPatch
+        Where the patch came from.
+    """
     view = target[item.plane] if item.plane is not None else target
     shape = np.asarray(view.shape)
     first = np.clip(np.ceil(item.lower).astype(int), 0, shape)

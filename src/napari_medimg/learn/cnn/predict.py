@@ -35,6 +35,24 @@ __all__ = ["Prediction", "predict", "prepare", "predict_arrays", "default_target
 
 @dataclass
 class Prediction:
+    """What :func:`predict` returns.
+
+    Attributes
+    ----------
+    mode : str
+        ``image``, ``slices`` or ``objects``.
+    table : pandas.DataFrame
+        One row per image, slice or object.
+    class_map : numpy.ndarray
+        Predicted class + 1 on the image grid.
+    probability : numpy.ndarray
+        Probability of ``target_class`` on the image grid.
+    saliency : numpy.ndarray
+        Grad-CAM map in [0, 1].
+    target_class : int
+        The class whose probability is shown.
+    """
+
     mode: str
     table: pd.DataFrame
     class_map: np.ndarray
@@ -50,7 +68,13 @@ def _channels_last(model: LoadedModel, image: np.ndarray) -> bool:
 
 
 def prepare(model: LoadedModel, images: np.ndarray) -> np.ndarray:
-    """Raw images ``(N, *spatial[, C])`` resized to the model's input size and normalised, channel-first."""
+    """Raw images ``(N, *spatial[, C])`` resized to the model's input size and normalised, channel-first.
+
+    Returns
+    -------
+    numpy.ndarray
+        Channel-first, resized, normalised float32 images.
+    """
     batch = to_channels_first(images, model.config.dims)
     if batch.shape[1] != model.config.in_channels:
         raise ValueError(
@@ -62,7 +86,13 @@ def prepare(model: LoadedModel, images: np.ndarray) -> np.ndarray:
 def predict_arrays(
     model: LoadedModel, images: np.ndarray, saliency: bool = True, tta: bool = True, threads: int | None = 2
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Probabilities ``(N, n_classes)`` and Grad-CAM maps at the input size for a stack of raw images."""
+    """Probabilities ``(N, n_classes)`` and Grad-CAM maps at the input size for a stack of raw images.
+
+    Returns
+    -------
+    tuple
+        Probabilities ``(N, n_classes)`` and Grad-CAM maps (or None).
+    """
     x = prepare(model, images)
     training = model.meta.get("training", {})
     flips = (
@@ -182,6 +212,10 @@ def predict(
 
     ``target`` is the class whose probability ``Prediction.probability`` holds (default
     :func:`default_target`: the training's minority class).
+
+    Returns
+    -------
+    Prediction
     """
     image = np.asarray(image)
     target = default_target(model) if target is None else int(target)

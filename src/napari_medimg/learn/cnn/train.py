@@ -37,7 +37,21 @@ __all__ = [
 
 @dataclass
 class TrainConfig:
-    """Training hyper-parameters (stored in the model file's JSON)."""
+    """Training hyper-parameters (stored in the model file's JSON).
+
+    Attributes
+    ----------
+    epochs, batch_size : int
+        Epochs at most and images per batch.
+    lr, weight_decay : float
+        AdamW settings.
+    minutes : float or None
+        Time budget of the run.
+    balance : str
+        ``weights``, ``sampler`` or ``none``.
+    seed : int
+        Seed of weights, order and augmentation.
+    """
 
     epochs: int = 60
     batch_size: int = 64
@@ -71,6 +85,20 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """A trained classifier with its description (see :meth:`meta`).
+
+    Attributes
+    ----------
+    model : ResNet
+        The best checkpoint.
+    metrics : dict
+        Its validation metrics.
+    threshold : float or None
+        Decision threshold chosen on validation data (two classes).
+    history : list of dict
+        One record per epoch.
+    """
+
     model: ResNet
     model_config: ModelConfig
     train_config: TrainConfig
@@ -117,6 +145,17 @@ class TrainResult:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """The torch device for ``name`` (``auto``: CUDA when present, else the CPU).
+
+    Parameters
+    ----------
+    name : str
+        ``auto``, ``cpu``, ``cuda`` …
+
+    Returns
+    -------
+    torch.device
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -124,7 +163,13 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
-    """Use ``threads`` intra-op threads inside the block, then restore the previous setting."""
+    """Use ``threads`` intra-op threads inside the block, then restore the previous setting.
+
+    Parameters
+    ----------
+    threads : int or None
+        Intra-op threads inside the block (None: unchanged).
+    """
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
@@ -155,7 +200,13 @@ def _rotation(dims: int, angles: torch.Tensor) -> torch.Tensor:
 
 
 def augment_batch(x: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """Random flips, rotation/scaling/translation (one affine resampling) and intensity jitter, 2D or 3D."""
+    """Random flips, rotation/scaling/translation (one affine resampling) and intensity jitter, 2D or 3D.
+
+    Returns
+    -------
+    torch.Tensor
+        The augmented batch.
+    """
     n, dims = x.shape[0], x.ndim - 2
     for axis in _spatial_axes(dims, config.flip_axes):
         flip = torch.rand(n, generator=generator) < 0.5
@@ -184,7 +235,13 @@ def predict_proba(
     device: torch.device | None = None,
     tta_axes: list[int] | None = None,
 ) -> np.ndarray:
-    """Class probabilities ``(N, n_classes)`` of normalised channel-first images (eval mode, no gradients)."""
+    """Class probabilities ``(N, n_classes)`` of normalised channel-first images (eval mode, no gradients).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, n_classes)`` probabilities.
+    """
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -232,6 +289,11 @@ def train(
 
     ``progress(done, total)`` is called after every batch (total = planned batches); ``on_epoch(record)``
     after every epoch with the history record (epoch, train loss, val loss and metrics, lr, seconds).
+
+    Returns
+    -------
+    TrainResult
+        The best checkpoint with its description.
     """
     config = config or TrainConfig()
     if train_set.dims != val_set.dims or train_set.channels != val_set.channels:

@@ -110,7 +110,25 @@ class UNetTrainConfig:
 
 @dataclass
 class UNetTrainResult:
-    """A trained U-Net with what is needed to apply it again (see :meth:`meta`)."""
+    """A trained U-Net with what is needed to apply it again (see :meth:`meta`).
+
+    Attributes
+    ----------
+    model : UNet
+        The network (eval mode).
+    normalisation : dict
+        How images were normalised.
+    class_names : list of str
+        Names of classes 1..K.
+    patch : list of int
+        Training patch size.
+    history : list of dict
+        Loss and batch Dice every ``log_every`` steps.
+    stopped : str
+        ``iterations``, ``time_budget`` or ``cancelled``.
+    extra : dict
+        More of the description (the decision ``threshold``).
+    """
 
     model: UNet
     train_config: UNetTrainConfig
