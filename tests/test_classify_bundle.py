@@ -136,3 +136,38 @@ def test_foreign_files_refused(table, tmp_path):
     pd.DataFrame({"a": [1]}).to_csv(tmp_path / "table.csv")
     with pytest.raises(BundleError):
         load_classifier(tmp_path / "table.csv")
+
+
+def test_registry_operations_apply_saved_models(table, tmp_path):
+    from napari_medimg import ops
+    from napari_medimg.geometry import Volume
+    from napari_medimg.learn.pixels import FeatureSettings, save_pixel_classifier, train_pixel_classifier
+
+    classifier, _ = train_classifier(table, target="target", model="tree", folds=0)
+    path = save_classifier(classifier, tmp_path / "objects.skops")
+    assert ops.get("classify_objects").inputs == ("table",)
+    predicted = ops.run("classify_objects", table.drop(columns="target"), model=str(path))
+    np.testing.assert_array_equal(predicted["predicted_class"].astype(int), table["target"])
+    assert {"probability_0", "probability_1", "mean radius"} <= set(predicted.columns)
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 1, (40, 40)).astype(np.float32)
+    image[:, 20:] += 4
+    strokes = np.zeros(image.shape, np.uint8)
+    strokes[::5, 5], strokes[::5, 35] = 1, 2
+    settings = FeatureSettings(sigmas_mm=(1.0,), groups=("gaussian",))
+    pixels = train_pixel_classifier(
+        [Volume(image, spacing=(0.5, 0.5))], [strokes], settings=settings, n_estimators=5
+    )
+    pixel_path = save_pixel_classifier(pixels, tmp_path / "pixels.skops")
+    schema = ops.get("pixel_classify").schema()["properties"]
+    assert schema["output"]["enum"] == ["labels", "probability"]
+    labels = ops.run("pixel_classify", Volume(image, spacing=(0.5, 0.5)), model=str(pixel_path))
+    assert labels.shape == image.shape and (labels.array[:, 25:] == 2).mean() > 0.95
+    np.testing.assert_allclose(labels.spacing, (0.5, 0.5))
+    probability = ops.run(
+        "pixel_classify", Volume(image, spacing=(0.5, 0.5)), model=str(pixel_path), output="probability"
+    )
+    assert probability.array.dtype == np.float32 and probability.array[:, 30:].mean() > 0.9
+    with pytest.raises(FileNotFoundError):
+        ops.run("classify_objects", table, model=str(tmp_path / "none.skops"))

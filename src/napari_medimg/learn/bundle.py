@@ -42,6 +42,7 @@ FORMAT_VERSION = 1
 TRUSTED_TYPES = (
     "numpy.dtype",
     "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
 )

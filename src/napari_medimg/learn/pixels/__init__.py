@@ -1,0 +1,29 @@
+"""The pixel classifier: random forest on multi-scale filter features in mm, trained from sparse labels."""
+
+from .classifier import (
+    PixelClassifier,
+    PixelPrediction,
+    image_layout,
+    load_pixel_classifier,
+    predict_pixels,
+    predict_slice,
+    save_pixel_classifier,
+    train_pixel_classifier,
+)
+from .features import FEATURE_GROUPS, FeatureSettings, compute_features, feature_names, halo_pixels
+
+__all__ = [
+    "FEATURE_GROUPS",
+    "FeatureSettings",
+    "PixelClassifier",
+    "PixelPrediction",
+    "compute_features",
+    "feature_names",
+    "halo_pixels",
+    "image_layout",
+    "load_pixel_classifier",
+    "predict_pixels",
+    "predict_slice",
+    "save_pixel_classifier",
+    "train_pixel_classifier",
+]

@@ -1,0 +1,324 @@
+"""Multi-scale filter features for the pixel classifier, with every scale in mm.
+
+For each channel (grey, or each of R, G, B) and each scale σ (mm, converted to pixels per axis from the
+spacing, so anisotropic voxels are filtered isotropically in the world):
+
+* ``gaussian`` — Gaussian smoothing;
+* ``gradient`` — gradient magnitude (scale-normalised, σ·|∇G|);
+* ``laplacian`` — Laplacian of Gaussian (σ²·ΔG);
+* ``hessian`` — the Hessian eigenvalues, ascending (σ²·λ);
+* ``vesselness`` — Frangi-style tubularity from those eigenvalues, signed by polarity (positive for dark
+  tubes on a bright background, negative for bright tubes);
+* ``structure`` — eigenvalues of the structure tensor (gradient at σ, window 2σ);
+* ``texture`` — local standard deviation in a Gaussian window of σ;
+
+plus the raw channel.  2D images give 2D filters; 3D volumes 3D filters.  :func:`compute_features` works
+on whatever it is given (a slice, a slab with a halo, a whole image); :func:`halo_pixels` says how many
+slices a slab needs on each side so that its central slices are exact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = [
+    "FEATURE_GROUPS",
+    "FeatureSettings",
+    "feature_names",
+    "compute_features",
+    "halo_pixels",
+    "normalise",
+]
+
+#: the filter families of :class:`FeatureSettings.groups`
+FEATURE_GROUPS = ("gaussian", "gradient", "laplacian", "hessian", "vesselness", "structure", "texture")
+
+_TRUNCATE = 3.0
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How pixel features are computed; stored in every pixel-classifier bundle.
+
+    Parameters
+    ----------
+    sigmas_mm : tuple of float
+        Filter scales in mm.
+    groups : tuple of str
+        Filter families, a subset of :data:`FEATURE_GROUPS`.
+    raw : bool
+        Include the unfiltered channel(s).
+    normalise : {'none', 'image'}
+        ``'image'`` rescales each channel by its own robust statistics (median, 1st–99th percentile range) so
+        that photographs of different exposure look alike; ``'none'`` keeps absolute values (HU).
+    """
+
+    sigmas_mm: tuple[float, ...] = (0.7, 1.0, 2.0, 4.0)
+    groups: tuple[str, ...] = FEATURE_GROUPS
+    raw: bool = True
+    normalise: str = "none"
+
+    def __post_init__(self):
+        sigmas = tuple(float(s) for s in self.sigmas_mm)
+        if not sigmas or any(not math.isfinite(s) or s <= 0 for s in sigmas):
+            raise ValueError(f"sigmas_mm must be positive numbers, got {list(self.sigmas_mm)}")
+        unknown = sorted(set(self.groups) - set(FEATURE_GROUPS))
+        if unknown:
+            raise ValueError(
+                f"unknown feature group(s) {', '.join(unknown)}; valid: {', '.join(FEATURE_GROUPS)}"
+            )
+        if not self.groups and not self.raw:
+            raise ValueError("no features: give at least one group or raw=True")
+        if self.normalise not in ("none", "image"):
+            raise ValueError(f"normalise is 'none' or 'image', got {self.normalise!r}")
+        object.__setattr__(self, "sigmas_mm", sigmas)
+        object.__setattr__(self, "groups", tuple(g for g in FEATURE_GROUPS if g in self.groups))
+
+    def to_dict(self) -> dict:
+        """JSON-ready settings."""
+        data = asdict(self)
+        data["sigmas_mm"], data["groups"] = list(self.sigmas_mm), list(self.groups)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FeatureSettings:
+        """Settings from :meth:`to_dict` output."""
+        return cls(
+            sigmas_mm=tuple(data["sigmas_mm"]),
+            groups=tuple(data["groups"]),
+            raw=bool(data["raw"]),
+            normalise=str(data.get("normalise", "none")),
+        )
+
+
+def _per_group(ndim: int) -> dict[str, int]:
+    return {
+        "gaussian": 1,
+        "gradient": 1,
+        "laplacian": 1,
+        "hessian": ndim,
+        "vesselness": 1,
+        "structure": ndim,
+        "texture": 1,
+    }
+
+
+def feature_names(settings: FeatureSettings, *, ndim: int, channels: Sequence[str] = ("grey",)) -> list[str]:
+    """Names of the feature columns, in the order :func:`compute_features` stacks them.
+
+    Parameters
+    ----------
+    settings : FeatureSettings
+        The feature settings.
+    ndim : int
+        Spatial dimensions (2 or 3).
+    channels : sequence of str
+        Channel names (``('grey',)`` or ``('red', 'green', 'blue')``).
+
+    Returns
+    -------
+    list of str
+        e.g. ``green_hessian2_sigma2mm``.
+    """
+    counts = _per_group(ndim)
+    names = []
+    for channel in channels:
+        if settings.raw:
+            names.append(f"{channel}_raw")
+        for sigma in settings.sigmas_mm:
+            for group in settings.groups:
+                for k in range(counts[group]):
+                    suffix = f"{k + 1}" if counts[group] > 1 else ""
+                    names.append(f"{channel}_{group}{suffix}_sigma{sigma:g}mm")
+    return names
+
+
+def halo_pixels(settings: FeatureSettings, spacing_mm: float) -> int:
+    """Slices needed on each side of a slab (axis spacing ``spacing_mm``) for exact features in its middle.
+
+    Parameters
+    ----------
+    settings : FeatureSettings
+        The feature settings.
+    spacing_mm : float
+        Spacing of the slab axis in mm.
+
+    Returns
+    -------
+    int
+        Halo in slices.
+    """
+    widest = max(settings.sigmas_mm) * (2.0 if "structure" in settings.groups else 1.0)
+    return int(math.ceil(_TRUNCATE * widest / spacing_mm)) + 1
+
+
+def normalise(channel: np.ndarray, sample: np.ndarray | None = None) -> np.ndarray:
+    """``(channel - median) / (p99 - p1)`` with statistics from ``sample`` (default: the channel itself).
+
+    Parameters
+    ----------
+    channel : numpy.ndarray
+        One channel.
+    sample : numpy.ndarray, optional
+        Values to take the statistics from (a strided sample of a whole volume when ``channel`` is a slab).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array.
+    """
+    values = np.asarray(channel if sample is None else sample, np.float32).ravel()
+    low, median, high = np.percentile(values, (1, 50, 99)) if values.size else (0.0, 0.0, 1.0)
+    scale = float(high - low) or 1.0
+    return ((np.asarray(channel, np.float32) - np.float32(median)) / np.float32(scale)).astype(np.float32)
+
+
+def _eigenvalues(elements: list[np.ndarray], ndim: int) -> list[np.ndarray]:
+    """Ascending eigenvalues of symmetric matrices given by their upper-triangle element images."""
+    if ndim == 2:
+        a, b, c = elements
+        mean = (a + c) * 0.5
+        root = np.sqrt(((a - c) * 0.5) ** 2 + b**2)
+        return [mean - root, mean + root]
+    a, b, c, d, e, f = elements  # 00 01 02 11 12 22
+    matrix = np.stack([np.stack([a, b, c], -1), np.stack([b, d, e], -1), np.stack([c, e, f], -1)], -2)
+    values = np.linalg.eigvalsh(matrix)
+    return [np.ascontiguousarray(values[..., k]) for k in range(3)]
+
+
+def _vesselness(eigen: list[np.ndarray], ndim: int) -> np.ndarray:
+    """Frangi-style tubularity (eigenvalue ratios times the Hessian norm), signed by the largest eigenvalue."""
+    stacked = np.stack(eigen, -1)
+    order = np.argsort(np.abs(stacked), axis=-1)
+    by_magnitude = np.take_along_axis(stacked, order, axis=-1)
+    largest = by_magnitude[..., -1]
+    eps = np.float32(1e-10)
+    structure = np.sqrt(np.sum(by_magnitude**2, axis=-1))  # local (no image-wide constant): slab-safe
+    if ndim == 2:
+        blob = by_magnitude[..., 0] / (np.abs(largest) + eps)
+        value = np.exp(-(blob**2) / (2 * 0.5**2)) * structure
+    else:
+        plate = np.abs(by_magnitude[..., 1]) / (np.abs(largest) + eps)
+        blob = np.abs(by_magnitude[..., 0]) / (np.sqrt(np.abs(by_magnitude[..., 1] * largest)) + eps)
+        value = (1 - np.exp(-(plate**2) / 0.5)) * np.exp(-(blob**2) / 0.5) * structure
+        value = np.where(np.sign(by_magnitude[..., 1]) == np.sign(largest), value, 0.0)
+    return (np.sign(largest) * value).astype(np.float32)
+
+
+def compute_features(
+    image: np.ndarray,
+    *,
+    spacing: Sequence[float],
+    settings: FeatureSettings | None = None,
+    keep: tuple[int, int] | None = None,
+    sample: np.ndarray | None = None,
+) -> np.ndarray:
+    """The feature stack of one grey channel.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, 2D or 3D
+        One channel.
+    spacing : sequence of float
+        Pixel/voxel spacing in mm, one value per axis.
+    settings : FeatureSettings, optional
+        Defaults to :class:`FeatureSettings()`.
+    keep : (int, int), optional
+        Keep only slices ``keep[0]:keep[1]`` along axis 0 (the middle of a slab with a halo); filters run on
+        the whole input, the stack holds only the kept part.
+    sample : numpy.ndarray, optional
+        Statistics sample for ``normalise='image'`` (default: ``image``).
+
+    Returns
+    -------
+    numpy.ndarray, float32
+        ``image.shape`` (cropped by ``keep``) + ``(n_features,)``, columns as :func:`feature_names`.
+
+    Raises
+    ------
+    ValueError
+        When ``spacing`` does not match the image's dimensions.
+    """
+    settings = settings or FeatureSettings()
+    image = np.asarray(image)
+    ndim = image.ndim
+    spacing = np.asarray(spacing, float)
+    if spacing.shape != (ndim,):
+        raise ValueError(f"spacing needs {ndim} values for a {ndim}D image, got {spacing.tolist()}")
+    data = normalise(image, sample) if settings.normalise == "image" else np.asarray(image, np.float32)
+    crop = (slice(keep[0], keep[1]),) if keep is not None else (slice(None),)
+    counts = _per_group(ndim)
+    total = int(settings.raw) + len(settings.sigmas_mm) * sum(counts[g] for g in settings.groups)
+    out_shape = data[crop].shape
+    stack = np.empty((*out_shape, total), np.float32)
+    column = 0
+
+    def put(values: np.ndarray, cropped: bool = False) -> None:
+        nonlocal column
+        stack[..., column] = values if cropped else values[crop]
+        column += 1
+
+    if settings.raw:
+        put(data)
+    groups = set(settings.groups)
+    for sigma_mm in settings.sigmas_mm:
+        sigma = sigma_mm / spacing
+
+        def derivative(order, sigma=sigma):
+            return ndimage.gaussian_filter(data, sigma, order=order, truncate=_TRUNCATE, output=np.float32)
+
+        smooth = derivative(0) if groups & {"gaussian", "texture"} else None
+        gradient = None
+        if groups & {"gradient", "structure"}:
+            gradient = []
+            for axis in range(ndim):
+                order = [0] * ndim
+                order[axis] = 1
+                gradient.append(derivative(order) * np.float32(sigma_mm / spacing[axis]))
+        hessian = None
+        if groups & {"laplacian", "hessian", "vesselness"}:
+            hessian = []
+            for i in range(ndim):
+                for j in range(i, ndim):
+                    order = [0] * ndim
+                    order[i] += 1
+                    order[j] += 1
+                    scale = sigma_mm**2 / (spacing[i] * spacing[j])
+                    hessian.append(derivative(order)[crop] * np.float32(scale))
+        eigen = _eigenvalues(hessian, ndim) if groups & {"hessian", "vesselness"} else None
+        eigen = _eigenvalues(hessian, ndim) if groups & {"hessian", "vesselness"} else None
+        for group in settings.groups:
+            if group == "gaussian":
+                put(smooth)
+            elif group == "gradient":
+                put(np.sqrt(sum(g[crop] ** 2 for g in gradient)), cropped=True)
+            elif group == "laplacian":
+                diagonal = [0, 2] if ndim == 2 else [0, 3, 5]
+                put(sum(hessian[k] for k in diagonal), cropped=True)
+            elif group == "hessian":
+                for values in eigen:
+                    put(values, cropped=True)
+            elif group == "vesselness":
+                put(_vesselness(eigen, ndim), cropped=True)
+            elif group == "structure":
+                window = 2.0 * sigma
+                products = [
+                    ndimage.gaussian_filter(
+                        gradient[i] * gradient[j], window, truncate=_TRUNCATE, output=np.float32
+                    )[crop]
+                    for i in range(ndim)
+                    for j in range(i, ndim)
+                ]
+                for values in _eigenvalues(products, ndim):
+                    put(values, cropped=True)
+            elif group == "texture":
+                mean_square = ndimage.gaussian_filter(
+                    data * data, sigma, truncate=_TRUNCATE, output=np.float32
+                )
+                put(np.sqrt(np.maximum(mean_square[crop] - smooth[crop] ** 2, 0.0)), cropped=True)
+    return stack
