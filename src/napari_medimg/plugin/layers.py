@@ -72,20 +72,50 @@ def _current_viewer_frame() -> np.ndarray | None:
     return viewer_frame(napari.current_viewer())
 
 
+def _spatial(volume: Volume) -> Volume:
+    """A 3D stand-in (no voxel memory) with the geometry of one volume of a 3D or 4D (volume, z, y, x) Volume."""
+    shape = tuple(volume.array.shape[-3:])
+    return Volume(
+        np.broadcast_to(np.zeros((), np.uint8), shape), volume.spacing, volume.origin, volume.direction
+    )
+
+
+def _resampled(volume: Volume, frame, nearest: bool) -> Volume:
+    """``volume`` (3D, or 4D volume by volume) resampled onto the axes of ``frame``."""
+    from ..processing.registration import resample_to_frame
+
+    interpolation = "nearest" if nearest else "linear"
+    if volume.array.ndim == 3:
+        return resample_to_frame(volume, frame, interpolation=interpolation)
+    parts = [
+        resample_to_frame(
+            Volume(
+                np.asarray(volume.array[t]), volume.spacing, volume.origin, volume.direction, volume.metadata
+            ),
+            frame,
+            interpolation=interpolation,
+        )
+        for t in range(volume.array.shape[0])
+    ]
+    first = parts[0]
+    stacked = np.stack([p.array for p in parts])
+    return Volume(stacked, first.spacing, first.origin, first.direction, first.metadata)
+
+
 def _display(volume: Volume, layer_type: str, frame, mode: str) -> tuple[Volume, dict]:
     """The volume as it will be shown (canonical in its frame, resampled when too oblique) and a summary."""
-    if volume.ndim != 3:
+    if volume.array.ndim not in (3, 4) or volume.metadata.get("rgb"):  # 2D, RGB (y, x, 3): nothing to do
         return volume, {}
     if frame is None:
         frame = volume.metadata.get("display_frame")
     if frame is None and mode == "frame":
         frame = _current_viewer_frame()
-        if frame is None and volume.display_residual()[1] > DISPLAY_TOLERANCE_MM:
-            frame = own_frame(volume)
+        if frame is None and _spatial(volume).display_residual()[1] > DISPLAY_TOLERANCE_MM:
+            frame = own_frame(_spatial(volume))
     if frame is not None and np.allclose(frame, CANONICAL_DIRECTION, atol=1e-9):
         frame = None
     shown = volume.canonical(frame)
-    angle, shift = shown.display_residual(frame)
+    angle, shift = _spatial(shown).display_residual(frame)
     summary = {
         "frame": "patient axes (S, P, L)" if frame is None else "own frame of an oblique series",
         "residual_degrees": round(angle, 3),
@@ -93,10 +123,9 @@ def _display(volume: Volume, layer_type: str, frame, mode: str) -> tuple[Volume,
         "mode": "as acquired",
     }
     if shift > DISPLAY_TOLERANCE_MM:
-        from ..processing.registration import resample_to_frame
-
-        nearest = layer_type == "labels" or np.asarray(shown.array[:1, :1, :1]).dtype == bool
-        shown = resample_to_frame(shown, frame, interpolation="nearest" if nearest else "linear")
+        index = (slice(0, 1),) * shown.array.ndim
+        nearest = layer_type == "labels" or np.asarray(shown.array[index]).dtype == bool
+        shown = _resampled(shown, frame, nearest)
         summary["mode"] = f"resampled onto the frame's axes ({'nearest' if nearest else 'linear'})"
         summary["source_obliquity_degrees"] = round(angle, 3)
         summary["residual_degrees"], summary["residual_mm"] = 0.0, 0.0
