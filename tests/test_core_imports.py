@@ -10,11 +10,15 @@ SCRIPT = """
 import importlib, json, pkgutil, sys
 import napari_medimg
 imported = []
-for info in pkgutil.walk_packages(napari_medimg.__path__, "napari_medimg."):
-    if info.name == "napari_medimg.plugin" or info.name.startswith("napari_medimg.plugin."):
+# walk each core package on its own: walking the whole tree would import the plugin's subpackages to recurse
+for top in pkgutil.iter_modules(napari_medimg.__path__, "napari_medimg."):
+    if top.name == "napari_medimg.plugin":
         continue
-    importlib.import_module(info.name)
-    imported.append(info.name)
+    module = importlib.import_module(top.name)
+    imported.append(top.name)
+    for info in pkgutil.walk_packages(getattr(module, "__path__", []), top.name + "."):
+        importlib.import_module(info.name)
+        imported.append(info.name)
 forbidden = %r
 leaked = sorted(name for name in sys.modules if name.split(".")[0] in forbidden)
 print(json.dumps({"imported": imported, "leaked": leaked}))
