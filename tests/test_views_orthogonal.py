@@ -111,3 +111,48 @@ def _click(view, world):
     event.type = "mouse_release"
     with pytest.raises(StopIteration):
         next(gen)
+
+
+class _MouseEvent:
+    def __init__(self, position, pos=(0.0, 0.0), kind="mouse_press", modifiers=()):
+        self.position, self.pos, self.type, self.modifiers = position, pos, kind, modifiers
+
+
+def test_window_presets_drag_window_level_and_shift_move(make_napari_viewer):
+    viewer = make_napari_viewer()
+    ct = set_or_add_layer(viewer, layer_data_tuple(_phantom(), "image", name="CT"))
+    widget = OrthogonalViewsWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Orthogonal views")
+    presets = [widget.preset_combo.itemText(i) for i in range(widget.preset_combo.count())]
+    assert {"lung", "brain", "bone", "mediastinum", "abdomen", "liver"} <= set(presets)
+    assert presets[-1].startswith("auto")
+    widget.apply_preset("lung")
+    assert tuple(ct.contrast_limits) == pytest.approx((-1350.0, 150.0))
+    mr_volume = _phantom()
+    mr_volume.metadata["modality"] = "MR"
+    mr_volume.array[:] = np.arange(mr_volume.array.size).reshape(mr_volume.shape) % 1000
+    mr = set_or_add_layer(viewer, layer_data_tuple(mr_volume, "image", name="MR"))
+    viewer.layers.selection.active = mr
+    assert [widget.preset_combo.itemText(i) for i in range(widget.preset_combo.count())][0].startswith("auto")
+    widget.apply_preset()
+    low, high = mr.contrast_limits
+    assert 0 <= low < 20 and 980 < high <= 999
+    # mouse-drag window/level on the main canvas: right = wider, down = lower level
+    widget.wl_drag.setChecked(True)
+    assert widget._wl_callback in viewer.mouse_drag_callbacks and not mr.mouse_pan
+    level, width = (low + high) / 2, high - low
+    event = _MouseEvent(viewer.dims.point, (100.0, 100.0))
+    drag = widget._wl_callback(viewer, event)
+    next(drag)
+    event.type, event.pos = "mouse_move", (200.0, 150.0)
+    next(drag)
+    new_low, new_high = mr.contrast_limits
+    assert new_high - new_low > width and (new_low + new_high) / 2 < level
+    widget.wl_drag.setChecked(False)
+    assert widget._wl_callback not in viewer.mouse_drag_callbacks and mr.mouse_pan
+    # Shift + move in the main canvas moves the crosshair; the readout follows the cursor
+    target = lps_to_world(_phantom().index_to_world([25, 40, 12]))
+    widget._on_main_move(viewer, _MouseEvent(tuple(target), kind="mouse_move", modifiers=("Shift",)))
+    assert np.allclose(viewer.dims.point[-3:], target)
+    assert widget.readout_label.text().startswith(format_lps(_phantom().index_to_world([25, 40, 12])))
+    widget.close_views()
