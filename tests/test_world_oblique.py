@@ -32,10 +32,10 @@ def _double_oblique() -> tuple[Volume, tuple[int, int, int]]:
     return Volume(array, (2.0, 1.2, 1.0), (-30.0, 12.0, 55.0), direction, meta), centre
 
 
-def _show(viewer, volume, mode):
+def _show(viewer, volume, mode, name="series"):
     layers_module.set_oblique_display(mode)
     try:
-        return set_or_add_layer(viewer, layer_data_tuple(volume, "image", name="series"))
+        return set_or_add_layer(viewer, layer_data_tuple(volume, "image", name=name))
     finally:
         layers_module.set_oblique_display("resample")
 
@@ -131,3 +131,31 @@ def test_seed_and_readout_on_real_tilted_and_oblique_series(
     value = float(layer.data[index])
     grown = _grow(viewer, qtbot, layer, world, value - 1, value + 1)
     assert grown[index] > 0
+
+
+@pytest.mark.parametrize("mode", ["resample", "frame"])
+def test_two_series_of_one_frame_of_reference_line_up(make_napari_viewer, mode):
+    from napari_medimg.processing.registration import resample
+
+    array = np.zeros((30, 40, 40), np.int16)
+    array[14:17, 18:23, 9:14] = 800  # a bright block around voxel (15, 20, 11)
+    axial = Volume(array, (2.0, 1.0, 1.0), (-20.0, -20.0, -30.0), metadata={"modality": "CT"})
+    lps = axial.index_to_world([15, 20, 11])
+    # the same anatomy acquired 30° oblique (one frame of reference): resampled from world geometry
+    direction = _rotation(0, 30) @ np.eye(3)[:, ::-1]
+    grid = Volume(
+        np.zeros((40, 50, 50), np.uint8), (1.0, 1.0, 1.0), lps - direction @ [20.0, 25.0, 25.0], direction
+    )
+    oblique = resample(axial, grid, interpolation="nearest", fill_value=0)
+    assert oblique.array[20, 25, 25] == 800
+    viewer = make_napari_viewer()
+    first = _show(viewer, oblique, mode, "oblique")
+    second = _show(viewer, axial, mode, "axial")
+    assert np.allclose(
+        layer_frame(first) if layer_frame(first) is not None else np.eye(3)[:, ::-1],
+        layer_frame(second) if layer_frame(second) is not None else np.eye(3)[:, ::-1],
+    )
+    info = readout(viewer, lps_to_world(lps, layer_frame(first)))
+    assert np.allclose(info["lps"], lps)
+    assert [entry["value"] for entry in info["layers"]] == [800, 800]
+    assert [entry["name"] for entry in info["layers"]] == ["oblique", "axial"]
