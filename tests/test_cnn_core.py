@@ -566,3 +566,27 @@ def test_validation_threshold_and_bootstrap_intervals():
     low, high = intervals["auc_ci"]
     assert low < chosen["auc"] < high <= 1.0
     assert choose_threshold(np.zeros(5, int), probabilities[:5]) is None
+
+
+def test_2d_and_rgb_object_patches():
+    """A 2D image + labels gives object patches; an RGB image layer gives 3-channel patches cut alike."""
+    from napari_medimg.geometry import Volume
+    from napari_medimg.learn.cnn.data import object_dataset
+
+    rgb = np.random.default_rng(0).integers(0, 255, (64, 64, 3)).astype(np.uint8)
+    labels = np.zeros((64, 64), np.int32)
+    labels[10:20, 10:20], labels[40:50, 40:50], labels[10:20, 40:50] = 1, 2, 3
+    classes = {1: "a", 2: "b", 3: "a"}
+    grid = Volume(labels, (0.5, 0.5))
+    colour = object_dataset(
+        Volume(rgb, (0.5, 0.5, 1.0), metadata={"rgb": True}), grid, classes, 10.0, [16, 16]
+    )
+    assert colour.images.shape == (3, 3, 16, 16) and colour.labels.tolist() == [0, 1, 0]
+    assert colour.patch == {"size_mm": [10.0, 10.0]} and colour.spacing == [0.625, 0.625]
+    grey = object_dataset(Volume(rgb[..., 1], (0.5, 0.5)), grid, classes, 10.0, [16, 16])
+    assert grey.images.shape == (3, 1, 16, 16)
+    np.testing.assert_allclose(grey.images[:, 0], colour.images[:, 1])  # the green channel, cut alike
+    with pytest.raises(ValueError, match="differs"):
+        object_dataset(
+            Volume(rgb[..., 1], (0.5, 0.5)), Volume(labels[:32], (0.5, 0.5)), classes, 10.0, [16, 16]
+        )

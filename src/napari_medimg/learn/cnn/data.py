@@ -265,18 +265,13 @@ def load_folder(
         spacings.append(spacing)
         names.append(row["path"].strip())
     images, labels = np.stack(arrays), np.asarray(labels)
-    if "split" in rows[0]:
-        split_of = np.asarray([row["split"].strip().lower() for row in rows])
-    else:
-        rng = np.random.default_rng(seed)
-        split_of = np.full(len(rows), "train", dtype=object)
-        for label in range(len(class_names)):
-            members = rng.permutation(np.flatnonzero(labels == label))
-            split_of[members[: int(round(len(members) * val_fraction))]] = "val"
     mean_spacing = None
     known = [s for s in spacings if s is not None]
     if known and len(known[0]) == dims:
         mean_spacing = np.mean(known, axis=0).tolist()
+    if "split" not in rows[0]:  # the one stratified split of the package
+        return split_dataset(ImageSet(images, labels, class_names, mean_spacing, names), val_fraction, seed)
+    split_of = np.asarray([row["split"].strip().lower() for row in rows])
     sets = {}
     for split in SPLITS:
         keep = split_of == split
@@ -389,8 +384,15 @@ def object_dataset(
     """
     from .patches import object_patches
 
-    _same_grid(image, labels)
     array, label_array = np.asarray(image.array), np.asarray(labels.array)
+    rgb = array.ndim == label_array.ndim + 1 and array.shape[-1] in (3, 4)  # colour image layer (y, x, 3)
+    spacing = image.spacing[: label_array.ndim]
+    if rgb:
+        from ...geometry import Volume
+
+        array = array[..., :3]
+        image = Volume(array[..., 0], spacing, image.origin, image.direction, dict(image.metadata))
+    _same_grid(image, labels)
     dims = int(dims)
     size = [int(s) for s in size]
     if len(size) != dims:
@@ -403,19 +405,25 @@ def object_dataset(
     wanted = sorted(k for k in wanted if k in present)
     if not wanted:
         raise ValueError("no object of the labels has a class")
-    items = object_patches(
-        array,
-        label_array,
-        image.spacing,
-        dims,
-        size_mm=size_mm,
-        out_size=size,
-        only=wanted,
-        progress=progress,
-    )
+    channels = [array[..., c] for c in range(3)] if rgb else [array]
+    cut = [
+        object_patches(
+            channel,
+            label_array,
+            spacing,
+            dims,
+            size_mm=size_mm,
+            out_size=size,
+            only=wanted,
+            progress=progress,
+        )
+        for channel in channels
+    ]  # colour channels are cut one by one, exactly alike
+    items = cut[0]
     names = _ordered_names([named[item.label] for item in items], class_names)
     size_mm = np.broadcast_to(np.asarray(size_mm, float), (dims,))
-    images = to_channels_first(np.stack([item.patch for item in items]), dims)
+    patches = np.stack([np.stack([c[i].patch for c in cut], axis=0) for i in range(len(items))])
+    images = np.ascontiguousarray(patches, dtype=np.float32)  # (N, C, *size)
     return ImageSet(
         images,
         [names.index(named[item.label]) for item in items],
