@@ -220,3 +220,19 @@ def test_dicom_seg_and_labels_nifti_we_wrote_reopen_as_labels(make_napari_viewer
     (nifti,) = viewer.open(str(tmp_path / "mask.nii.gz"), plugin="napari-medimg")
     assert nifti._type_string == "labels" and np.array_equal(np.asarray(nifti.data), labels)
     assert np.allclose(nifti.scale, image.scale) and np.allclose(nifti.translate, image.translate)
+
+
+def test_dicomdir_opens_the_folder_it_indexes(tmp_path):
+    volume = _series(tmp_path / "media" / "series", "axial CT")
+    dicomdir = pydicom.Dataset()
+    dicomdir.file_meta = pydicom.dataset.FileMetaDataset()
+    dicomdir.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
+    dicomdir.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    dicomdir.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    dicomdir.SOPClassUID = "1.2.840.10008.1.3.10"
+    dicomdir.save_as(tmp_path / "media" / "DICOMDIR", enforce_file_format=True)
+    # npe2 lower-cases manifest patterns, so no file pattern can claim an upper-case DICOMDIR: the reader
+    # still opens the folder when napari (or a script) hands it the file
+    reader = napari_get_reader(str(tmp_path / "media" / "DICOMDIR"))
+    ((data, kwargs, kind),) = reader(str(tmp_path / "media" / "DICOMDIR"))
+    assert kind == "image" and kwargs["name"] == "axial CT" and np.array_equal(np.asarray(data), volume.array)

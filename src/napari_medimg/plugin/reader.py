@@ -197,7 +197,8 @@ def _is_segmentation(path: Path) -> bool:
 def read_dicom_layers(path) -> list[tuple]:
     """Every stack in the DICOM folder/files as an Image layer (a DICOM-SEG as a Labels layer).
 
-    One single-frame file opens the whole series it belongs to, from the files in the same folder.
+    One single-frame file opens the whole series it belongs to, from the files in the same folder; a DICOMDIR
+    opens the folder it lies in.
 
     Parameters
     ----------
@@ -210,6 +211,10 @@ def read_dicom_layers(path) -> list[tuple]:
         Layer data tuples.
     """
     paths = [Path(p) for p in path] if isinstance(path, (list, tuple)) else [Path(path)]
+    if (
+        len(paths) == 1 and paths[0].name.upper() == "DICOMDIR"
+    ):  # a media directory: open the folder it indexes
+        paths = [paths[0].parent]
     if len(paths) == 1 and is_regular_file(paths[0]) and _is_segmentation(paths[0]):
         return read_seg_layers(paths[0])
     bar, callback = _progress_bar("Reading DICOM headers")
