@@ -23,6 +23,7 @@ def test_home_panel_opens_every_tool_with_short_distinct_titles(make_napari_view
         assert home.title.text() == title and home.buttons[command].isChecked()
     assert home.show_tool(entries[0][2]) is home.tools[entries[0][2]]  # created once, shown again
     assert viewer.window._qt_window.minimumSizeHint().height() <= SCREEN_HEIGHT
+    home.close()  # closes the tools in it: extra views of the orthogonal views close with it
 
 
 #: the nine panels whose docks once made the window 3,705 px tall
@@ -49,9 +50,13 @@ def test_the_first_nine_panels_docked_side_by_side_fit_a_1000_px_screen(make_nap
 
 def test_every_panel_of_the_manifest_docked_tabified_fits_a_1000_px_screen(make_napari_viewer):
     viewer = make_napari_viewer()
-    for widget in _manifest_widgets():
-        viewer.window.add_plugin_dock_widget("napari-medimg", widget.display_name, tabify=True)
+    docks = [
+        viewer.window.add_plugin_dock_widget("napari-medimg", widget.display_name, tabify=True)[0]
+        for widget in _manifest_widgets()
+    ]
     assert viewer.window._qt_window.minimumSizeHint().height() <= SCREEN_HEIGHT
+    for dock in docks:  # as the user closes them: each panel disconnects from the viewer
+        dock.widget().close()
 
 
 def _manifest_widgets():

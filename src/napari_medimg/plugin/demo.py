@@ -1,6 +1,7 @@
 """The demo session behind ``make demo`` / ``medimg demo``.
 
-Interactive: napari opens with the CT phantom, its ground truth and the plugin's widgets docked.
+Interactive: napari opens with the CT phantom, its ground truth and the plugin's home panel docked, the
+demo's tools opened in it (one shown at a time, picked by its button).
 Scripted (``out`` given): the same session runs each widget's work for real, waits for the workers, writes
 every result and a full-window screenshot into ``out`` and closes.  Later capabilities add a step to
 ``DEMO_STEPS``; each step gets the viewer, the dock widgets by name and the output folder and returns the
@@ -18,12 +19,15 @@ import numpy as np
 from qtpy.QtWidgets import QApplication
 
 from ..io.nifti import write_nifti
+from .home import HomeWidget, command_of
 from .layers import layer_to_volume
 
 __all__ = ["run_demo", "DEMO_STEPS", "WIDGETS"]
 
 PLUGIN = "napari-medimg"
-#: dock widgets the demo opens, by display name (the first is shown in front)
+#: key of the home panel in the demo's widgets
+HOME = "home"
+#: tools the demo opens in the home panel, by display name (the first is shown in front)
 WIDGETS = [
     "Threshold",
     "Measure objects",
@@ -202,13 +206,14 @@ DEMO_STEPS: list[Callable[[napari.Viewer, dict, Path], list[Path]]] = [
 
 
 def open_session(viewer: napari.Viewer) -> dict:
-    """Load the phantom and dock the plugin's widgets; return the widgets by name."""
+    """Load the phantom, dock the home panel and open the demo's tools in it; return the tools by name."""
     viewer.open_sample(PLUGIN, "ct_phantom")
     viewer.scale_bar.visible = True
-    widgets = {}
-    for name in WIDGETS:
-        _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)
-        widgets[name] = widget
+    home = HomeWidget(viewer)
+    viewer.window.add_dock_widget(home, name="napari-medimg", area="right")
+    widgets = {name: home.show_tool(command_of(name)) for name in WIDGETS}
+    widgets[HOME] = home
+    home.show_tool(command_of(WIDGETS[0]))
     viewer.dims.set_point(0, viewer.layers["CT phantom"].data_to_world((24, 0, 0))[0])  # a lung nodule
     return widgets
 
@@ -234,6 +239,8 @@ def run_demo(out: Path | None = None) -> list[Path]:
     with atomic_directory(out, overwrite=True, kind="demo results") as folder:
         for step in DEMO_STEPS:
             written += step(viewer, widgets, folder)
+        widgets[HOME].show_tool(command_of("Measure objects"))  # the panel shows the lesions' measurement
+        widgets[HOME].parentWidget().raise_()  # its dock in front of the feature table tabified with it
         viewer.layers.selection.active = viewer.layers["CT phantom"]
         viewer.reset_view()
         _wait_for(lambda: True)

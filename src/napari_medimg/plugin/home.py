@@ -34,7 +34,7 @@ from .units import keep_units_consistent
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["HomeWidget", "TOOLS", "tool_entries"]
+__all__ = ["HomeWidget", "TOOLS", "tool_entries", "command_of"]
 
 #: command id → (group, short title); titles stay short and distinct so buttons and tabs never elide
 TOOLS: dict[str, tuple[str, str]] = {
@@ -47,16 +47,38 @@ TOOLS: dict[str, tuple[str, str]] = {
     "napari-medimg.fill_between_slices_widget": ("Segment", "Fill slices"),
     "napari-medimg.measure_widget": ("Measure", "Measure"),
     "napari-medimg.cnn_widget": ("Learn", "CNN"),
+    "napari-medimg.object_classifier_widget": ("Learn", "Classify"),
+    "napari-medimg.pixel_classifier_widget": ("Learn", "Pixels"),
+    "napari-medimg.unet_widget": ("Learn", "U-Net"),
+    "napari-medimg.segments_widget": ("Segment", "Segments"),
+    "napari-medimg.orthogonal_views": ("View", "3 planes"),
+    "napari-medimg.metadata_widget": ("View", "Header"),
+    "napari-medimg.fusion_widget": ("View", "Fusion"),
+    "napari-medimg.session_widget": ("Data", "Session"),
+    "napari-medimg.recipe_widget": ("Replay", "Recipe"),
+    "napari-medimg.batch_widget": ("Replay", "Batch"),
 }
-_GROUPS = ("Data", "Prepare", "Segment", "Measure", "Learn", "View", "More")
+_GROUPS = ("Data", "Prepare", "Segment", "Measure", "Learn", "View", "Replay", "More")
 _HOME_COMMAND = "napari-medimg.home_widget"
 #: buttons per row in a group
 _COLUMNS = 3
 
 
+def _manifest() -> PluginManifest:
+    return PluginManifest.from_file(Path(__file__).resolve().parents[1] / "napari.yaml")
+
+
+def command_of(display_name: str) -> str:
+    """The manifest command id of the widget shown in napari's menus as ``display_name``."""
+    for widget in _manifest().contributions.widgets or []:
+        if widget.display_name == display_name:
+            return widget.command
+    raise KeyError(f"napari-medimg has no widget called {display_name!r}")
+
+
 def tool_entries() -> list[tuple[str, str, str, str]]:
     """``(group, short title, command id, python_name)`` of every widget in the plugin's manifest."""
-    manifest = PluginManifest.from_file(Path(__file__).resolve().parents[1] / "napari.yaml")
+    manifest = _manifest()
     commands = {c.id: c.python_name for c in manifest.contributions.commands or []}
     entries = []
     for widget in manifest.contributions.widgets or []:
@@ -141,6 +163,15 @@ class HomeWidget(QWidget):
         for other, button in self.buttons.items():
             button.setChecked(other == command)
         return self.tools[command]
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        """Closing the panel closes the tools in it (each disconnects from the viewer as its dock would)."""
+        for page in self._pages.values():
+            page.close()
+            page.deleteLater()
+        self.tools.clear()
+        self._pages.clear()
+        super().closeEvent(event)
 
     def _message_inserted(self, event) -> None:
         self._add_message(event.value)

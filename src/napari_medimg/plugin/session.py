@@ -16,17 +16,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from magicgui.widgets import CheckBox, FileEdit, Label, PushButton
 
 from ..geometry import lps_to_world, world_to_lps
 from ..io.atomic import atomic_directory
 from ..io.nifti import read_nifti, write_nifti
 from ..pipeline.steps import session_log
 from .layers import GEOMETRY_KEY, layer_data_tuple, layer_frame, layer_to_volume
+from .widgets._common import ScrollableContainer
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["save_session", "read_session", "open_session", "session_widget", "SESSION_FILE"]
+__all__ = ["save_session", "read_session", "open_session", "SessionWidget", "SESSION_FILE"]
 
 SESSION_FILE = "session.json"
 _DISPLAY = {
@@ -183,36 +185,52 @@ def open_session(viewer: napari.Viewer, folder: str | os.PathLike) -> list:
     return [viewer.add_layer(Layer.create(*t)) for t in read_session(folder)]
 
 
-def session_widget(napari_viewer: napari.viewer.Viewer):
+class SessionWidget(ScrollableContainer):
     """A small panel: a session folder, *Save session*, *Open session* and *replace an existing session*.
+
+    A class, not a function: napari hands the viewer to a dock widget's ``__init__`` only.
 
     Parameters
     ----------
     napari_viewer : napari.Viewer
-
-    Returns
-    -------
-    magicgui.widgets.Container
+        The viewer whose medical layers are saved or into which a session is opened.
     """
-    from magicgui.widgets import CheckBox, Container, FileEdit, Label, PushButton
 
-    folder = FileEdit(mode="d", label="session folder")
-    overwrite = CheckBox(text="replace an existing session", value=False)
-    save, load, status = PushButton(text="Save session"), PushButton(text="Open session"), Label(value="")
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.folder = FileEdit(mode="d", label="session folder", value="")
+        self.overwrite = CheckBox(text="replace an existing session", value=False)
+        self.save_button, self.open_button = PushButton(text="Save session"), PushButton(text="Open session")
+        self.status = Label(value="")
+        self.extend([self.folder, self.overwrite, self.save_button, self.open_button, self.status])
+        self.save_button.changed.connect(self.save)
+        self.open_button.changed.connect(self.open)
 
-    def on_save(*_):
+    def _chosen(self) -> Path | None:
+        text = self.folder.line_edit.value.strip()
+        if not text:
+            self.status.value = "error: choose a session folder first"
+            return None
+        return Path(text).expanduser().resolve()
+
+    def save(self, *_):
+        """Save the viewer's medical layers into the chosen folder."""
+        folder = self._chosen()
+        if folder is None:
+            return
         try:
-            save_session(napari_viewer, folder.value, overwrite=overwrite.value)
-            status.value = f"saved {len(read_session(folder.value))} layers to {Path(folder.value).name}"
+            save_session(self.viewer, folder, overwrite=self.overwrite.value)
+            self.status.value = f"saved {len(read_session(folder))} layers to {folder}"
         except (OSError, ValueError) as error:
-            status.value = f"error: {error}"
+            self.status.value = f"error: {error}"
 
-    def on_open(*_):
+    def open(self, *_):
+        """Open the session in the chosen folder as layers."""
+        folder = self._chosen()
+        if folder is None:
+            return
         try:
-            status.value = f"opened {len(open_session(napari_viewer, folder.value))} layers"
+            self.status.value = f"opened {len(open_session(self.viewer, folder))} layers from {folder}"
         except (OSError, ValueError) as error:
-            status.value = f"error: {error}"
-
-    save.changed.connect(on_save)
-    load.changed.connect(on_open)
-    return Container(widgets=[folder, overwrite, save, load, status])
+            self.status.value = f"error: {error}"
