@@ -34,7 +34,21 @@ __all__ = [
 MODELS = ("svm", "tree", "forest", "gb")
 
 #: columns that identify an object rather than describe it; never used as features unless asked for
-ID_COLUMNS = ("label", "id", "object", "case", "case_id", "patient", "image", "class", "predicted_class")
+ID_COLUMNS = (
+    "index",
+    "label",
+    "id",
+    "object",
+    "case",
+    "case_id",
+    "patient",
+    "image",
+    "class",
+    "predicted_class",
+)
+
+#: where an object is (world position, bounding box) says nothing of what it is: not a default feature
+POSITION_PREFIXES = ("shape_Centroid", "shape_BBox", "centroid", "bbox")
 
 ModelName = Literal["svm", "tree", "forest", "gb"]
 
@@ -125,7 +139,7 @@ def make_model(
 
 
 def feature_columns_of(table: pd.DataFrame, target: str | None = None, features: Sequence[str] | None = None):
-    """The feature columns of ``table``: the ones asked for, else every numeric column but ids and target.
+    """The feature columns of ``table``: the ones asked for, else every numeric column but ids, positions, target.
 
     Parameters
     ----------
@@ -159,6 +173,8 @@ def feature_columns_of(table: pd.DataFrame, target: str | None = None, features:
         str(name)
         for name in table.columns
         if name not in skip
+        and not str(name).startswith(POSITION_PREFIXES)
+        and not str(name).startswith("probability_")
         and pd.api.types.is_numeric_dtype(table[name])
         and not pd.api.types.is_bool_dtype(table[name])
     ]

@@ -254,7 +254,7 @@ def train_pixel_classifier(
             raise ValueError("labels must be 0 (unlabelled) or positive class numbers")
         samples = _statistics_samples(channels, settings)
         halo = _halo(settings, spacing, dimensions, ndim)
-        block = 64 if ndim == 2 else 4
+        block = 256 if ndim == 2 else 4
         labelled_rows = np.flatnonzero(label.reshape(label.shape[0], -1).any(axis=1))
         for start, stop, _, _ in _blocks(int(shape[0]), block, halo):
             if not np.any((labelled_rows >= start) & (labelled_rows < stop)):
