@@ -16,6 +16,8 @@ __all__ = ["parse_header", "FastHeader"]
 
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _IMPLICIT_LE = "1.2.840.10008.1.2"
+#: JPEG (baseline, extended, lossless, JPEG-LS, JPEG 2000, HTJ2K) and RLE: explicit VR little-endian datasets
+_COMPRESSED = ("1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5")
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
 _UNDEFINED = 0xFFFFFFFF
 _PIXEL_DATA = 0x7FE00010
@@ -152,7 +154,7 @@ def _text(raw: bytes, encoding: str) -> str:
 
 
 def parse_header(handle, size: int) -> tuple[FastHeader, int] | None:
-    """``(header, pixel value offset)`` of a plain single-frame file, or None to use pydicom instead.
+    """``(header, pixel value offset)`` of a single-frame little-endian file, or None to use pydicom instead.
 
     Parameters
     ----------
@@ -164,7 +166,8 @@ def parse_header(handle, size: int) -> tuple[FastHeader, int] | None:
     Returns
     -------
     tuple or None
-        ``(FastHeader, offset of the first pixel value)``, or None for anything unexpected.
+        ``(FastHeader, offset of the first pixel value)`` (offset None for encapsulated compressed pixel
+        data), or None for anything unexpected.
     """
     try:
         return _parse(handle, size)
@@ -187,9 +190,9 @@ def _parse(handle, size: int):
         if tag == 0x00020010:
             syntax = buffer[start : start + length].decode("ascii").strip(" \x00")
         position = start + length
-    if syntax not in (_EXPLICIT_LE, _IMPLICIT_LE):
+    if not syntax or (syntax not in (_EXPLICIT_LE, _IMPLICIT_LE) and not syntax.startswith(_COMPRESSED)):
         return None
-    explicit = syntax == _EXPLICIT_LE
+    explicit = syntax != _IMPLICIT_LE  # compressed syntaxes encode the dataset as explicit VR little endian
     values: dict = {}
     encoding = "ascii"
     while True:
@@ -201,8 +204,8 @@ def _parse(handle, size: int):
             continue
         tag, vr, length, start = _element_header(buffer, position, explicit)
         if tag == _PIXEL_DATA:
-            if length == _UNDEFINED:
-                return None
+            if (length == _UNDEFINED) != (syntax not in (_EXPLICIT_LE, _IMPLICIT_LE)):
+                return None  # encapsulated pixel data exactly when the syntax is compressed
             if values.get("NumberOfFrames", "1") not in ("", "1"):
                 return None
             values["PixelData"] = True
@@ -214,7 +217,7 @@ def _parse(handle, size: int):
                 values.pop("GEBValue", None)
             if values.pop("_creator_2005", "") != "Philips MR Imaging DD 001":
                 values.pop("PhilipsScaleSlope", None)
-            return FastHeader(values, syntax), start
+            return FastHeader(values, syntax), None if length == _UNDEFINED else start
         if tag in _REFUSE or tag > _PIXEL_DATA:
             return None
         if length == _UNDEFINED:
