@@ -295,22 +295,18 @@ class LabelEditWidget(JobWidget):
         self.other = create_widget(annotation="napari.layers.Labels", label="other labels")
         self.other_value = SpinBox(name="other_value", label="other value", min=1, max=65535, value=1)
         self.overwrite = CheckBox(text="overwrite other labels", value=False)
-        self.extend(
-            [
-                self.labels_layer,
-                self.value,
-                self.operation,
-                self.radius_mm,
-                self.axis,
-                self.min_size_mm3,
-                self.margin_mm,
-                self.smoothing,
-                self.h_mm,
-                self.other,
-                self.other_value,
-                self.overwrite,
-            ]
+        #: the widgets of the operations' own parameters (shown for the operations that use them)
+        self._operation_widgets = (
+            self.radius_mm,
+            self.axis,
+            self.min_size_mm3,
+            self.margin_mm,
+            self.smoothing,
+            self.h_mm,
+            self.other,
+            self.other_value,
         )
+        self.extend([self.labels_layer, self.value, self.operation, *self._operation_widgets, self.overwrite])
         self._finish_layout()
         self.operation.changed.connect(self._on_operation)
         self._followed = None  # the labels layer whose picked label the value follows
@@ -357,16 +353,7 @@ class LabelEditWidget(JobWidget):
     def _on_operation(self, *_):
         op = self.operation.value
         used = self._parameter_widgets(op)
-        for widget in (
-            self.radius_mm,
-            self.axis,
-            self.min_size_mm3,
-            self.margin_mm,
-            self.smoothing,
-            self.h_mm,
-            self.other,
-            self.other_value,
-        ):
+        for widget in self._operation_widgets:
             widget.visible = widget in used
         self.overwrite.visible = op not in NEW_LAYER
 

@@ -60,21 +60,16 @@ class ThresholdWidget(JobWidget):
         self.offset = FloatSpinBox(label="offset", min=-1e9, max=1e9, step=1.0, value=0.0, visible=False)
         self.bright = CheckBox(text="bright objects", value=True, visible=False)
         self.preview = CheckBox(text="live preview on current slice", value=True)
-        self.extend(
-            [
-                self.image,
-                self.method,
-                self.low,
-                self.high,
-                self.classes,
-                self.ignore_zeros,
-                self.local_method,
-                self.block_mm,
-                self.offset,
-                self.bright,
-                self.preview,
-            ]
+        #: the settings of the multi-Otsu and local methods (a change recomputes the preview)
+        settings = (
+            self.classes,
+            self.ignore_zeros,
+            self.local_method,
+            self.block_mm,
+            self.offset,
+            self.bright,
         )
+        self.extend([self.image, self.method, self.low, self.high, *settings, self.preview])
         self._finish_layout()
         self._preview_slice: int | None = None
         self._thresholds: list[float] = []
@@ -86,14 +81,7 @@ class ThresholdWidget(JobWidget):
         self.method.changed.connect(self._on_method_changed)
         self.low.changed.connect(self._on_range_changed)
         self.high.changed.connect(self._on_range_changed)
-        for widget in (
-            self.classes,
-            self.ignore_zeros,
-            self.local_method,
-            self.block_mm,
-            self.offset,
-            self.bright,
-        ):
+        for widget in settings:
             widget.changed.connect(self._on_method_changed)
         self.preview.changed.connect(self.update_preview)
         self.viewer.dims.events.current_step.connect(self.update_preview)
