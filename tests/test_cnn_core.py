@@ -590,3 +590,29 @@ def test_2d_and_rgb_object_patches():
         object_dataset(
             Volume(rgb[..., 1], (0.5, 0.5)), Volume(labels[:32], (0.5, 0.5)), classes, 10.0, [16, 16]
         )
+
+
+def test_cross_validation_out_of_fold_and_ensemble():
+    from napari_medimg.learn.cnn.cv import cross_validate, ensemble_proba, merge_sets, stratified_folds
+
+    labels = np.r_[np.zeros(10, int), np.ones(25, int)]
+    folds = stratified_folds(labels, 5, seed=0)
+    for fold in range(5):  # every fold holds both classes in proportion
+        assert (labels[folds == fold] == 0).sum() == 2 and (labels[folds == fold] == 1).sum() == 5
+    with pytest.raises(ValueError, match="fewer than"):
+        stratified_folds(np.r_[0, 1, 1, 1], 3)
+    data = merge_sets(blobs(24), blobs(16, seed=1))
+    assert len(data) == 40
+    fast = {k: v for k, v in FAST.items() if k != "threads"}
+    result = cross_validate(
+        data, {"width": 8, "depths": [1, 1], "dropout": 0.0}, TrainConfig(epochs=3, **fast), k=4
+    )
+    assert (
+        result.probabilities.shape == (40, 2) and len(result.results) == 4 and len(result.fold_metrics) == 4
+    )
+    np.testing.assert_allclose(result.probabilities.sum(1), 1, atol=1e-5)  # every example predicted once
+    assert result.metrics["n"] == 40 and result.metrics["auc"] > 0.9
+    assert result.metrics["auc_ci"][0] <= result.metrics["auc"] <= result.metrics["auc_ci"][1]
+    test = blobs(12, seed=5)
+    ensemble = ensemble_proba(result.results, test.images)
+    assert ensemble.shape == (12, 2) and np.mean(ensemble.argmax(1) == test.labels) > 0.8

@@ -11,8 +11,8 @@ the benchmark's model exist).
 
 from __future__ import annotations
 
-import numpy as np
 import napari
+import numpy as np
 from _shots import ROOT, save, settle, wait_until
 
 from napari_medimg.plugin.layers import layer_data_tuple, set_or_add_layer
@@ -20,6 +20,14 @@ from napari_medimg.samples import make_ct_phantom
 
 DRIVE = ROOT.parent / "shared" / "data" / "segmentation" / "drive" / "training"
 DRIVE_MODEL = ROOT / "demo-output" / "unet-drive" / "model"
+
+
+def _show_class_2(labels, colour):
+    """Show only class 2 (the structure) of a U-Net labels layer, in ``colour``."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    labels.colormap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 1: (0, 0, 0, 0), 2: colour})
+    labels.opacity = 0.8
 
 
 def phantom_loop():
@@ -39,7 +47,7 @@ def phantom_loop():
     annotations.visible = False
     _, widget = viewer.window.add_plugin_dock_widget("napari-medimg", "U-Net segmenter")
     widget.train_image.value, widget.annotations.value = image, annotations
-    widget.dims.value = "2"
+    widget.dims.value, widget.patch.value = "2", 64
     widget.iterations.value, widget.minutes.value = 100000, 3.0
     widget.start_training()
     wait_until(lambda: widget.worker is None)
@@ -49,6 +57,7 @@ def phantom_loop():
     wait_until(lambda: widget.worker is None)
     print(widget.status.value)
     viewer.layers["CT phantom U-Net P(class 2)"].visible = False
+    _show_class_2(viewer.layers["CT phantom U-Net labels"], (0.2, 0.9, 1.0, 1))
     viewer.dims.set_point(0, image.data_to_world((38, 0, 0))[0])  # a slice that was not painted
     settle(0.5)
     save(viewer, "unet-phantom.png")
@@ -74,11 +83,7 @@ def drive():
     wait_until(lambda: widget.worker is None)
     print(widget.status.value)
     viewer.layers["DRIVE 33 U-Net P(class 2)"].visible = False
-    labels = viewer.layers["DRIVE 33 U-Net labels"]
-    from napari.utils.colormaps import DirectLabelColormap
-
-    labels.colormap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 1: (0, 0, 0, 0), 2: (1, 0.1, 0.1, 1)})
-    labels.opacity = 0.8
+    _show_class_2(viewer.layers["DRIVE 33 U-Net labels"], (1, 0.1, 0.1, 1))
     settle(0.5)
     save(viewer, "unet-drive.png")
     viewer.close()
