@@ -95,7 +95,7 @@ def main() -> int:
             viewer.window.add_dock_widget(widget, name="Orthogonal views", area="right")
             view = widget.views[0]  # drag in the coronal view: moves the axial slice and the sagittal view
             event = _Event((150.0, 150.0, 150.0), "mouse_press")
-            drag = view._on_drag(view.model, event)
+            drag = view.model.mouse_drag_callbacks[-1](view.model, event)
             next(drag)
             event.type = "mouse_move"
 

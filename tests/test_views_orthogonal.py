@@ -105,8 +105,8 @@ class _Event:
 def _click(view, world):
     """A press and release in the view at a world position: the view's own drag callback, as napari calls it."""
     event = _Event(tuple(world), "mouse_press")
-    assert view._on_drag in view.model.mouse_drag_callbacks
-    gen = view._on_drag(view.model, event)
+    callback = view.model.mouse_drag_callbacks[-1]  # the dock's (weakly bound) drag callback
+    gen = callback(view.model, event)
     next(gen)
     event.type = "mouse_release"
     with pytest.raises(StopIteration):
@@ -139,20 +139,21 @@ def test_window_presets_drag_window_level_and_shift_move(make_napari_viewer):
     assert 0 <= low < 20 and 980 < high <= 999
     # mouse-drag window/level on the main canvas: right = wider, down = lower level
     widget.wl_drag.setChecked(True)
-    assert widget._wl_callback in viewer.mouse_drag_callbacks and not mr.mouse_pan
+    assert widget._drag_wl in viewer.mouse_drag_callbacks and not mr.mouse_pan
     level, width = (low + high) / 2, high - low
     event = _MouseEvent(viewer.dims.point, (100.0, 100.0))
-    drag = widget._wl_callback(viewer, event)
+    drag = widget._drag_wl(viewer, event)
     next(drag)
     event.type, event.pos = "mouse_move", (200.0, 150.0)
     next(drag)
     new_low, new_high = mr.contrast_limits
     assert new_high - new_low > width and (new_low + new_high) / 2 < level
     widget.wl_drag.setChecked(False)
-    assert widget._wl_callback not in viewer.mouse_drag_callbacks and mr.mouse_pan
+    assert widget._drag_wl not in viewer.mouse_drag_callbacks and mr.mouse_pan
     # Shift + move in the main canvas moves the crosshair; the readout follows the cursor
     target = lps_to_world(_phantom().index_to_world([25, 40, 12]))
-    widget._on_main_move(viewer, _MouseEvent(tuple(target), kind="mouse_move", modifiers=("Shift",)))
+    assert widget._move_callback in viewer.mouse_move_callbacks
+    widget._move_callback(viewer, _MouseEvent(tuple(target), kind="mouse_move", modifiers=("Shift",)))
     assert np.allclose(viewer.dims.point[-3:], target)
     assert widget.readout_label.text().startswith(format_lps(_phantom().index_to_world([25, 40, 12])))
     widget.close_views()

@@ -159,3 +159,30 @@ def test_two_series_of_one_frame_of_reference_line_up(make_napari_viewer, mode):
     assert np.allclose(info["lps"], lps)
     assert [entry["value"] for entry in info["layers"]] == [800, 800]
     assert [entry["name"] for entry in info["layers"]] == ["oblique", "axial"]
+
+
+@pytest.mark.shared_data
+def test_user_switches_how_an_oblique_series_is_shown(make_napari_viewer, shared_data):
+    from napari_medimg.io.dicom import read_dicom
+    from napari_medimg.plugin.views.orthogonal import OrthogonalViewsWidget
+
+    source = read_dicom(shared_data / "dicom" / "siemens_ct_gantry_tilt", lazy=False)[0]
+    viewer = make_napari_viewer()
+    _show(viewer, source, "resample", "CT")
+    widget = OrthogonalViewsWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Orthogonal views")
+    assert "resampled" in widget.display_label.text() and "14.00°" in widget.display_label.text()
+    widget.oblique_combo.setCurrentIndex(1)  # show in the series' own frame
+    try:
+        text = widget.reshow_selected()
+        layer = viewer.layers["CT"]
+        assert layer.metadata["napari_medimg"]["display"]["mode"] == "as acquired"
+        assert "own frame" in text and layer_frame(layer) is not None
+        assert (
+            layer.data.shape == source.canonical(layer_frame(layer)).shape
+        )  # the voxels as read, no resampling
+    finally:
+        widget.oblique_combo.setCurrentIndex(0)
+    widget.reshow_selected()
+    assert viewer.layers["CT"].metadata["napari_medimg"]["display"]["mode"].startswith("resampled")
+    assert layer_frame(viewer.layers["CT"]) is None

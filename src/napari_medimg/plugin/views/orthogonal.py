@@ -11,6 +11,7 @@ copied only when they change.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -100,6 +101,17 @@ def _slice_text(plane: str, value: float, frame) -> str:
     return f"{plane} · {letter} {abs(value):.1f} mm"
 
 
+def _weak_callback(method):
+    """A function calling the bound ``method`` through a weak reference (does nothing once it is gone)."""
+    reference = weakref.WeakMethod(method)
+
+    def call(*args, **kwargs):
+        target = reference()
+        return None if target is None else target(*args, **kwargs)
+
+    return call
+
+
 class _View(QWidget):
     """One extra view: a QtViewer with orientation letters on its four edges and a title line."""
 
@@ -128,7 +140,7 @@ class _View(QWidget):
         grid.addWidget(self.letters["bottom"], 3, 1)
         self.plane = ""
         self.crosshair = None
-        self.model.mouse_drag_callbacks.append(self._on_drag)
+        self.model.mouse_drag_callbacks.append(_weak_callback(self._on_drag))
         self.set_plane(plane)
 
     def set_plane(self, plane: str) -> None:
@@ -204,6 +216,11 @@ class OrthogonalViewsWidget(QWidget):
         )
         self.display_label = QLabel("")
         self.display_label.setWordWrap(True)
+        self.reshow_button = QPushButton("Show the selected series this way")
+        self.reshow_button.setToolTip(
+            "read the selected layer's DICOM/NIfTI source again and show it as chosen"
+        )
+        self.reshow_button.clicked.connect(self._on_reshow)  # a bound method: Qt keeps no strong reference
         window_row = QHBoxLayout()
         window_row.addWidget(QLabel("window"))
         window_row.addWidget(self.preset_combo, 1)
@@ -216,6 +233,7 @@ class OrthogonalViewsWidget(QWidget):
         layout.addWidget(self.crosshair_box)
         layout.addWidget(QLabel("oblique series:"))
         layout.addWidget(self.oblique_combo)
+        layout.addWidget(self.reshow_button)
         layout.addWidget(self.display_label)
         self._main_crosshair = None
         for layer in self.viewer.layers:
@@ -231,7 +249,11 @@ class OrthogonalViewsWidget(QWidget):
         ]
         for emitter, callback in self._connections:
             emitter.connect(callback)
-        self.viewer.mouse_move_callbacks.append(self._on_main_move)
+        # the viewer's callback lists hold strong references: give them weak ones, so a viewer closed without
+        # closing the dock does not keep the dock (and its two QtViewers) alive
+        self._move_callback = _weak_callback(self._on_main_move)
+        self._drag_wl = _weak_callback(self._wl_callback)
+        self.viewer.mouse_move_callbacks.append(self._move_callback)
         self._on_order()
         self._on_active()
         self._on_point()
@@ -290,14 +312,14 @@ class OrthogonalViewsWidget(QWidget):
             view.model.layers.append(mirror)
             mirrors.append(mirror)
         self._mirrors[id(layer)] = mirrors
-        handlers = []
+        handlers = []  # the closures capture the mirror list, not the dock (no reference cycle through layers)
         for name in _SYNCED:
             emitter = getattr(layer.events, name, None)
             if emitter is None:
                 continue
 
-            def copy(event=None, name=name, layer=layer):
-                for mirror in self._mirrors.get(id(layer), []):
+            def copy(event=None, name=name, layer=layer, mirrors=mirrors):
+                for mirror in mirrors:
                     value = getattr(layer, name)
                     with contextlib.suppress(ValueError, TypeError):
                         setattr(mirror, name, value)
@@ -310,8 +332,8 @@ class OrthogonalViewsWidget(QWidget):
             if emitter is None:
                 continue
 
-            def refresh(event=None, layer=layer, name=name):
-                for mirror in self._mirrors.get(id(layer), []):
+            def refresh(event=None, layer=layer, name=name, mirrors=mirrors):
+                for mirror in mirrors:
                     if name == "data" and mirror.data is not layer.data:
                         mirror.data = layer.data
                     else:
@@ -493,6 +515,46 @@ class OrthogonalViewsWidget(QWidget):
         else:
             self.display_label.setText(f"{layer.name}: no medical geometry (shown with its scale/translate)")
 
+    def _on_reshow(self, *_) -> None:
+        self.reshow_selected()
+
+    def reshow_selected(self) -> str:
+        """Read the selected image layer's source again and show it with the current oblique-series choice.
+
+        Returns
+        -------
+        str
+            What was done (also shown in the dock).
+        """
+        layer = self._image_layer()
+        stored = (layer.metadata.get(GEOMETRY_KEY) or {}) if layer is not None else {}
+        source = stored.get("source_path")
+        if layer is None or not source:
+            message = "the selected layer was not opened from a DICOM or NIfTI file"
+            self.display_label.setText(message)
+            return message
+        from ...io.volumes import read_volume
+        from ..layers import layer_data_tuple
+
+        volume = read_volume(source, series_uid=stored.get("series_uid"), stack=stored.get("stack") or None)
+        others = [other for other in self.viewer.layers if other is not layer]
+        frame = None
+        if OBLIQUE_DISPLAY["mode"] == "frame":
+            frame = next((layer_frame(o) for o in others if layer_frame(o) is not None), None)
+        data, kwargs, kind = layer_data_tuple(volume, "image", name=layer.name, frame=frame)
+        index = list(self.viewer.layers).index(layer)
+        for key in ("colormap", "opacity", "blending", "gamma"):
+            kwargs[key] = getattr(layer, key).name if key == "colormap" else getattr(layer, key)
+        kwargs["contrast_limits"] = tuple(layer.contrast_limits)
+        from napari.layers import Layer
+
+        self.viewer.layers.remove(layer)
+        new = Layer.create(data, kwargs, kind)
+        self.viewer.layers.insert(index, new)
+        self.viewer.layers.selection.active = new
+        self._on_active()
+        return self.display_label.text()
+
     def apply_preset(self, name: str | None = None) -> None:
         """Set the selected image layer's contrast to a window preset (or the automatic MR window).
 
@@ -515,10 +577,10 @@ class OrthogonalViewsWidget(QWidget):
         layer.contrast_limits = (level - width / 2, level + width / 2)
 
     def _toggle_wl_drag(self, on: bool) -> None:
-        if on and self._wl_callback not in self.viewer.mouse_drag_callbacks:
-            self.viewer.mouse_drag_callbacks.append(self._wl_callback)
-        elif not on and self._wl_callback in self.viewer.mouse_drag_callbacks:
-            self.viewer.mouse_drag_callbacks.remove(self._wl_callback)
+        if on and self._drag_wl not in self.viewer.mouse_drag_callbacks:
+            self.viewer.mouse_drag_callbacks.append(self._drag_wl)
+        elif not on and self._drag_wl in self.viewer.mouse_drag_callbacks:
+            self.viewer.mouse_drag_callbacks.remove(self._drag_wl)
         for layer in self.viewer.layers:
             if layer._type_string == "image":
                 layer.mouse_pan = not on
@@ -546,8 +608,8 @@ class OrthogonalViewsWidget(QWidget):
         for emitter, callback in getattr(self, "_connections", []):
             emitter.disconnect(callback)
         self._connections = []
-        if self._on_main_move in self.viewer.mouse_move_callbacks:
-            self.viewer.mouse_move_callbacks.remove(self._on_main_move)
+        if self._move_callback in self.viewer.mouse_move_callbacks:
+            self.viewer.mouse_move_callbacks.remove(self._move_callback)
         self._toggle_wl_drag(False)
         for layer in list(self.viewer.layers):
             self._unmirror(layer)
