@@ -12,7 +12,8 @@ Four ways to do the same work on every case, each writing labels.nii.gz and feat
 * ``run_case``: the framework in this process (recipe validation and hash, timings, log.json, atomic folder);
 * ``batch 1 worker`` / ``batch 2 workers``: :func:`run_batch` on a fresh LocalCluster (start-up included).
 
-numpy/BLAS are pinned to one thread in this process as in the workers.  Each way runs ``--rounds`` times,
+numpy/BLAS are pinned to one thread in this process as in the workers.  A control in the same run measures
+what the machine gives two worker processes at that moment (two CPU burns at once vs one after the other).  Each way runs ``--rounds`` times,
 interleaved, and the best time counts (the machine is shared).  The load average is printed with every figure.
 Results also go to benchmarks/results/bench_batch.json.
 
@@ -73,13 +74,46 @@ def framework(inputs, out: Path) -> float:
     return 0.0
 
 
+#: CPU seconds per way and round (in this process; for batches the sum of the workers' per-case CPU time)
+CPU: dict[str, list[float]] = {}
+
+
 def batch(workers: int):
     def run(inputs, out: Path) -> float:
         summary = run_batch(RECIPE, inputs, out, workers=workers)
         assert summary["done"] == len(inputs), summary
+        CPU.setdefault(f"batch {workers}", []).append(sum(r["cpu_seconds"] for r in summary["results"]))
         return summary["startup_seconds"]
 
     return run
+
+
+def _burn(count: int) -> float:
+    """Pure-Python CPU work (no I/O, no numpy): what a worker process gets from the machine."""
+    total = 0
+    for i in range(count):
+        total += i
+    return float(total)
+
+
+def control_speedup(count: int = 20_000_000) -> dict:
+    """The speed-up the machine gives this session now: one burn vs two in parallel on 2 worker processes.
+
+    A loaded machine (other sessions; Linux groups a session's processes into one scheduling autogroup) may
+    give two processes little more CPU than one; this is the ceiling for the cohort's speed-up in the same run.
+    """
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0", silence_logs=40) as cluster:
+        with Client(cluster) as client:
+            client.submit(_burn, 1000).result()
+            start = time.perf_counter()
+            client.submit(_burn, count, pure=False).result()
+            one = time.perf_counter() - start
+            start = time.perf_counter()
+            client.gather([client.submit(_burn, count, pure=False) for _ in range(2)])
+            two = time.perf_counter() - start
+    return {"one_burn_s": round(one, 3), "two_burns_s": round(two, 3), "speedup": round(2 * one / two, 3)}
 
 
 def main() -> None:
@@ -105,9 +139,11 @@ def main() -> None:
             for round_ in range(args.rounds):
                 for name, way in ways.items():
                     out = work / f"out_{round_}_{name.replace(' ', '_')}"
-                    start = time.perf_counter()
+                    start, cpu = time.perf_counter(), time.process_time()
                     started = way(inputs, out)
                     seconds = time.perf_counter() - start
+                    if name in ("direct", "run_case"):
+                        CPU.setdefault(name, []).append(time.process_time() - cpu)
                     load = tuple(round(x, 2) for x in os.getloadavg())
                     print(
                         f"round {round_ + 1} {name:16s} {seconds:7.2f} s (cluster start {started:.2f} s)  "
@@ -129,6 +165,8 @@ def main() -> None:
             }
             for name, seconds in best.items()
         }
+        control = control_speedup()
+        cpu_best = {name: min(values) for name, values in CPU.items()}
         speedup = best["batch 1 worker"] / best["batch 2 workers"]
         one, two = (best[k] - startup[k] for k in ("batch 1 worker", "batch 2 workers"))
         result = {
@@ -141,6 +179,13 @@ def main() -> None:
             "overhead_run_case_pct": round(100 * (best["run_case"] / base - 1), 1),
             "overhead_batch_1_worker_pct": round(100 * (best["batch 1 worker"] / base - 1), 1),
             "cpu_count": os.cpu_count(),
+            "control_two_processes": control,
+            "cpu_seconds_best": {k: round(v, 3) for k, v in cpu_best.items()},
+            "cpu_overhead_run_case_pct": round(100 * (cpu_best["run_case"] / cpu_best["direct"] - 1), 1),
+            "cpu_overhead_batch_worker_cases_pct": round(
+                100 * (cpu_best["batch 1"] / cpu_best["direct"] - 1), 1
+            ),
+            "control_load": tuple(round(x, 2) for x in os.getloadavg()),
         }
         print()
         print(f"{'way':18s} {'best s':>8s} {'start s':>8s} {'s/case':>8s} {'/ direct':>9s}  load average")
@@ -150,6 +195,16 @@ def main() -> None:
                 f"{row['vs_direct']:9.3f}  {row['load']}"
             )
         print(f"speed-up 2 vs 1 workers: {speedup:.2f}x (after cluster start: {one / two:.2f}x)")
+        print(
+            f"control, same run: two pure-Python burns in parallel on 2 worker processes run "
+            f"{control['speedup']:.2f}x faster than one after the other (the machine's ceiling now; "
+            f"load {result['control_load']})"
+        )
+        print(
+            f"CPU seconds (load-independent): direct {cpu_best['direct']:.2f}, run_case {cpu_best['run_case']:.2f} "
+            f"({result['cpu_overhead_run_case_pct']:+.1f} %), 1 worker's cases {cpu_best['batch 1']:.2f} "
+            f"({result['cpu_overhead_batch_worker_cases_pct']:+.1f} %), 2 workers' cases {cpu_best['batch 2']:.2f}"
+        )
         print(
             f"overhead per case vs direct: run_case {result['overhead_run_case_pct']:+.1f} %, "
             f"batch 1 worker {result['overhead_batch_1_worker_pct']:+.1f} % with cluster start, "

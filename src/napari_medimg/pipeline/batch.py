@@ -313,12 +313,12 @@ def run_case(
     Returns
     -------
     dict
-        ``case``, ``input``, ``status`` (``done``, ``skipped`` or ``failed``), ``seconds``, ``error``
-        (None unless failed) and ``outputs``.
+        ``case``, ``input``, ``status`` (``done``, ``skipped`` or ``failed``), ``seconds``, ``cpu_seconds``
+        (this process's CPU time over the case, all threads), ``error`` (None unless failed) and ``outputs``.
     """
     from ..io.atomic import atomic_directory
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     input_path = Path(input_path)
     name = case_name(input_path)
     record = {"case": name, "input": str(input_path), "status": "failed", "error": None, "outputs": []}
@@ -360,6 +360,7 @@ def run_case(
                         "pid": os.getpid(),
                         "timings_s": {k: round(v, 4) for k, v in timings.items()},
                         "seconds": round(time.perf_counter() - started, 4),
+                        "cpu_seconds": round(time.process_time() - cpu_started, 4),
                         "warnings": result.warnings,
                     }
                     (Path(temporary) / "log.json").write_text(json.dumps(log, indent=2), encoding="utf-8")
@@ -369,6 +370,7 @@ def run_case(
         if not isinstance(error, (RecipeError, OSError, ValueError)):
             record["traceback"] = traceback.format_exc(limit=5)
     record["seconds"] = round(time.perf_counter() - started, 4)
+    record["cpu_seconds"] = round(time.process_time() - cpu_started, 4)  # this process's, all threads
     return record
 
 
