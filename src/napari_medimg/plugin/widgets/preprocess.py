@@ -352,11 +352,16 @@ class PreprocessWidget(JobWidget):
             preview = self.viewer.layers[name]
         else:
             selected, active = set(self.viewer.layers.selection), self.viewer.layers.selection.active
-            zeros = np.zeros(volume.shape, np.float32)
+            zeros = np.zeros(volume.shape, np.float32)  # pages are only touched where a slice is shown
             preview = set_or_add_layer(
                 self.viewer,
                 layer_data_tuple(
-                    volume.with_array(zeros), "image", name=name, colormap="gray", blending="translucent"
+                    volume.with_array(zeros),
+                    "image",
+                    name=name,
+                    colormap="gray",
+                    blending="translucent",
+                    contrast_limits=(0.0, 1.0),  # given: napari would otherwise scan the whole array
                 ),
             )
             self._preview_slice = None
