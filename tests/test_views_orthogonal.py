@@ -157,3 +157,22 @@ def test_window_presets_drag_window_level_and_shift_move(make_napari_viewer):
     assert np.allclose(viewer.dims.point[-3:], target)
     assert widget.readout_label.text().startswith(format_lps(_phantom().index_to_world([25, 40, 12])))
     widget.close_views()
+
+
+def test_hidden_dock_does_no_work_and_catches_up_when_shown(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    layer = set_or_add_layer(viewer, layer_data_tuple(_phantom(), "image", name="phantom"))
+    widget = OrthogonalViewsWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Orthogonal views")
+    qtbot.waitUntil(widget.isVisible)
+    widget.hide()
+    assert widget._hidden
+    (k, j, i), value = next(iter(MARKERS.items()))
+    target = lps_to_world(_phantom().index_to_world([k, j, i]))
+    viewer.dims.set_point([0, 1, 2], list(target))
+    coronal = widget.views[0].model.dims
+    assert coronal.point[1] != pytest.approx(target[1])  # nothing synced while hidden
+    widget.show()
+    assert coronal.point[1] == pytest.approx(target[1]) and _view_slice(widget.views[0])[k, i] == value
+    assert layer.data[k, j, i] == value
+    widget.close_views()

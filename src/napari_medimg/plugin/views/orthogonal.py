@@ -190,6 +190,7 @@ class OrthogonalViewsWidget(QWidget):
         self._mirrors: dict[int, list] = {}  # id(main layer) → [mirror per view]
         self._handlers: dict[int, list] = {}  # id(main layer) → [(emitter, callback)]
         self._syncing = False
+        self._hidden = False  # a hidden dock does no work; it catches up when shown again
         self._wl_start = None
         self.views = [_View(self, "coronal"), _View(self, "sagittal")]
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -442,7 +443,7 @@ class OrthogonalViewsWidget(QWidget):
         self._on_point()
 
     def _on_point(self, event=None) -> None:
-        if self._syncing:
+        if self._syncing or self._hidden:
             return
         self._syncing = True
         try:
@@ -616,6 +617,16 @@ class OrthogonalViewsWidget(QWidget):
         for view in self.views:
             view.model.layers.clear()
             view.qt_viewer.close()
+
+    def hideEvent(self, event) -> None:  # noqa: N802 (Qt)
+        self._hidden = True
+        super().hideEvent(event)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt)
+        super().showEvent(event)
+        if self._hidden:
+            self._hidden = False
+            self._on_order()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt)
         self.close_views()
