@@ -127,3 +127,31 @@ def test_cli_errors_are_one_line(cases, tmp_path, capsys):
     record = json.loads(capsys.readouterr().out)
     assert record["status"] == "done" and record["case"] == "synthetic00"
     assert nib.load(tmp_path / "o" / "synthetic00" / "labels.nii.gz").shape == (40, 40, 40)
+
+
+def test_a_classifying_recipe_writes_predictions(cases, tmp_path):
+    from napari_medimg.learn.classify.core import save_classifier, train_classifier
+    from napari_medimg.pipeline.batch import combine_features
+
+    measure = json.loads(json.dumps(RECIPE))
+    tables = [run_recipe(Recipe.from_dict(measure), read_nifti(path).canonical()).features for path in cases]
+    table = pd.concat(tables, ignore_index=True)
+    table["big"] = np.where(table["shape_VoxelVolume"] > table["shape_VoxelVolume"].median(), "big", "small")
+    columns = ["shape_VoxelVolume", "firstorder_Mean"]
+    classifier, _ = train_classifier(table, target="big", folds=2, features=columns, n_estimators=20)
+    model = tmp_path / "objects.skops"
+    save_classifier(classifier, model)
+    classify = json.loads(json.dumps(RECIPE))
+    classify["steps"].append({"op": "classify_objects", "params": {"model": str(model)}})
+    out = tmp_path / "out"
+    for path in cases:
+        record = run_case(classify, path, out)
+        assert record["status"] == "done", record
+        assert "predictions.csv" in record["outputs"] and "features.csv" in record["outputs"]
+    features = pd.read_csv(out / "synthetic00" / "features.csv")
+    predictions = pd.read_csv(out / "synthetic00" / "predictions.csv")
+    assert "predicted_class" not in features.columns
+    assert set(predictions["predicted_class"]) <= {"big", "small"}
+    assert list(predictions["label"]) == list(features["label"])
+    combined = combine_features(out, ["synthetic00", "synthetic01"], "predictions.csv")
+    assert list(combined.columns[:2]) == ["case", "label"] and "predicted_class" in combined.columns

@@ -212,3 +212,18 @@ def test_recipe_from_recorded_steps_maps_layers_to_steps(blobs):
     painted.record("islands", {"operation": "keep_largest"}, ["my painting"], "my painting")
     with pytest.raises(RecipeError, match="no recorded step made"):
         recipe_from_steps(painted.steps)
+
+
+def test_result_tells_features_from_predictions():
+    import pandas as pd
+
+    from napari_medimg.pipeline.recipe import RecipeResult
+
+    features = pd.DataFrame({"label": [1, 2], "shape_VoxelVolume": [10.0, 20.0]})
+    classified = features.assign(predicted_class=["a", "b"], probability_a=[0.9, 0.2])
+    result = RecipeResult(
+        outputs={"step1": features, "step2": classified}, kinds={"step1": "table", "step2": "table"}
+    )
+    assert result.features is features and result.predictions is classified
+    only = RecipeResult(outputs={"step1": features}, kinds={"step1": "table"})
+    assert only.features is features and only.predictions is None

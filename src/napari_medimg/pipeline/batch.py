@@ -25,7 +25,8 @@ numpy/BLAS/torch pinned to one thread) or on an existing cluster (``scheduler="t
 that fails is recorded with its error and the others go on; a worker process that dies mid-case is replaced
 by its nanny and the scheduler runs the case again; temporary folders of such attempts are removed at the
 end, so every case's outputs exist exactly once.  ``OUT/features.csv`` combines the cases' tables with a
-``case`` column first and ``OUT/batch.json`` holds the summary; both are rebuilt from the case folders on
+``case`` column first (``OUT/predictions.csv`` likewise when the recipe classifies) and ``OUT/batch.json``
+holds the summary; both are rebuilt from the case folders on
 every run.
 """
 
@@ -655,12 +656,16 @@ def run_batch(
         restore_environment(environment)
         remove_temporaries(out, names)  # attempts of killed workers (the cluster is closed by now)
     ordered = [results[name] for name in names]
-    table = combine_features(out, [r["case"] for r in ordered if r["status"] in ("done", "skipped")])
-    features_path = None
-    if table is not None:
-        features_path = out / "features.csv"
-        with atomic_path(features_path, overwrite=True) as temporary:
-            table.to_csv(temporary, index=False)
+    complete = [r["case"] for r in ordered if r["status"] in ("done", "skipped")]
+    combined = {}
+    for filename in ("features.csv", "predictions.csv"):
+        table = combine_features(out, complete, filename)
+        combined[filename] = None
+        if table is not None:
+            combined[filename] = out / filename
+            with atomic_path(combined[filename], overwrite=True) as temporary:
+                table.to_csv(temporary, index=False)
+    features_path = combined["features.csv"]
     summary = {
         "cases": total,
         "done": sum(r["status"] == "done" for r in ordered),
@@ -670,6 +675,7 @@ def run_batch(
         "recipe_hash": recipe_hash,
         "out": str(out),
         "features": None if features_path is None else str(features_path),
+        "predictions": None if combined["predictions.csv"] is None else str(combined["predictions.csv"]),
         "dashboard": timing["dashboard"],
         "startup_seconds": timing["startup_seconds"],
         "results": ordered,

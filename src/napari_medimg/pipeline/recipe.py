@@ -70,6 +70,8 @@ __all__ = [
 RECIPE_VERSION = 1
 #: the reference to the scan a recipe runs on
 INPUT = "input"
+#: the column a classifier adds to a table; such a table is written as predictions.csv
+PREDICTED_COLUMN = "predicted_class"
 
 #: kinds of step outputs an input of each kind accepts, most specific first
 _ACCEPTS = {
@@ -565,15 +567,24 @@ class RecipeResult:
         """The last mask or labels volume."""
         return self.last("labels", "mask")
 
+    def _tables(self, predictions: bool):
+        for step_id in reversed(list(self.outputs)):
+            output, kind = self.outputs[step_id], self.kinds[step_id]
+            classified = kind == "predictions" or PREDICTED_COLUMN in getattr(output, "columns", ())
+            if (kind in ("table", "predictions")) and classified == predictions:
+                return output
+        return None
+
     @property
     def features(self):
-        """The last table (a DataFrame), or None."""
-        return self.last("table")
+        """The last feature table (a DataFrame without predictions), or None."""
+        return self._tables(predictions=False)
 
     @property
     def predictions(self):
-        """The last predictions table, or None."""
-        return self.last("predictions")
+        """The last predictions: an output of kind ``predictions`` or a table with a ``predicted_class``
+        column (what the classifier operations return), or None."""
+        return self._tables(predictions=True)
 
 
 def _as_volume(value, like: Volume | None):
