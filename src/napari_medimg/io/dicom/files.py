@@ -106,7 +106,7 @@ def is_dicom_file(path: str | os.PathLike) -> bool:
     except OSError:
         return False
     # a file with a DICOM suffix is kept whatever it holds, so that reading it says why it fails (quickly)
-    return looks_like_dicom(head) or Path(os.fspath(path)).suffix.lower() in _SUFFIXES
+    return looks_like_dicom(head) or os.path.splitext(os.fspath(path))[1].lower() in _SUFFIXES
 
 
 def find_dicom_files(path: str | os.PathLike) -> list[Path]:
