@@ -275,3 +275,19 @@ def test_ge_dwi_two_slices_seven_volumes_keeps_every_volume_with_its_b_value(tmp
     assert main(["convert", str(tmp_path / "s"), str(tmp_path / "dwi.nii.gz")]) == 0
     assert (tmp_path / "dwi.bval").read_text().split() == ["0"] + ["1000"] * 6
     assert not (tmp_path / "dwi.bvec").exists() and "no .bvec" in capsys.readouterr().out
+
+
+@pytest.mark.shared_data
+def test_enhanced_volumes_indexed_by_a_private_dimension_stay_one_4d_stack(shared_data, tmp_path):
+    """A vendor that indexes time with a private dimension (Philips does) must not get one stack per volume."""
+    source = shared_data / "dicom" / "siemens_xa60_enhanced_bold_3vol" / "dicom"
+    for path in sorted(source.iterdir()):
+        dataset = pydicom.dcmread(path)
+        for item in dataset.DimensionIndexSequence:
+            if int(item.DimensionIndexPointer) == 0x00209128:  # TemporalPositionIndex -> a private tag
+                item.DimensionIndexPointer = 0x20051234
+        dataset.save_as(tmp_path / path.name)
+    (series,) = scan_dicom(tmp_path).series
+    assert series.array_shape == (3, 10, 64, 64) and series.label == ""
+    reference = read_series(scan_dicom(source).series[0], lazy=False).array
+    assert np.array_equal(read_series(series, lazy=False).array, reference)

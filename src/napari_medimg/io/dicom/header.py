@@ -449,7 +449,7 @@ def _multiframe_frames(path: Path, dataset, fmt: PixelFormat) -> list[FrameRecor
         spacing = to_floats(measures.get("PixelSpacing"), 2) if measures is not None else None
         if spacing is None:
             spacing = to_floats(dataset.get("PixelSpacing"), 2)
-        stack_key, volume_key, label, image_type = [], [], "", ()
+        stack_key, volume_key, private_key, label, image_type = [], [], [], "", ()
         if content is not None:
             stack_key.append(("stack", str(content.get("StackID", ""))))
             values = content.get("DimensionIndexValues", [])
@@ -458,8 +458,11 @@ def _multiframe_frames(path: Path, dataset, fmt: PixelFormat) -> list[FrameRecor
                 for pointer, value in zip(pointers, values, strict=True):
                     if pointer in VOLUME_DIMENSIONS:
                         volume_key.append(int(value))
+                    elif (pointer >> 16) & 1:  # a private dimension (Philips): orders volumes, never splits
+                        private_key.append(int(value))
                     elif pointer not in _POSITION_DIMENSIONS and pointer != _STACK_ID:
                         stack_key.append((hex(pointer), int(value)))
+                volume_key += private_key
         if frame_type is not None and "FrameType" in frame_type:
             image_type = tuple(str(v).upper() for v in frame_type.FrameType)
             stack_key.append(("type", image_type))
