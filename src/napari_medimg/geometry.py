@@ -12,9 +12,15 @@ axes in the order ``(S, P, L)`` (reversed LPS) so that an axial scan with an ide
 with ``scale=spacing`` and ``translate=origin[::-1]``; :meth:`Volume.napari_geometry` returns those keywords.
 
 napari slices only along its world axes: a sagittal or coronal stack must be shown with its axes reordered,
-and a residual obliquity cannot be resliced.  :meth:`Volume.canonical` reorders and flips the array axes
-(a view, no copy) to the closest ``SPL`` orientation without touching a voxel value; what obliquity remains
-(a few degrees at most) is recorded but not applied to the display (see ``napari_geometry``).
+and an oblique stack cannot be resliced by napari.  :meth:`Volume.canonical` reorders and flips the array axes
+(a view, no copy) to the closest ``SPL`` orientation without touching a voxel value.  What obliquity remains
+can be anything up to 45° (a gantry tilt, an oblique MR); it is measured by :meth:`Volume.display_residual`
+and the plugin either resamples such a volume onto the axes of the display frame or makes the display frame
+the volume's own (see ``docs/viewing.md``).
+
+The *display frame* is a 3x3 rotation whose columns are the LPS unit vectors of napari's world axes 0, 1, 2
+(default :data:`CANONICAL_DIRECTION`: S, P, L).  :func:`world_to_lps` / :func:`lps_to_world` are the one
+function pair that converts between napari world coordinates and LPS mm; every widget uses it.
 """
 
 from __future__ import annotations
@@ -31,12 +37,74 @@ __all__ = [
     "geometry_from_affine",
     "orientation_code",
     "check_spacing",
+    "plane_name",
     "CANONICAL_DIRECTION",
+    "DISPLAY_TOLERANCE_MM",
+    "world_to_lps",
+    "lps_to_world",
     "check_same_grid",
 ]
 
 #: direction of an array whose axes z, y, x point along LPS +S, +P, +L
 CANONICAL_DIRECTION = np.eye(3)[:, ::-1]
+
+#: largest distance (mm) between a voxel's true LPS position and where napari draws it without rotation, below
+#: which a volume is shown as it is (no resampling); above it the plugin resamples or changes the display frame
+DISPLAY_TOLERANCE_MM = 0.1
+
+
+def _frame(frame) -> np.ndarray:
+    """The 3x3 display frame (napari world axes → LPS unit vectors as columns); default (S, P, L)."""
+    if frame is None:
+        return CANONICAL_DIRECTION
+    frame = np.asarray(frame, float)
+    if frame.shape == (4, 4):
+        frame = frame[:3, :3]
+    if frame.shape != (3, 3) or not np.allclose(frame.T @ frame, np.eye(3), atol=1e-6):
+        raise ValueError("a display frame is a 3x3 rotation matrix (orthonormal columns)")
+    return frame
+
+
+def world_to_lps(points, frame=None) -> np.ndarray:
+    """LPS mm ``(..., 3)`` of napari world points ``(..., 3)`` (world axis order 0, 1, 2).
+
+    Parameters
+    ----------
+    points : array_like, shape (..., 3)
+        Points in napari's world coordinates (the last three world axes), in mm.
+    frame : array_like, shape (3, 3), optional
+        Display frame: columns are the LPS unit vectors of world axes 0, 1, 2.  Default
+        :data:`CANONICAL_DIRECTION` (world = (S, P, L)).
+
+    Returns
+    -------
+    numpy.ndarray
+        The same points as LPS ``(x, y, z)`` mm.
+
+    Examples
+    --------
+    >>> world_to_lps([30.0, 40.4, 45.4]).tolist()
+    [45.4, 40.4, 30.0]
+    """
+    return np.asarray(points, float) @ _frame(frame).T
+
+
+def lps_to_world(points, frame=None) -> np.ndarray:
+    """napari world coordinates ``(..., 3)`` of LPS points ``(..., 3)``; the inverse of :func:`world_to_lps`.
+
+    Parameters
+    ----------
+    points : array_like, shape (..., 3)
+        LPS ``(x, y, z)`` points in mm.
+    frame : array_like, shape (3, 3), optional
+        Display frame (see :func:`world_to_lps`).
+
+    Returns
+    -------
+    numpy.ndarray
+        World coordinates in napari's axis order.
+    """
+    return np.asarray(points, float) @ _frame(frame)
 
 
 def affine_from_geometry(spacing, origin, direction) -> np.ndarray:
@@ -107,6 +175,32 @@ def orientation_code(direction) -> str:
         axis = int(np.argmax(np.abs(column)))
         code.append(letters[axis][0] if column[axis] > 0 else letters[axis][1])
     return "".join(code)
+
+
+#: slices whose normal is within this angle of a patient axis are called by that plane's name alone
+PLANE_TOLERANCE_DEGREES = 1.0
+
+
+def plane_name(direction) -> str:
+    """The slice plane in a clinician's words: ``'axial'``, ``'sagittal'``, ``'coronal'``, or e.g.
+    ``'axial, oblique 9.2°'`` when the slice normal (the z axis) is off the nearest patient axis.
+
+    Parameters
+    ----------
+    direction : array_like
+        3x3 matrix whose columns are the LPS unit vectors of the array axes z, y, x.
+
+    Returns
+    -------
+    str
+        The plane's name, with the obliquity in degrees when above :data:`PLANE_TOLERANCE_DEGREES`.
+    """
+    normal = np.asarray(direction, float)[:, 0]
+    normal = normal / np.linalg.norm(normal)
+    axis = int(np.argmax(np.abs(normal)))
+    name = ("sagittal", "coronal", "axial")[axis]
+    angle = float(np.degrees(np.arccos(np.clip(abs(normal[axis]), 0.0, 1.0))))
+    return name if angle <= PLANE_TOLERANCE_DEGREES else f"{name}, oblique {angle:.1f}°"
 
 
 def check_spacing(spacing, ndim: int) -> np.ndarray:
@@ -266,26 +360,38 @@ class Volume:
         cosines = np.max(np.abs(self.direction), axis=0)
         return float(np.degrees(np.arccos(np.clip(cosines.min(), -1.0, 1.0))))
 
-    def canonical(self) -> Volume:
+    def canonical(self, frame=None) -> Volume:
         """The same voxels with array axes reordered and flipped to point along +S, +P, +L.
 
         No interpolation: the result is a transposed/flipped view of the array (numpy or dask) with the
         geometry updated so that every voxel keeps its world position.
+
+        Parameters
+        ----------
+        frame : array_like, shape (3, 3), optional
+            Display frame whose axes 0, 1, 2 the array axes should follow (default S, P, L).
+
+        Returns
+        -------
+        Volume
+            ``self`` when nothing changes, else a reordered view.
         """
         if self.spatial_ndim != 3:
             return self
         lead = self.ndim - 3  # a 4D volume's leading volume axis stays in place
+        relative = _frame(frame).T @ self.direction
         best = max(
             itertools.permutations(range(3)),
-            key=lambda order: sum(abs(self.direction[2 - i, order[i]]) for i in range(3)),
+            key=lambda order: sum(abs(relative[i, order[i]]) for i in range(3)),
         )
         array, spacing = self.array, self.spacing[list(best)]
         direction = self.direction[:, list(best)].copy()
+        relative = relative[:, list(best)]
         origin = self.origin.copy()
         array = array.transpose(tuple(range(lead)) + tuple(b + lead for b in best))
         flips = []
         for axis in range(3):
-            if direction[2 - axis, axis] < 0:
+            if relative[axis, axis] < 0:
                 origin = origin + direction[:, axis] * spacing[axis] * (array.shape[axis + lead] - 1)
                 direction[:, axis] = -direction[:, axis]
                 flips.append(axis)
@@ -406,8 +512,46 @@ class Volume:
             index[axis + lead] = slice(None, None, -1)
         return replace(self, array=array[tuple(index)], spacing=spacing, origin=origin, direction=direction)
 
-    def napari_geometry(self) -> dict:
-        """Layer keyword arguments placing the array in napari's (S, P, L) world, in mm."""
+    def display_residual(self, frame=None) -> tuple[float, float]:
+        """How far napari would draw voxels from their true place if shown in ``frame`` without rotation.
+
+        Parameters
+        ----------
+        frame : array_like, shape (3, 3), optional
+            Display frame (default S, P, L).
+
+        Returns
+        -------
+        angle_deg : float
+            Rotation angle between the volume's axes (after :meth:`canonical`) and the frame's axes.
+        displacement_mm : float
+            Largest distance between a corner voxel's true LPS position and its drawn position.
+        """
+        if self.ndim != 3:
+            return 0.0, 0.0
+        volume = self.canonical(frame)
+        relative = _frame(frame).T @ volume.direction
+        cosine = np.clip((np.trace(relative) - 1.0) / 2.0, -1.0, 1.0)
+        corners = np.array(list(itertools.product(*[(0, n - 1) for n in volume.shape])), float)
+        offsets = corners * volume.spacing
+        displacement = np.linalg.norm(offsets @ (relative - np.eye(3)).T, axis=1).max()
+        return float(np.degrees(np.arccos(cosine))), float(displacement)
+
+    def napari_geometry(self, frame=None) -> dict:
+        """Layer keyword arguments placing the array in napari's world, in mm.
+
+        Parameters
+        ----------
+        frame : array_like, shape (3, 3), optional
+            Display frame (default S, P, L: napari world = reversed LPS).  A volume whose axes follow the
+            frame (see :meth:`canonical`) gets ``scale`` and ``translate``; any rotation left within it is not
+            drawn (:meth:`display_residual` says how much that is).
+
+        Returns
+        -------
+        dict
+            ``scale``, ``translate`` or ``affine``, ``units`` and ``axis_labels``.
+        """
         if self.spatial_ndim == 2:
             return {
                 "scale": tuple(self.spacing[:2]),
@@ -415,20 +559,20 @@ class Volume:
                 "units": ("mm", "mm"),
                 "axis_labels": ("y", "x"),
             }
-        reverse = np.eye(3)[::-1]
+        inverse = _frame(frame).T
         kwargs = {
             "scale": tuple(self.spacing),
             "units": ("mm", "mm", "mm"),
             "axis_labels": ("S", "P", "L"),
         }
-        if self.is_axis_aligned or _is_canonical_order(self.direction):
-            # napari cannot reslice an oblique stack: an obliquity left after `canonical()` is shown unrotated
-            # (napari would drop the out-of-slice part of the rotation anyway); `affine` keeps the truth
-            kwargs["translate"] = tuple(self.origin[::-1])
+        if self.is_axis_aligned or _is_canonical_order(inverse @ self.direction):
+            # napari cannot reslice an oblique stack: a rotation left after `canonical(frame)` is not drawn
+            # (the plugin resamples or changes the frame when it is larger than DISPLAY_TOLERANCE_MM)
+            kwargs["translate"] = tuple(inverse @ self.origin)
         else:
             rotation = np.eye(4)
-            rotation[:3, :3] = reverse @ self.direction
-            rotation[:3, 3] = self.origin[::-1]
+            rotation[:3, :3] = inverse @ self.direction
+            rotation[:3, 3] = inverse @ self.origin
             kwargs["affine"] = rotation
         if self.ndim == 4:  # the leading volume axis: one step per volume, shown as napari's volume slider
             kwargs["scale"] = (1.0, *kwargs["scale"])
@@ -443,13 +587,11 @@ class Volume:
         return kwargs
 
 
-def _is_canonical_order(direction) -> bool:
-    """True when array axes z, y, x point mostly along +S, +P, +L (the order ``Volume.canonical`` gives)."""
-    direction = np.asarray(direction, float)
-    return all(
-        direction[2 - axis, axis] > 0 and np.argmax(np.abs(direction[:, axis])) == 2 - axis
-        for axis in range(3)
-    )
+def _is_canonical_order(relative) -> bool:
+    """True when array axes z, y, x point mostly along display axes 0, 1, 2 (what ``canonical`` gives);
+    ``relative`` is the direction expressed in the display frame."""
+    relative = np.asarray(relative, float)
+    return all(relative[axis, axis] > 0 and np.argmax(np.abs(relative[:, axis])) == axis for axis in range(3))
 
 
 def check_same_grid(a: Volume, b: Volume, *, tolerance_mm: float = 0.01, names=("A", "B")) -> None:
