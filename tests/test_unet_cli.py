@@ -157,3 +157,29 @@ def test_predict_refuses_a_non_model(tmp_path, rgb_pair, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and "napari-medimg-unet" in err and not (tmp_path / "o.png").exists()
+
+
+def test_unet_segment_operation(rgb_pair):
+    from napari_medimg import ops
+    from napari_medimg.learn.unet import UNetTrainConfig, save_unet, train_unet
+
+    folder, truth = rgb_pair
+    image = read_image(folder / "image.png")
+    annotation = np.asarray(read_image(folder / "labels.png").array)
+    config = UNetTrainConfig(iterations=40, batch_size=4, patch=[32, 32], lr=5e-3)
+    result = train_unet([image.array], [annotation], config=config, width=8, levels=3, rgb=True)
+    save_unet(result.model, result.meta(), folder / "op-model")
+    op = ops.get("unet_segment")
+    assert op.output == "labels" and {p.name for p in op.parameters} >= {
+        "model",
+        "output",
+        "target",
+        "overlap",
+    }
+    labels = ops.run("unet_segment", image, model=str(folder / "op-model"))
+    assert labels.shape == truth.shape and np.mean(labels.array == truth) > 0.9
+    assert labels.metadata["class_names"] == {1: "class 1", 2: "class 2"}
+    probability = ops.run("unet_segment", image, model=str(folder / "op-model"), output="probability")
+    assert probability.array.dtype == np.float32 and probability.metadata["quantity"] == "P(class 2)"
+    with pytest.raises(FileNotFoundError):
+        ops.run("unet_segment", image, model=str(folder / "missing"))
