@@ -10,19 +10,30 @@ from __future__ import annotations
 
 import napari
 import numpy as np
-from _shots import ROOT, save, settle, wait_for_worker
+from _shots import ROOT, save, settle, wait_for_worker, wait_until
 
 from napari_medimg.plugin.demo import segment_and_interpolate
+from napari_medimg.plugin.home import HomeWidget, command_of
+from napari_medimg.samples import make_ct_phantom
 
 PLUGIN = "napari-medimg"
 
 
-def front(viewer, name: str):
-    """Dock (or show) a widget and bring its tab to the front."""
-    dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)
-    dock.show()
-    dock.raise_()
-    return widget
+def lesion_index(name: str) -> np.ndarray:
+    """Voxel indices (z, y, x) of a phantom lesion's centre, from its LPS world centre in the lesion table."""
+    phantom = make_ct_phantom()
+    row = phantom.lesion_table.set_index("name").loc[name]
+    return phantom.image.world_to_index([row.centre_x_mm, row.centre_y_mm, row.centre_z_mm])
+
+
+def look_at(viewer, layer, index, zoom: float) -> None:
+    """Show the axial slice through voxel ``index`` of ``layer``, centred on it and zoomed in."""
+    world = layer.data_to_world(index)
+    viewer.dims.set_point(0, world[0])
+    settle(0.3)
+    viewer.scene.camera.center = tuple(world[1:])
+    viewer.scene.camera.zoom = zoom
+    settle()
 
 
 def main() -> None:
@@ -31,29 +42,41 @@ def main() -> None:
     viewer.open_sample(PLUGIN, "ct_phantom")
     ct = viewer.layers["CT phantom"]
     viewer.layers["phantom lesions"].visible = False
-    viewer.dims.set_point(0, ct.data_to_world((44, 0, 0))[0])  # through the enhancing lesion
+    home = HomeWidget(viewer)
+    viewer.window.add_dock_widget(home, name="napari-medimg", area="right")
+    home.setMinimumWidth(540)
 
-    preprocess = front(viewer, "Preprocess")
+    def front(name: str):
+        """Show a tool in the home panel."""
+        return home.show_tool(command_of(name))
+
+    enhancing = lesion_index("enhancing lesion")
+    viewer.dims.set_point(0, ct.data_to_world(enhancing)[0])  # through the enhancing lesion
+
+    preprocess = front("Preprocess")
     preprocess.image.value = ct
     preprocess.operation.value = "denoise"
     preprocess.set_params(method="median", size_mm=1.5)
     preprocess.preview.value = True
+    wait_until(lambda: not preprocess.preview_busy)
     settle()
     save(viewer, "preprocess.png")
     preprocess.preview.value = False
 
-    threshold = front(viewer, "Threshold")
+    threshold = front("Threshold")
     threshold.image.value = ct
     threshold.method.value = "multi-otsu"
     threshold.classes.value = 4
+    wait_until(lambda: not threshold.preview_busy)
     threshold.apply_to_volume()
     wait_for_worker(threshold)
+    wait_until(lambda: not threshold.preview_busy)
     save(viewer, "threshold-multi-otsu.png")
     viewer.layers[threshold.result_name].visible = False
     threshold.preview.value = False
 
     widgets = {
-        name: front(viewer, name)
+        name: front(name)
         for name in ("Preprocess", "Region growing", "Morphology and islands", "Fill between slices")
     }
     out = ROOT / "demo-output" / "segmentation-screenshots"
@@ -61,15 +84,12 @@ def main() -> None:
     segment_and_interpolate(viewer, widgets, out)
     painted = viewer.layers["painted every 4th row"]
     viewer.layers["seed"].visible = True
-    centre = np.argwhere(np.asarray(viewer.layers["phantom lesions"].data) == 6).mean(axis=0)
-    viewer.dims.set_point(0, ct.data_to_world(centre)[0])
-    viewer.scene.camera.center = tuple(ct.data_to_world(centre)[1:])
-    viewer.scene.camera.zoom = 4.0
-    front(viewer, "Region growing")
+    front("Region growing")
     settle()
+    look_at(viewer, ct, enhancing, zoom=12.0)
     save(viewer, "region-growing.png")
 
-    edit = front(viewer, "Morphology and islands")
+    edit = front("Morphology and islands")
     edit.operation.value = "margin"
     edit.margin_mm.value = 3.0
     edit.apply()
@@ -78,12 +98,10 @@ def main() -> None:
 
     painted.visible = True
     viewer.layers[edit.labels_layer.value.name].visible = False
-    nodule = np.argwhere(np.asarray(viewer.layers["phantom lesions"].data) == 1).mean(axis=0)
-    viewer.dims.set_point(0, ct.data_to_world(nodule)[0])  # a lung nodule, painted on every 4th row only
-    viewer.scene.camera.center = tuple(ct.data_to_world(nodule)[1:])
-    viewer.scene.camera.zoom = 5.0
-    front(viewer, "Fill between slices")
+    nodule = lesion_index("lung nodule right upper")
+    front("Fill between slices")
     settle()
+    look_at(viewer, ct, nodule, zoom=10.0)  # a lung nodule, painted on every 4th row only
     save(viewer, "fill-between-slices.png")
     viewer.close()
 
