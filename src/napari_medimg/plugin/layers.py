@@ -16,6 +16,7 @@ __all__ = [
     "layer_to_volume",
     "set_or_add_layer",
     "current_slice_index",
+    "shown_volume",
     "OBLIQUE_DISPLAY",
     "set_oblique_display",
     "layer_frame",
@@ -224,9 +225,26 @@ def set_or_add_layer(viewer: napari.Viewer, data_tuple: tuple) -> napari.layers.
     return viewer.add_layer(Layer.create(data, kwargs, layer_type))
 
 
-def current_slice_index(viewer: napari.Viewer, layer: napari.layers.Layer) -> int:
-    """Index along the layer's first data axis of the slice the viewer shows now."""
+def _data_point(viewer: napari.Viewer, layer: napari.layers.Layer) -> np.ndarray:
     point = viewer.dims.point
-    data_point = layer.world_to_data(point[-layer.ndim :]) if len(point) >= layer.ndim else point
-    index = int(np.round(np.asarray(data_point)[0]))
-    return int(np.clip(index, 0, layer.data.shape[0] - 1))
+    return np.asarray(layer.world_to_data(point[-layer.ndim :]) if len(point) >= layer.ndim else point)
+
+
+def current_slice_index(viewer: napari.Viewer, layer: napari.layers.Layer) -> int:
+    """Index of the slice the viewer shows now, along the layer's slice axis (its first spatial axis: the
+    first data axis, or the second of a 4D ``(volume, z, y, x)`` layer)."""
+    axis = 1 if layer.ndim == 4 else 0
+    index = int(np.round(_data_point(viewer, layer)[axis]))
+    return int(np.clip(index, 0, layer.data.shape[axis] - 1))
+
+
+def shown_volume(viewer: napari.Viewer, layer: napari.layers.Layer) -> Volume:
+    """The Volume a tool works on: the layer's, or for a 4D ``(volume, z, y, x)`` layer the volume its slider
+    shows now (a 3D Volume with that volume's metadata, see :func:`napari_medimg.io.select_volume`)."""
+    volume = layer_to_volume(layer)
+    if np.ndim(layer.data) != 4:
+        return volume
+    from ..io import select_volume
+
+    index = int(np.clip(np.round(_data_point(viewer, layer)[0]), 0, layer.data.shape[0] - 1))
+    return select_volume(volume, index)

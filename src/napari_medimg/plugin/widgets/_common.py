@@ -11,7 +11,7 @@ from magicgui.widgets import Container, Label, PushButton
 
 from ...geometry import Volume, world_to_lps
 from ...pipeline.steps import record_step
-from ..layers import current_slice_index, layer_data_tuple, layer_to_volume, set_or_add_layer
+from ..layers import current_slice_index, layer_data_tuple, set_or_add_layer, shown_volume
 from ..units import keep_units_consistent
 from ..workers import start_job
 
@@ -156,7 +156,8 @@ class JobWidget(ScrollableContainer):
 
     # ---- helpers ---------------------------------------------------------------------------------------
     def volume_of(self, layer) -> Volume:
-        return layer_to_volume(layer)
+        """The Volume the tool works on: the layer's, or the volume a 4D layer's slider shows."""
+        return shown_volume(self.viewer, layer)
 
     def slice_index(self, layer) -> int:
         return current_slice_index(self.viewer, layer)

@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Select, SpinBox, create_widget
 
+from ...geometry import check_same_grid
 from ...measure.features import GROUPS, compute_features
 from ...measure.ibsi import IBSISettings, compute_ibsi_features
 from ...pipeline.steps import record_step
-from ..layers import layer_to_volume
+from ..layers import layer_to_volume, shown_volume
 from ._common import JobWidget
 from .feature_table import FeatureTableWidget
 
@@ -94,6 +95,17 @@ def _corner_distance_mm(a, b) -> float:
     shape = a.data.shape
     corners = itertools.product(*[(0, n - 1) for n in shape])
     return max(float(np.linalg.norm(np.subtract(a.data_to_world(c), b.data_to_world(c)))) for c in corners)
+
+
+def _aligned(viewer, image, labels) -> bool:
+    """The image layer (of a 4D one, the volume shown) lies on the labels' voxel grid in mm."""
+    if image.ndim != 4:
+        return _corner_distance_mm(image, labels) <= 0.01
+    try:
+        check_same_grid(shown_volume(viewer, image), layer_to_volume(labels), tolerance_mm=0.01)
+    except ValueError:
+        return False
+    return True
 
 
 class MeasureWidget(JobWidget):
@@ -207,8 +219,12 @@ class MeasureWidget(JobWidget):
         if labels_layer is None or self.worker is not None:
             return
         groups = self.selected_groups
-        # layer data as is: lazy (dask) volumes are read in the worker, not on the main thread
-        images = {layer.name: layer.data for layer in self.images.value}
+        # layer data as is: lazy (dask) volumes are read in the worker, not on the main thread; of a 4D
+        # (volume, z, y, x) image, the volume its slider shows
+        images = {
+            layer.name: shown_volume(self.viewer, layer).array if layer.ndim == 4 else layer.data
+            for layer in self.images.value
+        }
         if not groups:
             self.status.value = "select at least one feature group"
             return
@@ -221,7 +237,7 @@ class MeasureWidget(JobWidget):
             return
         # same shape but placed elsewhere (origin, direction, spacing): never measured as if aligned
         shifted = [
-            layer.name for layer in self.images.value if _corner_distance_mm(layer, labels_layer) > 0.01
+            layer.name for layer in self.images.value if not _aligned(self.viewer, layer, labels_layer)
         ]
         if shifted:
             self.status.value = (

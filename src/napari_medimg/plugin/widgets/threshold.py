@@ -24,7 +24,7 @@ from ...processing.threshold import (
     automatic_threshold,
     multi_otsu_thresholds,
 )
-from ..layers import current_slice_index, layer_data_tuple, layer_to_volume, set_or_add_layer
+from ..layers import current_slice_index, layer_data_tuple, set_or_add_layer
 from ..preview import BackgroundPreview
 from ._common import JobWidget
 
@@ -189,19 +189,19 @@ class ThresholdWidget(JobWidget):
             if layer is not None and self.preview_name in self.viewer.layers:
                 self.viewer.layers[self.preview_name].visible = False
             return
-        key = self._statistics_key(layer)
+        volume = self.volume_of(layer)  # of a 4D layer: the volume its slider shows
+        key = (*self._statistics_key(layer), volume.metadata.get("volume_index"))
         known = {}
         if key == self._computed_for:
             if self._auto_range is not None:
                 known["auto_range"] = self._auto_range
             if self._thresholds:
                 known["thresholds"] = self._thresholds
-        volume = layer_to_volume(layer)
-        index = current_slice_index(self.viewer, layer) if layer.ndim == 3 else None
+        index = current_slice_index(self.viewer, layer) if volume.ndim == 3 else None
         operation, params = self.step()
         self._request = (layer, key)
         self._background.request(
-            self._background_job, layer.data, volume.spacing, index, operation, params, known
+            self._background_job, volume.array, volume.spacing, index, operation, params, known
         )
 
     def _background_failed(self, error: BaseException) -> None:
@@ -236,14 +236,14 @@ class ThresholdWidget(JobWidget):
 
     def _preview_layer(self, layer):
         """The preview Labels layer of ``layer`` (added if missing, without taking the selection)."""
+        volume = self.volume_of(layer)
         if (
             self.preview_name in self.viewer.layers
-            and self.viewer.layers[self.preview_name].data.shape == layer.data.shape
+            and self.viewer.layers[self.preview_name].data.shape == volume.shape
         ):
             return self.viewer.layers[self.preview_name]
         selected, active = set(self.viewer.layers.selection), self.viewer.layers.selection.active
-        zeros = np.zeros(layer.data.shape, np.uint8)
-        volume = layer_to_volume(layer)
+        zeros = np.zeros(volume.shape, np.uint8)
         preview = set_or_add_layer(
             self.viewer,
             layer_data_tuple(volume.with_array(zeros), "labels", name=self.preview_name, opacity=0.5),
@@ -263,7 +263,7 @@ class ThresholdWidget(JobWidget):
         layer = self.image.value
         if layer is None or self.worker is not None:
             return
-        volume = layer_to_volume(layer)
+        volume = self.volume_of(layer)
         operation, params = self.step()
         name = self.result_name
 
