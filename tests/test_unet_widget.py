@@ -118,3 +118,8 @@ def test_save_load_and_errors(make_napari_viewer, qtbot, tmp_path):
     _wait(qtbot, other)
     assert "photo U-Net P(class 1)" in viewer.layers
     assert viewer.layers["photo U-Net labels"].data.shape == flat.shape
+    from napari_medimg.pipeline.steps import session_log
+
+    steps = [step for step in session_log() if step.name == "unet_segment"][-2:]
+    assert [step.output for step in steps] == ["photo U-Net labels", "photo U-Net P(class 1)"]
+    assert steps[1].params == {"model": str(tmp_path / "model"), "output": "probability", "target": 1}

@@ -61,6 +61,9 @@ class UNetWidget(ScrollableContainer):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.model = None  # LoadedUNet
+        self.model_folder = (
+            None  # where the current model is saved (recorded in the step log when predicting)
+        )
         self.result = None  # last UNetTrainResult
         self.history: list[dict] = []
         self.worker = None
@@ -159,8 +162,9 @@ class UNetWidget(ScrollableContainer):
         self.canvas.draw_idle()
 
     # ---- state ------------------------------------------------------------------------------------------
-    def _set_model(self, model) -> None:
+    def _set_model(self, model, folder: str | None = None) -> None:
         self.model = model
+        self.model_folder = folder
         self._target_names = list(model.class_names)
         self.target.reset_choices()
         self.target.value = self.model.class_names[
@@ -278,6 +282,7 @@ class UNetWidget(ScrollableContainer):
             self.status.value = f"not saved: {error}"
             return
         self.model_path.value = target
+        self.model_folder = target
         self.status.value = f"saved to {target}"
 
     def load(self, *_):
@@ -290,7 +295,7 @@ class UNetWidget(ScrollableContainer):
         except ModelFileError as error:
             self.status.value = f"error: {error}"
             return
-        self._set_model(model)
+        self._set_model(model, str(self.model_path.value))
         self.status.value = f"loaded {model.config.dims}D U-Net, classes {', '.join(model.class_names)}"
 
     # ---- prediction -------------------------------------------------------------------------------------
@@ -326,14 +331,14 @@ class UNetWidget(ScrollableContainer):
             rgb=rgb,
             target=target,
             description=f"U-Net on {layer.name}",
-            on_done=lambda result: self._show(volume, result, layer_names),
+            on_done=lambda result: self._show(volume, result, layer_names, (layer.name, target)),
             on_error=self._failed,
             on_finished=self._job_finished,
             owner=self.native,
         )
         self._update_buttons()
 
-    def _show(self, volume, result, names):
+    def _show(self, volume, result, names, source):
         set_or_add_layer(
             self.viewer,
             layer_data_tuple(
@@ -351,6 +356,18 @@ class UNetWidget(ScrollableContainer):
             self.viewer,
             layer_data_tuple(volume.with_array(result.labels), "labels", name=names["labels"], opacity=0.5),
         )
+        if self.model_folder:  # a saved model can be replayed by a recipe (the `unet_segment` operation)
+            from ...pipeline.steps import record_step
+
+            record_step(
+                "unet_segment", {"model": self.model_folder}, inputs=[source[0]], output=names["labels"]
+            )
+            record_step(
+                "unet_segment",
+                {"model": self.model_folder, "output": "probability", "target": source[1]},
+                inputs=[source[0]],
+                output=names["probability"],
+            )
         counts = np.bincount(result.labels.ravel(), minlength=len(result.class_names) + 1)[1:]
         self.status.value = "predicted: " + ", ".join(
             f"{name} {count}" for name, count in zip(result.class_names, counts, strict=True)
