@@ -105,7 +105,7 @@ def _dice(predicted: np.ndarray, truth: np.ndarray) -> float:
     return float(2 * np.logical_and(predicted, truth).sum() / (predicted.sum() + truth.sum()))
 
 
-def bench_drive(trees: int, max_depth: int | None, peer: bool) -> None:
+def bench_drive(trees: int, max_depth: int | None, peer: bool, model: str = "forest") -> None:
     from napari_medimg.learn.pixels import FeatureSettings, predict_pixels, train_pixel_classifier
 
     if not DRIVE.is_dir():
@@ -117,8 +117,8 @@ def bench_drive(trees: int, max_depth: int | None, peer: bool) -> None:
     settings = FeatureSettings(normalise="image")
     start = time.perf_counter()
     classifier = train_pixel_classifier(
-        [image for image, _, _ in training], labels, settings=settings, n_estimators=trees, max_depth=max_depth,
-        max_samples=200_000,
+        [image for image, _, _ in training], labels, settings=settings, model=model, n_estimators=trees,
+        max_depth=max_depth, max_samples=200_000,
     )  # fmt: skip
     train_s = time.perf_counter() - start
     dices, times = [], []
@@ -131,7 +131,7 @@ def bench_drive(trees: int, max_depth: int | None, peer: bool) -> None:
     print(
         f"drive ours: mean Dice inside FOV {np.mean(dices):.4f} (min {np.min(dices):.3f}, max {np.max(dices):.3f}) "
         f"on {len(dices)} images; training {train_s:.1f} s ({len(classifier.feature_names)} features, "
-        f"{classifier.metrics['training_samples']} samples, {trees} trees); prediction {np.mean(times):.2f} s per "
+        f"{classifier.metrics['training_samples']} samples, {model} of {trees} trees); prediction {np.mean(times):.2f} s per "
         f"584x565 image; {load()}"
     )
     if not peer:
@@ -223,13 +223,16 @@ def main() -> None:
     parser.add_argument("--part", choices=("objects", "drive", "volume"), default=None)
     parser.add_argument("--trees", type=int, default=64)
     parser.add_argument("--max-depth", type=int, default=16)
+    parser.add_argument(
+        "--model", choices=("forest", "gb"), default="forest", help="pixel classifier model (drive)"
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip scikit-image's trainable segmentation")
     args = parser.parse_args()
     parts = [args.part] if args.part else ["objects", "drive", "volume"]
     if "objects" in parts:
         bench_objects()
     if "drive" in parts:
-        bench_drive(args.trees, args.max_depth, peer=not args.no_peer)
+        bench_drive(args.trees, args.max_depth, peer=not args.no_peer, model=args.model)
     if "volume" in parts:
         bench_volume(min(args.trees, 32))
 
