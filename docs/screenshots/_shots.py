@@ -43,6 +43,17 @@ def wait_for_worker(widget, seconds_after: float = 0.5) -> None:
     settle(seconds_after)
 
 
+def close_notifications() -> None:
+    """Close napari's notification pop-ups (reader warnings …) so they do not cover the canvas.
+
+    The messages stay readable in the home panel's Messages list and napari's notification list.
+    """
+    for widget in QApplication.allWidgets():
+        if type(widget).__name__ == "NapariQtNotification" and widget.isVisible():
+            widget.close()
+    settle(0.3)
+
+
 def save(viewer, name: str) -> Path:
     """Screenshot the whole window into docs/images/``name``, scaled to 3/4 and quantised (small PNGs)."""
     path = IMAGES / name

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import napari
-from _shots import SHARED_DATA, save, settle, wait_for_worker
+from _shots import SHARED_DATA, close_notifications, save, settle, wait_for_worker
 
 from napari_medimg.plugin.layers import layer_data_tuple, layer_to_volume, set_or_add_layer
 from napari_medimg.plugin.widgets.dicom_export import DicomExportWidget
@@ -30,15 +30,18 @@ def main() -> None:
     source.visible = False
     viewer.dims.set_point(0, float(layer.data_to_world((64, 0, 0))[0]))
     widget = DicomExportWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Export image as DICOM series", area="right")
-    widget.native.setMinimumWidth(520)
-    with tempfile.TemporaryDirectory() as folder:
+    dock = viewer.window.add_dock_widget(widget, name="Export image as DICOM series", area="right")
+    dock.setMinimumWidth(620)
+    widget.status.native.setWordWrap(True)  # the status names the whole output path
+    with tempfile.TemporaryDirectory(prefix="medimg-") as folder:
         widget.image.value = layer
         widget.parent_folder.value = Path(folder) / "exports"
+        widget.series_description.value = "T1w sagittal, Gaussian 1.5 mm"  # kept although de-identified
         widget.export()
         wait_for_worker(widget, seconds_after=0.0)
         viewer.reset_view()
         settle()
+        close_notifications()
         save(viewer, "dicom-export.png")
     viewer.close()
 

@@ -7,7 +7,7 @@ Run: ``xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/screenshots
 from __future__ import annotations
 
 import napari
-from _shots import SHARED_DATA, save, settle, wait_for_worker
+from _shots import SHARED_DATA, close_notifications, save, settle, wait_for_worker
 
 DICOM = SHARED_DATA / "dicom"
 
@@ -25,6 +25,7 @@ def main() -> None:
     )  # S grows upwards: head at the top, anterior at the left
     viewer.reset_view()
     settle()
+    close_notifications()
     save(viewer, "geometry-sagittal.png")
     viewer.layers.clear()
     viewer.dims.order = (0, 1, 2)
@@ -33,15 +34,23 @@ def main() -> None:
 
     widget = DicomBrowserWidget(viewer)
     viewer.window.add_dock_widget(widget, name="DICOM browser", area="right")
-    widget.native.setMinimumWidth(640)
+    widget.native.setMinimumWidth(760)
     widget.folder.value = DICOM
     widget.scan_folder()
     wait_for_worker(widget, seconds_after=0.0)
-    widget.choice.value = [name for name in widget.choice.choices if name.startswith("CT series 4")]
+    print(f"{len(widget.scan.series)} series in {DICOM}")
+    names = list(widget.choice.choices)
+    tilted = next(i for i, name in enumerate(names) if name.startswith("CT series 4"))
+    widget.choice.value = [names[tilted]]
+    table, listed = widget.table.native, widget.choice.native
+    table.selectRow(tilted)  # its row and its list entry in view, as a user would pick it
+    table.scrollToItem(table.item(tilted, 0), table.ScrollHint.PositionAtCenter)
+    listed.scrollToItem(listed.item(tilted), listed.ScrollHint.PositionAtCenter)
     widget.open_selected()
     wait_for_worker(widget, seconds_after=0.0)
     viewer.reset_view()
     settle()
+    close_notifications()
     save(viewer, "dicom-browser.png")
     viewer.close()
 
