@@ -134,7 +134,8 @@ def write_dicom_series(
     modality : str, optional
         ``CT``, ``MR`` … (default: the volume's metadata, else CT).
     series_description : str, optional
-        SeriesDescription (removed again when de-identified).
+        SeriesDescription; kept when de-identified, since the user typed it (a description taken from the
+        volume's metadata is removed).
     template : pydicom.Dataset, optional
         Header whose patient/study attributes are copied.
     deidentify : bool, optional

@@ -82,6 +82,7 @@ class JobWidget(ScrollableContainer):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.undo_button = PushButton(text="Undo", enabled=False, visible=undo)
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the panel
         self.apply_button.changed.connect(self.apply)
         self.cancel_button.changed.connect(self.cancel)
         self.undo_button.changed.connect(self.undo)
