@@ -1,8 +1,8 @@
 """Screenshots for docs/cnn-tutorial.md § 7 (U-Net): the active-learning loop on the CT phantom, and the
 DRIVE model of ``benchmarks/bench_unet.py`` applied in the panel.
 
-    .venv/bin/python benchmarks/bench_unet.py --minutes 10 --keep demo-output/unet-drive \\
-        --extra --normalisation local --patch 64 64
+    .venv/bin/python benchmarks/bench_unet.py --minutes 10 --tta --keep demo-output/unet-drive \\
+        --extra --normalisation local --patch 64 64 --batch-size 16
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/screenshots/unet.py
 
 Writes docs/images/unet-phantom.png and docs/images/unet-drive.png (the second only when the DRIVE data and
@@ -74,7 +74,7 @@ def drive():
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1600, 1000)
     photo = read_image(DRIVE / "images" / "33_training.tif")
-    layer = viewer.add_image(np.asarray(photo.array), name="DRIVE 33", rgb=True)
+    layer = viewer.add_image(np.asarray(photo.array), name="DRIVE 33", rgb=True, units=("mm", "mm"))
     _, widget = viewer.window.add_plugin_dock_widget("napari-medimg", "U-Net segmenter")
     widget.model_path.value = DRIVE_MODEL
     widget.load()
