@@ -49,6 +49,20 @@ def model():
     return LoadedModel(result.model, result.meta())
 
 
+def _blobs_npz(tmp_path):
+    """A MedMNIST-style .npz of the blob images (64 train, 32 val)."""
+    train_set, val_set = blobs(64), blobs(32, seed=1)
+    path = tmp_path / "blobs.npz"
+    np.savez(
+        path,
+        train_images=(train_set.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8),
+        train_labels=train_set.labels,
+        val_images=(val_set.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8),
+        val_labels=val_set.labels,
+    )
+    return path
+
+
 def _widget(make_napari_viewer):
     viewer = make_napari_viewer()
     widget = CNNWidget(viewer)
@@ -122,15 +136,7 @@ def test_training_runs_in_a_worker_with_live_curves_and_cancel_keeps_the_best(
     from qtpy.QtCore import QTimer
 
     viewer, widget = _widget(make_napari_viewer)
-    train_set, val_set = blobs(64), blobs(32, seed=1)
-    path = tmp_path / "blobs.npz"
-    np.savez(
-        path,
-        train_images=(train_set.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8),
-        train_labels=train_set.labels,
-        val_images=(val_set.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8),
-        val_labels=val_set.labels,
-    )
+    path = _blobs_npz(tmp_path)
     widget.data_path.value = path
     widget.net_width.value, widget.depths.value, widget.epochs.value = 8, "1 1", 500
     widget.minutes.value = 0.0
@@ -311,15 +317,7 @@ def test_predict_is_disabled_while_training_runs(make_napari_viewer, qtbot, tmp_
     assert not widget.predict_button.enabled  # no model yet
     widget._set_model(model)
     assert widget.predict_button.enabled
-    train_set, val_set = blobs(64), blobs(32, seed=1)
-    path = tmp_path / "blobs.npz"
-    np.savez(
-        path,
-        train_images=(train_set.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8),
-        train_labels=train_set.labels,
-        val_images=(val_set.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8),
-        val_labels=val_set.labels,
-    )
+    path = _blobs_npz(tmp_path)
     widget.data_path.value = path
     widget.net_width.value, widget.depths.value, widget.epochs.value = 8, "1 1", 2
     widget.start_training()

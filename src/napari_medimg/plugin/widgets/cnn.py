@@ -44,7 +44,7 @@ from ._common import ScrollableContainer
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["CNNWidget", "train_job", "build_sets", "layer_classes", "CLASS_COLOURS"]
+__all__ = ["CNNWidget", "train_job", "build_sets", "layer_classes", "CLASS_COLOURS", "add_plot"]
 
 NPZ, CSV, LAYERS = "MedMNIST-style .npz", "folder + labels CSV", "napari layers"
 OBJECTS, SLICES = "patch around each object", "class per slice"
@@ -61,6 +61,33 @@ CLASS_COLOURS = [
     (0.97, 0.51, 0.75, 1),
     (0.6, 0.6, 0.6, 1),
 ]
+
+
+def add_plot(container, height: float = 2.6):
+    """A matplotlib canvas for training curves at the bottom of a scrollable panel.
+
+    Parameters
+    ----------
+    container : ScrollableContainer
+        The panel.
+    height : float
+        Figure height in inches (at 80 dpi).
+
+    Returns
+    -------
+    tuple
+        ``(figure, canvas, axes)``.
+    """
+    from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4, height), dpi=80, tight_layout=True)
+    canvas = FigureCanvasQTAgg(figure)
+    canvas.setMinimumHeight(int(height * 75))
+    container.content_widget.layout().addWidget(canvas)
+    axes = figure.add_subplot()
+    axes.set_title("training curves appear here", fontsize=9)
+    return figure, canvas, axes
 
 
 class _BeforeOpen(QObject):
@@ -293,15 +320,7 @@ class CNNWidget(ScrollableContainer):
 
     # ---- plot -------------------------------------------------------------------------------------------
     def _make_plot(self):
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        self.figure = Figure(figsize=(4, 2.6), dpi=80, tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(200)
-        self.content_widget.layout().addWidget(self.canvas)
-        self.axes = self.figure.add_subplot()
-        self.axes.set_title("training curves appear here", fontsize=9)
+        self.figure, self.canvas, self.axes = add_plot(self, height=2.6)
 
     def plot_history(self):
         axes = self.axes

@@ -136,15 +136,9 @@ class UNetWidget(ScrollableContainer):
 
     # ---- plot -------------------------------------------------------------------------------------------
     def _make_plot(self):
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
+        from .cnn import add_plot
 
-        self.figure = Figure(figsize=(4, 2.4), dpi=80, tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(180)
-        self.content_widget.layout().addWidget(self.canvas)
-        self.axes = self.figure.add_subplot()
-        self.axes.set_title("training curves appear here", fontsize=9)
+        self.figure, self.canvas, self.axes = add_plot(self, height=2.4)
 
     def plot_history(self):
         """Draw the loss and soft Dice of the training batches against the step."""
