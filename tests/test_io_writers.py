@@ -172,7 +172,9 @@ def test_export_refuses_to_replace_other_files_and_leaves_nothing_on_failure(sma
         image.with_array(image.array[:, ::-1].copy()), tmp_path / "out", overwrite=True
     )
     (back,) = read_dicom(tmp_path / "out")
-    assert sorted(p.name for p in (tmp_path / "out").glob("*.dcm")) == before and len(again.files) == len(before)
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.dcm")) == before and len(again.files) == len(
+        before
+    )
     assert np.array_equal(back.array, image.array[:, ::-1])
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "report.txt").write_text("keep me")
