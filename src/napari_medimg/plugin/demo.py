@@ -51,6 +51,15 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:
         time.sleep(0.01)
 
 
+def _result_layer(viewer: napari.Viewer, widget, name: str):
+    """The layer ``name`` a widget's finished job added, or an error naming what the widget reported."""
+    _wait_for(lambda: widget.worker is None)
+    _wait_for(lambda: name in viewer.layers or widget.status.value.startswith("error"), timeout_s=30.0)
+    if name not in viewer.layers:
+        raise RuntimeError(f"the demo's {name!r} step did not finish: {widget.status.value}")
+    return viewer.layers[name]
+
+
 def threshold_bone(viewer: napari.Viewer, widgets: dict, out: Path) -> list[Path]:
     """Threshold bone (300–3000 HU) in a worker and save the mask as NIfTI with the phantom's geometry."""
     widget = widgets["Threshold"]
@@ -58,8 +67,7 @@ def threshold_bone(viewer: napari.Viewer, widgets: dict, out: Path) -> list[Path
     widget.method.value = "manual"
     widget.low.value, widget.high.value = 300.0, 3000.0
     widget.apply_to_volume()
-    _wait_for(lambda: widget.worker is None)
-    layer = viewer.layers[widget.result_name]
+    layer = _result_layer(viewer, widget, widget.result_name)
     path = write_nifti(layer_to_volume(layer), out / "threshold_bone.nii.gz", overwrite=True)
     volume_ml = float(np.count_nonzero(layer.data)) * float(np.prod(layer.scale)) / 1000.0
     summary = {

@@ -158,6 +158,8 @@ class HomeWidget(QWidget):
             page = getattr(tool, "native", tool)
             self.tools[command], self._pages[command] = tool, page
             self.stack.addWidget(page)
+            if hasattr(tool, "reset_choices"):  # layer choices now that the tool sits under the viewer
+                tool.reset_choices()
         self.stack.setCurrentWidget(self._pages[command])
         self.title.setText(title)
         for other, button in self.buttons.items():
