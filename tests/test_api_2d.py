@@ -67,7 +67,8 @@ def test_2d_features_in_mm(discs):
 
 
 def test_2d_object_classifier(discs):
-    classify = pytest.importorskip("napari_medimg.learn.classify")
+    from napari_medimg.learn import classify
+
     image, labels, kinds = discs
     table = compute_features(labels.array, image.array, spacing=image.spacing, groups="shape,firstorder")
     table["kind"] = table["label"].map(kinds)
@@ -77,7 +78,6 @@ def test_2d_object_classifier(discs):
 
 
 def test_2d_cnn_object_patches_and_training(discs):
-    pytest.importorskip("torch")
     from napari_medimg.learn.cnn.data import object_dataset, split_dataset
     from napari_medimg.learn.cnn.models import ModelConfig
     from napari_medimg.learn.cnn.predict import predict

@@ -8,9 +8,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("sphinx")
-pytest.importorskip("numpydoc")
-
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "api"
 
 

@@ -15,8 +15,7 @@ import pkgutil
 import warnings
 
 import pytest
-
-numpydoc = pytest.importorskip("numpydoc.docscrape")
+from numpydoc import docscrape as numpydoc
 
 CORE = ["io", "processing", "measure", "learn", "pipeline", "ops", "geometry", "progress", "samples"]
 REQUIRED = 0.95

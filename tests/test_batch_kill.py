@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 import numpy as np
 import pandas as pd
@@ -36,12 +35,12 @@ def _kill_a_busy_worker(client, pids: dict, found: dict, stop: threading.Event) 
         }
         busy = {a: keys for a, keys in busy.items() if keys and a in pids}
         if busy:
-            time.sleep(0.2)
+            stop.wait(0.2)  # let the case run a moment: the kill must land mid-case
             address, keys = next(iter(busy.items()))
             found.update(address=address, pid=pids[address], keys=keys)
             os.kill(pids[address], signal.SIGKILL)
             return
-        time.sleep(0.05)
+        stop.wait(0.05)
 
 
 @pytest.mark.slow

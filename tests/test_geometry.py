@@ -106,7 +106,8 @@ def test_2d_affine_is_the_image_plane_in_mm():
 
 def test_2d_world_matches_napari_layer_world():
     """The plane world is napari's 2D world: a point maps to the same pixel in both."""
-    napari_layers = pytest.importorskip("napari.layers")
+    from napari import layers as napari_layers
+
     volume = Volume(np.zeros((20, 30)), (0.5, 0.25), (3.0, 7.0))
     layer = napari_layers.Image(volume.array, **volume.napari_geometry())
     for index in ([0, 0], [5, 9], [19, 29]):
