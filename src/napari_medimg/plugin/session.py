@@ -23,7 +23,7 @@ from ..io.atomic import atomic_directory
 from ..io.nifti import read_nifti, write_nifti
 from ..pipeline.steps import session_log
 from .layers import GEOMETRY_KEY, layer_data_tuple, layer_frame, layer_to_volume
-from .widgets._common import ScrollableContainer
+from .widgets._common import ScrollableContainer, chosen_path
 
 if TYPE_CHECKING:
     import napari
@@ -208,11 +208,10 @@ class SessionWidget(ScrollableContainer):
         self.open_button.changed.connect(self.open)
 
     def _chosen(self) -> Path | None:
-        text = self.folder.line_edit.value.strip()
-        if not text:
+        folder = chosen_path(self.folder)
+        if folder is None:
             self.status.value = "error: choose a session folder first"
-            return None
-        return Path(text).expanduser().resolve()
+        return folder
 
     def save(self, *_):
         """Save the viewer's medical layers into the chosen folder."""

@@ -84,11 +84,15 @@ def automatic_threshold(array, *, method: AutomaticMethod = "otsu") -> float:
     return float(function(values.astype(np.float32, copy=False)))
 
 
-def threshold_range(array, *, method: AutomaticMethod = "otsu") -> tuple[float, float]:
+def threshold_range(
+    array, *, method: AutomaticMethod = "otsu", exact_high: bool = False
+) -> tuple[float, float]:
     """``(low, high)`` range selecting the foreground of an automatic method: above the value, up to the max.
 
-    For an in-memory array ``high`` is its maximum; a lazy (dask) volume is not read whole for it: ``high`` is
-    then the largest value its integer type can hold (or +inf for floats), which selects the same voxels.
+    For an in-memory array ``high`` is its maximum; a lazy (dask) volume is not read whole for it unless
+    ``exact_high``: ``high`` is then the largest value its integer type can hold (or +inf for floats), which
+    selects the same voxels.  A tool that shows ``high`` to the user asks for the exact maximum (one chunked
+    pass over the volume; run it off the GUI thread).
 
     Parameters
     ----------
@@ -96,6 +100,8 @@ def threshold_range(array, *, method: AutomaticMethod = "otsu") -> tuple[float, 
         Image values (numpy or dask).
     method : {"otsu", "li", "yen", "triangle"}
         The automatic method.
+    exact_high : bool
+        Read a lazy volume's true maximum for ``high``.
 
     Returns
     -------
@@ -110,6 +116,9 @@ def threshold_range(array, *, method: AutomaticMethod = "otsu") -> tuple[float, 
     value = automatic_threshold(array, method=method)
     if isinstance(array, np.ndarray):
         return value, float(np.max(array))
+    if exact_high:
+        maximum = array.max()
+        return value, float(maximum.compute() if hasattr(maximum, "compute") else maximum)
     dtype = np.dtype(array.dtype)
     return value, float(np.iinfo(dtype).max) if dtype.kind in "iu" else float("inf")
 

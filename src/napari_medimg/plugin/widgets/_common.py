@@ -4,6 +4,7 @@ status, the step record, slice previews, one-step undo and Points → world LPS 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,7 +19,31 @@ from ..workers import start_job
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["JobWidget", "ScrollableContainer", "points_to_world", "slab_around"]
+__all__ = [
+    "JobWidget",
+    "ScrollableContainer",
+    "chosen_path",
+    "add_without_selecting",
+    "points_to_world",
+    "slab_around",
+]
+
+
+def chosen_path(edit) -> Path | None:
+    """The path typed or picked in a magicgui FileEdit, or None while it is empty (magicgui reads an empty
+    field as '.', the launch folder, which a tool must never scan or write to unasked)."""
+    text = edit.line_edit.value.strip()
+    return Path(text).expanduser().resolve() if text else None
+
+
+def add_without_selecting(viewer: napari.viewer.Viewer, layer_tuple: tuple):
+    """Add (or update by name) a helper layer such as a preview, keeping the user's layer selection."""
+    selected, active = set(viewer.layers.selection), viewer.layers.selection.active
+    layer = set_or_add_layer(viewer, layer_tuple)
+    viewer.layers.selection.clear()
+    viewer.layers.selection.update(selected)
+    viewer.layers.selection.active = active
+    return layer
 
 
 class ScrollableContainer(Container):

@@ -24,7 +24,7 @@ from ..layers import GEOMETRY_KEY, set_or_add_layer
 from ..reader import unique_names, volume_layer
 from ..units import keep_units_consistent
 from ..workers import start_job
-from ._common import ScrollableContainer
+from ._common import ScrollableContainer, chosen_path
 
 if TYPE_CHECKING:
     import napari
@@ -53,12 +53,6 @@ def series_rows(scan: DicomScan) -> list[list]:
             ]
         )
     return rows
-
-
-def _chosen_folder(edit: FileEdit) -> Path | None:
-    """The folder typed or picked in ``edit``, or None when the field is empty (magicgui reads '' as '.')."""
-    text = edit.line_edit.value.strip()
-    return Path(text).expanduser().resolve() if text else None
 
 
 def _read_many(chosen, progress=None):
@@ -206,7 +200,7 @@ class DicomBrowserWidget(ScrollableContainer):
             return
         from ...io.dicom import scan_dicom
 
-        folder = _chosen_folder(self.folder)
+        folder = chosen_path(self.folder)
         if folder is None:
             self.status.value = "choose a DICOM folder first"
             return
@@ -230,7 +224,7 @@ class DicomBrowserWidget(ScrollableContainer):
         self.choice.reset_choices()
         self.choice.value = names
         skipped = f", {len(scan.skipped)} file(s) skipped" if scan.skipped else ""
-        self.status.value = f"{len(names)} series in {_chosen_folder(self.folder)}{skipped}"
+        self.status.value = f"{len(names)} series in {chosen_path(self.folder)}{skipped}"
         self._show_details()
 
     def open_selected(self, *_):
@@ -262,7 +256,7 @@ class DicomBrowserWidget(ScrollableContainer):
         if not chosen or self.worker is not None or self.scan is None:
             return
         uids = list(dict.fromkeys(series.uid for _, series in chosen))
-        folder = _chosen_folder(self.export_folder)
+        folder = chosen_path(self.export_folder)
         if folder is None:
             self.status.value = "choose the folder the de-identified copy goes to ('copy to') first"
             return
@@ -275,7 +269,7 @@ class DicomBrowserWidget(ScrollableContainer):
 
         self.worker = start_job(
             _deidentify_many,
-            _chosen_folder(self.folder),
+            chosen_path(self.folder),
             target,
             uids,
             self.overwrite.value,

@@ -16,7 +16,7 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit, LineEdit, create_widg
 
 from ...io.dicom_write import export_image_series
 from ..layers import layer_to_volume
-from ._common import JobWidget
+from ._common import JobWidget, chosen_path
 
 if TYPE_CHECKING:
     import napari
@@ -77,10 +77,10 @@ class DicomExportWidget(JobWidget):
     @property
     def target(self) -> Path | None:
         """The folder the series is written to: ``save in`` / ``folder name`` (None until chosen)."""
-        parent = self.parent_folder.line_edit.value.strip()
-        if not parent:
+        parent = chosen_path(self.parent_folder)
+        if parent is None:
             return None
-        return Path(parent).expanduser().resolve() / (self.folder_name.value.strip() or "image DICOM")
+        return parent / (self.folder_name.value.strip() or "image DICOM")
 
     def export(self, *_):
         """Write the chosen layer as a DICOM series in a worker (progress bar; Cancel leaves nothing behind)."""

@@ -18,9 +18,9 @@ from magicgui.widgets import CheckBox, ComboBox, Container, create_widget
 from ... import ops
 from ...processing.preprocess import DENOISE_METHODS, NORMALIZE_METHODS
 from ...processing.windows import CT_WINDOW_PRESETS
-from ..layers import layer_data_tuple, set_or_add_layer
+from ..layers import layer_data_tuple
 from ..preview import BackgroundPreview
-from ._common import JobWidget, slab_around
+from ._common import JobWidget, add_without_selecting, slab_around
 
 if TYPE_CHECKING:
     import napari
@@ -351,9 +351,8 @@ class PreprocessWidget(JobWidget):
         if name in self.viewer.layers and self.viewer.layers[name].data.shape == volume.shape:
             preview = self.viewer.layers[name]
         else:
-            selected, active = set(self.viewer.layers.selection), self.viewer.layers.selection.active
             zeros = np.zeros(volume.shape, np.float32)  # pages are only touched where a slice is shown
-            preview = set_or_add_layer(
+            preview = add_without_selecting(
                 self.viewer,
                 layer_data_tuple(
                     volume.with_array(zeros),
@@ -365,9 +364,6 @@ class PreprocessWidget(JobWidget):
                 ),
             )
             self._preview_slice = None
-            self.viewer.layers.selection.clear()
-            self.viewer.layers.selection.update(selected)
-            self.viewer.layers.selection.active = active
         data = preview.data
         if index is not None:
             if self._preview_slice is not None and self._preview_slice < data.shape[0]:

@@ -21,12 +21,12 @@ from ...geometry import Volume
 from ...processing.threshold import (
     AUTOMATIC_METHODS,
     LOCAL_METHODS,
-    automatic_threshold,
     multi_otsu_thresholds,
+    threshold_range,
 )
-from ..layers import current_slice_index, layer_data_tuple, set_or_add_layer
+from ..layers import current_slice_index, layer_data_tuple
 from ..preview import BackgroundPreview
-from ._common import JobWidget
+from ._common import JobWidget, add_without_selecting
 
 if TYPE_CHECKING:
     import napari
@@ -158,9 +158,7 @@ class ThresholdWidget(JobWidget):
         method = params.get("method")
         if operation == "threshold" and method in AUTOMATIC_METHODS:
             if "auto_range" not in result:
-                maximum = data.max()
-                maximum = maximum.compute() if hasattr(maximum, "compute") else maximum
-                result["auto_range"] = (automatic_threshold(data, method=method), float(maximum))
+                result["auto_range"] = threshold_range(data, method=method, exact_high=True)
             params = {"method": MANUAL, "low": result["auto_range"][0], "high": result["auto_range"][1]}
         elif operation == "multi_otsu":
             if "thresholds" not in result:
@@ -242,17 +240,12 @@ class ThresholdWidget(JobWidget):
             and self.viewer.layers[self.preview_name].data.shape == volume.shape
         ):
             return self.viewer.layers[self.preview_name]
-        selected, active = set(self.viewer.layers.selection), self.viewer.layers.selection.active
         zeros = np.zeros(volume.shape, np.uint8)
-        preview = set_or_add_layer(
+        self._preview_slice = None
+        return add_without_selecting(
             self.viewer,
             layer_data_tuple(volume.with_array(zeros), "labels", name=self.preview_name, opacity=0.5),
         )
-        self._preview_slice = None
-        self.viewer.layers.selection.clear()
-        self.viewer.layers.selection.update(selected)
-        self.viewer.layers.selection.active = active
-        return preview
 
     # ---- full volume ------------------------------------------------------------------------------------
     def apply(self, *_):
