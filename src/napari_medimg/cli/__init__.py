@@ -20,21 +20,30 @@ from ..io.errors import MedImgReadError
 __all__ = ["main", "build_parser", "error_message"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_modules() -> list[str]:
+    """The subcommand modules of this package (each named after the command it registers)."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``medimg`` parser: every subcommand, or only the module ``only`` (what ``main`` runs)."""
     parser = argparse.ArgumentParser(
         prog="medimg",
         description="napari-medimg on the command line: every widget's work as a scriptable command.",
     )
     parser.add_argument("--version", action="version", version=f"napari-medimg {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if not module_info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module_info.name}").register(subcommands)
+    for name in [only] if only else _command_modules():
+        importlib.import_module(f"{__name__}.{name}").register(subcommands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # `medimg convert ...` imports and registers only the convert module; `medimg --help`, no command or an
+    # unknown one build the whole parser (the listing and the error name every command)
+    only = argv[0] if argv and argv[0] in _command_modules() else None
+    parser = build_parser(only)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io.export import BIDS_KEYS
-
 _NIFTI = (".nii", ".nii.gz")
 #: what a de-identified sidecar keeps (an allow-list: a new metadata key is dropped until reviewed)
 _DEIDENTIFIED_KEYS = (
@@ -38,7 +36,6 @@ _DEIDENTIFIED_KEYS = (
     # BIDS-style acquisition values (io/export.py): acquisition parameters, not identifying
     "ConversionSoftware",
     "Modality",
-    *BIDS_KEYS,
 )
 
 
@@ -87,7 +84,10 @@ def register(subcommands) -> None:
 def _deidentified(sidecar: dict) -> dict:
     """The allow-listed keys; per-volume acquisition times (AcquisitionTime is X/Z/D in the basic profile)
     become times relative to the first volume."""
-    kept = {k: v for k, v in sidecar.items() if k in _DEIDENTIFIED_KEYS}
+    from ..io.export import BIDS_KEYS  # here, not at import: `medimg --help` does not load numpy
+
+    allowed = {*_DEIDENTIFIED_KEYS, *BIDS_KEYS}
+    kept = {k: v for k, v in sidecar.items() if k in allowed}
     if kept.get("volume_info"):
         times = [v.get("acquisition_time") for v in kept["volume_info"]]
         start = min((t for t in times if t is not None), default=None)

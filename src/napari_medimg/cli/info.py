@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 
 def register(subcommands) -> None:
     parser = subcommands.add_parser(
@@ -38,6 +36,8 @@ def describe(path: Path) -> dict:
             "warnings": [],
         }
         return {"path": str(path), "series": [entry], "skipped": []}
+    import numpy as np
+
     from ..io.dicom import scan_dicom
 
     scan = scan_dicom(path)
@@ -67,6 +67,8 @@ def strict_json(value):
     object
         The same structure (lists for tuples and arrays).
     """
+    import numpy as np  # here, not at import: `medimg --help` does not load numpy
+
     if isinstance(value, dict):
         return {key: strict_json(item) for key, item in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
