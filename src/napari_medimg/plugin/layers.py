@@ -242,7 +242,7 @@ def shown_volume(viewer: napari.Viewer, layer: napari.layers.Layer) -> Volume:
     """The Volume a tool works on: the layer's, or for a 4D ``(volume, z, y, x)`` layer the volume its slider
     shows now (a 3D Volume with that volume's metadata, see :func:`napari_medimg.io.select_volume`)."""
     volume = layer_to_volume(layer)
-    if np.ndim(layer.data) != 4:
+    if np.ndim(layer.data) != 4 or getattr(layer, "rgb", False):  # (z, y, x, colour) is one volume
         return volume
     from ..io import select_volume
 

@@ -37,7 +37,7 @@ from magicgui.widgets import (
 )
 from qtpy.QtCore import QEvent, QObject, Signal
 
-from ..layers import layer_data_tuple, layer_to_volume, set_or_add_layer
+from ..layers import layer_data_tuple, layer_to_volume, set_or_add_layer, shown_volume
 from ..workers import start_job
 from ._common import ScrollableContainer
 
@@ -397,7 +397,7 @@ class CNNWidget(ScrollableContainer):
         if slice_csv and not Path(slice_csv).is_file():
             raise ValueError(f"no slice classes CSV at {slice_csv}")
         data = {
-            "image": layer_to_volume(image),
+            "image": shown_volume(self.viewer, image),  # a 4D layer: the volume its slider shows
             "mode": self.layer_mode.value,
             "size_mm": self.patch_mm.value,
             "empty": self.empty_class.value.strip() or None,
@@ -563,8 +563,9 @@ class CNNWidget(ScrollableContainer):
         from ...learn.cnn.predict import compatibility_warnings
 
         objects = self.objects.value
-        volume = layer_to_volume(layer)
-        image = layer.data  # predict() reads it in the worker, so a lazy volume does not freeze the viewer
+        volume = shown_volume(self.viewer, layer)  # a 4D layer: the volume its slider shows
+        # predict() reads the array in the worker, so a lazy volume does not freeze the viewer
+        image = layer.data if volume.ndim == np.ndim(layer.data) else volume.array
         labels = None if objects is None else np.asarray(objects.data)
         names = self.result_names
         model = self.model

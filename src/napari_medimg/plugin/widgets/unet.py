@@ -27,7 +27,7 @@ from magicgui.widgets import (
 )
 from qtpy.QtCore import QObject, Signal
 
-from ..layers import layer_data_tuple, layer_to_volume, set_or_add_layer
+from ..layers import layer_data_tuple, set_or_add_layer, shown_volume
 from ..workers import start_job
 from ._common import ScrollableContainer
 
@@ -183,7 +183,7 @@ class UNetWidget(ScrollableContainer):
         if image is None or annotations is None:
             self.status.value = "choose an image layer and a labels layer of annotations"
             return
-        volume = layer_to_volume(image)
+        volume = shown_volume(self.viewer, image)  # a 4D layer: the volume its slider shows
         labels = np.asarray(annotations.data)
         if labels.shape != volume.shape[: labels.ndim]:
             self.status.value = (
@@ -310,7 +310,8 @@ class UNetWidget(ScrollableContainer):
         names = self.model.class_names
         target_name = self.target.value if self.target.value in names else names[-1]
         target = names.index(target_name) + 1
-        volume = layer_to_volume(layer)
+        volume = shown_volume(self.viewer, layer)  # a 4D layer: the volume its slider shows
+        data = layer.data if volume.ndim == np.ndim(layer.data) else volume.array
         rgb = bool(getattr(layer, "rgb", False))
         if rgb:
             from ...geometry import Volume
@@ -321,7 +322,7 @@ class UNetWidget(ScrollableContainer):
         self.worker = start_job(
             segment,
             self.model,
-            layer.data,
+            data,
             rgb=rgb,
             target=target,
             description=f"U-Net on {layer.name}",
