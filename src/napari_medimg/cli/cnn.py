@@ -74,6 +74,13 @@ def register(subcommands) -> None:
         help="output folder: predictions.csv, and for volumes probability/saliency/classes NIfTI",
     )
     predict.add_argument("--labels", type=Path, help="labels image (NIfTI): classify each object")
+    predict.add_argument(
+        "--volume",
+        type=int,
+        default=None,
+        metavar="N",
+        help="for a 4D input (fMRI, DWI, ...): classify volume N (0-based; `medimg info` lists the volumes)",
+    )
     predict.add_argument("--overwrite", action="store_true")
     predict.set_defaults(handler=_predict)
 
@@ -200,8 +207,8 @@ def _evaluate(args) -> int:
 def _predict(args) -> int:
     import numpy as np
 
+    from ..io import read_volume, select_volume
     from ..io.atomic import atomic_directory, check_folder_replaceable
-    from ..io.dicom import read_dicom_file
     from ..io.nifti import read_nifti, write_nifti
     from ..learn.cnn.data import IMAGE_SUFFIXES, read_image
     from ..learn.cnn.files import load_model
@@ -209,12 +216,11 @@ def _predict(args) -> int:
 
     check_folder_replaceable(args.out, args.overwrite)
     model = load_model(args.model)
-    name = args.input.name.lower()
     volume = None
-    if name.endswith((".nii", ".nii.gz")):
-        volume = read_nifti(args.input)
-    elif args.input.suffix.lower() not in IMAGE_SUFFIXES:
-        volume = read_dicom_file(args.input)  # one slice, shape (1, rows, columns)
+    if args.input.suffix.lower() not in IMAGE_SUFFIXES:  # NIfTI or DICOM (file or folder); 4D: --volume
+        volume = select_volume(read_volume(args.input, lazy=False), args.volume)
+    elif args.volume is not None:
+        raise ValueError(f"--volume is for a 4D NIfTI or DICOM input, not {args.input.name}")
     image = np.asarray(volume.array) if volume is not None else read_image(args.input)[0]
     labels = None
     if args.labels is not None:

@@ -172,12 +172,6 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[float] | None]
         The pixel array and the spacing in mm (None when the file has none).
     """
     path = Path(path)
-    name = path.name.lower()
-    if name.endswith((".nii", ".nii.gz")):
-        from ...io.nifti import read_nifti
-
-        volume = read_nifti(path)
-        return np.asarray(volume.array), volume.spacing.tolist()
     if path.suffix.lower() in IMAGE_SUFFIXES:
         from skimage.io import imread
 
@@ -185,9 +179,9 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[float] | None]
         if array.ndim == 3 and array.shape[-1] == 4:
             array = array[..., :3]
         return array, None
-    from ...io.dicom import read_dicom_file
+    from ...io import read_volume, select_volume
 
-    volume = read_dicom_file(path)
+    volume = select_volume(read_volume(path, lazy=False), None)  # NIfTI or DICOM; a 4D image is refused
     return np.asarray(volume.array), volume.spacing.tolist()
 
 
