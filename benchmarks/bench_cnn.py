@@ -143,13 +143,143 @@ def run_cv(name: str, minutes: float, seed: int, k: int) -> dict:
     }
 
 
+#: the recipe search: one factor at a time around DEFAULT_RECIPE (see napari_medimg.learn.cnn.recipe)
+SEARCH_GRID = {
+    "default": {},
+    "balance_none": {"balance": "none"},
+    "balance_sampler": {"balance": "sampler"},
+    "aug_flips": {"augmentation": "flips"},
+    "lr_1e-3": {"lr": 1e-3},
+    "narrow": {"width_2d": 16, "width_3d": 4},
+    "aug_strong": {"augmentation": "strong"},
+    "smooth_0.1": {"label_smoothing": 0.1},
+}
+#: data set -> (npz stem, epochs at most, examples used (None: all of train + val), minutes cap of one whole
+#: k-fold cross-validation).  The machine is shared: budgets are in epochs so that the load does not decide.
+SEARCH_SETS = {
+    "breastmnist": ("breastmnist", 30, None, 4.0),
+    "pneumoniamnist": ("pneumoniamnist", 12, 1500, 5.0),
+    "adrenalmnist3d": ("adrenalmnist3d", 20, None, 5.0),
+}
+
+
+def search(recipes: list[str], sets: list[str], k: int, seed: int, log: Path, scale: float) -> None:
+    """Cross-validate each recipe of :data:`SEARCH_GRID` on each data set; one JSON per pair in ``log``."""
+    import numpy as np
+
+    from napari_medimg.learn.cnn.cv import cross_validate, merge_sets
+    from napari_medimg.learn.cnn.data import ImageSet, load_npz
+    from napari_medimg.learn.cnn.recipe import recipe_configs
+    from napari_medimg.learn.cnn.train import TrainConfig
+
+    log.mkdir(parents=True, exist_ok=True)
+    for recipe in recipes:
+        for name in sets:
+            path = log / f"{recipe}__{name}.json"
+            if path.exists():
+                continue
+            stem, epochs, n_used, minutes = SEARCH_SETS[name]
+            splits = load_npz(DATA / f"{stem}_trainval.npz")
+            data = merge_sets(splits["train"], splits["val"])
+            if n_used is not None and n_used < len(data):  # a seeded random subset, the same for every recipe
+                keep = np.sort(np.random.default_rng(0).permutation(len(data))[:n_used])
+                data = ImageSet(data.images[keep], data.labels[keep], data.class_names, data.spacing)
+            model, training = recipe_configs(
+                data.dims, {"epochs": epochs, **SEARCH_GRID[recipe]}, minutes=minutes * scale, seed=seed
+            )
+            training["patience"] = 10
+            load = os.getloadavg()[0]
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = cross_validate(data, model, TrainConfig(**training), k=k)
+            m = result.metrics
+            report = {
+                "recipe": recipe,
+                "settings": SEARCH_GRID[recipe],
+                "dataset": name,
+                "k": k,
+                "n": len(data),
+                "minutes_cap": minutes * scale,
+                "epochs": epochs,
+                "oof_auc": m["auc"],
+                "oof_auc_ci": m["auc_ci"],
+                "oof_acc": m["acc"],
+                "oof_acc_ci": m["acc_ci"],
+                "threshold": m["threshold"],
+                "fold_auc": [f["auc"] for f in result.fold_metrics],
+                "epochs_run": [len(r.history) for r in result.results],
+                "best_epochs": [r.best_epoch for r in result.results],
+                "wall_s": round(time.perf_counter() - wall, 1),
+                "cpu_s": round(time.process_time() - cpu, 1),
+                "load_start": load,
+                "load_end": os.getloadavg()[0],
+            }
+            path.write_text(json.dumps(report, indent=2))
+            print(json.dumps(report), flush=True)
+
+
+def search_summary(log: Path) -> None:
+    """Table of the logged search, and the recipe with the best mean out-of-fold AUC over the data sets."""
+    rows = [json.loads(p.read_text()) for p in sorted(log.glob("*__*.json"))]
+    names = sorted({r["dataset"] for r in rows})
+    table = {}
+    for r in rows:
+        table.setdefault(r["recipe"], {})[r["dataset"]] = r
+    print(f"{'recipe':16s} " + " ".join(f"{n:>34s}" for n in names) + "   mean AUC")
+    means = {}
+    for recipe, cells in table.items():
+        parts = []
+        for n in names:
+            r = cells.get(n)
+            parts.append(
+                f"{'-':>34s}"
+                if r is None
+                else f"AUC {r['oof_auc']:.3f} [{r['oof_auc_ci'][0]:.3f},{r['oof_auc_ci'][1]:.3f}] "
+                f"ACC {r['oof_acc']:.3f}".rjust(34)
+            )
+        complete = len(cells) == len(names)
+        if complete:
+            means[recipe] = sum(cells[n]["oof_auc"] for n in names) / len(names)
+        print(
+            f"{recipe:16s} " + " ".join(parts) + (f"   {means[recipe]:.4f}" if complete else "   (partial)")
+        )
+    if means:
+        best = max(means, key=means.get)
+        print(f"best mean out-of-fold AUC over {names}: {best} ({means[best]:.4f})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=4.5, help="training budget per data set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="+", choices=sorted(RUNS), default=list(RUNS))
     parser.add_argument("--cv", type=int, metavar="K", help="k-fold cross-validation on train + val instead")
+    parser.add_argument(
+        "--search",
+        nargs="*",
+        metavar="RECIPE",
+        help="recipe search by k-fold CV (all of SEARCH_GRID if none named)",
+    )
+    parser.add_argument("--search-log", type=Path, default=Path("/tmp/cnn_search"), help="one JSON per run")
+    parser.add_argument("--search-scale", type=float, default=1.0, help="multiply the search's time budgets")
+    parser.add_argument("--summary", action="store_true", help="print the logged search and its best recipe")
     args = parser.parse_args()
+    if args.summary:
+        search_summary(args.search_log)
+        return 0
+    if args.search is not None:
+        print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+        sets = [n for n in args.only if n in SEARCH_SETS]
+        search(
+            args.search or list(SEARCH_GRID),
+            sets,
+            args.cv or 3,
+            args.seed,
+            args.search_log,
+            args.search_scale,
+        )
+        search_summary(args.search_log)
+        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+        return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     print(
         f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "

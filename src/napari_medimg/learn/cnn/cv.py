@@ -8,16 +8,19 @@ trained within the same overall time budget.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ...progress import ProgressCallback
+from ...progress import Cancelled, ProgressCallback
 from .data import ImageSet, normalise
 from .metrics import bootstrap_intervals, choose_threshold, classification_metrics
+from .models import Ensemble
 from .train import TrainConfig, TrainResult, predict_proba, train
 
-__all__ = ["CVResult", "stratified_folds", "merge_sets", "cross_validate", "ensemble_proba"]
+__all__ = ["CVResult", "stratified_folds", "merge_sets", "cross_validate", "ensemble_model", "ensemble_proba"]
 
 
 def stratified_folds(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
@@ -95,7 +98,9 @@ class CVResult:
     fold_metrics : list of dict
         Validation metrics of each fold's model.
     results : list of TrainResult
-        The fold models (an ensemble, see :func:`ensemble_proba`).
+        The fold models (an ensemble, see :func:`ensemble_proba` and :func:`ensemble_model`).
+    config : TrainConfig or None
+        The recipe, ``minutes`` being the budget of the whole cross-validation.
     """
 
     folds: np.ndarray
@@ -103,6 +108,7 @@ class CVResult:
     metrics: dict
     fold_metrics: list[dict] = field(default_factory=list)
     results: list[TrainResult] = field(default_factory=list)
+    config: TrainConfig | None = None  # the recipe, with the budget of the whole cross-validation
 
 
 def cross_validate(
@@ -111,10 +117,14 @@ def cross_validate(
     config: TrainConfig | None = None,
     k: int = 5,
     progress: ProgressCallback | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> CVResult:
     """Train ``k`` models, each validated (epoch selection) on the fold it did not see.
 
-    ``config.minutes`` is the budget of the whole cross-validation: each fold gets ``minutes / k``.
+    ``config.minutes`` is a hard budget for the whole cross-validation: each fold gets what is left of it
+    divided by the folds still to train (a fold that ends early leaves its time to the next), less a small
+    reserve for the final predictions.  Fold ``i`` is trained with seed ``config.seed + i``.
 
     Parameters
     ----------
@@ -127,17 +137,29 @@ def cross_validate(
     k : int
         Number of folds.
     progress : callable, optional
-        ``progress(done, total)`` over the folds.
+        ``progress(done, total)`` over all folds' batches.
+    on_epoch : callable, optional
+        Called with each epoch's record of :func:`~.train.train`, with ``fold`` (0-based) added.
+    stop : callable, optional
+        Returns True to cancel: the folds trained so far are kept only if every fold has a model, else
+        :class:`~napari_medimg.progress.Cancelled` is raised.
 
     Returns
     -------
     CVResult
+
+    Raises
+    ------
+    napari_medimg.progress.Cancelled
+        When cancelled before every fold has a model.
     """
     from dataclasses import replace
 
     config = config or TrainConfig()
+    start = time.monotonic()
+    deadline = start + config.minutes * 60 if config.minutes else None
+    reserve = min(10.0, 0.05 * config.minutes * 60) if config.minutes else 0.0
     folds = stratified_folds(data.labels, k, config.seed)
-    per_fold = replace(config, minutes=config.minutes / k if config.minutes else None)
     probabilities = np.zeros((len(data), len(data.class_names)), np.float32)
     fold_metrics, results = [], []
 
@@ -147,20 +169,106 @@ def cross_validate(
         )
 
     for fold in range(k):
+        if stop is not None and stop():
+            raise Cancelled("cross-validation")
+        minutes = None
+        if deadline is not None:
+            left = deadline - reserve - time.monotonic()
+            minutes = max(left / (k - fold), 1.0) / 60  # at least a second: one epoch is always trained
         held = folds == fold
-        result = train(subset(~held), subset(held), model_config, replace(per_fold, seed=config.seed + fold))
+        fold_progress = None
+        if progress is not None:
+
+            def fold_progress(done, total, fold=fold):
+                progress(fold * 1000 + int(1000 * done / max(total, 1)), k * 1000)
+
+        fold_epoch = (
+            None if on_epoch is None else (lambda record, fold=fold: on_epoch({**record, "fold": fold}))
+        )
+        result = train(
+            subset(~held),
+            subset(held),
+            model_config,
+            replace(config, minutes=minutes, seed=config.seed + fold),
+            progress=fold_progress,
+            on_epoch=fold_epoch,
+            stop=stop,
+        )
+        if result.stopped == "cancelled" and fold < k - 1:
+            raise Cancelled("cross-validation")
         x = normalise(data.images[held], result.normalisation)
         tta = config.flip_axes if config.tta else None
         probabilities[held] = predict_proba(result.model, x, tta_axes=tta)
         fold_metrics.append(result.metrics)
         results.append(result)
         if progress is not None:
-            progress(fold + 1, k)
+            progress((fold + 1) * 1000, k * 1000)
     threshold = choose_threshold(data.labels, probabilities)
     metrics = classification_metrics(data.labels, probabilities, data.class_names, threshold=threshold)
     metrics.update(bootstrap_intervals(data.labels, probabilities, threshold=threshold))
     metrics["threshold"] = threshold
-    return CVResult(folds, probabilities, metrics, fold_metrics, results)
+    return CVResult(folds, probabilities, metrics, fold_metrics, results, config)
+
+
+def ensemble_model(cv: CVResult) -> tuple[Ensemble, dict]:
+    """The fold models of a cross-validation as one :class:`~.models.Ensemble` with its description.
+
+    The description is that of a single model (see :meth:`~.train.TrainResult.meta`) with the ensemble's
+    normalisation, the pooled out-of-fold metrics as ``metrics["val"]`` (with ``auc_ci``/``acc_ci``), the
+    decision threshold chosen on the out-of-fold probabilities, every fold's history (``fold`` added) and
+    ``"ensemble"``: members, best epoch and validation metrics of each fold.
+
+    Parameters
+    ----------
+    cv : CVResult
+        A cross-validation of at least two folds.
+
+    Returns
+    -------
+    tuple
+        ``(ensemble, meta)`` ready for :func:`~.files.save_model`.
+
+    Example
+    -------
+    >>> ensemble, meta = ensemble_model(cross_validate(data, k=3))  # doctest: +SKIP
+    >>> save_model(ensemble, meta, "model")  # doctest: +SKIP
+    """
+    results = cv.results
+    ensemble, normalisation = Ensemble.from_members(
+        [r.model for r in results], [r.normalisation for r in results]
+    )
+    meta = results[0].meta()
+    seconds = sum(r.seconds for r in results)
+    meta.update(
+        normalisation=normalisation,
+        metrics={"val": {k: v for k, v in cv.metrics.items() if k != "threshold"}},
+        history=[{**record, "fold": fold} for fold, r in enumerate(results) for record in r.history],
+        ensemble={
+            "members": len(results),
+            "folds": len(results),
+            "best_epochs": [r.best_epoch for r in results],
+            "stopped": [r.stopped for r in results],
+            "fold_metrics": [r.metrics for r in results],
+        },
+    )
+    meta["training"].update(
+        **({} if cv.config is None else asdict(cv.config)),
+        best_epoch=results[0].best_epoch,
+        seconds=round(seconds, 2),
+        samples_per_second=round(
+            sum(r.samples_per_second * r.seconds for r in results) / max(seconds, 1e-9), 1
+        ),
+    )
+    # every example is in the training folds of k - 1 models
+    meta["class_counts"] = [
+        int(round(sum(c) / max(len(results) - 1, 1)))
+        for c in zip(*(r.class_counts for r in results), strict=True)
+    ]
+    if cv.metrics.get("threshold") is not None:
+        meta["threshold"] = float(cv.metrics["threshold"])
+    else:
+        meta.pop("threshold", None)
+    return ensemble, meta
 
 
 def ensemble_proba(results: list[TrainResult], images: np.ndarray) -> np.ndarray:

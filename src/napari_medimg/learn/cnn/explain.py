@@ -6,25 +6,35 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .models import ResNet
+from .models import Ensemble, ResNet
 
 __all__ = ["grad_cam"]
 
 
 def grad_cam(
-    model: ResNet, images: np.ndarray, target: int | np.ndarray | None = None, batch_size: int = 64
+    model: ResNet | Ensemble, images: np.ndarray, target: int | np.ndarray | None = None, batch_size: int = 64
 ) -> np.ndarray:
     """Grad-CAM maps in [0, 1] at the input size, ``(N, *spatial)``, for normalised channel-first images.
 
     ``target`` is the class explained: one class for all images, one per image, or None for each image's
     predicted class.  Each map is the ReLU of the gradient-weighted sum of the last stage's channels,
-    upsampled linearly and divided by its maximum (an all-zero map stays zero).
+    upsampled linearly and divided by its maximum (an all-zero map stays zero).  For an :class:`Ensemble`, the
+    mean of its members' maps (of the ensemble's class), divided by its maximum.
 
     Returns
     -------
     numpy.ndarray
         ``(N, *spatial)`` maps in [0, 1] at the input size.
     """
+    if isinstance(model, Ensemble):  # the mean of the members' maps, each on its own normalisation
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(next(model.parameters()).device)
+        with torch.no_grad():
+            if target is None:
+                target = model.eval()(x).argmax(dim=1).cpu().numpy()
+            inputs = [model.member_input(i, x).cpu().numpy() for i in range(len(model.members))]
+        total = sum(grad_cam(member, inputs[i], target, batch_size) for i, member in enumerate(model.members))
+        peak = total.reshape(len(total), -1).max(axis=1, initial=0.0).reshape(-1, *([1] * (total.ndim - 1)))
+        return (total / np.where(peak > 0, peak, 1.0)).astype(np.float32)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -21,7 +21,7 @@ import torch
 
 from ... import __version__
 from ...io.atomic import atomic_directory
-from .models import ModelConfig, ResNet, build_model
+from .models import MAX_MEMBERS, Ensemble, ModelConfig, ResNet, build_model
 
 __all__ = [
     "ModelFileError",
@@ -32,6 +32,7 @@ __all__ = [
     "CONFIG",
     "FORMAT",
     "check_model_size",
+    "ensemble_members",
     "check_regular_file",
     "check_weight_values",
     "read_description",
@@ -63,7 +64,7 @@ class LoadedModel:
         The ``config.json`` description.
     """
 
-    model: ResNet
+    model: ResNet | Ensemble
     meta: dict
 
     @property
@@ -93,7 +94,7 @@ def _versions() -> dict:
 
 
 def save_model(
-    model: ResNet,
+    model: ResNet | Ensemble,
     meta: dict,
     directory: str | os.PathLike,
     overwrite: bool = False,
@@ -108,8 +109,8 @@ def save_model(
 
     Parameters
     ----------
-    model : ResNet
-        The trained network.
+    model : ResNet or Ensemble
+        The trained network (or an ensemble, whose ``meta`` then holds ``"ensemble": {"members": K}``).
     meta : dict
         Its description.
     directory : path-like
@@ -134,6 +135,10 @@ def save_model(
         "model": model.config.to_dict(),
         "versions": _versions(),
     }
+    if isinstance(model, Ensemble):
+        description["ensemble"] = {**(meta.get("ensemble") or {}), "members": len(model.members)}
+    elif "ensemble" in meta:
+        raise ValueError("meta describes an ensemble but the model is a single network")
     _check_meta(description, directory)
     return write_model_folder(
         directory, model, description, overwrite=overwrite, kind="CNN model", extras=extras
@@ -301,7 +306,38 @@ def model_size(config: ModelConfig, input_size) -> tuple[int, int]:
     return parameters, 4 * elements
 
 
-def check_model_size(config: ModelConfig, input_size, where="the model") -> None:
+def ensemble_members(meta: dict, where="the model") -> int:
+    """Number of member networks a model description declares (1 for a single network).
+
+    Parameters
+    ----------
+    meta : dict
+        A model folder's description; an ensemble has ``"ensemble": {"members": K, ...}``.
+    where : path-like or str, optional
+        Named in the message.
+
+    Returns
+    -------
+    int
+        ``K`` for an ensemble, else 1.
+
+    Raises
+    ------
+    ModelFileError
+        When ``ensemble`` is not an object with an integer ``members`` in 2..:data:`MAX_MEMBERS`.
+    """
+    ensemble = meta.get("ensemble")
+    if ensemble is None:
+        return 1
+    members = ensemble.get("members") if isinstance(ensemble, dict) else None
+    if not _is_type(members, "int") or not 2 <= members <= MAX_MEMBERS:
+        raise ModelFileError(
+            f"{where}: ensemble must be an object with members = 2..{MAX_MEMBERS}, got {ensemble!r:.200}"
+        )
+    return members
+
+
+def check_model_size(config: ModelConfig, input_size, where="the model", members: int = 1) -> None:
     """Refuse an architecture whose size or activation memory is beyond the limits, with the numbers.
 
     Parameters
@@ -312,6 +348,8 @@ def check_model_size(config: ModelConfig, input_size, where="the model") -> None
         The input's spatial size.
     where : path-like or str, optional
         Named in the message.
+    members : int, optional
+        Networks of this architecture in the file (an ensemble); parameters and activations add up.
 
     Raises
     ------
@@ -319,6 +357,7 @@ def check_model_size(config: ModelConfig, input_size, where="the model") -> None
         Beyond :data:`MAX_PARAMETERS` parameters or :data:`MAX_ACTIVATION_BYTES` per sample.
     """
     parameters, activation = model_size(config, input_size)
+    parameters, activation = parameters * members, activation * members
     if parameters > MAX_PARAMETERS:
         raise ModelFileError(
             f"{where}: the architecture has {parameters:,} parameters ({parameters * 4 / 2**30:.1f} GiB); "
@@ -353,6 +392,8 @@ def check_weight_values(tensors: dict, where) -> None:
             raise ModelFileError(
                 f"{where}: tensor {name!r} reaches {largest:g}; weights beyond ±{MAX_WEIGHT:g} are refused"
             )
+        if name == "input_scale" and float(tensor.min()) <= 0:
+            raise ModelFileError(f"{where}: an ensemble member's input scale must be positive")
         if name.endswith("running_var"):
             smallest = float(tensor.min())
             if smallest <= 0:
@@ -400,7 +441,8 @@ def _check_meta(meta, where) -> ModelConfig:
         or not all(isinstance(s, int) and 2 ** (len(config.depths) - 1) <= s <= 1024 for s in size)
     ):
         fail(f"input_size must be {config.dims} integers within 1..1024, got {size!r}")
-    check_model_size(config, size, where)
+    members = ensemble_members(meta, where)
+    check_model_size(config, size, where, members=members)
     spacing = meta.get("spacing")
     if spacing is not None and (
         not isinstance(spacing, list)
@@ -546,6 +588,9 @@ def read_weights(directory: Path, model: torch.nn.Module, meta: dict) -> dict:
 def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
     """Load a model folder written by :func:`save_model`, checking every part; raises :class:`ModelFileError`.
 
+    An ensemble folder (``"ensemble"`` in ``config.json``) loads as an :class:`~.models.Ensemble`: every
+    member's tensors are checked like a single network's, and it predicts like one (mean probabilities).
+
     Returns
     -------
     LoadedModel
@@ -553,7 +598,8 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
     """
     directory, meta = read_description(directory)
     config = _check_meta(meta, directory)
-    model = build_model(config)
+    members = ensemble_members(meta, directory)
+    model = build_model(config) if members == 1 else Ensemble(config, members)
     model.load_state_dict(read_weights(directory, model, meta), strict=True)
     model.eval()
     return LoadedModel(model.to(device), meta)

@@ -107,15 +107,34 @@ def bootstrap_intervals(
     rng = np.random.default_rng(seed)
     correct = decide(probabilities, threshold) == labels
     aucs, accs = [], []
-    for _ in range(n_boot):
-        index = rng.integers(0, len(labels), len(labels))
-        accs.append(correct[index].mean())
-        auc = roc_auc(labels[index], probabilities[index])
-        if auc is not None:
-            aucs.append(auc)
+    binary = probabilities.shape[1] == 2
+    for first in range(0, n_boot, 100):  # resamples in blocks: the binary AUC of a block is vectorised
+        index = rng.integers(0, len(labels), (min(100, n_boot - first), len(labels)))
+        accs.extend(correct[index].mean(axis=1).tolist())
+        if binary:
+            aucs.extend(_binary_aucs(labels[index], probabilities[:, 1][index]))
+            continue
+        for row in index:
+            auc = roc_auc(labels[row], probabilities[row])
+            if auc is not None:
+                aucs.append(auc)
     tail = (1 - level) / 2 * 100
     interval = lambda values: [float(v) for v in np.percentile(values, [tail, 100 - tail])]  # noqa: E731
     return {"auc_ci": interval(aucs) if aucs else None, "acc_ci": interval(accs) if accs else None}
+
+
+def _binary_aucs(labels: np.ndarray, scores: np.ndarray) -> list[float]:
+    """ROC-AUC of each row of ``scores`` against the 0/1 ``labels`` of that row (Mann-Whitney U with mid-ranks,
+    equal to :func:`sklearn.metrics.roc_auc_score`); rows holding one class only are left out."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores, axis=1)
+    positive = labels == 1
+    n1 = positive.sum(axis=1).astype(np.float64)
+    n0 = labels.shape[1] - n1
+    valid = (n1 > 0) & (n0 > 0)
+    u = (ranks * positive).sum(axis=1) - n1 * (n1 + 1) / 2
+    return (u[valid] / (n1[valid] * n0[valid])).tolist()
 
 
 def roc_auc(labels: np.ndarray, probabilities: np.ndarray) -> float | None:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["ModelConfig", "ResNet", "build_model"]
+__all__ = ["ModelConfig", "ResNet", "Ensemble", "MAX_MEMBERS", "build_model"]
 
 
 @dataclass
@@ -161,3 +161,92 @@ def build_model(config: ModelConfig | dict) -> ResNet:
     if isinstance(config, dict):
         config = ModelConfig(**config)
     return ResNet(config)
+
+
+#: the most member networks an ensemble model file may hold
+MAX_MEMBERS = 20
+
+
+class Ensemble(nn.Module):
+    """Several :class:`ResNet` of one architecture whose class probabilities are averaged.
+
+    The ensemble takes images normalised with its own normalisation (the mean of its members'); each member
+    re-maps them to its own (``x * input_scale[i] + input_shift[i]`` per channel) before its forward pass.
+    :meth:`forward` returns the logarithm of the mean probabilities, so that ``softmax(forward(x))`` is the mean
+    of the members' softmax outputs and the ensemble stands in for one network anywhere.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        The members' architecture.
+    n_members : int
+        Number of members (2..:data:`MAX_MEMBERS`).
+
+    Raises
+    ------
+    ValueError
+        For a number of members out of range.
+    """
+
+    def __init__(self, config: ModelConfig, n_members: int):
+        super().__init__()
+        if not 2 <= int(n_members) <= MAX_MEMBERS:
+            raise ValueError(f"an ensemble has 2..{MAX_MEMBERS} members, got {n_members}")
+        self.config = config
+        self.members = nn.ModuleList(build_model(config) for _ in range(int(n_members)))
+        self.register_buffer("input_scale", torch.ones(int(n_members), config.in_channels))
+        self.register_buffer("input_shift", torch.zeros(int(n_members), config.in_channels))
+
+    def member_input(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (ensemble-normalised) as member ``index`` was trained to see it."""
+        view = (1, -1) + (1,) * (x.ndim - 2)
+        return x * self.input_scale[index].view(view) + self.input_shift[index].view(view)
+
+    def member_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax outputs of every member, ``(n_members, N, n_classes)``."""
+        return torch.stack(
+            [torch.softmax(m(self.member_input(i, x)), dim=1) for i, m in enumerate(self.members)]
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.member_probabilities(x).mean(dim=0).clamp_min(1e-30))
+
+    @classmethod
+    def from_members(cls, members: list[ResNet], normalisations: list[dict]) -> tuple[Ensemble, dict]:
+        """An ensemble of trained networks, each with the normalisation it was trained with.
+
+        Parameters
+        ----------
+        members : list of ResNet
+            Networks of one architecture.
+        normalisations : list of dict
+            Their normalisations (see :func:`~napari_medimg.learn.cnn.data.fit_normalisation`), one mode.
+
+        Returns
+        -------
+        tuple
+            The ensemble and its own normalisation (apply it to the images it is given).
+
+        Raises
+        ------
+        ValueError
+            When the members differ in architecture or normalisation mode.
+        """
+        config = members[0].config
+        if any(m.config != config for m in members):
+            raise ValueError("ensemble members must share one architecture")
+        modes = {n["mode"] for n in normalisations}
+        if len(modes) != 1:
+            raise ValueError(f"ensemble members use different normalisation modes {sorted(modes)}")
+        ensemble = cls(config, len(members))
+        for mine, theirs in zip(ensemble.members, members, strict=True):
+            mine.load_state_dict(theirs.state_dict())
+        if modes == {"per_image"}:
+            return ensemble.eval(), {"mode": "per_image"}
+        means = torch.tensor([n["mean"] for n in normalisations], dtype=torch.float64)
+        stds = torch.tensor([n["std"] for n in normalisations], dtype=torch.float64)
+        mean, std = means.mean(dim=0), stds.mean(dim=0)
+        # member i wants (raw - m_i) / s_i = x * s / s_i + (m - m_i) / s_i with x = (raw - m) / s
+        ensemble.input_scale.copy_((std / stds).float())
+        ensemble.input_shift.copy_(((mean - means) / stds).float())
+        return ensemble.eval(), {"mode": "fixed", "mean": mean.tolist(), "std": std.tolist()}
