@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from ..geometry import Volume
 from ..progress import ProgressCallback, report
-from . import texture
+from . import _kernels, texture
 from .firstorder import FIRSTORDER_FEATURES, discretize, firstorder
 from .shape import SHAPE2D_FEATURES, SHAPE_FEATURES, shape_2d, shape_3d
 
@@ -385,12 +385,13 @@ def _measure_object(
         row.update(_world_position(mask, offset, affine))
     intensity_groups = [g for g in groups if g != "shape"]
     if intensity_groups:
-        inside = np.nonzero(mask)
+        inside = np.flatnonzero(mask)
         prefix = len(arrays) > 1
         voxel_volume = float(np.prod(spacing))
+        texture_groups = [g for g in intensity_groups if g in TEXTURE_GROUPS]
         for name, array in arrays.items():
             start = f"{name}_" if prefix else ""
-            values = np.pad(np.asarray(array[box]), 1)[inside].astype(np.float64)
+            values = np.pad(np.asarray(array[box]), 1).reshape(-1)[inside].astype(np.float64)
             if not np.all(np.isfinite(values)):
                 raise ValueError(f"image {name!r} has NaN or infinite values inside label {value}")
             bins = discretize(values, bin_width)
@@ -398,11 +399,10 @@ def _measure_object(
                 row.update(
                     {f"{start}firstorder_{k}": v for k, v in firstorder(values, bins, voxel_volume).items()}
                 )
-            texture_groups = [g for g in intensity_groups if g in TEXTURE_GROUPS]
             if texture_groups:
-                levels, ranks = np.unique(bins, return_inverse=True)
+                levels, ranks = _kernels.rank_levels(bins)
                 index = np.zeros(mask.shape, np.int32)
-                index[inside] = ranks.reshape(-1) + 1
+                index.reshape(-1)[inside] = ranks
                 gray = texture.GrayLevels(index, levels, two_d)
                 for group in texture_groups:
                     row.update({f"{start}{group}_{k}": v for k, v in _TEXTURE_FUNCTIONS[group](gray).items()})

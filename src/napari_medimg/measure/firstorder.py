@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _kernels
+
 __all__ = ["FIRSTORDER_FEATURES", "bin_edges", "discretize", "firstorder"]
 
 EPS = np.spacing(1)
@@ -82,7 +84,8 @@ def discretize(values: np.ndarray, bin_width: float) -> np.ndarray:
         Bin numbers (int64).
     """
     values = np.asarray(values, np.float64)
-    return np.digitize(values, bin_edges(values, bin_width)).astype(np.int64)
+    flat = np.ascontiguousarray(values).reshape(-1)
+    return _kernels.digitize_edges(flat, bin_edges(flat, bin_width)).reshape(values.shape)
 
 
 def firstorder(values: np.ndarray, bins: np.ndarray, voxel_volume: float) -> dict[str, float]:
@@ -101,38 +104,12 @@ def firstorder(values: np.ndarray, bins: np.ndarray, voxel_volume: float) -> dic
     -------
     dict
         Feature name (``Mean``, ``Entropy`` …) → value.
+
+    Notes
+    -----
+    One compiled pass (``_kernels.firstorder_kernel``); percentiles are numpy's default (linear).
     """
-    x = np.asarray(values, np.float64)
-    n = x.size
-    mean = x.mean()
-    deviation = x - mean
-    m2 = np.mean(deviation**2)
-    m3 = np.mean(deviation**3)
-    m4 = np.mean(deviation**4)
-    p10, p25, p50, p75, p90 = np.percentile(x, [10, 25, 50, 75, 90])
-    robust = x[(x >= p10) & (x <= p90)]
-    energy = float(np.sum(x**2))
-    counts = np.unique(bins, return_counts=True)[1]
-    p = counts / n
-    f = {
-        "10Percentile": p10,
-        "90Percentile": p90,
-        "Energy": energy,
-        "TotalEnergy": energy * voxel_volume,
-        "Entropy": -np.sum(p * np.log2(p + EPS)),
-        "Uniformity": np.sum(p**2),
-        "InterquartileRange": p75 - p25,
-        "Kurtosis": m4 / m2**2 if m2 != 0 else 0.0,
-        "Skewness": m3 / m2**1.5 if m2 != 0 else 0.0,
-        "Maximum": x.max(),
-        "Minimum": x.min(),
-        "Range": x.max() - x.min(),
-        "Mean": mean,
-        "Median": p50,
-        "MeanAbsoluteDeviation": np.mean(np.abs(deviation)),
-        "RobustMeanAbsoluteDeviation": np.mean(np.abs(robust - robust.mean())),
-        "RootMeanSquared": np.sqrt(energy / n),
-        "Variance": m2,
-        "StandardDeviation": np.sqrt(m2),
-    }
-    return {name: float(f[name]) for name in FIRSTORDER_FEATURES}
+    x = np.ascontiguousarray(values, np.float64).reshape(-1)
+    bins = np.ascontiguousarray(bins, np.int64).reshape(-1)
+    values = _kernels.firstorder_kernel(x, np.sort(x), bins, float(voxel_volume))
+    return dict(zip(FIRSTORDER_FEATURES, values.tolist(), strict=True))

@@ -17,6 +17,8 @@ import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 from skimage.measure import find_contours, marching_cubes
 
+from . import _kernels
+
 #: the eight corners of a marching cube, (dz, dy, dx), in pyradiomics' bit order
 CUBE_CORNERS = np.array(
     [(0, 0, 0), (0, 0, 1), (0, 1, 1), (0, 1, 0), (1, 0, 0), (1, 0, 1), (1, 1, 1), (1, 1, 0)]
@@ -292,13 +294,36 @@ def shape_3d(mask: np.ndarray, spacing) -> dict[str, float]:
     return {name: float(f[name]) for name in SHAPE_FEATURES}
 
 
-def _signed_area(contour: np.ndarray) -> float:
-    y, x = contour[:, 0], contour[:, 1]
-    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+@lru_cache(maxsize=16)
+def _square_constants(spacing: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per marching-squares case (16), in mm: summed segment length, summed step (end - start), summed cross.
+
+    The segments are scikit-image's ``find_contours`` (level 0.5, ``fully_connected="low"``) on a single cell,
+    so the sums over the cells of a mask equal the perimeter and twice the signed area of its contours.
+    Bits: 1 (0, 0), 2 (0, 1), 4 (1, 1), 8 (1, 0) as (y, x).
+    """
+    lengths, steps, crosses = np.zeros(16), np.zeros((16, 2)), np.zeros(16)
+    scale = np.asarray(spacing, float)
+    for case in range(1, 15):
+        cell = np.zeros((2, 2), np.float32)
+        for bit, corner in enumerate([(0, 0), (0, 1), (1, 1), (1, 0)]):
+            if case >> bit & 1:
+                cell[corner] = 1.0
+        for contour in find_contours(cell, 0.5, fully_connected="low"):
+            points = contour * scale
+            a, b = points[:-1], points[1:]
+            lengths[case] += np.sum(np.linalg.norm(b - a, axis=1))
+            steps[case] += np.sum(b - a, axis=0)
+            crosses[case] += np.sum(a[:, 1] * b[:, 0] - b[:, 1] * a[:, 0])
+    return lengths, steps, crosses
 
 
 def shape_2d(mask: np.ndarray, spacing) -> dict[str, float]:
     """pyradiomics 2D shape features (shape2D) of a boolean mask.
+
+    The contour is scikit-image's marching squares at 0.5 (``fully_connected="low"``), summed cell by cell
+    in one compiled pass together with the convex hull of its vertices, the largest vertex distance and the
+    pixel moments (``_kernels.shape2d_kernel``).
 
     Parameters
     ----------
@@ -313,17 +338,15 @@ def shape_2d(mask: np.ndarray, spacing) -> dict[str, float]:
         Feature name (``MeshSurface``, ``Perimeter`` …) → value in mm, mm².
     """
     spacing = np.asarray(spacing, float)
-    coordinates = np.argwhere(mask) * spacing
-    count = len(coordinates)
-    contours = [c * spacing for c in find_contours(mask.astype(np.float32), 0.5, fully_connected="low")]
-    surface = abs(sum(_signed_area(c) for c in contours))
-    perimeter = float(sum(np.sum(np.linalg.norm(np.diff(c, axis=0), axis=1)) for c in contours))
-    vertices = np.concatenate(contours) if contours else np.zeros((0, 2))
-    try:
-        hull_area = float(ConvexHull(vertices).volume)
-    except (QhullError, ValueError):
-        hull_area = float("nan")
-    lam = _principal_moments(coordinates)
+    lengths, steps, crosses = _square_constants(tuple(spacing.tolist()))
+    cells = np.ascontiguousarray(mask, dtype=np.uint8)
+    twice_area, perimeter, hull_area, diameter, count, cyy, cxx, cyx = _kernels.shape2d_kernel(
+        cells, spacing, lengths, steps, crosses
+    ).tolist()
+    surface = abs(twice_area) / 2
+    mean, half = (cyy + cxx) / 2, np.hypot((cyy - cxx) / 2, cyx)
+    lam = [mean - half, mean + half]
+    lam = [0.0 if -1e-10 < value < 0 else value for value in lam]
     f = {
         "MeshSurface": surface,
         "PixelSurface": count * float(np.prod(spacing)),
@@ -331,11 +354,11 @@ def shape_2d(mask: np.ndarray, spacing) -> dict[str, float]:
         "PerimeterSurfaceRatio": perimeter / surface if surface > 0 else float("nan"),
         "Sphericity": 2 * np.sqrt(np.pi * surface) / perimeter if perimeter > 0 else float("nan"),
         "SphericalDisproportion": perimeter / (2 * np.sqrt(np.pi * surface)) if surface > 0 else float("nan"),
-        "MaximumDiameter": max_distance(vertices),
+        "MaximumDiameter": diameter,
         "MajorAxisLength": 4 * float(np.sqrt(lam[1])),
         "MinorAxisLength": 4 * float(np.sqrt(lam[0])),
         "Elongation": _ratio_sqrt(lam[0], lam[1]),
-        "PixelCount": float(count),
+        "PixelCount": count,
         "ConvexHullArea": hull_area,
         "Solidity": surface / hull_area if hull_area > 0 else float("nan"),
     }
