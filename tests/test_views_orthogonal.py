@@ -176,3 +176,42 @@ def test_hidden_dock_does_no_work_and_catches_up_when_shown(make_napari_viewer, 
     assert coronal.point[1] == pytest.approx(target[1]) and _view_slice(widget.views[0])[k, i] == value
     assert layer.data[k, j, i] == value
     widget.close_views()
+
+
+def test_drag_shows_only_the_latest_move_and_the_release_exactly(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    volume = _phantom()
+    layer = set_or_add_layer(viewer, layer_data_tuple(volume, "image", name="phantom"))
+    widget = OrthogonalViewsWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Orthogonal views")
+    coronal = widget.views[0]
+    points = []
+    viewer.dims.events.point.connect(lambda event: points.append(tuple(viewer.dims.point)))
+    world = [lps_to_world(volume.index_to_world(index)) for index in MARKERS]
+    event = _Event(tuple(world[0]), "mouse_press")
+    drag = coronal.model.mouse_drag_callbacks[-1](coronal.model, event)
+    next(drag)  # the press moves at once
+    assert viewer.dims.point[0] == pytest.approx(world[0][0])
+    event.type = "mouse_move"
+    for target in world[1:]:  # two moves within one event-loop turn: neither is shown yet
+        event.position = tuple(target)
+        next(drag)
+    assert viewer.dims.point[0] == pytest.approx(world[0][0])
+    before = len(points)
+    qtbot.waitUntil(lambda: viewer.dims.point[0] == pytest.approx(world[2][0]), timeout=2000)
+    assert len(points) - before == 1  # the intermediate position was dropped, the latest shown once
+    (k, j, _), value = list(MARKERS.items())[2]
+    assert int(np.rint(layer.world_to_data(viewer.dims.point)[0])) == k
+    assert _view_slice(widget.views[1])[k, j] == value  # the sagittal view is on the marker's column
+    # the crosshair line of the coronal view (S rows, L columns) crosses at the point
+    pos = np.asarray(coronal.crosshair.pos)
+    assert pos[0, 1] == pytest.approx(world[2][0]) and pos[2, 0] == pytest.approx(world[2][2])
+    # the release lands exactly where the mouse is, without waiting for the event loop
+    event.type, event.position = "mouse_release", tuple(world[1])
+    with pytest.raises(StopIteration):
+        next(drag)
+    assert np.allclose(np.asarray(viewer.dims.point)[[0, 2]], np.asarray(world[1])[[0, 2]])
+    (k, j, _), value = list(MARKERS.items())[1]
+    assert _view_slice(widget.views[1])[k, j] == value
+    assert widget._pending_move is None
+    widget.close_views()

@@ -15,7 +15,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -112,6 +112,50 @@ def _weak_callback(method):
     return call
 
 
+def _crosshair_line(canvas):
+    """A yellow two-segment line drawn straight into a napari canvas's scene, above every layer.
+
+    A napari Vectors layer would do, but napari rebuilds (and the GL driver recompiles) its shader program on
+    every data change: about 6 ms per view and move with software OpenGL.  A vispy ``Line`` only re-uploads
+    four vertices.
+    """
+    from vispy.scene.visuals import Line
+
+    line = Line(
+        pos=np.zeros((4, 2), np.float32),
+        color="#ffcc00",
+        width=1,
+        connect="segments",
+        method="gl",
+        parent=canvas.view.scene,
+    )
+    line.order = 1_000_000  # napari orders its layers 0, 1, 2, …
+    line.set_gl_state("translucent", depth_test=False)
+    line.visible = False
+    return line
+
+
+def _set_crosshair_line(line, displayed, point, ranges) -> None:
+    """Move a crosshair line to world ``point`` in a canvas showing world axes ``displayed`` (rows, columns).
+
+    Parameters
+    ----------
+    line : vispy.scene.visuals.Line
+    displayed : tuple of int
+        The dims a canvas displays (napari's ``dims.displayed``: rows then columns).
+    point : sequence of float
+        World point (all dims).
+    ranges : sequence of (start, stop, step)
+        World ranges of all dims (napari's ``dims.range``).
+    """
+    rows, cols = displayed[-2:]
+    y, x = float(point[rows]), float(point[cols])
+    (y0, y1), (x0, x1) = (ranges[rows][:2], ranges[cols][:2])
+    pos = np.array([[x0, y], [x1, y], [x, y0], [x, y1]], np.float32)  # vispy scene: x = columns, y = rows
+    line.set_data(pos=pos)
+    line.visible = True
+
+
 class _View(QWidget):
     """One extra view: a QtViewer with orientation letters on its four edges and a title line."""
 
@@ -139,7 +183,9 @@ class _View(QWidget):
         grid.addWidget(self.letters["right"], 2, 2)
         grid.addWidget(self.letters["bottom"], 3, 1)
         self.plane = ""
-        self.crosshair = None
+        # the view follows the main viewer's crosshair: its own slider would only drift from it
+        self.qt_viewer.dims.hide()
+        self.crosshair = _crosshair_line(self.qt_viewer.canvas)
         self.model.mouse_drag_callbacks.append(_weak_callback(self._on_drag))
         self.set_plane(plane)
 
@@ -164,13 +210,24 @@ class _View(QWidget):
             axis = PLANES[self.plane][0] + len(point) - 3
             self.title.setText(_slice_text(self.plane, point[axis], frame))
 
+    def set_crosshair(self, point, ranges) -> None:
+        """Draw the crosshair through world ``point`` across the view (``ranges``: the main dims' ranges)."""
+        _set_crosshair_line(self.crosshair, self.model.dims.displayed, point, ranges)
+
     def _on_drag(self, model, event):
-        """Click or drag: move the crosshair (and the other views) to the clicked point."""
-        self.owner.move_to(event.position, PLANES[self.plane][1][1:])
+        """Click or drag: move the crosshair (and the other views) to the clicked point.
+
+        The press and the release move at once; the moves in between are coalesced (only the latest position
+        of an event-loop turn is shown), so a fast drag never queues stale slices.
+        """
+        axes = PLANES[self.plane][1][1:]
+        self.owner.move_to(event.position, axes)
         yield
         while event.type == "mouse_move":
-            self.owner.move_to(event.position, PLANES[self.plane][1][1:])
+            self.owner.request_move(event.position, axes)
             yield
+        self.owner.request_move(event.position, axes)
+        self.owner.flush_move()
 
 
 class OrthogonalViewsWidget(QWidget):
@@ -192,6 +249,7 @@ class OrthogonalViewsWidget(QWidget):
         self._syncing = False
         self._hidden = False  # a hidden dock does no work; it catches up when shown again
         self._wl_start = None
+        self._pending_move = None  # the latest drag position not shown yet (see request_move)
         self.views = [_View(self, "coronal"), _View(self, "sagittal")]
         splitter = QSplitter(Qt.Orientation.Vertical)
         for view in self.views:
@@ -259,6 +317,12 @@ class OrthogonalViewsWidget(QWidget):
         self._on_active()
         self._on_point()
 
+    def sizeHint(self):  # noqa: N802 (Qt)
+        """About a third of a 1600-pixel window: the main canvas stays the big one, as in Slicer's layouts."""
+        from qtpy.QtCore import QSize
+
+        return QSize(480, 900)
+
     # ---- state ---------------------------------------------------------------------------------------------
     def frame(self):
         """The display frame of the viewer's medical layers (None: patient axes)."""
@@ -290,6 +354,24 @@ class OrthogonalViewsWidget(QWidget):
         finally:
             self._syncing = False
         self._on_point()
+
+    def request_move(self, position, axes=None) -> None:
+        """Move the crosshair like :meth:`move_to`, but at the next event-loop turn, once for all requests.
+
+        A drag delivers mouse moves faster than software OpenGL draws three canvases: only the latest
+        position of a turn is sliced and drawn, the ones it replaced are dropped.  ``position`` and ``axes``
+        are those of :meth:`move_to`.
+        """
+        first = self._pending_move is None
+        self._pending_move = (tuple(position), None if axes is None else tuple(axes))
+        if first:
+            QTimer.singleShot(0, _weak_callback(self.flush_move))
+
+    def flush_move(self) -> None:
+        """Show the position :meth:`request_move` left pending now (nothing when none is)."""
+        pending, self._pending_move = self._pending_move, None
+        if pending is not None:
+            self.move_to(*pending)
 
     def planes(self) -> list[str]:
         """The two planes shown in the dock (those the main canvas is not showing)."""
@@ -346,16 +428,6 @@ class OrthogonalViewsWidget(QWidget):
         for view in self.views:
             view.set_plane(view.plane)
         self._update_crosshair()
-        self._crosshair_on_top()
-
-    def _crosshair_on_top(self) -> None:
-        """Keep each view's crosshair above its mirrored layers."""
-        for view in self.views:
-            layers = view.model.layers
-            if view.crosshair is not None and view.crosshair in layers:
-                index = layers.index(view.crosshair)
-                if index != len(layers) - 1:
-                    layers.move(index, len(layers))
 
     def _unmirror(self, layer) -> None:
         for emitter, callback in self._handlers.pop(id(layer), []):
@@ -380,7 +452,6 @@ class OrthogonalViewsWidget(QWidget):
                 current = view.model.layers.index(mirror)
                 if current != position:
                     view.model.layers.move(current, position)
-        self._crosshair_on_top()
 
     # ---- crosshair and planes ----------------------------------------------------------------------------
     def _crosshair_vectors(self) -> np.ndarray:
@@ -399,21 +470,12 @@ class OrthogonalViewsWidget(QWidget):
     def _update_crosshair(self) -> None:
         if self.viewer.dims.ndim < 3 or not self._mirrors:
             return
-        vectors = self._crosshair_vectors()
+        point, ranges = self.viewer.dims.point, self.viewer.dims.range
         for view in self.views:
-            if view.crosshair is None or view.crosshair not in view.model.layers:
-                view.crosshair = view.model.add_vectors(
-                    vectors,
-                    name="crosshair",
-                    edge_color="#ffcc00",
-                    edge_width=0.6,
-                    vector_style="line",
-                    units=self._units(),
-                )
-            else:
-                view.crosshair.data = vectors
+            if view.model.dims.ndim == len(point):
+                view.set_crosshair(point, ranges)
         if self._main_crosshair is not None and self._main_crosshair in self.viewer.layers:
-            self._main_crosshair.data = vectors
+            self._main_crosshair.data = self._crosshair_vectors()
 
     def _units(self):
         """The units of the viewer's image/labels layers (mm), so the crosshair does not mix units."""
@@ -475,7 +537,12 @@ class OrthogonalViewsWidget(QWidget):
         frame = self.frame()
         text = _slice_text(plane, self.viewer.dims.point[self.viewer.dims.order[0]], frame)
         overlay = self.viewer.canvas.overlays.text
-        overlay.text = text
+        # napari re-meshes the text's background box on every change, and re-places a text anchored right or
+        # bottom (a second frame): no box, top left, and no change when the text is the same
+        overlay.box = False
+        overlay.position = "top_left"
+        if overlay.text != text:
+            overlay.text = text
         overlay.visible = True
 
     # ---- readout, presets, window/level ------------------------------------------------------------------
