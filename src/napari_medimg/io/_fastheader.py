@@ -50,12 +50,20 @@ _WANTED = {
     0x00189089: ("DiffusionGradientOrientation", "fd"),
     0x00190010: ("_creator_0019", "str"),
     0x0019100A: ("NumberOfImagesInMosaic", "us"),
+    0x001910BB: ("GEGradientX", "str"),
+    0x001910BC: ("GEGradientY", "str"),
+    0x001910BD: ("GEGradientZ", "str"),
+    0x20010010: ("_creator_2001", "str"),
+    0x20011003: ("PhilipsBValue", "fl"),
     0x00290010: ("_creator_0029", "str"),
     0x00291010: ("CSAImageHeader", "bytes"),
     0x00430010: ("_creator_0043", "str"),
     0x00431039: ("GEBValue", "multi"),
     0x20050010: ("_creator_2005", "str"),
     0x2005100E: ("PhilipsScaleSlope", "fl"),
+    0x200510B0: ("PhilipsGradientRL", "fl"),
+    0x200510B1: ("PhilipsGradientAP", "fl"),
+    0x200510B2: ("PhilipsGradientFH", "fl"),
     0x0020000E: ("SeriesInstanceUID", "uid"),
     0x00200011: ("SeriesNumber", "str"),
     0x00200012: ("AcquisitionNumber", "str"),
@@ -78,6 +86,20 @@ _WANTED = {
     0x00281052: ("RescaleIntercept", "str"),
     0x00281053: ("RescaleSlope", "str"),
 }
+#: (creator keyword, creator, the private values of its block 10xx) read above
+_PRIVATE = (
+    ("_creator_0019", "SIEMENS MR HEADER", ("NumberOfImagesInMosaic",)),
+    ("_creator_0019", "GEMS_ACQU_01", ("GEGradientX", "GEGradientY", "GEGradientZ")),
+    ("_creator_0029", "SIEMENS CSA HEADER", ("CSAImageHeader",)),
+    ("_creator_0043", "GEMS_PARM_01", ("GEBValue",)),
+    ("_creator_2001", "Philips Imaging DD 001", ("PhilipsBValue",)),
+    (
+        "_creator_2005",
+        "Philips MR Imaging DD 001",
+        ("PhilipsScaleSlope", "PhilipsGradientRL", "PhilipsGradientAP", "PhilipsGradientFH"),
+    ),
+)
+_CREATORS = sorted({creator for creator, _, _ in _PRIVATE})
 _REFUSE = {0x52009229, 0x52009230}  # functional groups: enhanced files go through pydicom
 
 
@@ -209,14 +231,11 @@ def _parse(handle, size: int):
             if values.get("NumberOfFrames", "1") not in ("", "1"):
                 return None
             values["PixelData"] = True
-            if values.pop("_creator_0019", "") != "SIEMENS MR HEADER":
-                values.pop("NumberOfImagesInMosaic", None)
-            if values.pop("_creator_0029", "") != "SIEMENS CSA HEADER":
-                values.pop("CSAImageHeader", None)
-            if values.pop("_creator_0043", "") != "GEMS_PARM_01":
-                values.pop("GEBValue", None)
-            if values.pop("_creator_2005", "") != "Philips MR Imaging DD 001":
-                values.pop("PhilipsScaleSlope", None)
+            creators = {key: values.pop(key, None) for key in _CREATORS}
+            for creator, name, keywords in _PRIVATE:  # a private value counts only under its creator
+                if creators[creator] != name:
+                    for keyword in keywords:
+                        values.pop(keyword, None)
             return FastHeader(values, syntax), None if length == _UNDEFINED else start
         if tag in _REFUSE or tag > _PIXEL_DATA:
             return None

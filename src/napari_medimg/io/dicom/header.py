@@ -19,6 +19,7 @@ from pydicom.errors import InvalidDicomError
 from ...progress import Cancelled
 from .._fastheader import parse_header
 from ..errors import CorruptFileError, MedImgReadError, NotAnImageError, UnsupportedFileError
+from .diffusion import vendor_diffusion
 from .files import _read_head, looks_like_dicom
 from .mosaic import is_mosaic, mosaic_frames, siemens_acquisition
 from .records import (
@@ -349,6 +350,7 @@ def _classic_frame(path: Path, dataset, fmt: PixelFormat) -> FrameRecord:
     frame.philips_scale = _classic_philips_scale(dataset)
     if frame.b_value is None:
         frame.b_value = _ge_b_value(dataset)
+    vendor_diffusion(dataset, frame)  # GE / Philips private b-vectors (and Philips b-value) when not standard
     return frame
 
 

@@ -1,0 +1,165 @@
+"""Diffusion b-values and gradient directions of classic GE and Philips images, in patient LPS.
+
+The standard attributes come first (DiffusionBValue (0018,9087) and DiffusionGradientOrientation (0018,9089),
+top level or in the MR Diffusion Sequence of enhanced files; read in :mod:`.header`).  When a classic image
+has none, the vendors' private elements are read:
+
+**GE**: direction (0019,10BB), (0019,10BC), (0019,10BD) of "GEMS_ACQU_01"; b-value: first value of
+"GEMS_PARM_01" (0043,1039).  GE reports the direction in the MR logical frame of the acquisition (frequency,
+phase, slice), not in patient coordinates (GE's documentation as quoted in dcm2niix's ``GE/README.md``).  The
+signs follow dcm2niix's ``geCorrectBvecs`` (itself from dicm2nii, validated by dcm2niix on axial, column
+phase-encoded data): with ``(x, y, z)`` the three values, ``r``/``c`` the row/column directions of
+ImageOrientationPatient and ``n = r x c``, the LPS direction for column (COL) phase encoding is ``-x r - y c
++ z n`` for axial slices (``n`` closest to the patient z axis), ``x r + y c - z n`` for sagittal slices
+(``n`` closest to x) and ``-x r + y c + z n`` for coronal slices (``n`` closest to y).  For row (ROW) phase
+encoding ``(x, y)`` is first replaced by ``(y, -x)`` (dcm2niix: "untested").  A direction shorter than 1
+(0.03 < ``|g|`` < 0.97) scales the b-value by ``|g|^2`` (dcm2niix issue 163).
+
+**Philips**: direction (2005,10B0), (2005,10B1), (2005,10B2) of "Philips MR Imaging DD 001"; b-value
+(2001,1003) of "Philips Imaging DD 001".  The three values are the RL, AP and FH components in patient
+coordinates: the +x (towards the patient's left), +y (posterior) and +z (head) LPS components, used as they
+are (dcm2niix passes them unchanged to its scanner-to-image rotation, as it does the standard attribute).
+
+A b-value of 0, or a zero direction (a trace/isotropic image), gives a zero vector.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from .records import FrameRecord, first
+
+__all__ = ["ge_gradient_lps", "philips_gradient_lps", "vendor_diffusion"]
+
+#: fast header keyword -> (group, element offset, private creator) of the private values read here
+PRIVATE_DIFFUSION = {
+    "GEGradientX": (0x0019, 0xBB, "GEMS_ACQU_01"),
+    "GEGradientY": (0x0019, 0xBC, "GEMS_ACQU_01"),
+    "GEGradientZ": (0x0019, 0xBD, "GEMS_ACQU_01"),
+    "PhilipsBValue": (0x2001, 0x03, "Philips Imaging DD 001"),
+    "PhilipsGradientRL": (0x2005, 0xB0, "Philips MR Imaging DD 001"),
+    "PhilipsGradientAP": (0x2005, 0xB1, "Philips MR Imaging DD 001"),
+    "PhilipsGradientFH": (0x2005, 0xB2, "Philips MR Imaging DD 001"),
+}
+#: coefficients of (x r, y c, z n) by the axis the slice normal is closest to (patient x, y, z)
+_GE_SIGNS = {0: (1.0, 1.0, -1.0), 1: (-1.0, 1.0, 1.0), 2: (-1.0, -1.0, 1.0)}
+
+
+def ge_gradient_lps(gradient, orientation, phase_direction: str = "COL") -> tuple[np.ndarray, float] | None:
+    """The LPS unit direction of GE's logical-frame gradient (see the module docstring) and its length.
+
+    Parameters
+    ----------
+    gradient : sequence of 3 float
+        (0019,10BB), (0019,10BC), (0019,10BD).
+    orientation : sequence of 6 float
+        ImageOrientationPatient.
+    phase_direction : {"COL", "ROW"}
+        InPlanePhaseEncodingDirection (0018,1312).
+
+    Returns
+    -------
+    tuple or None
+        ``(unit LPS vector, length of the stored vector)``; a zero vector and 0.0 for a zero gradient; None
+        when the values or the orientation are unusable.
+
+    Examples
+    --------
+    >>> ge_gradient_lps([1, 0, 0], [1, 0, 0, 0, 1, 0])[0].tolist()  # axial: -x along the rows
+    [-1.0, 0.0, 0.0]
+    """
+    g = np.asarray(gradient, float)
+    o = np.asarray(orientation, float)
+    if g.shape != (3,) or o.shape != (6,) or not (np.all(np.isfinite(g)) and np.all(np.isfinite(o))):
+        return None
+    length = float(np.linalg.norm(g))
+    if length <= 1e-6:
+        return np.zeros(3), 0.0
+    row, col = o[:3] / np.linalg.norm(o[:3]), o[3:] / np.linalg.norm(o[3:])
+    normal = np.cross(row, col)
+    x, y, z = g / length
+    if phase_direction == "ROW":
+        x, y = y, -x
+    sx, sy, sz = _GE_SIGNS[int(np.argmax(np.abs(normal)))]
+    vector = sx * x * row + sy * y * col + sz * z * normal
+    return vector / np.linalg.norm(vector), length
+
+
+def philips_gradient_lps(gradient) -> np.ndarray | None:
+    """The LPS unit direction of Philips' (RL, AP, FH) gradient (a zero vector for a zero one).
+
+    Parameters
+    ----------
+    gradient : sequence of 3 float
+        (2005,10B0), (2005,10B1), (2005,10B2).
+
+    Returns
+    -------
+    ndarray or None
+        The direction, None when the values are not 3 finite numbers.
+    """
+    g = np.asarray(gradient, float)
+    if g.shape != (3,) or not np.all(np.isfinite(g)):
+        return None
+    length = np.linalg.norm(g)
+    return np.zeros(3) if length <= 1e-6 else g / length
+
+
+def _private(dataset, keyword: str):
+    """A private value by its fast-header keyword (FastHeader) or its creator block (pydicom Dataset)."""
+    if isinstance(dataset, dict):
+        return dataset.get(keyword)
+    group, offset, creator = PRIVATE_DIFFUSION[keyword]
+    try:
+        return dataset.get_private_item(group, offset, creator).value
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _floats(dataset, keywords) -> list[float] | None:
+    values = []
+    for keyword in keywords:
+        value = first(_private(dataset, keyword))
+        if isinstance(value, bytes):  # an element of VR UN: FL as 4 little-endian bytes, DS as text
+            value = (
+                struct.unpack("<f", value)[0] if keyword.startswith("Philips") and len(value) == 4 else value
+            )
+            value = value.decode("latin-1").strip(" \x00") if isinstance(value, bytes) else value
+        try:
+            values.append(float(value))
+        except (TypeError, ValueError):
+            return None
+    return values
+
+
+def vendor_diffusion(dataset, frame: FrameRecord) -> None:
+    """Set ``frame.b_value``/``frame.b_vector`` from GE or Philips private elements when the standard ones
+    are absent (see the module docstring).
+
+    Parameters
+    ----------
+    dataset : pydicom.Dataset or FastHeader
+        Header of one classic image.
+    frame : FrameRecord
+        Its record (its ``b_value`` already holds the standard or GE (0043,1039) value, if any).
+    """
+    if frame.b_value is None:
+        philips_b = _floats(dataset, ("PhilipsBValue",))
+        if philips_b is not None and np.isfinite(philips_b[0]) and philips_b[0] >= 0:
+            frame.b_value = philips_b[0]
+    if frame.b_vector is not None:
+        return
+    ge = _floats(dataset, ("GEGradientX", "GEGradientY", "GEGradientZ"))
+    if ge is not None and frame.orientation is not None:
+        direction = frame.acquisition.get("InPlanePhaseEncodingDirectionDICOM", "COL")
+        result = ge_gradient_lps(ge, frame.orientation, direction)
+        if result is not None:
+            frame.b_vector, length = result
+            if frame.b_value and 0.03 < length < 0.97:  # GE scales b by |g|^2 (dcm2niix issue 163)
+                frame.b_value = frame.b_value * length**2
+        return
+    philips = _floats(dataset, ("PhilipsGradientRL", "PhilipsGradientAP", "PhilipsGradientFH"))
+    if philips is not None:
+        frame.b_vector = philips_gradient_lps(philips)
