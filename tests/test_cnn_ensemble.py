@@ -148,3 +148,92 @@ def test_cross_validation_keeps_a_hard_time_budget():
     assert elapsed < 0.1 * 60 + 4  # every fold stops within the share of the budget that is left
     assert all(r.stopped == "time_budget" for r in cv.results)
     assert sum(len(r.history) for r in cv.results) > 3
+
+
+def _train_cli(tmp_path, *extra):
+    from napari_medimg.cli import main
+
+    args = ["cnn", "train", "--out", str(tmp_path / "model"), "--seed", "0", "--epochs", "3"]
+    args += ["--width", "8", "--depths", "1", "1", "--threads", "1", "--batch-size", "16", *extra]
+    return main([str(a) for a in args])
+
+
+def _blob_npz(path, n=36, seed=0, flip=False):
+    data = blobs(n, seed=seed)
+    data.labels = 1 - data.labels if flip else data.labels
+    images = (data.images[:, 0] * 40 + 100).clip(0, 255).astype(np.uint8)
+    np.savez(
+        path,
+        val_images=images,
+        val_labels=data.labels[:, None],
+        train_images=images[:4],
+        train_labels=data.labels[:4, None],
+    )
+    return images, data.labels
+
+
+def test_cli_trains_a_fold_ensemble_from_png_files_and_uses_it(tmp_path, capsys):
+    import pandas as pd
+    from skimage.io import imread, imsave
+
+    from napari_medimg.cli import main
+
+    _blob_npz(tmp_path / "test.npz", seed=3, flip=True)  # class 0 is "centre" for a model of sorted names
+    paths, classes = [], []
+    for i, (image, label) in enumerate(zip(*_blob_npz(tmp_path / "train.npz", n=30), strict=True)):
+        paths.append(tmp_path / f"img{i:02d}.png")
+        imsave(paths[-1], image, check_contrast=False)
+        classes.append(["corner", "centre"][label])
+    capsys.readouterr()
+    assert _train_cli(tmp_path, "--images", *paths, "--labels", *classes, "--size", 16, 16, "--folds", 3) == 0
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    assert {"auc", "acc", "auc_ci", "acc_ci", "threshold", "n"} <= set(printed) and printed["n"] == 30
+    assert "fold 3/3" in captured.err and "ensemble of 3 fold models" in captured.err
+    model = tmp_path / "model"
+    description = json.loads((model / "config.json").read_text())
+    assert description["ensemble"]["members"] == 3 and description["class_names"] == ["centre", "corner"]
+    assert (model / "roc_val.png").is_file()
+    assert (
+        main(["cnn", "evaluate", "--model", str(model), "--data", str(tmp_path / "test.npz"), "--json"]) == 0
+    )
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["n"] == 36 and metrics["auc"] > 0.8 and metrics["threshold"] == description["threshold"]
+    out = tmp_path / "pred"
+    assert main(["cnn", "predict", "--model", str(model), str(paths[1]), "--out", str(out)]) == 0
+    table = pd.read_csv(out / "predictions.csv")
+    expected, _ = predict_arrays(load_model(model), imread(paths[1])[None], saliency=False)
+    np.testing.assert_allclose(table[["p_centre", "p_corner"]].to_numpy()[0], expected[0], atol=1e-5)
+    assert _train_cli(tmp_path, "--images", *paths, "--labels", "a", "--size", 16, 16, "--overwrite") == 2
+    assert "--labels needs one class per --images file" in capsys.readouterr().err
+    extra = ("--size", 16, 16, "--folds", 1, "--overwrite")
+    assert _train_cli(tmp_path, "--images", *paths, "--labels", *classes, *extra) == 2
+    assert "--folds must be 2..20" in capsys.readouterr().err
+
+
+def test_cli_trains_from_nifti_volumes_and_rgb_tiffs(tmp_path):
+    from skimage.io import imsave
+
+    from napari_medimg.geometry import Volume
+    from napari_medimg.io.nifti import write_nifti
+
+    rng = np.random.default_rng(0)
+    volumes, tiffs, classes = [], [], []
+    for i in range(12):
+        volume = rng.normal(100, 10, (10, 10, 10)).astype(np.float32)
+        centre = i % 2 == 1
+        volume[(slice(3, 7),) * 3 if centre else (slice(0, 4),) * 3] += 80
+        volumes.append(tmp_path / f"v{i:02d}.nii.gz")
+        write_nifti(Volume(volume, (2.0, 1.0, 1.0)), volumes[-1])
+        rgb = np.stack([volume[5], volume[5] * 0.5, volume[5] * 0.2], axis=-1).clip(0, 255).astype(np.uint8)
+        tiffs.append(tmp_path / f"rgb{i:02d}.tif")
+        imsave(tiffs[-1], rgb, check_contrast=False)
+        classes.append("centre" if centre else "corner")
+    assert _train_cli(tmp_path, "--images", *volumes, "--labels", *classes, "--size", 8, 8, 8) == 0
+    description = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert description["model"]["dims"] == 3 and description["input_size"] == [8, 8, 8]
+    assert description["spacing"] == [2.5, 1.25, 1.25]  # the pitch of the network's input grid (10 -> 8)
+    out = tmp_path / "rgb"
+    assert _train_cli(out, "--images", *tiffs, "--labels", *classes, "--size", 8, 8) == 0
+    description = json.loads((out / "model" / "config.json").read_text())
+    assert description["model"]["in_channels"] == 3 and description["spacing"] is None

@@ -324,3 +324,35 @@ def test_predict_is_disabled_while_training_runs(make_napari_viewer, qtbot, tmp_
     assert widget.worker is not None and not widget.predict_button.enabled
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
     assert widget.predict_button.enabled and widget.model is not model
+
+
+def test_panel_trains_a_fold_ensemble_saves_and_predicts_with_it(make_napari_viewer, qtbot, tmp_path):
+    from napari_medimg.learn.cnn.files import load_model
+    from napari_medimg.learn.cnn.models import Ensemble
+
+    viewer, widget = _widget(make_napari_viewer)
+    widget.data_path.value = _blobs_npz(tmp_path)
+    widget.net_width.value, widget.depths.value, widget.epochs.value = 8, "1 1", 2
+    widget.minutes.value, widget.folds.value = 0.0, 1
+    widget.start_training()
+    assert widget.worker is None and "at least 2 folds" in widget.status.value
+    widget.folds.value, widget.save_path.value = 3, tmp_path / "ensemble"
+    widget.start_training()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
+    assert isinstance(widget.model.model, Ensemble) and len(widget.model.model.members) == 3, (
+        widget.status.value
+    )
+    assert "ensemble of 3 folds" in widget.status.value and "out-of-fold AUC" in widget.status.value
+    assert {r["fold"] for r in widget.history} == {0, 1, 2} and widget.axes.get_title() == "training, fold 3"
+    saved = load_model(tmp_path / "ensemble")
+    assert isinstance(saved.model, Ensemble) and saved.meta["ensemble"]["members"] == 3
+    image = blobs(1, seed=9).images[0, 0] * 40 + 100
+    layer = viewer.add_image(image, name="one blob")
+    widget.model_path.value = tmp_path / "ensemble"
+    widget.load()
+    widget.image.value = layer
+    widget.start_prediction()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30000)
+    probability = viewer.layers[widget.result_names["probability"]].data
+    expected = predict(saved, image).probability
+    assert np.allclose(probability, expected, atol=1e-5)

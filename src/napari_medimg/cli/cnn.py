@@ -18,25 +18,55 @@ def register(subcommands) -> None:
     )
     actions = parser.add_subparsers(dest="cnn_command", metavar="ACTION", required=True)
 
-    train = actions.add_parser("train", help="train a classifier on a MedMNIST-style .npz or a labels CSV")
+    from ..learn.cnn.recipe import AUGMENTATIONS
+    from ..learn.cnn.recipe import DEFAULT_RECIPE as R
+
+    train = actions.add_parser(
+        "train",
+        help="train a classifier on a MedMNIST-style .npz, a labels CSV or image files with their classes",
+        description="Train a CNN classifier. Defaults are the recipe chosen by cross-validation "
+        "(napari_medimg.learn.cnn.recipe.DEFAULT_RECIPE); --folds K trains a K-fold ensemble on train + val.",
+    )
     source = train.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="npz with train_images/train_labels/val_images/val_labels")
     source.add_argument("--csv", type=Path, help="CSV with columns path,label[,split] (paths relative to it)")
+    source.add_argument(
+        "--images",
+        type=Path,
+        nargs="+",
+        metavar="IMG",
+        help="image files (PNG/TIFF/JPEG/NIfTI/DICOM, grey or RGB, 2D or 3D), with one class each in --labels",
+    )
+    train.add_argument(
+        "--labels", nargs="+", metavar="CLASS", help="the class of each --images file, in the same order"
+    )
     train.add_argument("--out", type=Path, required=True, help="model folder to write")
     train.add_argument(
         "--dims", type=int, choices=(2, 3), help="2D or 3D images (guessed from shapes if omitted)"
     )
     train.add_argument(
-        "--size", type=int, nargs="+", help="input size for --csv images, e.g. 64 64 or 32 32 32"
+        "--size", type=int, nargs="+", help="input size for --csv/--images, e.g. 64 64 or 32 32 32"
     )
-    train.add_argument("--minutes", type=float, help="time budget; training stops and keeps the best model")
+    train.add_argument(
+        "--minutes", type=float, help="time budget of the whole run (all folds); the best model is kept"
+    )
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--epochs", type=int, default=60)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--lr", type=float, default=3e-3)
-    train.add_argument("--width", type=int, help="channels of the first stage (default 32 for 2D, 8 for 3D)")
-    train.add_argument("--depths", type=int, nargs="+", default=[1, 1, 1], help="residual blocks per stage")
-    train.add_argument("--dropout", type=float, default=0.2)
+    train.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="k-fold cross-validation on train + val (2..20), saved as one ensemble of the K fold models",
+    )
+    train.add_argument("--epochs", type=int, default=R["epochs"])
+    train.add_argument("--batch-size", type=int, default=R["batch_size"])
+    train.add_argument("--lr", type=float, default=R["lr"])
+    train.add_argument(
+        "--width",
+        type=int,
+        help=f"channels of the first stage (default {R['width_2d']} for 2D, {R['width_3d']} for 3D)",
+    )
+    train.add_argument("--depths", type=int, nargs="+", default=R["depths"], help="residual blocks per stage")
+    train.add_argument("--dropout", type=float, default=R["dropout"])
     train.add_argument(
         "--stem-stride",
         type=int,
@@ -48,7 +78,13 @@ def register(subcommands) -> None:
         action=argparse.BooleanOptionalAction,
         help="max-pool after the first convolution (default off for 2D, on for 3D)",
     )
-    train.add_argument("--balance", choices=("weights", "sampler", "none"), default="weights")
+    train.add_argument("--balance", choices=("weights", "sampler", "none"), default=R["balance"])
+    train.add_argument(
+        "--augmentation",
+        choices=sorted(AUGMENTATIONS),
+        default=R["augmentation"],
+        help="flips only, light or strong affine + intensity augmentation",
+    )
     train.add_argument("--patience", type=int, default=15, help="epochs without a better validation AUC")
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     train.add_argument("--threads", type=int, default=2, help="CPU threads")
@@ -100,76 +136,112 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
         print("bootstrap 95 % intervals: " + ", ".join(parts))
 
 
+def _train_sets(args) -> dict:
+    """The train/val sets of ``medimg cnn train`` from --data, --csv or --images/--labels."""
+    from ..learn.cnn.data import load_folder, load_images, load_npz
+
+    if args.labels is not None and args.images is None:
+        raise ValueError("--labels names the classes of --images files")
+    if args.data is not None:
+        return load_npz(args.data, dims=args.dims)
+    if not args.size:
+        raise ValueError(f"{'--csv' if args.csv else '--images'} needs --size (e.g. --size 64 64)")
+    if args.csv is not None:
+        return load_folder(args.csv, args.size, dims=args.dims, seed=args.seed)
+    if args.labels is None or len(args.labels) != len(args.images):
+        raise ValueError(
+            f"--labels needs one class per --images file ({len(args.images)} images, "
+            f"{0 if args.labels is None else len(args.labels)} labels)"
+        )
+    return load_images(args.images, args.labels, args.size, dims=args.dims, seed=args.seed)
+
+
 def _train(args) -> int:
     from ..io.atomic import check_folder_replaceable
-    from ..learn.cnn.data import load_folder, load_npz, normalise
+    from ..learn.cnn.cv import cross_validate, ensemble_model, merge_sets
+    from ..learn.cnn.data import normalise
     from ..learn.cnn.files import save_model
     from ..learn.cnn.metrics import plot_roc
     from ..learn.cnn.models import ModelConfig
+    from ..learn.cnn.recipe import recipe_configs
     from ..learn.cnn.train import TrainConfig, predict_proba, train
 
     check_folder_replaceable(args.out, args.overwrite)  # refused now, not after the training
-    if args.data is not None:
-        sets = load_npz(args.data, dims=args.dims)
-    else:
-        if not args.size:
-            raise ValueError("--csv needs --size (e.g. --size 64 64)")
-        sets = load_folder(args.csv, args.size, dims=args.dims, seed=args.seed)
-    if "val" not in sets:
+    if args.folds is not None and not 2 <= args.folds <= 20:
+        raise ValueError(f"--folds must be 2..20, got {args.folds}")
+    sets = _train_sets(args)
+    if "val" not in sets and args.folds is None:
         raise ValueError("the data has no validation split (val_images/val_labels or split=val rows)")
-    config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
+    dims = sets["train"].dims
+    recipe = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "balance": args.balance,
+        "depths": args.depths,
+        "dropout": args.dropout,
+        "augmentation": args.augmentation,
+    }
+    if args.width:
+        recipe["width_2d" if dims == 2 else "width_3d"] = args.width
+    model_settings, train_settings = recipe_configs(
+        dims,
+        recipe,
         patience=args.patience,
         minutes=args.minutes,
         seed=args.seed,
-        balance=args.balance,
         device=args.device,
         threads=args.threads,
-        flip_axes=[-1] if sets["train"].dims == 2 else [-3, -2, -1],
     )
-    dims = sets["train"].dims
-    stem_stride = args.stem_stride or (2 if dims == 3 else 1)
-    stem_pool = (dims == 3) if args.stem_pool is None else args.stem_pool
-    model_config = ModelConfig(
-        dims=dims,
-        width=args.width or (8 if dims == 3 else 32),
-        depths=args.depths,
-        dropout=args.dropout,
-        stem_stride=stem_stride,
-        stem_pool=stem_pool,
-    )
+    if args.stem_stride:
+        model_settings["stem_stride"] = args.stem_stride
+    if args.stem_pool is not None:
+        model_settings["stem_pool"] = args.stem_pool
+    config = TrainConfig(**train_settings)
+    model_config = ModelConfig(**model_settings)
 
     def on_epoch(record):
         auc = "n/a" if record["val_auc"] is None else f"{record['val_auc']:.4f}"
+        fold = f"fold {record['fold'] + 1}/{args.folds}  " if "fold" in record else ""
         print(
-            f"epoch {record['epoch']:3d}  loss {record['train_loss']:.4f}  val_loss {record['val_loss']:.4f}  "
+            f"{fold}epoch {record['epoch']:3d}  loss {record['train_loss']:.4f}  val_loss {record['val_loss']:.4f}  "
             f"val_auc {auc}  val_acc {record['val_acc']:.4f}  best {record['best_epoch']}  "
             f"{record['seconds']:.0f} s",
             file=sys.stderr,
             flush=True,
         )
 
-    result = train(sets["train"], sets["val"], model_config, config, on_epoch=on_epoch)
-    val = sets["val"]
-    probabilities = predict_proba(
-        result.model,
-        normalise(val.images, result.normalisation),
-        tta_axes=config.flip_axes if config.tta else None,
-    )
+    if args.folds is not None:
+        data = merge_sets(*(sets[s] for s in ("train", "val") if s in sets))
+        cv = cross_validate(data, model_config, config, k=args.folds, on_epoch=on_epoch)
+        model, meta = ensemble_model(cv)
+        labels, probabilities, metrics = data.labels, cv.probabilities, cv.metrics
+        title = f"out-of-fold ROC ({args.folds} folds)"
+        summary = (
+            f"ensemble of {args.folds} fold models (best epochs {meta['ensemble']['best_epochs']}), "
+            f"{meta['training']['seconds']:.1f} s of training"
+        )
+    else:
+        result = train(sets["train"], sets["val"], model_config, config, on_epoch=on_epoch)
+        model, meta, metrics, labels = result.model, result.meta(), result.metrics, sets["val"].labels
+        probabilities = predict_proba(
+            result.model,
+            normalise(sets["val"].images, result.normalisation),
+            tta_axes=config.flip_axes if config.tta else None,
+        )
+        title = "validation ROC"
+        summary = (
+            f"best epoch {result.best_epoch} of {len(result.history)} ({result.stopped}), "
+            f"{result.seconds:.1f} s, {result.samples_per_second:.0f} samples/s"
+        )
 
     def roc(path):
-        plot_roc(val.labels, probabilities, path, result.class_names, title="validation ROC")
+        plot_roc(labels, probabilities, path, list(meta["class_names"]), title=title)
 
     # the model folder is one unit: weights, config.json and roc_val.png appear together (atomic swap)
-    save_model(result.model, result.meta(), args.out, overwrite=args.overwrite, extras={"roc_val.png": roc})
-    print(
-        f"best epoch {result.best_epoch} of {len(result.history)} ({result.stopped}), "
-        f"{result.seconds:.1f} s, {result.samples_per_second:.0f} samples/s; model in {args.out}",
-        file=sys.stderr,
-    )
-    _print_metrics({k: v for k, v in result.metrics.items() if k != "class_names"}, as_json=True)
+    save_model(model, meta, args.out, overwrite=args.overwrite, extras={"roc_val.png": roc})
+    print(f"{summary}; model in {args.out}", file=sys.stderr)
+    _print_metrics({k: v for k, v in metrics.items() if k != "class_names"}, as_json=True)
     return 0
 
 

@@ -8,6 +8,7 @@ trained within the same overall time budget.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,15 @@ from .metrics import bootstrap_intervals, choose_threshold, classification_metri
 from .models import Ensemble
 from .train import TrainConfig, TrainResult, predict_proba, train
 
-__all__ = ["CVResult", "stratified_folds", "merge_sets", "cross_validate", "ensemble_model", "ensemble_proba"]
+__all__ = [
+    "CVResult",
+    "stratified_folds",
+    "merge_sets",
+    "cross_validate",
+    "ensemble_model",
+    "ensemble_proba",
+    "EnsembleResult",
+]
 
 
 def stratified_folds(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
@@ -269,6 +278,66 @@ def ensemble_model(cv: CVResult) -> tuple[Ensemble, dict]:
     else:
         meta.pop("threshold", None)
     return ensemble, meta
+
+
+@dataclass
+class EnsembleResult:
+    """A trained fold ensemble as the CLI and the panel use it (the fields of a :class:`~.train.TrainResult`
+    that describe the outcome).
+
+    Attributes
+    ----------
+    model : Ensemble
+        The fold models.
+    description : dict
+        Its description (see :func:`ensemble_model`).
+    cv : CVResult
+        The cross-validation it came from.
+    """
+
+    model: Ensemble
+    description: dict
+    cv: CVResult
+
+    @classmethod
+    def from_cv(cls, cv: CVResult) -> EnsembleResult:
+        """The ensemble of ``cv``'s fold models (see :func:`ensemble_model`).
+
+        Parameters
+        ----------
+        cv : CVResult
+            A finished cross-validation.
+
+        Returns
+        -------
+        EnsembleResult
+        """
+        model, description = ensemble_model(cv)
+        return cls(model, description, cv)
+
+    def meta(self) -> dict:
+        """The JSON-able description stored beside the weights (a copy)."""
+        return copy.deepcopy(self.description)
+
+    @property
+    def metrics(self) -> dict:
+        """Pooled out-of-fold metrics with ``auc_ci``/``acc_ci`` and ``threshold``."""
+        return self.cv.metrics
+
+    @property
+    def best_epoch(self) -> list[int]:
+        """Best epoch of each fold."""
+        return list(self.description["ensemble"]["best_epochs"])
+
+    @property
+    def stopped(self) -> str:
+        """Why the folds stopped (e.g. ``time_budget``), distinct reasons joined."""
+        return ", ".join(dict.fromkeys(self.description["ensemble"]["stopped"]))
+
+    @property
+    def seconds(self) -> float:
+        """Training seconds of all folds."""
+        return float(self.description["training"]["seconds"])
 
 
 def ensemble_proba(results: list[TrainResult], images: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ __all__ = [
     "ImageSet",
     "load_npz",
     "load_folder",
+    "load_images",
     "fit_normalisation",
     "normalise",
     "resize_batch",
@@ -236,33 +237,11 @@ def load_folder(
             raise ValueError(
                 f"{csv_path}, row {number}: empty {'path' if not row['path'].strip() else 'label'}"
             )
-    size = [int(s) for s in size]
-    dims = dims or len(size)
-    if len(size) != dims:
-        raise ValueError(f"size {size} does not match dims={dims}")
-    class_names = sorted({row["label"].strip() for row in rows})
-    if len(class_names) < 2:
-        raise ValueError(f"{csv_path} lists a single class {class_names}; at least two are needed")
-    arrays, labels, spacings, names = [], [], [], []
-    channels = None
-    for row in rows:
-        array, spacing = read_image(csv_path.parent / row["path"].strip())
-        if dims == 2 and array.ndim == 3 and array.shape[0] == 1:
-            array = array[0]
-            spacing = spacing[1:] if spacing else None
-        image = to_channels_first(array[None], dims)
-        channels = channels or image.shape[1]
-        if image.shape[1] != channels:
-            raise ValueError(f"{row['path']} has {image.shape[1]} channels, earlier images {channels}")
-        arrays.append(resize_batch(image, size)[0])
-        labels.append(class_names.index(row["label"].strip()))
-        spacings.append(spacing)
-        names.append(row["path"].strip())
-    images, labels = np.stack(arrays), np.asarray(labels)
-    mean_spacing = None
-    known = [s for s in spacings if s is not None]
-    if known and len(known[0]) == dims:
-        mean_spacing = np.mean(known, axis=0).tolist()
+    paths = [csv_path.parent / row["path"].strip() for row in rows]
+    images, labels, class_names, mean_spacing = _read_listed(
+        paths, [row["label"].strip() for row in rows], size, dims, csv_path
+    )
+    names = [row["path"].strip() for row in rows]
     if "split" not in rows[0]:  # the one stratified split of the package
         return split_dataset(ImageSet(images, labels, class_names, mean_spacing, names), val_fraction, seed)
     split_of = np.asarray([row["split"].strip().lower() for row in rows])
@@ -280,6 +259,87 @@ def load_folder(
     if "train" not in sets:
         raise ValueError(f"{csv_path} has no training rows")
     return sets
+
+
+def _read_listed(paths, classes, size, dims, where):
+    """Images read from ``paths`` and resized to ``size``, their class numbers, the sorted class names and the
+    mean spacing of the resized images, i.e. of the network's input grid (None when unknown)."""
+    size = [int(s) for s in size]
+    dims = dims or len(size)
+    if len(size) != dims:
+        raise ValueError(f"size {size} does not match dims={dims}")
+    class_names = sorted(set(classes))
+    if len(class_names) < 2:
+        raise ValueError(f"{where} lists a single class {class_names}; at least two are needed")
+    arrays, labels, spacings = [], [], []
+    channels = None
+    for path, label in zip(paths, classes, strict=True):
+        array, spacing = read_image(path)
+        if dims == 2 and array.ndim == 3 and array.shape[0] == 1:
+            array = array[0]
+            spacing = spacing[1:] if spacing else None
+        image = to_channels_first(array[None], dims)
+        channels = channels or image.shape[1]
+        if image.shape[1] != channels:
+            raise ValueError(f"{path} has {image.shape[1]} channels, earlier images {channels}")
+        arrays.append(resize_batch(image, size)[0])
+        labels.append(class_names.index(label))
+        if spacing is not None and len(spacing) == dims:  # the pitch of the resized grid the network sees
+            spacing = (np.asarray(spacing, float) * image.shape[2:] / np.asarray(size)).tolist()
+        spacings.append(spacing)
+    mean_spacing = None
+    known = [s for s in spacings if s is not None]
+    if known and len(known[0]) == dims:
+        mean_spacing = np.mean(known, axis=0).tolist()
+    return np.stack(arrays), np.asarray(labels), class_names, mean_spacing
+
+
+def load_images(
+    paths,
+    classes,
+    size,
+    dims: int | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> dict[str, ImageSet]:
+    """Image files with one class each, resized to ``size``, split into ``train`` and ``val`` (stratified).
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Images in any format :func:`read_image` reads (PNG/TIFF/JPEG, NIfTI, DICOM; grey or RGB; 2D or 3D).
+    classes : sequence of str
+        The class of each image.
+    size : sequence of int
+        Input size of the network, e.g. ``[64, 64]`` or ``[32, 32, 32]``.
+    dims : int, optional
+        2 or 3 (default: the length of ``size``).
+    val_fraction : float
+        Share of each class held out for validation.
+    seed : int
+        Seed of the split.
+
+    Returns
+    -------
+    dict
+        ``train`` and ``val`` :class:`ImageSet`.
+
+    Raises
+    ------
+    ValueError
+        For unequal numbers of paths and classes, a single class, or images with different channels.
+
+    Example
+    -------
+    >>> sets = load_images(["a.png", "b.png", ...], ["benign", "malignant", ...], [64, 64])  # doctest: +SKIP
+    """
+    paths = [Path(p) for p in paths]
+    classes = [str(c).strip() for c in classes]
+    if len(paths) != len(classes) or not paths:
+        raise ValueError(f"{len(paths)} images and {len(classes)} classes: one class per image is needed")
+    images, labels, class_names, spacing = _read_listed(paths, classes, size, dims, "the images")
+    names = [str(p) for p in paths]
+    return split_dataset(ImageSet(images, labels, class_names, spacing, names), val_fraction, seed)
 
 
 def fit_normalisation(images: np.ndarray, mode: str = "fixed") -> dict:

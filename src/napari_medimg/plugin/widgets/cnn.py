@@ -37,6 +37,8 @@ from magicgui.widgets import (
 )
 from qtpy.QtCore import QEvent, QObject, Signal
 
+from ...learn.cnn.recipe import AUGMENTATIONS
+from ...learn.cnn.recipe import DEFAULT_RECIPE as RECIPE
 from ..layers import layer_data_tuple, layer_to_volume, set_or_add_layer, shown_volume
 from ..workers import start_job
 from ._common import ScrollableContainer
@@ -173,7 +175,15 @@ def train_job(
     on_epoch=None,
     stop=None,
 ):
-    """Load or cut the data and train (runs in the worker); returns the TrainResult."""
+    """Load or cut the data and train (runs in the worker); returns the TrainResult.
+
+    ``model`` and ``settings`` change the default recipe (:func:`~napari_medimg.learn.cnn.recipe.recipe_configs`;
+    ``settings["augmentation"]`` names its augmentation level).  With ``settings["folds"] = K`` ≥ 2 the train and
+    validation examples are merged and K fold models trained within the time budget, returned as one
+    :class:`~napari_medimg.learn.cnn.cv.EnsembleResult`.
+    """
+    from ...learn.cnn.cv import EnsembleResult, cross_validate, merge_sets
+    from ...learn.cnn.recipe import recipe_configs
     from ...learn.cnn.train import TrainConfig, train
     from ...progress import Cancelled, report
 
@@ -184,18 +194,25 @@ def train_job(
 
     sets = build_sets(source, data, dims, size, settings.get("seed", 0), progress=cutting)
     dims = sets["train"].dims
-    config = TrainConfig(**{"flip_axes": [-1] if dims == 2 else [-3, -2, -1], **settings})
-    if dims == 3:  # 3D convolutions are slow on CPUs: halve the resolution twice before the first stage
-        model = {"stem_stride": 2, "stem_pool": True, **model}
-    return train(
-        sets["train"],
-        sets["val"],
-        {**model, "dims": dims},
-        config,
-        progress=progress,
-        on_epoch=on_epoch,
-        stop=stop,
-    )
+    settings = dict(settings)
+    folds = settings.pop("folds", None) or 0
+    recipe = {"augmentation": settings.pop("augmentation")} if "augmentation" in settings else {}
+    # the recipe's 3D stem halves the resolution twice before the first stage (3D convolutions are slow)
+    model_settings, train_settings = recipe_configs(dims, recipe, **settings)
+    model = {**model_settings, **{k: v for k, v in model.items() if v is not None}, "dims": dims}
+    config = TrainConfig(**train_settings)
+    if folds >= 2:
+        cv = cross_validate(
+            merge_sets(sets["train"], sets["val"]),
+            model,
+            config,
+            k=folds,
+            progress=progress,
+            on_epoch=on_epoch,
+            stop=stop,
+        )
+        return EnsembleResult.from_cv(cv)
+    return train(sets["train"], sets["val"], model, config, progress=progress, on_epoch=on_epoch, stop=stop)
 
 
 def _ints(text: str) -> list[int]:
@@ -235,17 +252,26 @@ class CNNWidget(ScrollableContainer):
         )
         self.dims = ComboBox(choices=["auto", "2", "3"], value="auto", label="dimensions")
         self.size = LineEdit(value="64 64", label="input size (CSV, layers)")
-        self.net_width = SpinBox(value=32, min=4, max=256, label="width")
-        self.depths = LineEdit(value="1 1 1", label="blocks per stage")
-        self.dropout = FloatSpinBox(value=0.2, min=0.0, max=0.9, step=0.05, label="dropout")
-        self.epochs = SpinBox(value=60, min=1, max=1000, label="epochs")
+        self.net_width = SpinBox(
+            value=0,
+            min=0,
+            max=256,
+            label=f"width (0: {RECIPE['width_2d']} in 2D, {RECIPE['width_3d']} in 3D)",
+        )
+        self.depths = LineEdit(value=" ".join(map(str, RECIPE["depths"])), label="blocks per stage")
+        self.dropout = FloatSpinBox(value=RECIPE["dropout"], min=0.0, max=0.9, step=0.05, label="dropout")
+        self.epochs = SpinBox(value=RECIPE["epochs"], min=1, max=1000, label="epochs")
         self.minutes = FloatSpinBox(
             value=5.0, min=0.0, max=600.0, step=0.5, label="time budget (min, 0 = none)"
         )
         self.seed = SpinBox(value=0, min=0, max=2**31 - 1, label="seed")
         self.balance = ComboBox(
-            choices=["weights", "sampler", "none"], value="weights", label="class balance"
+            choices=["weights", "sampler", "none"], value=RECIPE["balance"], label="class balance"
         )
+        self.augmentation = ComboBox(
+            choices=sorted(AUGMENTATIONS), value=RECIPE["augmentation"], label="augmentation"
+        )
+        self.folds = SpinBox(value=0, min=0, max=20, label="ensemble of k folds (0 = one model)")
         self.save_path = FileEdit(mode="d", label="save model to", value="")
         self.train_button = PushButton(text="Train")
         self.cancel_button = PushButton(text="Cancel (keep best)", enabled=False)
@@ -284,6 +310,8 @@ class CNNWidget(ScrollableContainer):
                 self.minutes,
                 self.seed,
                 self.balance,
+                self.augmentation,
+                self.folds,
                 self.save_path,
                 self.train_button,
                 self.cancel_button,
@@ -325,19 +353,21 @@ class CNNWidget(ScrollableContainer):
     def plot_history(self):
         axes = self.axes
         axes.clear()
-        epochs = [r["epoch"] for r in self.history]
-        axes.plot(epochs, [r["train_loss"] for r in self.history], label="train loss")
-        axes.plot(epochs, [r["val_loss"] for r in self.history], label="val loss")
+        fold = self.history[-1].get("fold") if self.history else None
+        history = [r for r in self.history if r.get("fold") == fold]  # an ensemble: the fold in training
+        epochs = [r["epoch"] for r in history]
+        axes.plot(epochs, [r["train_loss"] for r in history], label="train loss")
+        axes.plot(epochs, [r["val_loss"] for r in history], label="val loss")
         axes.plot(
-            epochs, [np.nan if r["val_auc"] is None else r["val_auc"] for r in self.history], label="val AUC"
+            epochs, [np.nan if r["val_auc"] is None else r["val_auc"] for r in history], label="val AUC"
         )
-        axes.plot(epochs, [r["val_acc"] for r in self.history], label="val acc")
-        if self.history and self.history[-1].get("best_epoch"):
-            axes.axvline(self.history[-1]["best_epoch"], color="0.5", linestyle=":", linewidth=1)
+        axes.plot(epochs, [r["val_acc"] for r in history], label="val acc")
+        if history and history[-1].get("best_epoch"):
+            axes.axvline(history[-1]["best_epoch"], color="0.5", linestyle=":", linewidth=1)
         axes.set_xlabel("epoch", fontsize=8)
         axes.tick_params(labelsize=7)
         axes.legend(fontsize=7, loc="best")
-        axes.set_title("training", fontsize=9)
+        axes.set_title("training" if fold is None else f"training, fold {fold + 1}", fontsize=9)
         self.canvas.draw_idle()
 
     def plot_slices(self, table: pd.DataFrame, names: list[str]):
@@ -423,10 +453,12 @@ class CNNWidget(ScrollableContainer):
                     raise ValueError("choose a training file first")
             size = _ints(self.size.value) if self.source.value != NPZ else None
             model = {
-                "width": self.net_width.value,
+                "width": self.net_width.value or None,  # None: the recipe's width for 2D or 3D
                 "depths": _ints(self.depths.value),
                 "dropout": self.dropout.value,
             }
+            if self.folds.value == 1:
+                raise ValueError("an ensemble needs at least 2 folds (0 = one model)")
         except ValueError as error:
             self.status.value = str(error)
             return
@@ -435,6 +467,8 @@ class CNNWidget(ScrollableContainer):
             "minutes": self.minutes.value or None,
             "seed": self.seed.value,
             "balance": self.balance.value,
+            "augmentation": self.augmentation.value,
+            "folds": self.folds.value,
         }
         dims = None if self.dims.value == "auto" else int(self.dims.value)
         self._train_modality = None
@@ -465,7 +499,8 @@ class CNNWidget(ScrollableContainer):
     def _on_epoch(self, record: dict):
         self.history.append(record)
         auc = "n/a" if record["val_auc"] is None else f"{record['val_auc']:.3f}"
-        self.status.value = f"epoch {record['epoch']}: val AUC {auc}, acc {record['val_acc']:.3f}"
+        fold = f"fold {record['fold'] + 1}/{self.folds.value}, " if "fold" in record else ""
+        self.status.value = f"{fold}epoch {record['epoch']}: val AUC {auc}, acc {record['val_acc']:.3f}"
         self.plot_history()
 
     def cancel(self, *_):
@@ -484,10 +519,16 @@ class CNNWidget(ScrollableContainer):
         self._set_model(LoadedModel(result.model, meta))
         metrics = result.metrics
         auc = "n/a" if metrics["auc"] is None else f"{metrics['auc']:.3f}"
-        message = (
-            f"best epoch {result.best_epoch} ({result.stopped}): val AUC {auc}, acc {metrics['acc']:.3f}, "
-            f"{result.seconds:.0f} s"
-        )
+        if isinstance(result.best_epoch, list):  # an ensemble of fold models: out-of-fold figures
+            message = (
+                f"ensemble of {len(result.best_epoch)} folds (best epochs {result.best_epoch}, {result.stopped}): "
+                f"out-of-fold AUC {auc}, acc {metrics['acc']:.3f}, {result.seconds:.0f} s"
+            )
+        else:
+            message = (
+                f"best epoch {result.best_epoch} ({result.stopped}): val AUC {auc}, acc {metrics['acc']:.3f}, "
+                f"{result.seconds:.0f} s"
+            )
         target = str(self.save_path.value)
         if target not in ("", "."):
             try:
@@ -503,7 +544,11 @@ class CNNWidget(ScrollableContainer):
 
     def _job_finished(self):
         if self.status.value == "stopping…":  # cancelled before the first epoch: nothing to keep
-            self.status.value = "cancelled before any epoch finished"
+            self.status.value = (
+                "cancelled before every fold had a model (nothing kept)"
+                if self.folds.value >= 2
+                else "cancelled before any epoch finished"
+            )
         self.worker = None
         self.train_button.enabled, self.cancel_button.enabled = True, False
         self.predict_button.enabled = self.model is not None
