@@ -489,8 +489,8 @@ def ngtdm_features(counts, differences, levels):
 
 
 @_jit
-def _cross(o, a, b):
-    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+def _turn(ox, oy, ax, ay, bx, by):
+    return (ax - ox) * (by - oy) - (ay - oy) * (bx - ox)
 
 
 @_jit
@@ -500,86 +500,86 @@ def shape2d_kernel(mask, spacing, lengths, steps, crosses):
     ``lengths``, ``steps`` and ``crosses`` are per cell case (16): the summed segment length, the summed
     segment vector (end − start) and the summed cross product start × end of the case's oriented segments,
     in mm with the cell origin at 0 (see ``shape._square_constants``).  The contour vertices are the
-    midpoints of the in/out pixel edges; their hull is built by the monotone chain on doubled indices.
+    midpoints of the in/out pixel edges (doubled index units); only the first and last of each row can be
+    hull vertices, and rows come in order, so the monotone chain needs no sort.  One pass over the pixels.
 
     Returns (signed area × 2, perimeter, hull area, maximum diameter, pixel count, cov_yy, cov_xx, cov_yx).
     """
     ny, nx = mask.shape
     dy, dx = spacing[0], spacing[1]
-    perimeter = 0.0
-    twice_area = 0.0
+    perimeter = twice_area = 0.0
     count = 0
-    sy = sx = 0.0
-    for y in range(ny - 1):
-        for x in range(nx - 1):
-            case = mask[y, x] | (mask[y, x + 1] << 1) | (mask[y + 1, x + 1] << 2) | (mask[y + 1, x] << 3)
-            if case != 0 and case != 15:
-                oy, ox = y * dy, x * dx
-                perimeter += lengths[case]
-                twice_area += crosses[case] + ox * steps[case, 0] - oy * steps[case, 1]
+    sy = sx = syy = sxx = syx = 0.0
+    rows = 2 * ny
+    first = np.full(rows, 1 << 40, np.int64)
+    last = np.full(rows, -1, np.int64)
     for y in range(ny):
         for x in range(nx):
-            if mask[y, x]:
+            here = mask[y, x]
+            if here:
                 count += 1
                 sy += y
                 sx += x
-    my, mx = sy / count, sx / count
-    cyy = cxx = cyx = 0.0
-    for y in range(ny):
-        for x in range(nx):
-            if mask[y, x]:
-                a, b = (y - my) * dy, (x - mx) * dx
-                cyy += a * a
-                cxx += b * b
-                cyx += a * b
-    # vertices: midpoints of in/out edges, doubled index units (x first, for the monotone chain)
-    points = np.empty((2 * ny * nx, 2), np.int64)
+                syy += y * y
+                sxx += x * x
+                syx += y * x
+            if x + 1 < nx and here != mask[y, x + 1]:  # vertex (2x + 1, 2y)
+                first[2 * y] = min(first[2 * y], 2 * x + 1)
+                last[2 * y] = max(last[2 * y], 2 * x + 1)
+            if y + 1 < ny:
+                if here != mask[y + 1, x]:  # vertex (2x, 2y + 1)
+                    first[2 * y + 1] = min(first[2 * y + 1], 2 * x)
+                    last[2 * y + 1] = max(last[2 * y + 1], 2 * x)
+                if x + 1 < nx:
+                    case = here | (mask[y, x + 1] << 1) | (mask[y + 1, x + 1] << 2) | (mask[y + 1, x] << 3)
+                    if case != 0 and case != 15:
+                        perimeter += lengths[case]
+                        twice_area += crosses[case] + x * dx * steps[case, 0] - y * dy * steps[case, 1]
+    # hull candidates in (row, column) order
+    px = np.empty(2 * rows, np.int64)
+    py = np.empty(2 * rows, np.int64)
     m = 0
-    for y in range(ny):
-        for x in range(nx):
-            if x + 1 < nx and mask[y, x] != mask[y, x + 1]:
-                points[m, 0] = 2 * x + 1
-                points[m, 1] = 2 * y
+    for r in range(rows):
+        if last[r] >= 0:
+            px[m], py[m] = first[r], r
+            m += 1
+            if last[r] != first[r]:
+                px[m], py[m] = last[r], r
                 m += 1
-            if y + 1 < ny and mask[y, x] != mask[y + 1, x]:
-                points[m, 0] = 2 * x
-                points[m, 1] = 2 * y + 1
-                m += 1
-    points = points[:m]
-    order = np.argsort(points[:, 0] * (4 * ny + 4) + points[:, 1])
-    points = points[order]
-    hull = np.empty((2 * m + 1, 2), np.int64)
+    hx = np.empty(2 * m + 1, np.int64)
+    hy = np.empty(2 * m + 1, np.int64)
     h = 0
     for k in range(m):  # lower hull
-        while h >= 2 and _cross(hull[h - 2], hull[h - 1], points[k]) <= 0:
+        while h >= 2 and _turn(hx[h - 2], hy[h - 2], hx[h - 1], hy[h - 1], px[k], py[k]) <= 0:
             h -= 1
-        hull[h] = points[k]
+        hx[h], hy[h] = px[k], py[k]
         h += 1
     lower = h + 1
     for k in range(m - 2, -1, -1):  # upper hull
-        while h >= lower and _cross(hull[h - 2], hull[h - 1], points[k]) <= 0:
+        while h >= lower and _turn(hx[h - 2], hy[h - 2], hx[h - 1], hy[h - 1], px[k], py[k]) <= 0:
             h -= 1
-        hull[h] = points[k]
+        hx[h], hy[h] = px[k], py[k]
         h += 1
     h -= 1  # the last point repeats the first
     hull_area = 0.0
     for k in range(h):
-        a, b = hull[k], hull[(k + 1) % h]
-        hull_area += a[0] * b[1] - b[0] * a[1]
+        q = (k + 1) % h
+        hull_area += hx[k] * hy[q] - hx[q] * hy[k]
     hull_area = abs(hull_area) * 0.125 * dx * dy  # doubled units: / 4, shoelace: / 2
     best = 0.0
     for k in range(h):
         for q in range(k + 1, h):
-            ex = (hull[k, 0] - hull[q, 0]) * 0.5 * dx
-            ey = (hull[k, 1] - hull[q, 1]) * 0.5 * dy
+            ex = (hx[k] - hx[q]) * 0.5 * dx
+            ey = (hy[k] - hy[q]) * 0.5 * dy
             best = max(best, ex * ex + ey * ey)
+    my, mx = sy / count, sx / count
     out = np.empty(8)
     out[0] = twice_area
     out[1] = perimeter
     out[2] = hull_area if h >= 3 and hull_area > 0 else np.nan
     out[3] = math.sqrt(best)
     out[4] = count
-    out[5] = cyy / count
-    out[6] = cxx / count
-    out[7] = cyx / count
+    out[5] = (syy / count - my * my) * dy * dy
+    out[6] = (sxx / count - mx * mx) * dx * dx
+    out[7] = (syx / count - my * mx) * dy * dx
     return out

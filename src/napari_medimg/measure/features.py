@@ -18,6 +18,7 @@ import itertools
 import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -119,6 +120,14 @@ def feature_columns(groups=None, image_names: Iterable[str] = ("image",), two_d:
             elif group in TEXTURE_GROUPS:
                 columns += [f"{start}{group}_{name}" for name in texture.TEXTURE_FEATURES[group]]
     return columns
+
+
+@lru_cache(maxsize=64)
+def _columns(groups: tuple[str, ...], names: tuple[str, ...], two_d: bool) -> tuple[list[str], pd.Index]:
+    """:func:`feature_columns` and the (immutable, shareable) index of all but ``label``: building a 100-name
+    index costs more than measuring a small 2D ROI."""
+    columns = feature_columns(groups, names, two_d=two_d)
+    return columns, pd.Index(columns[1:])
 
 
 def _as_array_and_geometry(labels, spacing, origin, direction):
@@ -224,7 +233,7 @@ def compute_features(
     affine = np.eye(4)
     affine[:3, :3] = np.asarray(np.eye(3)[:, ::-1] if direction is None else direction, float) * spacing
     affine[:3, 3] = np.zeros(3) if origin is None else np.asarray(origin, float)
-    columns = feature_columns(groups, arrays.keys() or ("image",), two_d=force_2d)
+    columns, feature_index = _columns(groups, tuple(arrays.keys() or ("image",)), force_2d)
     if (
         labels.size and labels.dtype.itemsize > 2 and labels.max() > 2**24
     ):  # sparse huge label values: find_objects needs one slot per value
@@ -249,7 +258,7 @@ def compute_features(
 
     rows = _run_parallel(measure, values, workers, progress)
     matrix = np.array([[row.get(c, np.nan) for c in columns[1:]] for row in rows], dtype=float)
-    table = pd.DataFrame(matrix.reshape(len(rows), len(columns) - 1), columns=columns[1:])
+    table = pd.DataFrame(matrix.reshape(len(rows), len(columns) - 1), columns=feature_index)
     table.insert(0, "label", np.asarray(values if names is None else names[values], np.int64))
     return table
 
@@ -315,6 +324,8 @@ def _object_boxes(labels: np.ndarray) -> list:
     """
     if not labels.size:
         return []
+    if labels.size <= 1 << 21:  # a slice or a small volume: the C pass costs less than the scan
+        return ndimage.find_objects(labels)
     flat = labels.reshape(-1)
     chunk = 1 << 22  # the boolean path of flatnonzero is several times faster; chunks bound its memory
     positions = np.concatenate(
@@ -373,7 +384,7 @@ def _measure_object(
     labels, arrays, value, box, spacing, affine, groups, bin_width, two_d
 ) -> dict[str, float]:
     mask = np.pad(labels[box] == value, 1)
-    offset = np.array([s.start for s in box])
+    inside = np.flatnonzero(mask)
     row: dict[str, float] = {}
     if "shape" in groups:
         if two_d:
@@ -382,10 +393,9 @@ def _measure_object(
                 row.update({f"shape2D_{k}": v for k, v in shape_2d(mask[planes[0]], spacing[1:]).items()})
         else:
             row.update({f"shape_{k}": v for k, v in shape_3d(mask, spacing).items()})
-        row.update(_world_position(mask, offset, affine))
+        row.update(_world_position(np.unravel_index(inside, mask.shape), box, affine))
     intensity_groups = [g for g in groups if g != "shape"]
     if intensity_groups:
-        inside = np.flatnonzero(mask)
         prefix = len(arrays) > 1
         voxel_volume = float(np.prod(spacing))
         texture_groups = [g for g in intensity_groups if g in TEXTURE_GROUPS]
@@ -403,17 +413,23 @@ def _measure_object(
                 levels, ranks = _kernels.rank_levels(bins)
                 index = np.zeros(mask.shape, np.int32)
                 index.reshape(-1)[inside] = ranks
-                gray = texture.GrayLevels(index, levels, two_d)
+                gray = texture.GrayLevels(index, levels, two_d, positions=inside)
                 for group in texture_groups:
                     row.update({f"{start}{group}_{k}": v for k, v in _TEXTURE_FUNCTIONS[group](gray).items()})
     return row
 
 
-def _world_position(mask: np.ndarray, offset: np.ndarray, affine: np.ndarray) -> dict[str, float]:
-    """Centroid and bounding box (voxel boundaries included) of the object in LPS mm."""
-    coords = np.argwhere(mask) - 1 + offset
-    centroid = affine[:3, :3] @ coords.mean(axis=0) + affine[:3, 3]
-    low, high = coords.min(axis=0) - 0.5, coords.max(axis=0) + 0.5
+def _world_position(
+    coords: tuple[np.ndarray, ...], box: tuple[slice, ...], affine: np.ndarray
+) -> dict[str, float]:
+    """Centroid and bounding box (voxel boundaries included) of the object in LPS mm.
+
+    ``coords`` are the object's indices in its zero-bordered crop of ``box`` (the object's own bounding box).
+    """
+    offset = np.array([s.start for s in box], float)
+    centroid = affine[:3, :3] @ (np.array([c.mean() for c in coords]) - 1 + offset) + affine[:3, 3]
+    low = offset - 0.5
+    high = np.array([s.stop for s in box], float) - 0.5
     corners = np.array(list(itertools.product(*zip(low, high, strict=False))))
     world = corners @ affine[:3, :3].T + affine[:3, 3]
     lo, hi = world.min(axis=0), world.max(axis=0)

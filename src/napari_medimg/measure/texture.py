@@ -14,7 +14,8 @@ Features are averaged over the directions whose matrix is not empty (pyradiomics
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -146,18 +147,22 @@ class GrayLevels:
         Bin number of each rank (ascending).
     two_d : bool
         In-plane texture (pyradiomics' force2D).
+    positions : numpy.ndarray, optional
+        ``np.flatnonzero(index)`` when the caller has it already.
     """
 
     index: np.ndarray
     levels: np.ndarray
     two_d: bool
+    positions: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
         self.flat = np.ascontiguousarray(self.index, dtype=np.int32).reshape(-1)
-        self.positions = np.flatnonzero(self.flat)
+        if self.positions is None:
+            self.positions = np.flatnonzero(self.flat)
         self.ranks = self.flat[self.positions]
         _, ny, nx = self.index.shape
-        self.strides = directions(self.two_d) @ np.array([ny * nx, nx, 1], np.int64)
+        self.strides = _strides(self.two_d, ny, nx)
         self.level_values = np.asarray(self.levels, np.float64)
         self.neighbourhood = None
 
@@ -206,6 +211,13 @@ class GrayLevels:
             One rank per object voxel.
         """
         return self.flat[self.positions + self.stride(offset)]
+
+
+@lru_cache(maxsize=256)
+def _strides(two_d: bool, ny: int, nx: int) -> np.ndarray:
+    strides = directions(two_d) @ np.array([ny * nx, nx, 1], np.int64)
+    strides.flags.writeable = False  # shared between objects of the same crop shape
+    return strides
 
 
 def _nanmean_columns(values: np.ndarray) -> np.ndarray:
