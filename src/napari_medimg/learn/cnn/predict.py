@@ -8,7 +8,9 @@ All functions take raw arrays in (z, y, x) / (y, x) order (RGB channels last) an
 * ``mode == "objects"``: each object of a labels array classified from a patch around it (a square patch
   through the object's largest cross-section for a 2D model on a volume, a box for a 3D model), cut by
   :func:`.patches.object_patches`: of the model's fixed size in mm (``meta["patch"]["size_mm"]``, models
-  trained on object patches) around the centroid, else with a margin of ``margin`` times the object's size.
+  trained on object patches; for a model trained on whole images of known spacing, its input size times the pitch
+  of its input grid, see :func:`patch_size_mm`; either way resampled in mm to the training spacing) around the
+  centroid, else (no spacing known) with a margin of ``margin`` times the object's size.
 
 ``probability`` is the probability of the target class (chosen by the caller; by default the training's
 minority class, see :func:`default_target`) painted over the image, slice or object it belongs to; ``saliency`` is the Grad-CAM map of the predicted
@@ -30,7 +32,15 @@ from .metrics import decide
 from .patches import object_patches, paint_back
 from .train import predict_proba, torch_threads
 
-__all__ = ["Prediction", "predict", "prepare", "predict_arrays", "default_target", "compatibility_warnings"]
+__all__ = [
+    "Prediction",
+    "predict",
+    "prepare",
+    "patch_size_mm",
+    "predict_arrays",
+    "default_target",
+    "compatibility_warnings",
+]
 
 
 @dataclass
@@ -229,6 +239,7 @@ def predict(
         raise ValueError(f"expected a 2D or 3D image, got shape {image.shape}")
     if dims > ndim:
         raise ValueError("a 3D model cannot classify a 2D image")
+    size_mm = patch_size_mm(model) if spacing is not None else (model.meta.get("patch") or {}).get("size_mm")
     spacing = np.ones(ndim) if spacing is None else np.asarray(spacing, float)[-ndim:]
     class_map = np.zeros(spatial_shape, np.uint8)
     probability = np.zeros(spatial_shape, np.float32)
@@ -238,7 +249,18 @@ def predict(
         if labels.shape != spatial_shape:
             raise ValueError(f"labels shape {labels.shape} differs from the image's {spatial_shape}")
         return _predict_objects(
-            model, image, labels, spacing, margin, saliency, progress, class_map, probability, cam, target
+            model,
+            image,
+            labels,
+            spacing,
+            size_mm,
+            margin,
+            saliency,
+            progress,
+            class_map,
+            probability,
+            cam,
+            target,
         )
     if dims == ndim:
         report(progress, 0, 1)
@@ -276,10 +298,33 @@ def predict(
     return Prediction("slices", table, class_map, probability, cam, target)
 
 
-def _predict_objects(
-    model, image, labels, spacing, margin, saliency, progress, class_map, probability, cam, target
-):
+def patch_size_mm(model: LoadedModel) -> list[float] | None:
+    """The millimetres an object patch covers for ``model``: the patch size it was trained with, else (a model
+    trained on whole images of known spacing, e.g. from files) its input size times the pitch of its input
+    grid, so that objects in an image of any spacing are resampled to the training spacing; None when unknown.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        The classifier.
+
+    Returns
+    -------
+    list of float or None
+        One size per model axis.
+    """
     size_mm = (model.meta.get("patch") or {}).get("size_mm")
+    if size_mm is not None:
+        return [float(s) for s in size_mm]
+    spacing = model.meta.get("spacing")
+    if spacing is None:
+        return None
+    return [float(s) * int(n) for s, n in zip(spacing, model.input_size, strict=True)]
+
+
+def _predict_objects(
+    model, image, labels, spacing, size_mm, margin, saliency, progress, class_map, probability, cam, target
+):
     items = object_patches(
         image,
         labels,
