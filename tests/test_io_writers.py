@@ -290,3 +290,28 @@ def test_reoriented_swaps_and_flips_axes_without_interpolation(tmp_path):
     # a volume whose source series is gone is exported as a new study (and said so)
     gone = shown.with_array(shown.array, source_path=str(tmp_path / "moved"), series_uid="1.2.3")
     assert not export_image_series(gone, tmp_path / "out").from_source
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shape"),
+    [("int16", (4, 5, 6)), ("uint16", (3, 4, 5, 6)), ("float32", (4, 5, 6)), ("uint8", (2, 3, 4, 5))],
+)
+def test_raw_nifti_write_is_byte_identical_to_nibabel(tmp_path, dtype, shape):
+    import gzip
+
+    import nibabel as nib
+
+    from napari_medimg.io.nifti import _raw_writable
+
+    array = (np.arange(np.prod(shape)) % 250).astype(dtype).reshape(shape)
+    direction = np.array([[0, 0.6, 0.8], [0, 0.8, -0.6], [1.0, 0, 0]])
+    volume = Volume(array, (2.0, 0.7, 0.8), (-3.0, 4.0, 5.0), direction)
+    assert _raw_writable(array, tmp_path / "a.nii")
+    write_nifti(volume, tmp_path / "a.nii")
+    write_nifti(volume, tmp_path / "b.nii.gz")  # nibabel's own writer
+    theirs = tmp_path / "b.nii"
+    theirs.write_bytes(gzip.decompress((tmp_path / "b.nii.gz").read_bytes()))
+    assert (tmp_path / "a.nii").read_bytes() == theirs.read_bytes()
+    assert np.array_equal(
+        np.asarray(nib.load(tmp_path / "a.nii").dataobj), array.transpose(*range(array.ndim)[::-1])
+    )

@@ -129,6 +129,8 @@ class _Stop(Exception):
     pass
 
 
+_EXPLICIT_HEAD = struct.Struct("<HH2sH").unpack_from  # group, element, VR, 16-bit length
+_SHORT_VRS = frozenset(b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split())
 _TAG, _U32, _U16 = (
     struct.Struct("<HH").unpack_from,
     struct.Struct("<I").unpack_from,
@@ -224,7 +226,19 @@ def _parse(handle, size: int):
             handle.seek(0)
             buffer = handle.read(min(size, 4 * len(buffer)))
             continue
-        tag, vr, length, start = _element_header(buffer, position, explicit)
+        if explicit:  # _element_header, inlined: this loop runs ~150 times a file
+            group, element, vr, length = _EXPLICIT_HEAD(buffer, position)
+            tag = (group << 16) | element
+            if group == 0xFFFE:
+                vr, length, start = b"", _U32(buffer, position + 4)[0], position + 8
+            elif vr in _LONG_VRS:
+                length, start = _U32(buffer, position + 8)[0], position + 12
+            elif vr in _SHORT_VRS or (vr.isalpha() and vr.isupper()):
+                start = position + 8
+            else:
+                raise _Stop()
+        else:
+            tag, vr, length, start = _element_header(buffer, position, explicit)
         if tag == _PIXEL_DATA:
             if (length == _UNDEFINED) != (syntax not in (_EXPLICIT_LE, _IMPLICIT_LE)):
                 return None  # encapsulated pixel data exactly when the syntax is compressed

@@ -73,16 +73,13 @@ class StackGeometry:
     implausible_gap: bool = False
 
 
-def _known(value):
-    return (0, 0) if value is None else (1, value)
-
-
 def _volume_order(frame: FrameRecord) -> tuple:
-    return (
+    temporal, trigger, time = frame.temporal_position, frame.trigger_time, frame.acquisition_time
+    return (  # unknown values (0, 0) sort before known ones (1, value)
         frame.volume_key,
-        _known(frame.temporal_position),
-        _known(frame.trigger_time),
-        _known(frame.acquisition_time),
+        (0, 0) if temporal is None else (1, temporal),
+        (0, 0) if trigger is None else (1, trigger),
+        (0, 0) if time is None else (1, time),
         frame.instance,
         frame.path,
         frame.frame or 0,
@@ -122,7 +119,7 @@ def _orientation(first: FrameRecord, notes: list[str]):
 
 def _cluster(frames: list[FrameRecord], normal: np.ndarray) -> tuple[list[list[FrameRecord]], np.ndarray]:
     """Frames grouped by position along the normal (ascending), each group in volume order."""
-    projections = np.array([f.position @ normal for f in frames])
+    projections = np.array([f.position for f in frames]).reshape(-1, 3) @ normal
     order = np.argsort(projections, kind="stable")
     clusters: list[list[FrameRecord]] = []
     starts: list[float] = []

@@ -204,7 +204,7 @@ def to_floats(value, count: int) -> np.ndarray | None:
         return None
     items = value if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
     values = np.asarray([float(v) for v in items], float)
-    if values.shape != (count,) or not np.all(np.isfinite(values)):
+    if values.shape != (count,) or not np.isfinite(values).all():
         raise ValueError(f"expected {count} finite numbers, got {value!r}")
     return values
 
@@ -260,7 +260,7 @@ def window_of(item) -> tuple[float, float] | None:
 
 def check_position(position: np.ndarray | None) -> np.ndarray | None:
     """Refuse positions beyond :data:`MAX_POSITION_MM` (they make an infinite or absurd affine)."""
-    if position is not None and np.max(np.abs(position)) > MAX_POSITION_MM:
+    if position is not None and np.abs(position).max() > MAX_POSITION_MM:
         raise ValueError(
             f"ImagePositionPatient {position.tolist()} lies more than {MAX_POSITION_MM:g} mm from the "
             "scanner origin; it is not a plausible position"
