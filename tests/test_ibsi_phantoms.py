@@ -111,7 +111,8 @@ def test_ct_phantom_configurations(shared_data, config):
 # The 3D configurations C, D and E of the IBSI 1 manual (2 mm isotropic).  ../shared/data has no reference
 # table for them: these reference values and tolerances are a selection, spanning every family, transcribed
 # from the benchmark tables of the IBSI 1 reference manual (theibsi/ibsi-doc, docs/03_Image_features.rst).
-# The full tables were checked in development: C 239/241 and D 216/221 tags within tolerance (docs/features.md).
+# The full tables were checked in development: C 239/241, D 216/221 and E 268/270 tags within tolerance
+# (docs/features.md; E's full table as transcribed by z-rad, medical-physics-usz/z-rad, tests/data).
 CONFIGS_3D = {
     "c": IBSISettings(resample_mm=2.0, reseg_range=(-1000, 400), bin_width=25, ivh_bin_width=2.5),
     "d": IBSISettings(resample_mm=2.0, reseg_sigma=3.0, bin_count=32),
@@ -141,7 +142,18 @@ REFERENCE_3D = {
         "rlm_glnu_3D_comb": (42800, 200), "szm_lzhge_3D": (41400000, 300000), "dzm_sde_3D": (0.579, 0.004),
         "ngt_busyness_3D": (5.14, 0.14), "ngl_hde_3D": (223, 5),
     },
-    "e": {"morph_volume": (367000, 6000), "morph_av": (0.0934, 0.0007), "stat_mean": (-22.6, 4.1)},
+    "e": {
+        "img_dim_z_interp_img": (90, 0), "int_mask_vox_count_reseg_roi": (44484, 800),
+        "int_mask_min_int_reseg_roi": (-743, 13), "morph_volume": (367000, 6000), "morph_av": (0.0934, 0.0007),
+        "morph_com": (68.5, 2.1), "morph_moran_i": (0.0596, 0.0014), "morph_geary_c": (0.853, 0.001),
+        "loc_peak_loc": (181, 13), "stat_mean": (-22.6, 4.1), "stat_kurt": (4.44, 0.33),
+        "ih_entropy": (3.22, 0.02), "ih_max_grad": (6010, 130), "ivh_v10": (0.975, 0.002), "ivh_i10": (770, 5),
+        "cm_joint_max_3D_avg": (0.153, 0.003), "cm_info_corr1_3D_comb": (-0.175, 0.003),
+        "rlm_sre_3D_avg": (0.776, 0.001), "rlm_glnu_3D_comb": (51900, 200), "szm_zs_entr_3D": (6.57, 0.01),
+        "szm_lzhge_3D": (33600000, 300000), "dzm_sde_3D": (0.527, 0.004), "dzm_zd_var_3D": (5.56, 0.05),
+        "ngt_coarseness_3D": (0.000188, 4e-06), "ngt_busyness_3D": (4.65, 0.1), "ngl_hde_3D": (134, 3),
+        "ngl_dc_energy_3D": (0.0106, 0.0001),
+    },
 }  # fmt: skip
 
 
