@@ -185,10 +185,10 @@ def glcm_kernel(flat, positions, strides, levels, max_level):
         for p in positions:
             r = flat[p] - 1
             q = flat[p + s] - 1
-            if q >= 0:
-                M[r, q] += 1.0
-                M[q, r] += 1.0
-                total += 2.0
+            w = 1.0 * (q >= 0)  # outside the object, q = -1 adds 0 to the last row / column
+            M[r, q] += w
+            M[q, r] += w
+            total += 2.0 * w
         if total == 0:
             continue
         px[:] = 0.0
@@ -288,21 +288,22 @@ def glcm_kernel(flat, positions, strides, levels, max_level):
 
 @_jit
 def run_matrix(flat, positions, strides, n, longest):
-    """(direction, rank, run length) counts of the runs of equal rank along each stride."""
+    """(direction, rank, run length) counts of the runs of equal rank along each (positive) stride.
+
+    Positions ascend and every stride is positive, so a voxel's predecessor along the direction is visited
+    first: its run length so far is the predecessor's plus one when the rank is the same; a run is counted
+    where the next voxel differs.  Branch-free per voxel (the products by the comparisons).
+    """
     A = strides.shape[0]
     P = np.zeros((A, n, longest))
+    length = np.zeros(flat.shape[0], np.int64)
     for a in range(A):
         s = strides[a]
         for p in positions:
             r = flat[p]
-            if flat[p - s] == r:
-                continue
-            length = 1
-            q = p + s
-            while flat[q] == r:
-                length += 1
-                q += s
-            P[a, r - 1, length - 1] += 1.0
+            run = length[p - s] * (flat[p - s] == r) + 1
+            length[p] = run
+            P[a, r - 1, run - 1] += flat[p + s] != r
     return P
 
 
