@@ -97,6 +97,12 @@ def test_three_views_show_marker_slices_and_follow_clicks(make_napari_viewer, qt
     widget.close_views()
 
 
+def _drawn(view):
+    """The 2D array the view's image mirror has on its canvas now (its vispy node's data)."""
+    image = next(layer for layer in view.model.layers if layer._type_string == "image")
+    return np.asarray(view.qt_viewer.layer_to_visual[image].node._data)
+
+
 class _Event:
     def __init__(self, position, kind):
         self.position, self.type = position, kind
@@ -200,9 +206,16 @@ def test_drag_shows_only_the_latest_move_and_the_release_exactly(make_napari_vie
     before = len(points)
     qtbot.waitUntil(lambda: viewer.dims.point[0] == pytest.approx(world[2][0]), timeout=2000)
     assert len(points) - before == 1  # the intermediate position was dropped, the latest shown once
-    (k, j, _), value = list(MARKERS.items())[2]
+    (k, j, i), value = list(MARKERS.items())[2]
     assert int(np.rint(layer.world_to_data(viewer.dims.point)[0])) == k
-    assert _view_slice(widget.views[1])[k, j] == value  # the sagittal view is on the marker's column
+    # while dragging, the sagittal view draws the plane straight from the array: napari's pixels, not its slicing
+    sagittal = widget.views[1]
+    assert widget._settle_timer.isActive()
+    drawn = _drawn(sagittal)
+    assert drawn.dtype == np.float32 and np.array_equal(drawn, volume.array[:, :, i]) and drawn[k, j] == value
+    # once the mouse rests, napari slices the view itself, the same plane
+    qtbot.waitUntil(lambda: not widget._settle_timer.isActive(), timeout=2000)
+    assert np.array_equal(_view_slice(sagittal), volume.array[:, :, i])
     # the crosshair line of the coronal view (S rows, L columns) crosses at the point
     pos = np.asarray(coronal.crosshair.pos)
     assert pos[0, 1] == pytest.approx(world[2][0]) and pos[2, 0] == pytest.approx(world[2][2])

@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from vispy.visuals import ImageVisual as _ImageVisual
 
 from ...geometry import CANONICAL_DIRECTION, world_to_lps
 from ...processing.windows import auto_window, presets_for
@@ -58,6 +59,9 @@ _SYNCED = (
     "name",
 )
 _MIRRORED_TYPES = ("image", "labels", "points", "shapes")
+#: the dtypes napari hands to OpenGL unchanged, and what it casts the other kinds to (napari._vispy.utils.gl)
+_TEXTURE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+_TEXTURE_CAST = {"i": np.float32, "f": np.float32, "u": np.uint16, "b": np.uint8}
 
 
 def plane_markers(plane: str, frame=None) -> dict[str, str]:
@@ -210,6 +214,73 @@ class _View(QWidget):
             axis = PLANES[self.plane][0] + len(point) - 3
             self.title.setText(_slice_text(self.plane, point[axis], frame))
 
+    def preview_slice(self, point) -> bool:
+        """Draw the planes at world ``point`` of this view's layers straight from their arrays, if it can.
+
+        napari's slicing of a layer (slice request, transforms, thumbnail, texture) costs the dock views more
+        than their drawing while a drag moves the crosshair; the plane itself is one numpy index.  It is done
+        only where it gives napari's pixels exactly: every visible layer an in-memory Image (cast as napari
+        casts it for OpenGL), placed by scale and translate only, not multiscale, one slice thick (no slab
+        projection), the plane inside the data and within the texture limit.  Anything else: False, and
+        napari slices as usual.
+
+        Parameters
+        ----------
+        point : sequence of float
+            World point (all dims).
+
+        Returns
+        -------
+        bool
+            Whether every visible layer of the view was drawn.
+        """
+        dims = self.model.dims
+        displayed = list(dims.displayed)
+        thick = any(dims.thickness[axis] > 0 for axis in dims.not_displayed)  # a slab: napari projects it
+        planes = []
+        for layer in self.model.layers:
+            if not layer.visible:
+                continue
+            visual = self.qt_viewer.layer_to_visual.get(layer)
+            data = layer.data
+            if (
+                layer._type_string != "image"
+                or visual is None
+                or not isinstance(data, np.ndarray)
+                or data.dtype.kind not in _TEXTURE_CAST
+                or layer.multiscale
+                or layer.rgb
+                or (str(layer.projection_mode) != "none" and thick)
+                or not np.allclose(layer.affine.affine_matrix, np.eye(layer.ndim + 1))
+                or not np.allclose(layer.rotate, np.eye(layer.ndim))
+                or not np.allclose(layer.shear, 0)
+                or layer.ndim != dims.ndim
+            ):
+                return False
+            index = np.round(np.asarray(layer.world_to_data(point), float))
+            key = []
+            for axis in range(layer.ndim):
+                if axis in displayed:
+                    key.append(slice(None))
+                elif 0 <= index[axis] < data.shape[axis]:
+                    key.append(int(index[axis]))
+                else:
+                    return False
+            plane = data[tuple(key)]
+            if plane.dtype not in _TEXTURE_DTYPES:
+                plane = plane.astype(_TEXTURE_CAST[plane.dtype.kind])
+            if displayed[0] > displayed[1]:
+                plane = plane.T
+            limit = getattr(visual, "MAX_TEXTURE_SIZE_2D", None)
+            node = getattr(visual, "node", None)
+            if not isinstance(node, _ImageVisual) or (limit is not None and max(plane.shape) > limit):
+                return False
+            planes.append((node, plane))
+        for node, plane in planes:
+            node.set_data(plane)
+            node.update()
+        return True
+
     def set_crosshair(self, point, ranges) -> None:
         """Draw the crosshair through world ``point`` across the view (``ranges``: the main dims' ranges)."""
         _set_crosshair_line(self.crosshair, self.model.dims.displayed, point, ranges)
@@ -250,6 +321,11 @@ class OrthogonalViewsWidget(QWidget):
         self._hidden = False  # a hidden dock does no work; it catches up when shown again
         self._wl_start = None
         self._pending_move = None  # the latest drag position not shown yet (see request_move)
+        # after a drag's direct slices (see _View.preview_slice), napari's own slicing once the mouse rests
+        self._settle_timer = QTimer(self)
+        self._settle_timer.setSingleShot(True)
+        self._settle_timer.setInterval(250)
+        self._settle_timer.timeout.connect(self._on_point)
         self.views = [_View(self, "coronal"), _View(self, "sagittal")]
         splitter = QSplitter(Qt.Orientation.Vertical)
         for view in self.views:
@@ -332,7 +408,7 @@ class OrthogonalViewsWidget(QWidget):
                 return frame
         return None
 
-    def move_to(self, position, axes=None) -> None:
+    def move_to(self, position, axes=None, *, preview: bool = False) -> None:
         """Move the crosshair to world ``position`` (only along ``axes`` of the last three, default all).
 
         Parameters
@@ -341,6 +417,10 @@ class OrthogonalViewsWidget(QWidget):
             World position (all dimensions).
         axes : sequence of int, optional
             Which of the three spatial axes (0, 1, 2) to move.
+        preview : bool
+            While dragging: the dock views draw the new planes of their image layers straight from the arrays
+            (the same pixels, without napari's slicing machinery) and napari slices them 250 ms after the last
+            move; the main canvas is always sliced by napari.
         """
         ndim = self.viewer.dims.ndim
         if ndim < 3:
@@ -353,7 +433,7 @@ class OrthogonalViewsWidget(QWidget):
             self.viewer.dims.set_point([a + ndim - 3 for a in axes], [float(position[a]) for a in axes])
         finally:
             self._syncing = False
-        self._on_point()
+        self._on_point(preview=preview)
 
     def request_move(self, position, axes=None) -> None:
         """Move the crosshair like :meth:`move_to`, but at the next event-loop turn, once for all requests.
@@ -362,16 +442,28 @@ class OrthogonalViewsWidget(QWidget):
         position of a turn is sliced and drawn, the ones it replaced are dropped.  ``position`` and ``axes``
         are those of :meth:`move_to`.
         """
+        self._settle_timer.stop()  # the mouse is still moving
         first = self._pending_move is None
         self._pending_move = (tuple(position), None if axes is None else tuple(axes))
         if first:
-            QTimer.singleShot(0, _weak_callback(self.flush_move))
+            QTimer.singleShot(0, _weak_callback(self._show_pending))
 
-    def flush_move(self) -> None:
-        """Show the position :meth:`request_move` left pending now (nothing when none is)."""
+    def _show_pending(self) -> None:
+        self.flush_move(preview=True)
+
+    def flush_move(self, *, preview: bool = False) -> None:
+        """Show the position :meth:`request_move` left pending now (nothing when none is).
+
+        Parameters
+        ----------
+        preview : bool
+            As in :meth:`move_to`; the default (a release) is napari's exact slicing in every view.
+        """
         pending, self._pending_move = self._pending_move, None
         if pending is not None:
-            self.move_to(*pending)
+            self.move_to(*pending, preview=preview)
+        elif not preview:
+            self._on_point()
 
     def planes(self) -> list[str]:
         """The two planes shown in the dock (those the main canvas is not showing)."""
@@ -504,12 +596,13 @@ class OrthogonalViewsWidget(QWidget):
             view.set_plane(plane)
         self._on_point()
 
-    def _on_point(self, event=None) -> None:
+    def _on_point(self, event=None, preview: bool = False) -> None:
         if self._syncing or self._hidden:
             return
         self._syncing = True
         try:
             point = self.viewer.dims.point
+            previewed = False
             for view in self.views:
                 dims = view.model.dims
                 if dims.ndim != len(point):
@@ -518,9 +611,15 @@ class OrthogonalViewsWidget(QWidget):
                 # one set_point per view, so each view re-slices once per crosshair move
                 sliced = dims.not_displayed
                 changed = [a for a in sliced if dims.point[a] != point[a]]
-                if changed:
+                if changed and preview and view.preview_slice(point):
+                    previewed = True  # drawn straight from the arrays; napari's own slice when the drag rests
+                elif changed:
                     dims.set_point(changed, [point[a] for a in changed])
                 view.update_labels()
+            if previewed:
+                self._settle_timer.start()
+            else:
+                self._settle_timer.stop()
             self._update_crosshair()
             self._update_main_overlay()
         finally:
@@ -673,6 +772,8 @@ class OrthogonalViewsWidget(QWidget):
     # ---- teardown -----------------------------------------------------------------------------------------
     def close_views(self) -> None:
         """Disconnect every handler from the main viewer and close the extra views."""
+        self._settle_timer.stop()
+        self._pending_move = None
         for emitter, callback in getattr(self, "_connections", []):
             emitter.disconnect(callback)
         self._connections = []
