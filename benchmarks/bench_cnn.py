@@ -24,31 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MEDIMG_SHARED_DATA", ROOT.parent / "shared" / "data")) / "medmnist"
 RESULTS = ROOT / "benchmarks" / "results" / "cnn"
 
-#: data set -> (column name in BASELINES.md, model settings, training settings)
+#: data set -> (column name in BASELINES.md, npz stem).  Every data set is trained with the same recipe
+#: (napari_medimg.learn.cnn.recipe.DEFAULT_RECIPE, or the --recipe named from SEARCH_GRID), as the CLI does.
 RUNS = {
-    "breastmnist": (
-        "BreastMNIST",
-        {"width": 32, "depths": [1, 1, 1], "dropout": 0.2},
-        {"epochs": 60, "batch_size": 64, "flip_axes": [-1], "balance": "none"},
-    ),
-    "pneumoniamnist": (
-        "PneumoniaMNIST",
-        {"width": 16, "depths": [1, 1, 1], "dropout": 0.2},
-        {"epochs": 20, "batch_size": 128, "flip_axes": [-1], "balance": "none"},
-    ),
-    "adrenalmnist3d": (
-        "AdrenalMNIST3D",
-        {"width": 8, "depths": [1, 1, 1], "dropout": 0.2, "stem_stride": 2, "stem_pool": True},
-        {
-            "epochs": 30,
-            "batch_size": 32,
-            "flip_axes": [-3, -2, -1],
-            "balance": "none",
-            "rotate_deg": 0.0,
-            "scale": 0.0,
-            "translate": 0.0,
-        },
-    ),
+    "breastmnist": ("BreastMNIST", "breastmnist"),
+    "pneumoniamnist": ("PneumoniaMNIST", "pneumoniamnist"),
+    "adrenalmnist3d": ("AdrenalMNIST3D", "adrenalmnist3d"),
+    "adrenalmnist3d_64": ("AdrenalMNIST3D", "adrenalmnist3d_64"),  # 64^3: not run unless named in --only
 }
 
 
@@ -72,15 +54,17 @@ def baselines(column: str) -> dict:
     return {"auc": best_auc[1], "auc_row": best_auc[0], "acc": best_acc[2], "acc_row": best_acc[0]}
 
 
-def run(name: str, minutes: float, seed: int) -> dict:
+def run(name: str, minutes: float, seed: int, recipe: str = "default") -> dict:
     from napari_medimg.learn.cnn.data import load_npz
     from napari_medimg.learn.cnn.files import save_model
     from napari_medimg.learn.cnn.metrics import plot_roc
+    from napari_medimg.learn.cnn.recipe import recipe_configs
     from napari_medimg.learn.cnn.train import TrainConfig, train
 
-    column, model, settings = RUNS[name]
-    sets = load_npz(DATA / f"{name}_trainval.npz")
-    config = TrainConfig(minutes=minutes, seed=seed, **settings)
+    column, stem = RUNS[name]
+    sets = load_npz(DATA / f"{stem}_trainval.npz")
+    model, settings = recipe_configs(sets["train"].dims, SEARCH_GRID[recipe], minutes=minutes, seed=seed)
+    config = TrainConfig(**settings)
     start = time.perf_counter()
     result = train(sets["train"], sets["val"], model, config)
     wall = time.perf_counter() - start
@@ -112,23 +96,26 @@ def run(name: str, minutes: float, seed: int) -> dict:
     from napari_medimg.learn.cnn.metrics import bootstrap_intervals
 
     ours.update(bootstrap_intervals(sets["val"].labels, probabilities))  # val ACC is at the arg-max
-    return {"dataset": column, "ours": ours, "baseline": baselines(column)}
+    return {"dataset": column, "recipe": recipe, "ours": ours, "baseline": baselines(column)}
 
 
-def run_cv(name: str, minutes: float, seed: int, k: int) -> dict:
+def run_cv(name: str, minutes: float, seed: int, k: int, recipe: str = "default") -> dict:
     """k-fold cross-validation of the recipe on train + val (out-of-fold figures with bootstrap intervals)."""
     from napari_medimg.learn.cnn.cv import cross_validate, merge_sets
     from napari_medimg.learn.cnn.data import load_npz
+    from napari_medimg.learn.cnn.recipe import recipe_configs
     from napari_medimg.learn.cnn.train import TrainConfig
 
-    column, model, settings = RUNS[name]
-    sets = load_npz(DATA / f"{name}_trainval.npz")
+    column, stem = RUNS[name]
+    sets = load_npz(DATA / f"{stem}_trainval.npz")
     data = merge_sets(sets["train"], sets["val"])
+    model, settings = recipe_configs(data.dims, SEARCH_GRID[recipe], minutes=minutes, seed=seed)
     start = time.perf_counter()
-    result = cross_validate(data, model, TrainConfig(minutes=minutes, seed=seed, **settings), k=k)
+    result = cross_validate(data, model, TrainConfig(**settings), k=k)
     metrics = result.metrics
     return {
         "dataset": column,
+        "recipe": recipe,
         "k": k,
         "n": len(data),
         "oof_auc": metrics["auc"],
@@ -250,7 +237,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=4.5, help="training budget per data set")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", nargs="+", choices=sorted(RUNS), default=list(RUNS))
+    parser.add_argument(
+        "--only", nargs="+", choices=sorted(RUNS), default=["breastmnist", "pneumoniamnist", "adrenalmnist3d"]
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(SEARCH_GRID),
+        default="default",
+        help="the recipe (default: DEFAULT_RECIPE)",
+    )
     parser.add_argument("--cv", type=int, metavar="K", help="k-fold cross-validation on train + val instead")
     parser.add_argument(
         "--search",
@@ -290,13 +285,13 @@ def main() -> int:
     )
     if args.cv:
         for name in args.only:
-            report = run_cv(name, args.minutes, args.seed, args.cv)
+            report = run_cv(name, args.minutes, args.seed, args.cv, args.recipe)
             print(json.dumps(report), flush=True)
         print(f"load average at the end: {os.getloadavg()[0]:.2f}")
         return 0
     reports = []
     for name in args.only:
-        report = run(name, args.minutes, args.seed)
+        report = run(name, args.minutes, args.seed, args.recipe)
         reports.append(report)
         ours, base = report["ours"], report["baseline"]
         print(
