@@ -237,3 +237,36 @@ def test_cli_trains_from_nifti_volumes_and_rgb_tiffs(tmp_path):
     assert _train_cli(out, "--images", *tiffs, "--labels", *classes, "--size", 8, 8) == 0
     description = json.loads((out / "model" / "config.json").read_text())
     assert description["model"]["in_channels"] == 3 and description["spacing"] is None
+
+
+def test_the_cli_and_the_panel_start_from_the_default_recipe(make_napari_viewer):
+    import argparse
+
+    from napari_medimg.cli.cnn import register
+    from napari_medimg.learn.cnn.recipe import DEFAULT_RECIPE, recipe_configs
+    from napari_medimg.plugin.widgets.cnn import CNNWidget
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["cnn", "train", "--data", "x.npz", "--out", "m"])
+    assert (args.balance, args.lr, args.epochs, args.augmentation, args.depths) == (
+        DEFAULT_RECIPE["balance"],
+        DEFAULT_RECIPE["lr"],
+        DEFAULT_RECIPE["epochs"],
+        DEFAULT_RECIPE["augmentation"],
+        DEFAULT_RECIPE["depths"],
+    )
+    widget = CNNWidget(make_napari_viewer())
+    assert (
+        widget.balance.value == DEFAULT_RECIPE["balance"] and widget.epochs.value == DEFAULT_RECIPE["epochs"]
+    )
+    assert widget.augmentation.value == DEFAULT_RECIPE["augmentation"] and widget.folds.value == 0
+    model, training = recipe_configs(3, {"augmentation": "flips"}, minutes=2.0)
+    assert model["width"] == DEFAULT_RECIPE["width_3d"] and model["stem_stride"] == 2 and model["stem_pool"]
+    assert (
+        training["rotate_deg"] == 0 and training["flip_axes"] == [-3, -2, -1] and training["minutes"] == 2.0
+    )
+    with pytest.raises(ValueError, match="unknown recipe keys"):
+        recipe_configs(2, {"widht": 3})
+    with pytest.raises(ValueError, match="augmentation must be"):
+        recipe_configs(2, {"augmentation": "heavy"})
