@@ -13,6 +13,10 @@ configurations A and B with our IBSI chain (:func:`napari_medimg.measure.ibsi.ib
 pyradiomics with its closest settings (force2D, resegmentRange -500…400, binWidth 25 / binCount 32 with
 resampledPixelSpacing 2 × 2 mm in-plane, sitkLinear), both timed in this run.
 
+First, what the compiled (numba) feature kernels cost: their install size, numba's import time, and a fresh
+process's first 3D + 2D tables with an empty kernel cache (compilation, once per install) and with the cache it
+left (what every later run pays).
+
 Last, 1,000 labelled objects in a 512 × 512 × 200 int16 volume, all feature groups: wall time and the peak RSS
 of the run (pyradiomics is not run there: it takes one call per label over the whole image).
 Results also go to benchmarks/results/bench_features.json.
@@ -266,6 +270,72 @@ def bench_many(workers: int | None) -> dict:
     }
 
 
+_FIRST_TABLE = """
+import time
+start = time.perf_counter()
+import numpy as np
+from napari_medimg.measure import compute_features
+imported = time.perf_counter()
+labels = np.zeros((12, 12, 12), np.uint8)
+labels[3:9, 2:10, 4:8] = 1
+image = np.arange(labels.size, dtype=np.float64).reshape(labels.shape) % 97
+compute_features(labels, image, (1.0, 1.0, 1.0), workers=1)
+compute_features(labels[5], image[5], (1.0, 1.0), workers=1)
+print(imported - start, time.perf_counter() - imported)
+"""
+
+
+def kernel_costs() -> dict:
+    """What the compiled (numba) kernels cost: install size, first-run compilation, later runs' cache load.
+
+    Each figure is a fresh process computing a 3D and a 2D feature table: once with an empty kernel cache
+    (compilation), then again with the cache it left (what every later CLI run pays), timed from the imports.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    import llvmlite
+    import numba
+
+    def size_mib(module) -> float:
+        folder = Path(module.__file__).parent
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
+
+    installed = size_mib(numba) + size_mib(llvmlite)
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        runs = [
+            [float(t) for t in subprocess.run([sys.executable, "-c", _FIRST_TABLE], env=env, capture_output=True,
+                                              text=True, check=True).stdout.split()[-2:]]
+            for _ in range(2)
+        ]  # fmt: skip
+        numba_import = (
+            subprocess.run(
+                [sys.executable, "-X", "importtime", "-c", "import numba"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            .stderr.strip()
+            .splitlines()[-1]
+        )
+    numba_import_s = int(numba_import.split("|")[1]) / 1e6
+    print(
+        f"compiled kernels: numba {numba.__version__} + llvmlite {llvmlite.__version__} installed "
+        f"{installed:.0f} MiB; import numba {numba_import_s:.2f} s; a new process's first 3D + 2D tables: "
+        f"{runs[0][1]:.1f} s with an empty kernel cache (compilation, once per install and user), "
+        f"{runs[1][1]:.2f} s once cached (every later run; importing napari_medimg.measure {runs[1][0]:.2f} s)"
+    )
+    return {
+        "install_mib": installed,
+        "numba_import_s": numba_import_s,
+        "first_tables_empty_cache_s": runs[0][1],
+        "first_tables_cached_s": runs[1][1],
+        "import_measure_s": runs[1][0],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -279,7 +349,7 @@ def main() -> None:
     parser.add_argument("--no-ibsi", action="store_true", help="skip the IBSI CT-phantom timing")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f} (CPU times are robust to it, wall times are not)")
-    summary = {"reference": bench_reference(args)}
+    summary = {"kernels": kernel_costs(), "reference": bench_reference(args)}
     if not args.no_ibsi:
         summary["ibsi"] = bench_ibsi(max(1, min(args.repeats, 3)))
     if not args.no_many:
@@ -287,6 +357,7 @@ def main() -> None:
     out = ROOT / "results" / "bench_features.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print(f"-> {out}")
 
 
