@@ -8,6 +8,10 @@ holes, saddle cells, several components, values exactly on bin edges.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -120,3 +124,21 @@ def test_mcc_matches_the_general_eigenvalue_definition():
         Q = np.matmul(P / (px[:, :, None] * py[:, None, :] + texture.EPS), np.transpose(P, (0, 2, 1)))
         second = np.sort(np.linalg.eigvals(Q).real, axis=1)[:, -2]
         assert texture._mcc(P, px, py) == pytest.approx(np.mean(np.sqrt(np.clip(second, 0, None))), rel=1e-8)
+
+
+@pytest.mark.slow  # two fresh processes that compile kernels: ~15 s each on a loaded machine
+@pytest.mark.parametrize("locator", ["UserWideCacheLocator", "ZipCacheLocator"])
+def test_kernels_work_without_a_writable_package_folder(tmp_path, locator):
+    """Read-only site-packages: the kernel cache goes to the user's cache folder (numba's user-wide locator);
+    with no usable cache folder at all (only the zip locator, which does not apply), the kernels are compiled in
+    the process instead of failing at import."""
+    env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": locator, "XDG_CACHE_HOME": str(tmp_path)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    code = (
+        "import numpy as np; from napari_medimg.measure import compute_features; "
+        "labels = np.pad(np.ones((3, 3, 3), np.uint8), 1); image = np.arange(125.0).reshape(5, 5, 5); "
+        "print(compute_features(labels, image, (1, 1, 1), groups='firstorder')['firstorder_Mean'][0])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert float(result.stdout) == pytest.approx(62.0)  # the centre voxel of a symmetric block
+    assert bool(list(tmp_path.rglob("*.nbi"))) == (locator == "UserWideCacheLocator")
