@@ -420,7 +420,7 @@ class OrthogonalViewsWidget(QWidget):
         preview : bool
             While dragging: the dock views draw the new planes of their image layers straight from the arrays
             (the same pixels, without napari's slicing machinery) and napari slices them 250 ms after the last
-            move; the main canvas is always sliced by napari.
+            move, when the main canvas's slice text is updated too; the main canvas is always sliced by napari.
         """
         ndim = self.viewer.dims.ndim
         if ndim < 3:
@@ -602,7 +602,6 @@ class OrthogonalViewsWidget(QWidget):
         self._syncing = True
         try:
             point = self.viewer.dims.point
-            previewed = False
             for view in self.views:
                 dims = view.model.dims
                 if dims.ndim != len(point):
@@ -611,17 +610,18 @@ class OrthogonalViewsWidget(QWidget):
                 # one set_point per view, so each view re-slices once per crosshair move
                 sliced = dims.not_displayed
                 changed = [a for a in sliced if dims.point[a] != point[a]]
-                if changed and preview and view.preview_slice(point):
-                    previewed = True  # drawn straight from the arrays; napari's own slice when the drag rests
-                elif changed:
+                # while dragging, drawn straight from the arrays; napari's own slice when the mouse rests
+                if changed and not (preview and view.preview_slice(point)):
                     dims.set_point(changed, [point[a] for a in changed])
                 view.update_labels()
-            if previewed:
+            self._update_crosshair()
+            if preview:
+                # napari re-meshes the main canvas's text box on every change (a quarter of the main canvas's
+                # drawing with software OpenGL): its slice text follows when the mouse rests, its slider at once
                 self._settle_timer.start()
             else:
                 self._settle_timer.stop()
-            self._update_crosshair()
-            self._update_main_overlay()
+                self._update_main_overlay()
         finally:
             self._syncing = False
 
@@ -636,9 +636,8 @@ class OrthogonalViewsWidget(QWidget):
         frame = self.frame()
         text = _slice_text(plane, self.viewer.dims.point[self.viewer.dims.order[0]], frame)
         overlay = self.viewer.canvas.overlays.text
-        # napari re-meshes the text's background box on every change, and re-places a text anchored right or
-        # bottom (a second frame): no box, top left, and no change when the text is the same
-        overlay.box = False
+        # napari re-places a text anchored right or bottom after it is drawn (a second frame per move): top left,
+        # and no change when the text is the same.  (Its box stays: switching it off crashed vispy's text draw.)
         overlay.position = "top_left"
         if overlay.text != text:
             overlay.text = text
