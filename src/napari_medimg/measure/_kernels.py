@@ -308,13 +308,32 @@ def run_matrix(flat, positions, strides, n, longest):
 
 
 @_jit
-def size_features(P, i, j, Np):
-    """The 16 (gray level × size) matrix features per direction.
+def nanmean_rows(values):
+    """Mean over the rows (directions) of each column (feature), NaN entries skipped; NaN if none is left."""
+    rows, columns = values.shape
+    out = np.full(columns, np.nan)
+    for c in range(columns):
+        total = 0.0
+        count = 0
+        for r in range(rows):
+            v = values[r, c]
+            if not np.isnan(v):
+                total += v
+                count += 1
+        if count:
+            out[c] = total / count
+    return out
+
+
+@_jit
+def size_features(P, i, Np):
+    """The 16 (gray level × size) matrix features per direction, sizes 1, 2, … along the last axis of ``P``.
 
     In order: GLN, GLNN, GLV, HGLE, LE, LHGLE, LLGLE, LGLE, Entropy, SN, SNN, Percentage, Variance, SE, SHGLE,
     SLGLE (run, zone or dependence flavour).
     """
     A, n, m = P.shape
+    j = np.arange(1, m + 1).astype(np.float64)
     out = np.full((A, 16), np.nan)
     pg = np.empty(n)
     ps = np.empty(m)

@@ -390,9 +390,9 @@ def _measure_object(
         if two_d:
             planes = np.flatnonzero(mask.any(axis=(1, 2)))
             if len(planes) == 1:
-                row.update({f"shape2D_{k}": v for k, v in shape_2d(mask[planes[0]], spacing[1:]).items()})
+                row.update(_prefixed("shape2D_", shape_2d(mask[planes[0]], spacing[1:])))
         else:
-            row.update({f"shape_{k}": v for k, v in shape_3d(mask, spacing).items()})
+            row.update(_prefixed("shape_", shape_3d(mask, spacing)))
         row.update(_world_position(np.unravel_index(inside, mask.shape), box, affine))
     intensity_groups = [g for g in groups if g != "shape"]
     if intensity_groups:
@@ -406,17 +406,25 @@ def _measure_object(
                 raise ValueError(f"image {name!r} has NaN or infinite values inside label {value}")
             bins = discretize(values, bin_width)
             if "firstorder" in groups:
-                row.update(
-                    {f"{start}firstorder_{k}": v for k, v in firstorder(values, bins, voxel_volume).items()}
-                )
+                row.update(_prefixed(f"{start}firstorder_", firstorder(values, bins, voxel_volume)))
             if texture_groups:
                 levels, ranks = _kernels.rank_levels(bins)
                 index = np.zeros(mask.shape, np.int32)
                 index.reshape(-1)[inside] = ranks
                 gray = texture.GrayLevels(index, levels, two_d, positions=inside)
                 for group in texture_groups:
-                    row.update({f"{start}{group}_{k}": v for k, v in _TEXTURE_FUNCTIONS[group](gray).items()})
+                    row.update(_prefixed(f"{start}{group}_", _TEXTURE_FUNCTIONS[group](gray)))
     return row
+
+
+@lru_cache(maxsize=256)
+def _prefixed_names(prefix: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(prefix + name for name in names)
+
+
+def _prefixed(prefix: str, features: dict[str, float]):
+    """``(prefix + name, value)`` pairs of a family's features (column names built once per family)."""
+    return zip(_prefixed_names(prefix, tuple(features)), features.values(), strict=True)
 
 
 def _world_position(

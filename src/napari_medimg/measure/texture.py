@@ -222,10 +222,7 @@ def _strides(two_d: bool, ny: int, nx: int) -> np.ndarray:
 
 def _nanmean_columns(values: np.ndarray) -> np.ndarray:
     """Mean over directions (rows) of each feature (column), NaN rows skipped per feature (pyradiomics)."""
-    finite = ~np.isnan(values)
-    counts = finite.sum(axis=0)
-    sums = np.where(finite, values, 0.0).sum(axis=0)
-    return np.divide(sums, counts, out=np.full(values.shape[1], np.nan), where=counts > 0)
+    return _kernels.nanmean_rows(np.ascontiguousarray(values))
 
 
 def _named(names, values) -> dict[str, float]:
@@ -326,8 +323,7 @@ _SIZE_NAMES = {
 
 def _size_features(P: np.ndarray, gray: GrayLevels) -> np.ndarray:
     """The 16 (angle × gray level × size) matrix features, averaged over the angles."""
-    sizes = np.arange(1, P.shape[2] + 1, dtype=np.float64)
-    return _nanmean_columns(_kernels.size_features(P, gray.level_values, sizes, float(gray.voxel_count)))
+    return _kernels.nanmean_rows(_kernels.size_features(P, gray.level_values, float(gray.voxel_count)))
 
 
 def glrlm(gray: GrayLevels) -> dict[str, float]:
