@@ -316,6 +316,8 @@ class SliceReader:
             return 1
         first = entries[0][2]
         decoded = decode_image(first.path, first.frame, first.fmt)
+        if self._fill_tiles(entries, decoded, out):
+            return len(entries)
         for volume, index, frame in entries:
             if self.exact_int16(frame):  # stored values fit int16: assign (a cast), add the intercept
                 target = out[volume, index]
@@ -325,6 +327,35 @@ class SliceReader:
             else:
                 out[volume, index] = self.rescale(_tile(decoded, frame), frame, index)
         return len(entries)
+
+    def _fill_tiles(self, entries: list[tuple[int, int, FrameRecord]], decoded: np.ndarray, out) -> bool:
+        """The tiles of a mosaic into their slots with one gather and one scatter (what the per-tile loop of
+        :meth:`fill_unit` does); False (nothing written) unless every tile is an exact int16 copy with one
+        intercept."""
+        region = entries[0][2].region
+        if region is None or len(entries) < 2:
+            return False
+        _, _, tile_rows, tile_cols = region
+        intercepts = {frame.intercept for _, _, frame in entries}
+        if (
+            len(intercepts) != 1
+            or decoded.shape[0] % tile_rows
+            or decoded.shape[1] % tile_cols
+            or not all(f.region is not None and f.region[2:] == region[2:] for _, _, f in entries)
+            or not all(self.exact_int16(frame) for _, _, frame in entries)
+        ):
+            return False
+        across = decoded.shape[1] // tile_cols
+        tiles = (
+            decoded.reshape(-1, tile_rows, across, tile_cols).swapaxes(1, 2).reshape(-1, tile_rows, tile_cols)
+        )
+        which = [f.region[0] // tile_rows * across + f.region[1] // tile_cols for _, _, f in entries]
+        volumes, indices = [v for v, _, _ in entries], [i for _, i, _ in entries]
+        out[volumes, indices] = tiles[which]
+        intercept = intercepts.pop()
+        if intercept:
+            out[volumes, indices] += np.int16(intercept)
+        return True
 
     def exact_int16(self, frame: FrameRecord) -> bool:
         """True when the int16 output is the stored value plus an integer intercept (no scaling, no tilt)."""
