@@ -251,30 +251,8 @@ def glcm(gray: GrayLevels) -> dict[str, float]:
         return {name: float("nan") for name in TEXTURE_FEATURES["glcm"]}
     P = P[valid]
     means = _nanmean_columns(values[valid])
-    means[TEXTURE_FEATURES["glcm"].index("MCC")] = _mcc(P, P.sum(axis=2), P.sum(axis=1))
+    means[TEXTURE_FEATURES["glcm"].index("MCC")] = _kernels.mcc_kernel(np.ascontiguousarray(P))
     return _named(TEXTURE_FEATURES["glcm"], means)
-
-
-def _mcc(P: np.ndarray, px: np.ndarray, py: np.ndarray) -> float:
-    """Maximal correlation coefficient: sqrt of the second largest eigenvalue of Q (pyradiomics' definition).
-
-    pyradiomics' Q = Dx⁻¹ P Dy⁻¹ Pᵀ is similar to the symmetric B Bᵀ with B = Dx^-½ P Dy^-½ (Dx, Dy: the
-    diagonal marginals; a row or column with a zero marginal is zero in P and adds nothing), so its eigenvalues
-    come from the symmetric solver (real, several times faster than the general one).
-    """
-    if P.shape[1] < 2:
-        return 1.0  # flat region
-    with np.errstate(divide="ignore"):
-        rx = np.where(px > 0, 1.0 / np.sqrt(px), 0.0)
-        ry = np.where(py > 0, 1.0 / np.sqrt(py), 0.0)
-    B = P * rx[:, :, None] * ry[:, None, :]
-    eigenvalues = np.linalg.eigvalsh(np.matmul(B, np.transpose(B, (0, 2, 1))))
-    second = eigenvalues[:, -2]
-    second = np.where((second < 0) & (second > -1e-12), 0.0, second)  # rounding below an exact 0
-    with np.errstate(invalid="ignore"):
-        mcc = np.sqrt(second)
-    keep = ~np.isnan(mcc)
-    return float(mcc[keep].mean()) if np.any(keep) else float("nan")
 
 
 # ---- GLRLM, GLSZM, GLDM, NGTDM ------------------------------------------------------------------------------
