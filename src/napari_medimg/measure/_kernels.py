@@ -336,6 +336,13 @@ def run_matrix(flat, positions, strides, n, longest):
     length = np.zeros(flat.shape[0], np.int64)
     for a in range(A):
         s = strides[a]
+        if s == 1:  # along x the predecessor is the previous voxel: keep the length in a register
+            run = 0
+            for p in positions:
+                r = flat[p]
+                run = run * (flat[p - 1] == r) + 1
+                P[a, r - 1, run - 1] += flat[p + 1] != r
+            continue
         for p in positions:
             r = flat[p]
             run = length[p - s] * (flat[p - s] == r) + 1
@@ -454,15 +461,15 @@ def _root(parent, k):
 def zone_matrix(flat, positions, strides, n):
     """(rank, zone size) counts of the connected zones of equal rank (neighbours: ± each stride)."""
     N = positions.shape[0]
-    lookup = np.full(flat.shape[0], -1, np.int64)
+    lookup = np.empty(flat.shape[0], np.int32)  # read only where flat[q] == r, i.e. at object voxels
     for k in range(N):
         lookup[positions[k]] = k
-    parent = np.arange(N)
+    parent = np.arange(N).astype(np.int32)
     for k in range(N):
         p = positions[k]
         r = flat[p]
         for s in strides:
-            q = p + s
+            q = p - s  # already visited: its zone is settled up to the links made here
             if flat[q] == r:
                 a = _root(parent, k)
                 b = _root(parent, lookup[q])
