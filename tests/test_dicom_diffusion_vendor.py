@@ -18,6 +18,7 @@ import pytest
 from napari_medimg.cli import main
 from napari_medimg.io import read_volume
 from napari_medimg.io.dicom.diffusion import ge_gradient_lps, philips_gradient_lps
+from napari_medimg.io.dicom.header import frames_of_file
 
 REF_GE = "DCM2NIIX_regression_test_4.nii"
 
@@ -60,6 +61,9 @@ def test_ge_private_gradients_follow_dcm2niix(shared_data, tmp_path, capsys):
     assert info[1]["b_value"] == 1000.0 and np.allclose(info[1]["b_vector_lps"], [-0.6, -0.8, 0.0])
     assert info[2]["b_value"] == pytest.approx(250.0)  # |g| = 0.5: GE's b-value scales by |g|^2
     assert np.allclose(info[2]["b_vector_lps"], [0.0, 0.6, 0.8])
+    for path in sorted(folder.iterdir())[15:45:14]:  # the byte-level parser and pydicom read the same values
+        (fast,), (slow,) = frames_of_file(path, fast=True)[1], frames_of_file(path, fast=False)[1]
+        assert fast.b_value == slow.b_value and np.array_equal(fast.b_vector, slow.b_vector)
     out = tmp_path / "dwi.nii"
     assert main(["convert", str(folder), str(out)]) == 0
     assert "no .bvec" not in capsys.readouterr().out
@@ -108,6 +112,9 @@ def test_philips_private_gradients_are_patient_lps(shared_data, tmp_path):
     # (RL, AP, FH) are the +x, +y, +z LPS components: used as they are (unit length)
     assert np.allclose(info[1]["b_vector_lps"], [0.6, 0.8, 0.0])
     assert np.allclose(info[2]["b_vector_lps"], [0.0, -0.6, 0.8])
+    for path in sorted(folder.iterdir())[50:160:53]:  # the byte-level parser and pydicom read the same values
+        (fast,), (slow,) = frames_of_file(path, fast=True)[1], frames_of_file(path, fast=False)[1]
+        assert fast.b_value == slow.b_value and np.array_equal(fast.b_vector, slow.b_vector)
     out = tmp_path / "dwi.nii"
     assert main(["convert", str(folder), str(out), "--philips-float"]) == 0
     ours = _fsl_to_ras(np.loadtxt(tmp_path / "dwi.bvec"), nib.load(out).affine)

@@ -100,7 +100,8 @@ _PRIVATE = (
     ),
 )
 _CREATORS = sorted({creator for creator, _, _ in _PRIVATE})
-_REFUSE = {0x52009229, 0x52009230}  # functional groups: enhanced files go through pydicom
+_REFUSE = {0x52009229, 0x52009230}
+_CHUNK = 65536  # bytes read at a time  # functional groups: enhanced files go through pydicom
 
 
 class FastHeader(dict):
@@ -201,7 +202,7 @@ def parse_header(handle, size: int) -> tuple[FastHeader, int] | None:
 
 def _parse(handle, size: int):
     handle.seek(0)
-    buffer = handle.read(min(size, 65536))  # Siemens headers (CSA) often pass 16 KiB
+    buffer, base = handle.read(min(size, _CHUNK)), 0  # Siemens headers (CSA) often pass 16 KiB
     if len(buffer) < 144 or buffer[128:132] != b"DICM":
         return None
     position, syntax = 132, None
@@ -221,10 +222,13 @@ def _parse(handle, size: int):
     encoding = "ascii"
     while True:
         if position + 12 > len(buffer):
-            if len(buffer) >= size:
+            if base + position + 12 > size:  # no room for another element header before the end
                 return None
-            handle.seek(0)
-            buffer = handle.read(min(size, 4 * len(buffer)))
+            # read on from this element (positions are relative to `base`, the buffer's file offset): a
+            # large element that is not wanted (the 70 KB Siemens series CSA header) is never read
+            base += position
+            handle.seek(base)
+            buffer, position = handle.read(min(size - base, _CHUNK)), 0
             continue
         if explicit:  # _element_header, inlined: this loop runs ~150 times a file
             group, element, vr, length = _EXPLICIT_HEAD(buffer, position)
@@ -250,20 +254,22 @@ def _parse(handle, size: int):
                 if creators[creator] != name:
                     for keyword in keywords:
                         values.pop(keyword, None)
-            return FastHeader(values, syntax), None if length == _UNDEFINED else start
+            return FastHeader(values, syntax), None if length == _UNDEFINED else base + start
         if tag in _REFUSE or tag > _PIXEL_DATA:
             return None
         if length == _UNDEFINED:
-            if len(buffer) < size:  # make sure the whole sequence is in the buffer before walking it
+            if base or len(buffer) < size:  # make sure the whole sequence is in the buffer before walking it
                 handle.seek(0)
-                buffer = handle.read(size)
+                buffer, start, base = handle.read(size), base + start, 0
             position = _skip_undefined(buffer, start, explicit and vr != b"UN", _SEQUENCE_END)
             continue
         wanted = _WANTED.get(tag)
         if wanted is not None:
-            if start + length > len(buffer):
-                handle.seek(0)
-                buffer = handle.read(min(size, max(4 * len(buffer), start + length + 16)))
+            if start + length > len(buffer):  # read the element whole, from its header on
+                base += position
+                handle.seek(base)
+                start -= position
+                buffer, position = handle.read(min(size - base, max(_CHUNK, start + length + 16))), 0
                 if start + length > len(buffer):
                     return None
             raw = buffer[start : start + length]
