@@ -216,6 +216,9 @@ def test_drag_shows_only_the_latest_move_and_the_release_exactly(make_napari_vie
     # once the mouse rests, napari slices the view itself, the same plane
     qtbot.waitUntil(lambda: not widget._settle_timer.isActive(), timeout=2000)
     assert np.array_equal(_view_slice(sagittal), volume.array[:, :, i])
+    assert viewer.canvas.overlays.text.text.endswith(
+        f" {abs(viewer.dims.point[0]):.1f} mm"
+    )  # main slice text
     # the crosshair line of the coronal view (S rows, L columns) crosses at the point
     pos = np.asarray(coronal.crosshair.pos)
     assert pos[0, 1] == pytest.approx(world[2][0]) and pos[2, 0] == pytest.approx(world[2][2])
