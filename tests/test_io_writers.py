@@ -294,7 +294,13 @@ def test_reoriented_swaps_and_flips_axes_without_interpolation(tmp_path):
 
 @pytest.mark.parametrize(
     ("dtype", "shape"),
-    [("int16", (4, 5, 6)), ("uint16", (3, 4, 5, 6)), ("float32", (4, 5, 6)), ("uint8", (2, 3, 4, 5))],
+    [
+        ("int16", (4, 5, 6)),
+        ("uint16", (3, 4, 5, 6)),
+        ("float32", (4, 5, 6)),
+        ("uint8", (2, 3, 4, 5)),
+        ("int16", (3, 41, 256, 256)),  # 16 MB: written in chunks handed to the write-back one by one
+    ],
 )
 def test_raw_nifti_write_is_byte_identical_to_nibabel(tmp_path, dtype, shape):
     import gzip

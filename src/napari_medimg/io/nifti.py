@@ -184,12 +184,28 @@ def _save_raw(image: nib.Nifti1Image, path) -> None:
     """``nib.save`` of an image whose data is the transposed view of a C-ordered array, without a copy: the
     header nibabel writes (single file, data at byte 352, slope 1, intercept 0), then the array's bytes (the
     Fortran order of the ``(i, j, k[, t])`` view is the C order of the array).  A test checks both files are
-    byte-identical."""
+    byte-identical.  A large file is written in 4 MiB chunks, each handed to the kernel's write-back as soon
+    as it is written (``posix_fadvise(DONTNEED)``), so that the disk writes while the rest is copied."""
     header = image.header.copy()
     header["vox_offset"] = 352
     header["scl_slope"], header["scl_inter"] = 1.0, 0.0
-    data = np.asarray(image.dataobj).T  # back to the C-ordered array
-    with open(path, "wb") as handle:
-        handle.write(header.binaryblock)
-        handle.write(b"\0\0\0\0")  # no extensions
-        handle.write(memoryview(data).cast("B"))
+    data = memoryview(np.asarray(image.dataobj).T).cast("B")  # the bytes of the C-ordered array
+    with open(path, "wb", buffering=0) as handle:
+        _write_all(handle, memoryview(header.binaryblock + b"\0\0\0\0"))  # no extensions: data at 352
+        advise = hasattr(os, "posix_fadvise") and len(data) > 2 * _CHUNK_BYTES
+        for start in range(0, len(data), _CHUNK_BYTES):
+            _write_all(handle, data[start : start + _CHUNK_BYTES])
+            if advise:  # start the disk write of this chunk now: the caller's fsync then waits less
+                try:
+                    os.posix_fadvise(handle.fileno(), 352 + start, _CHUNK_BYTES, os.POSIX_FADV_DONTNEED)
+                except OSError:
+                    advise = False
+
+
+_CHUNK_BYTES = 4 << 20
+
+
+def _write_all(handle, view: memoryview) -> None:
+    """Write all of ``view`` to an unbuffered file (a raw write may write less than it is given)."""
+    while view:
+        view = view[handle.write(view) :]
