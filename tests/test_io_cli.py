@@ -78,3 +78,30 @@ def test_convert_picks_one_stack_of_the_philips_file(shared_data, tmp_path, caps
         nib.load(folder.parent / "reference_dcm2niix" / "Philips_WIP_B0_NS_801_e2_fieldmaphz.nii")
     ).get_fdata()
     assert np.abs(ours - reference).max() < 1e-3 * np.abs(reference).max()
+
+
+def test_a_named_command_builds_only_its_parser_with_the_same_help(capsys):
+    import subprocess
+    import sys
+
+    from napari_medimg.cli import _command_modules, build_parser
+
+    def commands(parser):
+        return parser._subparsers._group_actions[0].choices  # argparse keeps the sub-parsers here
+
+    full = build_parser()
+    assert set(commands(full)) == set(_command_modules())  # every module registers the command of its name
+    for name in ("convert", "info", "cnn"):
+        alone = build_parser(name)
+        assert set(commands(alone)) == {name}
+        assert commands(alone)[name].format_help() == commands(full)[name].format_help()
+    with pytest.raises(SystemExit) as exit_info:  # an unknown command: argparse's error naming every command
+        main(["no-such-command"])
+    assert exit_info.value.code == 2 and "convert" in capsys.readouterr().err
+    code = (
+        "import sys\nfrom napari_medimg.cli import main\ntry:\n    main(['convert', '--help'])\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('napari_medimg.cli.')), 'numpy' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "['napari_medimg.cli.convert'] False"
