@@ -325,7 +325,7 @@ class OrthogonalViewsWidget(QWidget):
         self._settle_timer = QTimer(self)
         self._settle_timer.setSingleShot(True)
         self._settle_timer.setInterval(250)
-        self._settle_timer.timeout.connect(self._on_point)
+        self._settle_timer.timeout.connect(_weak_callback(self._on_point))
         self.views = [_View(self, "coronal"), _View(self, "sagittal")]
         splitter = QSplitter(Qt.Orientation.Vertical)
         for view in self.views:
