@@ -105,8 +105,20 @@ def _dice(predicted: np.ndarray, truth: np.ndarray) -> float:
     return float(2 * np.logical_and(predicted, truth).sum() / (predicted.sum() + truth.sum()))
 
 
-def bench_drive(trees: int, max_depth: int | None, peer: bool, model: str = "forest") -> None:
-    from napari_medimg.learn.pixels import FeatureSettings, predict_pixels, train_pixel_classifier
+def _timed(function, repeats: int = 3) -> tuple[float, float]:
+    """Median wall and CPU seconds (all threads) of ``function()`` over ``repeats`` calls."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        function()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return float(np.median(walls)), float(np.median(cpus))
+
+
+def bench_drive(trees: int | None, max_depth: int | None, peer: bool, model: str = "forest") -> None:
+    from napari_medimg.geometry import Volume
+    from napari_medimg.learn.pixels import predict_pixels, predict_slice, train_pixel_classifier
 
     if not DRIVE.is_dir():
         print(f"drive: {DRIVE} does not exist; skipped")
@@ -114,13 +126,18 @@ def bench_drive(trees: int, max_depth: int | None, peer: bool, model: str = "for
     train_cases, test_cases = (21, 22, 23, 24), range(25, 41)
     training = [_drive_case(case) for case in train_cases]
     labels = [np.where(fov, np.where(manual, 2, 1), 0).astype(np.uint8) for _, manual, fov in training]
-    settings = FeatureSettings(normalise="image")
+    options = {"model": model}  # everything else: the defaults `medimg pixels train` uses
+    if trees is not None:
+        options["n_estimators"] = trees
+    if max_depth is not None:
+        options["max_depth"] = max_depth
     start = time.perf_counter()
-    classifier = train_pixel_classifier(
-        [image for image, _, _ in training], labels, settings=settings, model=model, n_estimators=trees,
-        max_depth=max_depth, max_samples=200_000,
-    )  # fmt: skip
+    classifier = train_pixel_classifier([image for image, _, _ in training], labels, **options)
     train_s = time.perf_counter() - start
+    trees = classifier.model.n_estimators if model == "forest" else classifier.model.max_iter
+    crop = training[0][0]
+    crop = Volume(np.ascontiguousarray(crop.array[:512, :512]), spacing=crop.spacing, metadata=crop.metadata)
+    preview_wall, preview_cpu = _timed(lambda: predict_slice(classifier, crop))
     dices, times = [], []
     for case in test_cases:
         image, manual, fov = _drive_case(case)
@@ -132,7 +149,7 @@ def bench_drive(trees: int, max_depth: int | None, peer: bool, model: str = "for
         f"drive ours: mean Dice inside FOV {np.mean(dices):.4f} (min {np.min(dices):.3f}, max {np.max(dices):.3f}) "
         f"on {len(dices)} images; training {train_s:.1f} s ({len(classifier.feature_names)} features, "
         f"{classifier.metrics['training_samples']} samples, {model} of {trees} trees); prediction {np.mean(times):.2f} s per "
-        f"584x565 image; {load()}"
+        f"584x565 image; live preview of a 512x512 RGB slice {preview_wall:.2f} s wall, {preview_cpu:.2f} s CPU; {load()}"
     )
     if not peer:
         return
@@ -148,7 +165,9 @@ def bench_drive(trees: int, max_depth: int | None, peer: bool, model: str = "for
     stack = np.concatenate([features(image)[fov] for image, _, fov in training])
     target = np.concatenate([np.where(manual[fov], 2, 1) for _, manual, fov in training])
     keep = rng.choice(len(target), min(200_000, len(target)), replace=False)
-    forest = RandomForestClassifier(trees, max_depth=max_depth, min_samples_leaf=2, n_jobs=2, random_state=0)
+    forest = RandomForestClassifier(
+        trees, max_depth=classifier.model.max_depth, min_samples_leaf=2, n_jobs=2, random_state=0
+    )
     fit_segmenter(target[keep][None], stack[keep][None], forest)
     peer_train = time.perf_counter() - start
     peer_dices, peer_times = [], []
@@ -158,10 +177,13 @@ def bench_drive(trees: int, max_depth: int | None, peer: bool, model: str = "for
         result = predict_segmenter(features(image), forest)
         peer_times.append(time.perf_counter() - start)
         peer_dices.append(_dice((result == 2) & fov, manual & fov))
+    peer_wall, peer_cpu = _timed(lambda: predict_segmenter(features(crop), forest))
     print(
         f"drive scikit-image trainable segmentation: mean Dice {np.mean(peer_dices):.4f}; training {peer_train:.1f} s;"
         f" prediction {np.mean(peer_times):.2f} s per image; ratios ours/peer: Dice {np.mean(dices) / np.mean(peer_dices):.3f}, "
-        f"training {train_s / peer_train:.2f}, prediction {np.mean(times) / np.mean(peer_times):.2f}; {load()}"
+        f"training {train_s / peer_train:.2f}, prediction {np.mean(times) / np.mean(peer_times):.2f}; 512x512 preview "
+        f"{peer_wall:.2f} s wall, {peer_cpu:.2f} s CPU (ratios ours/peer {preview_wall / peer_wall:.2f} wall, "
+        f"{preview_cpu / peer_cpu:.2f} CPU); {load()}"
     )
 
 
@@ -204,6 +226,8 @@ def bench_volume(trees: int, shape=(300, 512, 512)) -> None:
     for k in (100, 101, 102):
         predict_slice(classifier, volume, k)
     preview = (time.perf_counter() - start) / 3
+    default = train_pixel_classifier([volume], [strokes])  # the default feature set and forest
+    default_wall, default_cpu = _timed(lambda: predict_slice(default, volume, 150))
     input_mb = array.nbytes / 2**20
     with PeakMemory() as memory:
         start = time.perf_counter()
@@ -214,15 +238,17 @@ def bench_volume(trees: int, shape=(300, 512, 512)) -> None:
         f"volume {'x'.join(map(str, shape[::-1]))} int16 ({input_mb:.0f} MB): training {train_s:.1f} s; live slice "
         f"preview {preview:.2f} s; prediction (labels) {labels_s:.1f} s, peak memory over the input "
         f"{memory.over_mb:.0f} MB (labels {prediction.labels.nbytes / 2**20:.0f} MB); voxel accuracy "
-        f"{accuracy:.4f}; {len(classifier.feature_names)} features, {trees} trees; {load()}"
+        f"{accuracy:.4f}; {len(classifier.feature_names)} features, {trees} trees; live preview of a 512x512 slice with "
+        f"the default {len(default.feature_names)} features and {default.model.n_estimators} trees {default_wall:.2f} s "
+        f"wall, {default_cpu:.2f} s CPU; {load()}"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("objects", "drive", "volume"), default=None)
-    parser.add_argument("--trees", type=int, default=64)
-    parser.add_argument("--max-depth", type=int, default=16)
+    parser.add_argument("--trees", type=int, default=None, help="default: the pixel classifier's")
+    parser.add_argument("--max-depth", type=int, default=None, help="default: the pixel classifier's")
     parser.add_argument(
         "--model", choices=("forest", "gb"), default="forest", help="pixel classifier model (drive)"
     )
@@ -234,7 +260,7 @@ def main() -> None:
     if "drive" in parts:
         bench_drive(args.trees, args.max_depth, peer=not args.no_peer, model=args.model)
     if "volume" in parts:
-        bench_volume(min(args.trees, 32))
+        bench_volume(min(args.trees or 32, 32))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import nibabel as nib
@@ -163,7 +164,9 @@ def test_bundle_round_trip_and_schema(tmp_path):
     np.testing.assert_array_equal(
         predict_pixels(loaded, volume).probabilities, predict_pixels(classifier, volume).probabilities
     )
-    assert loaded.settings == FAST and loaded.feature_names == classifier.feature_names
+    # 'auto' normalisation is stored resolved: a grey image with a spacing in mm keeps its values
+    assert loaded.settings == classifier.settings == dataclasses.replace(FAST, normalise="none")
+    assert loaded.feature_names == classifier.feature_names
     assumed = Volume(image, spacing=(1.0, 1.0), metadata={"spacing_assumed": True})
     with pytest.raises(SchemaError, match="scales in pixels"):
         predict_pixels(loaded, assumed)

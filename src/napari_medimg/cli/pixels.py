@@ -33,10 +33,11 @@ def register(subcommands) -> None:
     )
     train.add_argument(
         "--normalise",
-        choices=("none", "image"),
-        default="none",
+        choices=("auto", "none", "image"),
+        default="auto",
         help="'image': rescale each image's channels by their own percentiles (photographs); "
-        "'none' keeps absolute values such as HU (default)",
+        "'none' keeps absolute values such as HU; 'auto' (default): 'image' for RGB images or images "
+        "without a pixel spacing, else 'none'",
     )
     train.add_argument(
         "--dimensions",

@@ -11,9 +11,11 @@ through the usual ``progress(done, total)`` callback.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -109,20 +111,22 @@ class PixelPrediction:
 def _features(
     channels: list[np.ndarray], spacing, settings: FeatureSettings, keep=None, samples=None, rows=None
 ) -> np.ndarray:
-    """The stacked features of every channel of a block (rows ``rows`` of each channel, if given)."""
-    stacks = []
-    for k, channel in enumerate(channels):
+    """The stacked features of every channel of a block (rows ``rows`` of each channel, if given).
+
+    Channels are filtered in threads (scipy.ndimage and numpy release the GIL).
+    """
+
+    def one(k: int) -> np.ndarray:
+        channel = channels[k]
         block = np.asarray(channel if rows is None else channel[rows], np.float32)
-        stacks.append(
-            compute_features(
-                block,
-                spacing=spacing,
-                settings=settings,
-                keep=keep,
-                sample=None if samples is None else samples[k],
-            )
-        )
-    return stacks[0] if len(stacks) == 1 else np.concatenate(stacks, axis=-1)
+        sample = None if samples is None else samples[k]
+        return compute_features(block, spacing=spacing, settings=settings, keep=keep, sample=sample)
+
+    if len(channels) == 1:
+        return one(0)
+    with ThreadPoolExecutor(max_workers=min(len(channels), os.cpu_count() or 1)) as pool:
+        stacks = list(pool.map(one, range(len(channels))))
+    return np.concatenate(stacks, axis=-1)
 
 
 def _statistics_samples(channels: list[np.ndarray], settings: FeatureSettings) -> list[np.ndarray] | None:
@@ -244,6 +248,11 @@ def train_pixel_classifier(
         raise ValueError("some training images have a pixel spacing in mm and others none: use one kind")
     if dimensions == "3d" and ndim != 3:
         dimensions = "2d"
+    if (
+        settings.normalise == "auto"
+    ):  # photographs: per-image statistics; calibrated values (HU) kept as they are
+        photograph = names != ["grey"] or assumed == {True}
+        settings = replace(settings, normalise="image" if photograph else "none")
     per_class: dict[int, list[np.ndarray]] = {}
     steps = len(images) + 1
     for index, ((shape, channels, _, spacing), label) in enumerate(zip(layouts, labels, strict=True)):

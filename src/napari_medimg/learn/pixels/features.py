@@ -11,6 +11,11 @@ spacing, so anisotropic voxels are filtered isotropically in the world):
   tubes on a bright background, negative for bright tubes);
 * ``structure`` — eigenvalues of the structure tensor (gradient at σ, window 2σ);
 * ``texture`` — local standard deviation in a Gaussian window of σ;
+* ``tophat`` — morphological residues in a box of half-width 2σ: closing − image (dark thin structures such as
+  vessels in a photograph) and image − opening (bright ones);
+* ``line`` — line detector: the window mean (half-width 3σ) minus the lowest mean along a line of half-length
+  3σ through the pixel over 12 in-plane orientations (13 directions in 3D), and the highest line mean minus the
+  window mean (dark and bright lines);
 
 plus the raw channel.  2D images give 2D filters; 3D volumes 3D filters.  :func:`compute_features` works
 on whatever it is given (a slice, a slab with a halo, a whole image); :func:`halo_pixels` says how many
@@ -36,7 +41,9 @@ __all__ = [
 ]
 
 #: the filter families of :class:`FeatureSettings.groups`
-FEATURE_GROUPS = ("gaussian", "gradient", "laplacian", "hessian", "vesselness", "structure", "texture")
+FEATURE_GROUPS = (
+    "gaussian", "gradient", "laplacian", "hessian", "vesselness", "structure", "texture", "tophat", "line",
+)  # fmt: skip
 
 _TRUNCATE = 3.0
 
@@ -53,15 +60,18 @@ class FeatureSettings:
         Filter families, a subset of :data:`FEATURE_GROUPS`.
     raw : bool
         Include the unfiltered channel(s).
-    normalise : {'none', 'image'}
+    normalise : {'auto', 'none', 'image'}
         ``'image'`` rescales each channel by its own robust statistics (median, 1st–99th percentile range) so
-        that photographs of different exposure look alike; ``'none'`` keeps absolute values (HU).
+        that photographs of different exposure look alike; ``'none'`` keeps absolute values (HU); ``'auto'``
+        (default) is resolved by :func:`~napari_medimg.learn.pixels.train_pixel_classifier` from the training
+        images — ``'image'`` for photographs (RGB, or no physical pixel spacing), ``'none'`` otherwise — and
+        the resolved value is what a bundle stores (:func:`compute_features` treats ``'auto'`` as ``'none'``).
     """
 
     sigmas_mm: tuple[float, ...] = (0.7, 1.0, 2.0, 4.0)
     groups: tuple[str, ...] = FEATURE_GROUPS
     raw: bool = True
-    normalise: str = "none"
+    normalise: str = "auto"
 
     def __post_init__(self):
         sigmas = tuple(float(s) for s in self.sigmas_mm)
@@ -74,8 +84,8 @@ class FeatureSettings:
             )
         if not self.groups and not self.raw:
             raise ValueError("no features: give at least one group or raw=True")
-        if self.normalise not in ("none", "image"):
-            raise ValueError(f"normalise is 'none' or 'image', got {self.normalise!r}")
+        if self.normalise not in ("auto", "none", "image"):
+            raise ValueError(f"normalise is 'auto', 'none' or 'image', got {self.normalise!r}")
         object.__setattr__(self, "sigmas_mm", sigmas)
         object.__setattr__(self, "groups", tuple(g for g in FEATURE_GROUPS if g in self.groups))
 
@@ -105,6 +115,8 @@ def _per_group(ndim: int) -> dict[str, int]:
         "vesselness": 1,
         "structure": ndim,
         "texture": 1,
+        "tophat": 2,
+        "line": 2,
     }
 
 
@@ -154,7 +166,15 @@ def halo_pixels(settings: FeatureSettings, spacing_mm: float) -> int:
         Halo in slices.
     """
     widest = max(settings.sigmas_mm) * (2.0 if "structure" in settings.groups else 1.0)
-    return int(math.ceil(_TRUNCATE * widest / spacing_mm)) + 1
+    halo = int(math.ceil(_TRUNCATE * widest / spacing_mm)) + 1
+    if "tophat" in settings.groups:  # an opening reaches twice the box half-width
+        halo = max(halo, 2 * _half_width(2.0 * max(settings.sigmas_mm), spacing_mm) + 1)
+    return halo
+
+
+def _half_width(length_mm: float, spacing_mm: float) -> int:
+    """Half-width in pixels (at least 1) of a window of half-width ``length_mm``."""
+    return max(1, int(math.ceil(length_mm / spacing_mm - 1e-6)))
 
 
 def normalise(channel: np.ndarray, sample: np.ndarray | None = None) -> np.ndarray:
@@ -193,21 +213,74 @@ def _eigenvalues(elements: list[np.ndarray], ndim: int) -> list[np.ndarray]:
 
 def _vesselness(eigen: list[np.ndarray], ndim: int) -> np.ndarray:
     """Frangi-style tubularity (eigenvalue ratios times the Hessian norm), signed by the largest eigenvalue."""
+    eps = np.float32(1e-10)
+    if ndim == 2:  # two eigenvalues: order by magnitude without a sort
+        first_smaller = np.abs(eigen[0]) <= np.abs(eigen[1])
+        smallest = np.where(first_smaller, eigen[0], eigen[1])
+        largest = np.where(first_smaller, eigen[1], eigen[0])
+        structure = np.sqrt(smallest**2 + largest**2)  # local (no image-wide constant): slab-safe
+        blob = smallest / (np.abs(largest) + eps)
+        value = np.exp(-(blob**2) / (2 * 0.5**2)) * structure
+        return (np.sign(largest) * value).astype(np.float32)
     stacked = np.stack(eigen, -1)
     order = np.argsort(np.abs(stacked), axis=-1)
     by_magnitude = np.take_along_axis(stacked, order, axis=-1)
     largest = by_magnitude[..., -1]
-    eps = np.float32(1e-10)
-    structure = np.sqrt(np.sum(by_magnitude**2, axis=-1))  # local (no image-wide constant): slab-safe
-    if ndim == 2:
-        blob = by_magnitude[..., 0] / (np.abs(largest) + eps)
-        value = np.exp(-(blob**2) / (2 * 0.5**2)) * structure
-    else:
-        plate = np.abs(by_magnitude[..., 1]) / (np.abs(largest) + eps)
-        blob = np.abs(by_magnitude[..., 0]) / (np.sqrt(np.abs(by_magnitude[..., 1] * largest)) + eps)
-        value = (1 - np.exp(-(plate**2) / 0.5)) * np.exp(-(blob**2) / 0.5) * structure
-        value = np.where(np.sign(by_magnitude[..., 1]) == np.sign(largest), value, 0.0)
+    structure = np.sqrt(np.sum(by_magnitude**2, axis=-1))
+    plate = np.abs(by_magnitude[..., 1]) / (np.abs(largest) + eps)
+    blob = np.abs(by_magnitude[..., 0]) / (np.sqrt(np.abs(by_magnitude[..., 1] * largest)) + eps)
+    value = (1 - np.exp(-(plate**2) / 0.5)) * np.exp(-(blob**2) / 0.5) * structure
+    value = np.where(np.sign(by_magnitude[..., 1]) == np.sign(largest), value, 0.0)
     return (np.sign(largest) * value).astype(np.float32)
+
+
+def _tophat(data: np.ndarray, sigma_mm: float, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closing − image and image − opening in a box of half-width 2σ (flat, separable min/max filters)."""
+    size = tuple(2 * _half_width(2.0 * sigma_mm, step) + 1 for step in spacing)
+    closing = ndimage.grey_closing(data, size=size)
+    opening = ndimage.grey_opening(data, size=size)
+    return closing - data, data - opening
+
+
+def _directions(ndim: int) -> list[np.ndarray]:
+    """Unit vectors: 12 orientations over 180° in-plane, or the 13 lattice directions in 3D."""
+    if ndim == 2:
+        angles = np.arange(12) * np.pi / 12
+        return [np.array([math.sin(a), math.cos(a)]) for a in angles]
+    vectors = []
+    for vector in np.ndindex(3, 3, 3):
+        v = np.array(vector) - 1
+        first = v[np.flatnonzero(v)[0]] if v.any() else 0
+        if first > 0:  # one of each ± pair
+            vectors.append(v / np.linalg.norm(v))
+    return vectors
+
+
+def _shifted_sum(data: np.ndarray, offsets: list[tuple[int, ...]]) -> np.ndarray:
+    """Sum of ``data`` shifted by integer ``offsets`` (edges replicated), as a mean."""
+    pad = max(max(abs(o) for o in offset) for offset in offsets)
+    padded = np.pad(data, pad, mode="edge")
+    total = np.zeros_like(data)
+    for offset in offsets:
+        total += padded[tuple(slice(pad + o, pad + o + n) for o, n in zip(offset, data.shape, strict=True))]
+    return total / np.float32(len(offsets))
+
+
+def _line(data: np.ndarray, sigma_mm: float, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dark and bright line responses: window mean − min line mean, max line mean − window mean."""
+    reach = 3.0 * sigma_mm
+    window = ndimage.uniform_filter(
+        data, size=tuple(2 * _half_width(reach, step) + 1 for step in spacing), mode="nearest"
+    )
+    lowest = highest = None
+    steps = max(2, int(math.ceil(reach / float(np.min(spacing)))))
+    for direction in _directions(data.ndim):
+        points = np.linspace(-reach, reach, 2 * steps + 1)[:, None] * direction[None] / spacing[None]
+        offsets = sorted({tuple(int(v) for v in np.rint(point)) for point in points})
+        mean = _shifted_sum(data, offsets)
+        lowest = mean if lowest is None else np.minimum(lowest, mean)
+        highest = mean if highest is None else np.maximum(highest, mean)
+    return window - lowest, highest - window
 
 
 def compute_features(
@@ -255,12 +328,12 @@ def compute_features(
     counts = _per_group(ndim)
     total = int(settings.raw) + len(settings.sigmas_mm) * sum(counts[g] for g in settings.groups)
     out_shape = data[crop].shape
-    stack = np.empty((*out_shape, total), np.float32)
+    stack = np.empty((total, *out_shape), np.float32)  # feature-major: each column written contiguously
     column = 0
 
     def put(values: np.ndarray, cropped: bool = False) -> None:
         nonlocal column
-        stack[..., column] = values if cropped else values[crop]
+        stack[column] = values if cropped else values[crop]
         column += 1
 
     if settings.raw:
@@ -291,7 +364,6 @@ def compute_features(
                     scale = sigma_mm**2 / (spacing[i] * spacing[j])
                     hessian.append(derivative(order)[crop] * np.float32(scale))
         eigen = _eigenvalues(hessian, ndim) if groups & {"hessian", "vesselness"} else None
-        eigen = _eigenvalues(hessian, ndim) if groups & {"hessian", "vesselness"} else None
         for group in settings.groups:
             if group == "gaussian":
                 put(smooth)
@@ -321,4 +393,7 @@ def compute_features(
                     data * data, sigma, truncate=_TRUNCATE, output=np.float32
                 )
                 put(np.sqrt(np.maximum(mean_square[crop] - smooth[crop] ** 2, 0.0)), cropped=True)
-    return stack
+            elif group in ("tophat", "line"):
+                for values in (_tophat if group == "tophat" else _line)(data, sigma_mm, spacing):
+                    put(values)
+    return np.ascontiguousarray(np.moveaxis(stack, 0, -1))

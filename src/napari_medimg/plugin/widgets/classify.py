@@ -366,8 +366,8 @@ class PixelClassifierWidget(_ModelFiles, JobWidget):
         self.image = create_widget(annotation="napari.layers.Image", label="image")
         self.strokes = create_widget(annotation="napari.layers.Labels", label="strokes")
         self.sigmas = LineEdit(label="scales (mm)", value="0.7,1,2,4")
-        self.normalise = ComboBox(label="normalise", choices=("none", "image"), value="none",
-                                  tooltip="'image' for photographs; 'none' keeps HU")  # fmt: skip
+        self.normalise = ComboBox(label="normalise", choices=("auto", "none", "image"), value="auto",
+                                  tooltip="'image' for photographs; 'none' keeps HU; 'auto' picks by image")  # fmt: skip
         self.dimensions = ComboBox(label="features", choices=("2d", "3d"), value="2d")
         self.trees = SpinBox(label="trees", value=64, min=1, max=1000)
         self.live = CheckBox(text="live preview of the slice in view", value=True)
