@@ -122,6 +122,8 @@ def _floats(dataset, keywords) -> list[float] | None:
     values = []
     for keyword in keywords:
         value = first(_private(dataset, keyword))
+        if value is None:  # absent (most images): no exception raised
+            return None
         if isinstance(value, bytes):  # an element of VR UN: FL as 4 little-endian bytes, DS as text
             value = (
                 struct.unpack("<f", value)[0] if keyword.startswith("Philips") and len(value) == 4 else value

@@ -380,6 +380,8 @@ def _classic_philips_scale(dataset) -> float | None:
             value = first(dataset.get_private_item(0x2005, 0x0E, "Philips MR Imaging DD 001").value)
         except (KeyError, ValueError, TypeError, AttributeError):
             return None
+    if value is None:  # the common case, without raising
+        return None
     try:
         value = float(value)
     except (TypeError, ValueError):
