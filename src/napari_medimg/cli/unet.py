@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["register", "read_any"]
+__all__ = ["register"]
 
 
 def register(subcommands) -> None:
@@ -65,37 +65,6 @@ def register(subcommands) -> None:
     predict.set_defaults(handler=_predict)
 
 
-def read_any(path: Path):
-    """A :class:`~napari_medimg.geometry.Volume` from a raster image, a NIfTI file or DICOM.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        PNG/TIFF/GIF/JPEG/BMP, ``.nii``/``.nii.gz``, a DICOM file or a folder with one DICOM series.
-
-    Returns
-    -------
-    Volume
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        For missing files or folders with several series.
-    """
-    from ..io.nifti import read_nifti
-    from ..io.raster import is_raster_path, read_image
-
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    if path.is_file() and is_raster_path(path):
-        return read_image(path)
-    if path.name.lower().endswith((".nii", ".nii.gz")):
-        return read_nifti(path)
-    from .features import read_volume
-
-    return read_volume(path)
-
-
 def _spacing(volume) -> list[float]:
     spacing = [float(s) for s in volume.spacing]
     return spacing[:2] if volume.metadata.get("rgb") else spacing
@@ -106,6 +75,7 @@ def _train(args) -> int:
 
     from ..io.errors import OverwriteError
     from ..learn.unet import UNetTrainConfig, load_unet, save_unet, train_unet
+    from .features import read_volume
 
     if len(args.image) != len(args.labels):
         raise ValueError(
@@ -115,8 +85,8 @@ def _train(args) -> int:
         raise OverwriteError(f"{args.out} exists; pass --overwrite to replace it")
     images, labels, spacings, rgb = [], [], [], None
     for image_path, labels_path in zip(args.image, args.labels, strict=True):
-        volume = read_any(image_path)
-        annotation = np.asarray(read_any(labels_path).array)
+        volume = read_volume(image_path)
+        annotation = np.asarray(read_volume(labels_path).array)
         if annotation.ndim == volume.array.ndim and volume.metadata.get("rgb"):
             raise ValueError(f"{labels_path} is a colour image; labels must be integers (0 = unlabelled)")
         if (
@@ -224,6 +194,7 @@ def _predict(args) -> int:
     from ..io.errors import OverwriteError
     from ..io.raster import write_labels_png
     from ..learn.unet import load_unet, segment
+    from .features import read_volume
 
     outputs = [args.out] + ([args.probabilities] if args.probabilities else [])
     for path in outputs:
@@ -233,7 +204,7 @@ def _predict(args) -> int:
     if not name.endswith((".png", ".nii", ".nii.gz")):
         raise ValueError(f"--out {args.out}: use .png (2D), .nii.gz or .nii")
     model = load_unet(args.model)
-    volume = read_any(args.image)
+    volume = read_volume(args.image)
     result = segment(
         model,
         np.asarray(volume.array),

@@ -118,28 +118,10 @@ def read_case(path: str | os.PathLike):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
-    try:
-        from ..io import read_volume  # the one reader of NIfTI, DICOM and raster files (io helper)
-    except ImportError:
-        read_volume = _read_nifti_or_dicom
-    volume = read_volume(path)
-    if isinstance(volume, list):
-        if len(volume) != 1:
-            raise ValueError(f"{path} holds {len(volume)} series; give a folder with exactly one")
-        volume = volume[0]
+    from ..io import read_volume
+
+    volume = read_volume(path, lazy=False)
     return Volume(np.asarray(volume.array), volume.spacing, volume.origin, volume.direction, volume.metadata)
-
-
-def _read_nifti_or_dicom(path: Path):
-    from ..io.dicom import read_dicom
-    from ..io.nifti import read_nifti
-
-    if path.name.lower().endswith((".nii", ".nii.gz")):
-        return read_nifti(path)
-    volumes = read_dicom(path, lazy=False)
-    if len(volumes) != 1:
-        raise ValueError(f"{path} holds {len(volumes)} DICOM series; give a folder with exactly one")
-    return volumes[0]
 
 
 def _versions() -> dict:
