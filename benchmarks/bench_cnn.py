@@ -130,7 +130,8 @@ def run_cv(name: str, minutes: float, seed: int, k: int, recipe: str = "default"
     }
 
 
-#: the recipe search: one factor at a time around DEFAULT_RECIPE (see napari_medimg.learn.cnn.recipe)
+#: the recipe search: one factor at a time around the first default (balance "weights", "light" augmentation),
+#: then combinations (see napari_medimg.learn.cnn.recipe)
 SEARCH_GRID = {
     "default": {},
     "balance_none": {"balance": "none"},
@@ -140,6 +141,9 @@ SEARCH_GRID = {
     "narrow": {"width_2d": 16, "width_3d": 4},
     "aug_strong": {"augmentation": "strong"},
     "smooth_0.1": {"label_smoothing": 0.1},
+    # second round: the best first-round change (flips only) combined with the other balancing choices
+    "flips_sampler": {"augmentation": "flips", "balance": "sampler"},
+    "flips_none": {"augmentation": "flips", "balance": "none"},
 }
 #: data set -> (npz stem, epochs at most, examples used (None: all of train + val)).  The machine is shared
 #: and loaded: budgets are in epochs (no time limit) so that the load does not decide between recipes.
