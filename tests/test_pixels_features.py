@@ -83,3 +83,23 @@ def test_auto_normalisation_is_resolved_from_the_training_images():
         train_pixel_classifier([rgb], [labels], settings=settings, n_estimators=4).settings.normalise
         == "image"
     )
+
+
+def test_cli_and_widget_defaults_are_the_core_defaults():
+    import argparse
+    import inspect
+
+    from napari_medimg.cli import pixels as cli
+    from napari_medimg.learn.pixels import DEFAULT_GROUPS, DEFAULT_SIGMAS_MM, DEFAULT_TREES
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["pixels", "train", "--image", "a.png", "--labels", "b.png", "--out", "m.skops"])
+    assert tuple(float(v) for v in args.sigmas.split(",")) == DEFAULT_SIGMAS_MM == FeatureSettings().sigmas_mm
+    assert tuple(cli._GROUPS.split(",")) == DEFAULT_GROUPS == FeatureSettings().groups
+    assert (
+        args.trees
+        == DEFAULT_TREES
+        == inspect.signature(train_pixel_classifier).parameters["n_estimators"].default
+    )
+    assert args.normalise == FeatureSettings().normalise == "auto"

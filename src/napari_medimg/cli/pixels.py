@@ -7,6 +7,10 @@ from pathlib import Path
 
 from .classify import _refuse_existing
 
+# the core's defaults (learn.pixels DEFAULT_SIGMAS_MM, DEFAULT_GROUPS, DEFAULT_TREES; a test keeps them equal),
+# spelled out so that `medimg --help` does not import scipy and scikit-learn
+_SIGMAS, _GROUPS, _TREES = "1,2,4", "gaussian,gradient,hessian,vesselness,texture,tophat,line", 32
+
 
 def register(subcommands) -> None:
     parser = subcommands.add_parser(
@@ -26,10 +30,13 @@ def register(subcommands) -> None:
     train.add_argument("--labels", type=Path, nargs="+", required=True, metavar="LBL", help="label images")
     train.add_argument("--out", type=Path, required=True, metavar="MODEL", help="model bundle to write")
     train.add_argument(
-        "--sigmas", default="0.7,1,2,4", metavar="S1,S2", help="filter scales in mm (default 0.7,1,2,4)"
+        "--sigmas", default=_SIGMAS, metavar="S1,S2", help=f"filter scales in mm (default {_SIGMAS})"
     )
     train.add_argument(
-        "--groups", default=None, metavar="G1,G2", help="filter families (default: all of them)"
+        "--groups",
+        default=None,
+        metavar="G1,G2",
+        help=f"filter families (default {_GROUPS}; also laplacian, structure)",
     )
     train.add_argument(
         "--normalise",
@@ -52,7 +59,11 @@ def register(subcommands) -> None:
         help="random forest (default) or gradient boosting",
     )
     train.add_argument(
-        "--trees", type=int, default=64, metavar="N", help="trees / boosting iterations (default 64)"
+        "--trees",
+        type=int,
+        default=_TREES,
+        metavar="N",
+        help=f"trees / boosting iterations (default {_TREES})",
     )
     train.add_argument("--max-depth", type=int, default=16, metavar="D", help="tree depth limit (default 16)")
     train.add_argument("--class-names", default=None, metavar="A,B", help="names of classes 1..K")
@@ -114,7 +125,7 @@ def run_train(args) -> int:
     import json
 
     from ..learn.pixels import (
-        FEATURE_GROUPS,
+        DEFAULT_GROUPS,
         FeatureSettings,
         image_layout,
         save_pixel_classifier,
@@ -130,7 +141,7 @@ def run_train(args) -> int:
         sigmas = tuple(float(value) for value in args.sigmas.split(",") if value.strip())
     except ValueError:
         raise ValueError(f"--sigmas {args.sigmas!r}: comma-separated numbers (mm) expected") from None
-    groups = tuple(g.strip() for g in args.groups.split(",") if g.strip()) if args.groups else FEATURE_GROUPS
+    groups = tuple(g.strip() for g in args.groups.split(",") if g.strip()) if args.groups else DEFAULT_GROUPS
     settings = FeatureSettings(sigmas_mm=sigmas, groups=groups, normalise=args.normalise)
     images, labels = [], []
     for image_path, labels_path in zip(args.image, args.labels, strict=True):

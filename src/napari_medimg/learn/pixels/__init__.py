@@ -1,6 +1,7 @@
 """The pixel classifier: random forest on multi-scale filter features in mm, trained from sparse labels."""
 
 from .classifier import (
+    DEFAULT_TREES,
     PixelClassifier,
     PixelPrediction,
     image_layout,
@@ -10,9 +11,20 @@ from .classifier import (
     save_pixel_classifier,
     train_pixel_classifier,
 )
-from .features import FEATURE_GROUPS, FeatureSettings, compute_features, feature_names, halo_pixels
+from .features import (
+    DEFAULT_GROUPS,
+    DEFAULT_SIGMAS_MM,
+    FEATURE_GROUPS,
+    FeatureSettings,
+    compute_features,
+    feature_names,
+    halo_pixels,
+)
 
 __all__ = [
+    "DEFAULT_GROUPS",
+    "DEFAULT_SIGMAS_MM",
+    "DEFAULT_TREES",
     "FEATURE_GROUPS",
     "FeatureSettings",
     "PixelClassifier",

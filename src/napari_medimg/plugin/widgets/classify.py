@@ -29,6 +29,8 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ...learn.classify import MODELS, ObjectClassifier, load_classifier, save_classifier, train_classifier
 from ...learn.pixels import (
+    DEFAULT_SIGMAS_MM,
+    DEFAULT_TREES,
     FeatureSettings,
     PixelClassifier,
     load_pixel_classifier,
@@ -365,11 +367,11 @@ class PixelClassifierWidget(_ModelFiles, JobWidget):
         super().__init__(napari_viewer, apply_text="Train")
         self.image = create_widget(annotation="napari.layers.Image", label="image")
         self.strokes = create_widget(annotation="napari.layers.Labels", label="strokes")
-        self.sigmas = LineEdit(label="scales (mm)", value="0.7,1,2,4")
+        self.sigmas = LineEdit(label="scales (mm)", value=",".join(f"{s:g}" for s in DEFAULT_SIGMAS_MM))
         self.normalise = ComboBox(label="normalise", choices=("auto", "none", "image"), value="auto",
                                   tooltip="'image' for photographs; 'none' keeps HU; 'auto' picks by image")  # fmt: skip
         self.dimensions = ComboBox(label="features", choices=("2d", "3d"), value="2d")
-        self.trees = SpinBox(label="trees", value=64, min=1, max=1000)
+        self.trees = SpinBox(label="trees", value=DEFAULT_TREES, min=1, max=1000)
         self.live = CheckBox(text="live preview of the slice in view", value=True)
         self.segment_button = PushButton(text="Segment whole image", enabled=False)
         self.model_path = FileEdit(label="model file", mode="w", filter="*.skops")
