@@ -229,10 +229,31 @@ def test_cli_trains_from_nifti_volumes_and_rgb_tiffs(tmp_path):
         tiffs.append(tmp_path / f"rgb{i:02d}.tif")
         imsave(tiffs[-1], rgb, check_contrast=False)
         classes.append("centre" if centre else "corner")
-    assert _train_cli(tmp_path, "--images", *volumes, "--labels", *classes, "--size", 8, 8, 8) == 0
+    extra = ("--size", 8, 8, 8, "--folds", 2)  # a 3D ensemble
+    assert _train_cli(tmp_path, "--images", *volumes, "--labels", *classes, *extra) == 0
     description = json.loads((tmp_path / "model" / "config.json").read_text())
     assert description["model"]["dims"] == 3 and description["input_size"] == [8, 8, 8]
     assert description["spacing"] == [2.5, 1.25, 1.25]  # the pitch of the network's input grid (10 -> 8)
+    assert description["ensemble"]["members"] == 2
+    from napari_medimg.cli import main
+    from napari_medimg.io.nifti import read_nifti
+
+    assert (
+        main(
+            [
+                "cnn",
+                "predict",
+                "--model",
+                str(tmp_path / "model"),
+                str(volumes[3]),
+                "--out",
+                str(tmp_path / "p"),
+            ]
+        )
+        == 0
+    )
+    saliency = read_nifti(tmp_path / "p" / "saliency.nii.gz")  # Grad-CAM of the 3D members, on the input grid
+    assert saliency.shape == (10, 10, 10) and saliency.array.min() >= 0 and saliency.array.max() <= 1
     out = tmp_path / "rgb"
     assert _train_cli(out, "--images", *tiffs, "--labels", *classes, "--size", 8, 8) == 0
     description = json.loads((out / "model" / "config.json").read_text())
