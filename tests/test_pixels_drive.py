@@ -18,18 +18,15 @@ def _case(drive, case):
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-def test_drive_trained_on_21_to_24(shared_data):
+def test_drive_trained_on_21_to_24_with_the_default_settings(shared_data):
+    """What `medimg pixels train` does with its defaults (normalise 'auto' → 'image' for these photographs)."""
     drive = shared_data / "segmentation" / "drive" / "training"
     training = [_case(drive, case) for case in (21, 22, 23, 24)]
     labels = [np.where(fov, np.where(manual, 2, 1), 0).astype(np.uint8) for _, manual, fov in training]
     classifier = train_pixel_classifier(
-        [image for image, _, _ in training],
-        labels,
-        settings=FeatureSettings(normalise="image"),
-        n_estimators=32,
-        max_samples=100_000,
-        class_names=["background", "vessel"],
+        [image for image, _, _ in training], labels, class_names=["background", "vessel"]
     )
+    assert classifier.settings == FeatureSettings(normalise="image")
     assert classifier.channels == ["red", "green", "blue"] and classifier.spacing_assumed
     assert classifier.metrics["oob_acc"] > 0.93
     dices = []
@@ -38,6 +35,7 @@ def test_drive_trained_on_21_to_24(shared_data):
         vessel = (predict_pixels(classifier, image, probabilities=False).labels == 2) & fov
         truth = manual & fov
         dices.append(2 * (vessel & truth).sum() / (vessel.sum() + truth.sum()))
-    # benchmarks/bench_classify.py (64 trees, 200 000 samples) reaches 0.76; the smaller forest here a little less
-    assert np.mean(dices) >= 0.74, dices
-    assert min(dices) > 0.55  # the hardest image gives 0.60
+    # measured: 0.761 (benchmarks/bench_classify.py --part drive); the issue's target of 0.78 is NOT
+    # reached — this asserts the level we do reach, so that a regression fails
+    assert np.mean(dices) >= 0.75, dices
+    assert min(dices) > 0.55  # the hardest image gives about 0.6

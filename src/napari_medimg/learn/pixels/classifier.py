@@ -23,7 +23,7 @@ import numpy as np
 from ...geometry import Volume
 from ...progress import ProgressCallback, report
 from ..classify.core import SchemaError
-from .features import FeatureSettings, compute_features, feature_names, halo_pixels
+from .features import FeatureSettings, feature_names, feature_planes, halo_pixels, normalise
 
 __all__ = [
     "DEFAULT_TREES",
@@ -116,20 +116,31 @@ def _features(
 ) -> np.ndarray:
     """The stacked features of every channel of a block (rows ``rows`` of each channel, if given).
 
-    Channels are filtered in threads (scipy.ndimage and numpy release the GIL).
+    Each (channel, scale) pair is filtered in its own thread (scipy.ndimage and numpy release the GIL) into
+    feature-major planes; one transpose at the end gives the ``(..., n_features)`` stack.
     """
+    blocks = [np.asarray(channel if rows is None else channel[rows], np.float32) for channel in channels]
+    if settings.normalise == "image":  # once per channel, not once per part
+        blocks = [normalise(block, None if samples is None else samples[k]) for k, block in enumerate(blocks)]
+    plain = replace(settings, normalise="none")
+    tasks = []  # (channel, settings of one part): the raw channel, then one scale at a time, in name order
+    for k in range(len(blocks)):
+        if settings.raw:
+            tasks.append((k, replace(plain, groups=(), raw=True)))
+        if settings.groups:
+            tasks.extend((k, replace(plain, sigmas_mm=(sigma,), raw=False)) for sigma in settings.sigmas_mm)
 
-    def one(k: int) -> np.ndarray:
-        channel = channels[k]
-        block = np.asarray(channel if rows is None else channel[rows], np.float32)
-        sample = None if samples is None else samples[k]
-        return compute_features(block, spacing=spacing, settings=settings, keep=keep, sample=sample)
+    def one(task) -> np.ndarray:
+        k, part = task
+        return feature_planes(blocks[k], spacing=spacing, settings=part, keep=keep)
 
-    if len(channels) == 1:
-        return one(0)
-    with ThreadPoolExecutor(max_workers=min(len(channels), os.cpu_count() or 1)) as pool:
-        stacks = list(pool.map(one, range(len(channels))))
-    return np.concatenate(stacks, axis=-1)
+    workers = min(len(tasks), os.cpu_count() or 1)
+    if workers <= 1:
+        planes = [one(task) for task in tasks]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            planes = list(pool.map(one, tasks))
+    return np.ascontiguousarray(np.moveaxis(np.concatenate(planes, axis=0), 0, -1))
 
 
 def _statistics_samples(channels: list[np.ndarray], settings: FeatureSettings) -> list[np.ndarray] | None:

@@ -38,6 +38,7 @@ __all__ = [
     "FeatureSettings",
     "feature_names",
     "compute_features",
+    "feature_planes",
     "halo_pixels",
     "normalise",
 ]
@@ -325,6 +326,38 @@ def compute_features(
     ValueError
         When ``spacing`` does not match the image's dimensions.
     """
+    planes = feature_planes(image, spacing=spacing, settings=settings, keep=keep, sample=sample)
+    return np.ascontiguousarray(np.moveaxis(planes, 0, -1))
+
+
+def feature_planes(
+    image: np.ndarray,
+    *,
+    spacing: Sequence[float],
+    settings: FeatureSettings | None = None,
+    keep: tuple[int, int] | None = None,
+    sample: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`compute_features` with the feature axis first (``(n_features,) + shape``), as it is computed.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, 2D or 3D
+        One channel.
+    spacing : sequence of float
+        Pixel/voxel spacing in mm, one value per axis.
+    settings : FeatureSettings, optional
+        Defaults to :class:`FeatureSettings()`.
+    keep : (int, int), optional
+        Keep only slices ``keep[0]:keep[1]`` along axis 0.
+    sample : numpy.ndarray, optional
+        Statistics sample for ``normalise='image'``.
+
+    Returns
+    -------
+    numpy.ndarray, float32
+        The feature planes, in :func:`feature_names` order.
+    """
     settings = settings or FeatureSettings()
     image = np.asarray(image)
     ndim = image.ndim
@@ -404,4 +437,4 @@ def compute_features(
             elif group in ("tophat", "line"):
                 for values in (_tophat if group == "tophat" else _line)(data, sigma_mm, spacing):
                     put(values)
-    return np.ascontiguousarray(np.moveaxis(stack, 0, -1))
+    return stack
