@@ -23,7 +23,7 @@ import numpy as np
 from ...geometry import Volume
 from ...progress import ProgressCallback, report
 from ..classify.core import SchemaError
-from .features import FeatureSettings, feature_names, feature_planes, halo_pixels, normalise
+from .features import FeatureSettings, _feature_planes, feature_names, halo_pixels, normalise
 
 __all__ = [
     "DEFAULT_TREES",
@@ -132,7 +132,7 @@ def _features(
 
     def one(task) -> np.ndarray:
         k, part = task
-        return feature_planes(blocks[k], spacing=spacing, settings=part, keep=keep)
+        return _feature_planes(blocks[k], spacing=spacing, settings=part, keep=keep)
 
     workers = min(len(tasks), os.cpu_count() or 1)
     if workers <= 1:

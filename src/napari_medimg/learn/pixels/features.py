@@ -38,7 +38,6 @@ __all__ = [
     "FeatureSettings",
     "feature_names",
     "compute_features",
-    "feature_planes",
     "halo_pixels",
     "normalise",
 ]
@@ -265,10 +264,10 @@ def _directions(ndim: int) -> list[np.ndarray]:
     return vectors
 
 
-def _shifted_sum(data: np.ndarray, offsets: list[tuple[int, ...]]) -> np.ndarray:
-    """Sum of ``data`` shifted by integer ``offsets`` (edges replicated), as a mean."""
-    pad = max(max(abs(o) for o in offset) for offset in offsets)
-    padded = np.pad(data, pad, mode="edge")
+def _shifted_mean(
+    padded: np.ndarray, pad: int, data: np.ndarray, offsets: list[tuple[int, ...]]
+) -> np.ndarray:
+    """Mean of ``data`` shifted by integer ``offsets`` (at most ``pad``), read from ``data`` edge-padded by ``pad``."""
     total = np.zeros_like(data)
     for offset in offsets:
         total += padded[tuple(slice(pad + o, pad + o + n) for o, n in zip(offset, data.shape, strict=True))]
@@ -283,10 +282,14 @@ def _line(data: np.ndarray, sigma_mm: float, spacing: np.ndarray) -> tuple[np.nd
     )
     lowest = highest = None
     steps = max(2, int(math.ceil(reach / float(np.min(spacing)))))
+    lines = []
     for direction in _directions(data.ndim):
         points = np.linspace(-reach, reach, 2 * steps + 1)[:, None] * direction[None] / spacing[None]
-        offsets = sorted({tuple(int(v) for v in np.rint(point)) for point in points})
-        mean = _shifted_sum(data, offsets)
+        lines.append(sorted({tuple(int(v) for v in np.rint(point)) for point in points}))
+    pad = max(abs(o) for offsets in lines for offset in offsets for o in offset)
+    padded = np.pad(data, pad, mode="edge")
+    for offsets in lines:
+        mean = _shifted_mean(padded, pad, data, offsets)
         lowest = mean if lowest is None else np.minimum(lowest, mean)
         highest = mean if highest is None else np.maximum(highest, mean)
     return window - lowest, highest - window
@@ -326,11 +329,11 @@ def compute_features(
     ValueError
         When ``spacing`` does not match the image's dimensions.
     """
-    planes = feature_planes(image, spacing=spacing, settings=settings, keep=keep, sample=sample)
+    planes = _feature_planes(image, spacing=spacing, settings=settings, keep=keep, sample=sample)
     return np.ascontiguousarray(np.moveaxis(planes, 0, -1))
 
 
-def feature_planes(
+def _feature_planes(
     image: np.ndarray,
     *,
     spacing: Sequence[float],
@@ -338,26 +341,7 @@ def feature_planes(
     keep: tuple[int, int] | None = None,
     sample: np.ndarray | None = None,
 ) -> np.ndarray:
-    """:func:`compute_features` with the feature axis first (``(n_features,) + shape``), as it is computed.
-
-    Parameters
-    ----------
-    image : numpy.ndarray, 2D or 3D
-        One channel.
-    spacing : sequence of float
-        Pixel/voxel spacing in mm, one value per axis.
-    settings : FeatureSettings, optional
-        Defaults to :class:`FeatureSettings()`.
-    keep : (int, int), optional
-        Keep only slices ``keep[0]:keep[1]`` along axis 0.
-    sample : numpy.ndarray, optional
-        Statistics sample for ``normalise='image'``.
-
-    Returns
-    -------
-    numpy.ndarray, float32
-        The feature planes, in :func:`feature_names` order.
-    """
+    """:func:`compute_features` with the feature axis first, as it is computed (the parameters are its own)."""
     settings = settings or FeatureSettings()
     image = np.asarray(image)
     ndim = image.ndim
