@@ -73,9 +73,7 @@ def pixels():
     strokes_layer = viewer.add_labels(strokes, name="strokes")
     _, widget = viewer.window.add_plugin_dock_widget("napari-medimg", "Pixel classifier")
     widget.image.value, widget.strokes.value = layer, strokes_layer
-    widget.normalise.value = "image"
-    widget.trees.value = 32
-    widget.apply()
+    widget.apply()  # the default settings (normalise 'auto' picks 'image' for this photograph)
     wait_for_worker(widget)
     print(widget.summary.value)
     wait_until(lambda: widget._preview_worker is None and "21_training preview" in viewer.layers)
