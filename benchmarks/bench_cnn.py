@@ -54,7 +54,7 @@ def baselines(column: str) -> dict:
     return {"auc": best_auc[1], "auc_row": best_auc[0], "acc": best_acc[2], "acc_row": best_acc[0]}
 
 
-def run(name: str, minutes: float, seed: int, recipe: str = "default") -> dict:
+def run(name: str, minutes: float, seed: int, recipe: str = "chosen") -> dict:
     from napari_medimg.learn.cnn.data import load_npz
     from napari_medimg.learn.cnn.files import save_model
     from napari_medimg.learn.cnn.metrics import plot_roc
@@ -99,7 +99,7 @@ def run(name: str, minutes: float, seed: int, recipe: str = "default") -> dict:
     return {"dataset": column, "recipe": recipe, "ours": ours, "baseline": baselines(column)}
 
 
-def run_cv(name: str, minutes: float, seed: int, k: int, recipe: str = "default") -> dict:
+def run_cv(name: str, minutes: float, seed: int, k: int, recipe: str = "chosen") -> dict:
     """k-fold cross-validation of the recipe on train + val (out-of-fold figures with bootstrap intervals)."""
     from napari_medimg.learn.cnn.cv import cross_validate, merge_sets
     from napari_medimg.learn.cnn.data import load_npz
@@ -130,20 +130,28 @@ def run_cv(name: str, minutes: float, seed: int, k: int, recipe: str = "default"
     }
 
 
-#: the recipe search: one factor at a time around the first default (balance "weights", "light" augmentation),
-#: then combinations (see napari_medimg.learn.cnn.recipe)
+#: the first step's default recipe, the base of the search's first round (logged as "default")
+FIRST_DEFAULT = {"balance": "weights", "augmentation": "light"}
+#: the recipe search: one factor at a time around FIRST_DEFAULT, then combinations; "chosen" is the current
+#: DEFAULT_RECIPE (napari_medimg.learn.cnn.recipe) that the search chose
 SEARCH_GRID = {
-    "default": {},
-    "balance_none": {"balance": "none"},
-    "balance_sampler": {"balance": "sampler"},
-    "aug_flips": {"augmentation": "flips"},
-    "lr_1e-3": {"lr": 1e-3},
-    "narrow": {"width_2d": 16, "width_3d": 4},
-    "aug_strong": {"augmentation": "strong"},
-    "smooth_0.1": {"label_smoothing": 0.1},
-    # second round: the best first-round change (flips only) combined with the other balancing choices
-    "flips_sampler": {"augmentation": "flips", "balance": "sampler"},
-    "flips_none": {"augmentation": "flips", "balance": "none"},
+    "chosen": {},
+    **{
+        name: {**FIRST_DEFAULT, **change}
+        for name, change in {
+            "default": {},
+            "balance_none": {"balance": "none"},
+            "balance_sampler": {"balance": "sampler"},
+            "aug_flips": {"augmentation": "flips"},
+            "lr_1e-3": {"lr": 1e-3},
+            "narrow": {"width_2d": 16, "width_3d": 4},
+            "aug_strong": {"augmentation": "strong"},
+            "smooth_0.1": {"label_smoothing": 0.1},
+            # second round: the best first-round change (flips only) with the other balancing choices
+            "flips_sampler": {"augmentation": "flips", "balance": "sampler"},
+            "flips_none": {"augmentation": "flips", "balance": "none"},
+        }.items()
+    },
 }
 #: data set -> (npz stem, epochs at most, examples used (None: all of train + val)).  The machine is shared
 #: and loaded: budgets are in epochs (no time limit) so that the load does not decide between recipes.
