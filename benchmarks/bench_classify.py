@@ -11,7 +11,8 @@ Parts (all by default; ``--part`` picks one):
 * ``volume`` — prediction time and peak memory over the input on a synthetic 512 × 512 × 300 int16 CT-like
   volume (slab-wise; labels only, and labels + probabilities).
 
-Run: ``.venv/bin/python benchmarks/bench_classify.py [--part drive] [--trees 64]``.  Absolute times depend on
+Run: ``.venv/bin/python benchmarks/bench_classify.py [--part drive] [--trees N] [--max-depth D]`` (default: the
+pixel classifier's own defaults, those of ``medimg pixels train``).  Absolute times depend on
 the machine's load, printed with every figure.
 """
 
