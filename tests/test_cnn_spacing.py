@@ -10,7 +10,7 @@ from napari_medimg.geometry import Volume
 from napari_medimg.io.nifti import write_nifti
 from napari_medimg.learn.cnn.data import load_images
 from napari_medimg.learn.cnn.files import LoadedModel
-from napari_medimg.learn.cnn.predict import patch_size_mm, predict
+from napari_medimg.learn.cnn.predict import compatibility_warnings, patch_size_mm, predict
 from napari_medimg.learn.cnn.train import TrainConfig, train
 
 #: sphere radii in mm of the two classes: they differ in physical size only
@@ -73,3 +73,9 @@ def test_objects_of_a_resampled_volume_get_the_same_predictions(tmp_path):
     # without a known spacing the patch falls back to a margin around each object (voxels, not mm)
     unknown = predict(model, coarse, labels=coarse_labels, saliency=False).table
     assert len(unknown) == 6
+
+    # warnings: whole images are compared at the pitch they get when resized; objects are resampled in mm
+    assert compatibility_warnings(model, (16, 16, 16), (1.0, 1.0, 1.0)) == []  # 16 mm at 2 mm: as trained
+    (warning,) = compatibility_warnings(model, (16, 16, 16), (2.0, 2.0, 2.0))
+    assert "trained at 2 × 2 × 2 mm; this image has 4 × 4 × 4 mm" in warning
+    assert compatibility_warnings(model, coarse.shape, (2.0, 0.8, 0.8), objects=True) == []

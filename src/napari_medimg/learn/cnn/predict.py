@@ -135,8 +135,14 @@ def default_target(model: LoadedModel) -> int:
     return 1
 
 
-def compatibility_warnings(model: LoadedModel, shape, spacing=None, modality: str | None = None) -> list[str]:
+def compatibility_warnings(
+    model: LoadedModel, shape, spacing=None, modality: str | None = None, *, objects: bool = False
+) -> list[str]:
     """What differs between an image and the images the model was trained on (modality, size, spacing).
+
+    Whole images and slices are resized to the model's input: the pitch they get (spacing × shape / input
+    size) is compared with the training pitch.  Objects are cut in mm and resampled to the training pitch
+    (:func:`patch_size_mm`) when the model and the image have spacings: nothing to warn about size or spacing.
 
     Parameters
     ----------
@@ -148,6 +154,8 @@ def compatibility_warnings(model: LoadedModel, shape, spacing=None, modality: st
         Its pixel/voxel size in mm.
     modality : str, optional
         Its DICOM modality (``CT``, ``MR``, ``US`` …).
+    objects : bool, optional
+        Objects of a labels image are classified (patches around them), not the image itself.
 
     Returns
     -------
@@ -161,8 +169,12 @@ def compatibility_warnings(model: LoadedModel, shape, spacing=None, modality: st
     dims = model.config.dims
     size = list(model.input_size)
     spatial = [int(s) for s in list(shape)[-dims:]]
-    if model.meta.get("patch") is None and any(
-        s > 2 * t or 2 * s < t for s, t in zip(spatial, size, strict=False)
+    if objects and spacing is not None and patch_size_mm(model) is not None:
+        return warnings  # patches of a fixed size in mm, resampled to the training pitch
+    if (
+        model.meta.get("patch") is None
+        and not objects
+        and any(s > 2 * t or 2 * s < t for s, t in zip(spatial, size, strict=False))
     ):
         warnings.append(
             f"the model takes {' × '.join(map(str, size))} images; this one "
@@ -171,6 +183,8 @@ def compatibility_warnings(model: LoadedModel, shape, spacing=None, modality: st
     trained_spacing = model.meta.get("spacing")
     if trained_spacing and spacing is not None:
         given = [float(s) for s in list(spacing)[-dims:]]
+        if not objects and model.meta.get("patch") is None:  # the pitch after resizing to the input size
+            given = [g * n / t for g, n, t in zip(given, spatial, size, strict=False)]
         if any(abs(g - t) > 0.25 * t for g, t in zip(given, trained_spacing, strict=False)):
             warnings.append(
                 f"the model was trained at {' × '.join(f'{t:g}' for t in trained_spacing)} mm; this image has "

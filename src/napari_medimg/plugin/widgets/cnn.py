@@ -619,7 +619,11 @@ class CNNWidget(ScrollableContainer):
         spacing = volume.spacing[: len(spatial)]
         checked = spatial[1:] if (model.config.dims == 2 and len(spatial) == 3) else spatial
         warnings = compatibility_warnings(
-            model, checked, spacing[-len(checked) :], volume.metadata.get("modality")
+            model,
+            checked,
+            spacing[-len(checked) :],
+            volume.metadata.get("modality"),
+            objects=objects is not None,
         )
         for warning in warnings:
             show_warning(f"CNN on {layer.name}: {warning}")
