@@ -146,9 +146,10 @@ def test_training_runs_in_a_worker_with_live_curves_and_cancel_keeps_the_best(
     timer.start(10)
     widget.start_training()
     assert widget.worker is not None and not widget.train_button.enabled
-    qtbot.waitUntil(lambda: len(widget.history) >= 3, timeout=60000)
+    # the event loop keeps running while the worker trains (500 epochs: still training when this holds)
+    qtbot.waitUntil(lambda: len(widget.history) >= 3 and len(ticks) >= 10, timeout=60000)
     timer.stop()
-    assert len(ticks) >= 10  # the event loop kept running while the worker trained
+    assert widget.worker is not None
     assert len(widget.axes.lines) >= 4  # live curves drawn from the relayed epochs
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=30000)
