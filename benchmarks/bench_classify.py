@@ -52,9 +52,8 @@ class PeakMemory:
         return self
 
     def _sample(self):
-        while not self._stop.is_set():
+        while not self._stop.wait(0.02):
             self.peak = max(self.peak, _rss())
-            time.sleep(0.02)
 
     def __exit__(self, *_):
         self._stop.set()

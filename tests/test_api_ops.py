@@ -159,3 +159,28 @@ def test_every_parameter_is_described_from_the_numpydoc_section():
     assert not undescribed, undescribed
     low, high = ops.get("hysteresis_threshold").parameters  # "low, high : float" describes both
     assert low.description == high.description != ""
+
+
+LOOKUP_DURING_LOAD = """
+import sys, threading
+from napari_medimg import ops
+loader = threading.Thread(target=ops.names)
+loader.start()
+while "napari_medimg.ops.classify" not in sys.modules:  # the loader is part-way through the op modules
+    pass
+ops.get("threshold")  # ops/segment.py is imported last: this lookup must wait for it, not fail
+loader.join()
+print(len(ops.names()))
+"""
+
+
+def test_an_op_looked_up_while_another_thread_loads_the_registry_is_found():
+    import subprocess
+    import sys
+
+    # the demo's worker looked up "threshold" while the main thread was still importing the op modules
+    result = subprocess.run(
+        [sys.executable, "-c", LOOKUP_DURING_LOAD], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) >= 30

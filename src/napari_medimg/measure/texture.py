@@ -181,37 +181,6 @@ class GrayLevels:
         """Number of object voxels."""
         return len(self.positions)
 
-    def stride(self, offset) -> int:
-        """Flat-index step of a (dz, dy, dx) offset.
-
-        Parameters
-        ----------
-        offset : sequence of int
-            (dz, dy, dx).
-
-        Returns
-        -------
-        int
-            The step in the flattened array.
-        """
-        _, ny, nx = self.index.shape
-        return int((offset[0] * ny + offset[1]) * nx + offset[2])
-
-    def neighbours(self, offset) -> np.ndarray:
-        """Rank (0 outside the object) of each object voxel's neighbour at ``offset``.
-
-        Parameters
-        ----------
-        offset : sequence of int
-            (dz, dy, dx).
-
-        Returns
-        -------
-        numpy.ndarray
-            One rank per object voxel.
-        """
-        return self.flat[self.positions + self.stride(offset)]
-
 
 @lru_cache(maxsize=256)
 def _strides(two_d: bool, ny: int, nx: int) -> np.ndarray:

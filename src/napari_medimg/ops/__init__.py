@@ -21,6 +21,7 @@ import inspect
 import pkgutil
 import re
 import sys
+import threading
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -320,6 +321,7 @@ class Operation:
 
 _REGISTRY: dict[str, Operation] = {}
 _LOADED = False
+_LOAD_LOCK = threading.RLock()  # a worker thread may look an op up while another thread is still loading
 
 
 class _Package(types.ModuleType):
@@ -372,10 +374,13 @@ def _load() -> None:
     global _LOADED
     if _LOADED:
         return
-    _LOADED = True
-    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}")
+    with _LOAD_LOCK:  # every op module imported before any thread sees the registry as loaded
+        if _LOADED:
+            return
+        for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+            if not module.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{module.name}")
+        _LOADED = True
 
 
 def get(name: str) -> Operation:
