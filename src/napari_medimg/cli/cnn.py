@@ -158,20 +158,18 @@ def _train_sets(args) -> dict:
 
 def _train(args) -> int:
     from ..io.atomic import check_folder_replaceable
-    from ..learn.cnn.cv import cross_validate, ensemble_model, merge_sets
+    from ..learn.cnn.cv import train_model
     from ..learn.cnn.data import normalise
     from ..learn.cnn.files import save_model
     from ..learn.cnn.metrics import plot_roc
     from ..learn.cnn.models import ModelConfig
     from ..learn.cnn.recipe import recipe_configs
-    from ..learn.cnn.train import TrainConfig, predict_proba, train
+    from ..learn.cnn.train import TrainConfig, predict_proba
 
     check_folder_replaceable(args.out, args.overwrite)  # refused now, not after the training
     if args.folds is not None and not 2 <= args.folds <= 20:
         raise ValueError(f"--folds must be 2..20, got {args.folds}")
     sets = _train_sets(args)
-    if "val" not in sets and args.folds is None:
-        raise ValueError("the data has no validation split (val_images/val_labels or split=val rows)")
     dims = sets["train"].dims
     recipe = {
         "epochs": args.epochs,
@@ -211,19 +209,17 @@ def _train(args) -> int:
             flush=True,
         )
 
+    result = train_model(sets, model_config, config, folds=args.folds, on_epoch=on_epoch)
+    model, meta, metrics = result.model, result.meta(), result.metrics
     if args.folds is not None:
-        data = merge_sets(*(sets[s] for s in ("train", "val") if s in sets))
-        cv = cross_validate(data, model_config, config, k=args.folds, on_epoch=on_epoch)
-        model, meta = ensemble_model(cv)
-        labels, probabilities, metrics = data.labels, cv.probabilities, cv.metrics
+        labels, probabilities = result.cv.labels, result.cv.probabilities
         title = f"out-of-fold ROC ({args.folds} folds)"
         summary = (
-            f"ensemble of {args.folds} fold models (best epochs {meta['ensemble']['best_epochs']}), "
-            f"{meta['training']['seconds']:.1f} s of training"
+            f"ensemble of {args.folds} fold models (best epochs {result.best_epoch}), "
+            f"{result.seconds:.1f} s of training"
         )
     else:
-        result = train(sets["train"], sets["val"], model_config, config, on_epoch=on_epoch)
-        model, meta, metrics, labels = result.model, result.meta(), result.metrics, sets["val"].labels
+        labels = sets["val"].labels
         probabilities = predict_proba(
             result.model,
             normalise(sets["val"].images, result.normalisation),

@@ -29,6 +29,7 @@ __all__ = [
     "ensemble_model",
     "ensemble_proba",
     "EnsembleResult",
+    "train_model",
 ]
 
 
@@ -110,6 +111,8 @@ class CVResult:
         The fold models (an ensemble, see :func:`ensemble_proba` and :func:`ensemble_model`).
     config : TrainConfig or None
         The recipe, ``minutes`` being the budget of the whole cross-validation.
+    labels : numpy.ndarray or None
+        Class of each example (the rows of ``probabilities``).
     """
 
     folds: np.ndarray
@@ -118,6 +121,7 @@ class CVResult:
     fold_metrics: list[dict] = field(default_factory=list)
     results: list[TrainResult] = field(default_factory=list)
     config: TrainConfig | None = None  # the recipe, with the budget of the whole cross-validation
+    labels: np.ndarray | None = None
 
 
 def cross_validate(
@@ -216,7 +220,7 @@ def cross_validate(
     metrics = classification_metrics(data.labels, probabilities, data.class_names, threshold=threshold)
     metrics.update(bootstrap_intervals(data.labels, probabilities, threshold=threshold))
     metrics["threshold"] = threshold
-    return CVResult(folds, probabilities, metrics, fold_metrics, results, config)
+    return CVResult(folds, probabilities, metrics, fold_metrics, results, config, data.labels)
 
 
 def ensemble_model(cv: CVResult) -> tuple[Ensemble, dict]:
@@ -360,3 +364,56 @@ def ensemble_proba(results: list[TrainResult], images: np.ndarray) -> np.ndarray
         tta = result.train_config.flip_axes if result.train_config.tta else None
         total = total + predict_proba(result.model, normalise(images, result.normalisation), tta_axes=tta)
     return total / len(results)
+
+
+def train_model(
+    sets: dict,
+    model_config: dict,
+    config: TrainConfig,
+    *,
+    folds: int | None = None,
+    progress: ProgressCallback | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> TrainResult | EnsembleResult:
+    """One model trained on ``sets["train"]`` and validated on ``sets["val"]``, or a fold ensemble.
+
+    This is what ``medimg cnn train`` and the napari CNN panel run.
+
+    Parameters
+    ----------
+    sets : dict
+        ``{"train": ImageSet, "val": ImageSet}`` (``val`` may be absent with ``folds``).
+    model_config : dict
+        Architecture (see :class:`~napari_medimg.learn.cnn.models.ModelConfig`).
+    config : TrainConfig
+        The training recipe; ``config.minutes`` bounds the whole run.
+    folds : int, optional
+        With K ≥ 2, train and validation examples are merged and K fold models trained
+        (:func:`cross_validate`), returned as one ensemble.
+    progress, on_epoch, stop : callable, optional
+        As for :func:`cross_validate`.
+
+    Returns
+    -------
+    TrainResult or EnsembleResult
+        Both have ``model``, ``meta()``, ``metrics``, ``best_epoch``, ``stopped`` and ``seconds``.
+
+    Raises
+    ------
+    ValueError
+        ``folds`` below 2, or no validation set without ``folds``.
+    """
+    if folds is not None:
+        if folds < 2:
+            raise ValueError(f"an ensemble needs at least 2 folds, got {folds}")
+        data = merge_sets(*(sets[name] for name in ("train", "val") if name in sets))
+        cv = cross_validate(
+            data, model_config, config, k=folds, progress=progress, on_epoch=on_epoch, stop=stop
+        )
+        return EnsembleResult.from_cv(cv)
+    if "val" not in sets:
+        raise ValueError("the data has no validation split (val_images/val_labels or split=val rows)")
+    return train(
+        sets["train"], sets["val"], model_config, config, progress=progress, on_epoch=on_epoch, stop=stop
+    )

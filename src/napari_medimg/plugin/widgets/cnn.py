@@ -182,9 +182,9 @@ def train_job(
     validation examples are merged and K fold models trained within the time budget, returned as one
     :class:`~napari_medimg.learn.cnn.cv.EnsembleResult`.
     """
-    from ...learn.cnn.cv import EnsembleResult, cross_validate, merge_sets
+    from ...learn.cnn.cv import train_model
     from ...learn.cnn.recipe import recipe_configs
-    from ...learn.cnn.train import TrainConfig, train
+    from ...learn.cnn.train import TrainConfig
     from ...progress import Cancelled, report
 
     def cutting(done: int, total: int) -> None:  # cancel also works while the examples are cut
@@ -201,18 +201,9 @@ def train_job(
     model_settings, train_settings = recipe_configs(dims, recipe, **settings)
     model = {**model_settings, **{k: v for k, v in model.items() if v is not None}, "dims": dims}
     config = TrainConfig(**train_settings)
-    if folds >= 2:
-        cv = cross_validate(
-            merge_sets(sets["train"], sets["val"]),
-            model,
-            config,
-            k=folds,
-            progress=progress,
-            on_epoch=on_epoch,
-            stop=stop,
-        )
-        return EnsembleResult.from_cv(cv)
-    return train(sets["train"], sets["val"], model, config, progress=progress, on_epoch=on_epoch, stop=stop)
+    return train_model(
+        sets, model, config, folds=folds or None, progress=progress, on_epoch=on_epoch, stop=stop
+    )
 
 
 def _ints(text: str) -> list[int]:
