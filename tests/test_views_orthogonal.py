@@ -184,6 +184,55 @@ def test_hidden_dock_does_no_work_and_catches_up_when_shown(make_napari_viewer, 
     widget.close_views()
 
 
+def test_a_drag_repaints_the_slice_titles_without_laying_out_the_window(make_napari_viewer, qtbot):
+    # a QLabel title asked its layout to recompute on every move: up to the main window, which re-placed every
+    # dock widget (animated) and repainted them per move of a drag
+    from qtpy.QtCore import QEvent, QObject
+
+    viewer = make_napari_viewer(show=True)  # a hidden window is not laid out
+    volume = _phantom()
+    set_or_add_layer(viewer, layer_data_tuple(volume, "image", name="phantom"))
+    widget = OrthogonalViewsWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Orthogonal views")
+    coronal, sagittal = widget.views
+    watched = {widget, coronal, sagittal}
+    world = [np.asarray(lps_to_world(volume.index_to_world(index))) for index in MARKERS]
+    path = [world[0] + (world[1] - world[0]) * t for t in np.linspace(0.0, 1.0, 8)]
+    event = _Event(tuple(path[0]), "mouse_press")
+    drag = coronal.model.mouse_drag_callbacks[-1](coronal.model, event)
+    next(drag)
+    event.type = "mouse_move"
+    event.position = tuple(path[1])
+    next(drag)
+    qtbot.wait(600)  # the first move and the rest after it have laid everything out
+
+    class LayoutRequests(QObject):
+        count = 0
+
+        def eventFilter(self, obj, event):  # noqa: N802 (Qt override)
+            if event.type() == QEvent.Type.LayoutRequest and obj in watched:
+                LayoutRequests.count += 1
+            return False
+
+    counter = LayoutRequests()
+    # only the moves: napari's own slicing once the mouse rests is not what is counted
+    widget._settle_timer.setInterval(60_000)
+    for watched_widget in watched:
+        watched_widget.installEventFilter(counter)
+    titles = []
+    for target in path[2:]:
+        event.position = tuple(target)
+        next(drag)
+        qtbot.waitUntil(lambda: widget._pending_move is None, timeout=2000)  # noqa: B023
+        qtbot.wait(30)
+        titles.append(sagittal.title.text())
+    for watched_widget in watched:
+        watched_widget.removeEventFilter(counter)
+    assert len(set(titles)) == len(titles) and all(t.startswith("sagittal · ") for t in titles)
+    assert LayoutRequests.count == 0
+    widget.close_views()
+
+
 def test_drag_shows_only_the_latest_move_and_the_release_exactly(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     volume = _phantom()

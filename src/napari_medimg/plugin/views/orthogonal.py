@@ -15,7 +15,8 @@ import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QSize, Qt, QTimer
+from qtpy.QtGui import QPainter
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -23,6 +24,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -160,6 +162,42 @@ def _set_crosshair_line(line, displayed, point, ranges) -> None:
     line.visible = True
 
 
+class _SliceTitle(QWidget):
+    """One line of text whose changes repaint only itself.
+
+    A ``QLabel`` asks its layout to recompute on every ``setText``; in a dock that re-lays out the main window
+    and every dock widget (animated) on each move of a drag: the whole right side repainted per move.  This
+    title has a size that does not depend on its text (one line of the font, any width), so a new slice
+    position is one small repaint.
+    """
+
+    def __init__(self, text: str = ""):
+        super().__init__()
+        self._text = text
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(self.fontMetrics().height() + 2)
+
+    def text(self) -> str:
+        """The line shown."""
+        return self._text
+
+    def setText(self, text: str) -> None:  # noqa: N802 (QLabel's name: the title stands in for one)
+        """Show ``text`` (repaints this widget only)."""
+        if text != self._text:
+            self._text = text
+            self.update()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        return QSize(self.fontMetrics().horizontalAdvance(self._text or "sagittal"), self.height())
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        painter = QPainter(self)
+        painter.drawText(
+            self.rect(), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), self._text
+        )
+        painter.end()
+
+
 class _View(QWidget):
     """One extra view: a QtViewer with orientation letters on its four edges and a title line."""
 
@@ -171,7 +209,7 @@ class _View(QWidget):
         self.owner = parent_widget
         self.model = ViewerModel(title=plane)
         self.qt_viewer = QtViewer(self.model, show_welcome_screen=False)
-        self.title = QLabel(plane)
+        self.title = _SliceTitle(plane)
         self.title.setObjectName("slice")
         self.letters = {edge: QLabel("") for edge in ("top", "bottom", "left", "right")}
         for label in self.letters.values():
