@@ -11,9 +11,9 @@ Parts (all by default; ``--part`` picks one):
 * ``volume`` — prediction time and peak memory over the input on a synthetic 512 × 512 × 300 int16 CT-like
   volume (slab-wise; labels only, and labels + probabilities).
 
-Run: ``.venv/bin/python benchmarks/bench_classify.py [--part drive] [--trees N] [--max-depth D]`` (default: the
-pixel classifier's own defaults, those of ``medimg pixels train``).  Absolute times depend on
-the machine's load, printed with every figure.
+Run: ``.venv/bin/python benchmarks/bench_classify.py [--part drive] [--trees N] [--max-depth D]
+[--no-auto-context]`` (default: the pixel classifier's own defaults, those of ``medimg pixels train``, auto-context
+included).  Absolute times depend on the machine's load, printed with every figure.
 """
 
 from __future__ import annotations
@@ -116,7 +116,9 @@ def _timed(function, repeats: int = 3) -> tuple[float, float]:
     return float(np.median(walls)), float(np.median(cpus))
 
 
-def bench_drive(trees: int | None, max_depth: int | None, peer: bool, model: str = "forest") -> None:
+def bench_drive(
+    trees: int | None, max_depth: int | None, peer: bool, model: str = "forest", context: bool = True
+) -> None:
     from napari_medimg.geometry import Volume
     from napari_medimg.learn.pixels import predict_pixels, predict_slice, train_pixel_classifier
 
@@ -131,6 +133,8 @@ def bench_drive(trees: int | None, max_depth: int | None, peer: bool, model: str
         options["n_estimators"] = trees
     if max_depth is not None:
         options["max_depth"] = max_depth
+    if not context:
+        options["context"] = None
     start = time.perf_counter()
     classifier = train_pixel_classifier([image for image, _, _ in training], labels, **options)
     train_s = time.perf_counter() - start
@@ -148,7 +152,8 @@ def bench_drive(trees: int | None, max_depth: int | None, peer: bool, model: str
     print(
         f"drive ours: mean Dice inside FOV {np.mean(dices):.4f} (min {np.min(dices):.3f}, max {np.max(dices):.3f}) "
         f"on {len(dices)} images; training {train_s:.1f} s ({len(classifier.feature_names)} features, "
-        f"{classifier.metrics['training_samples']} samples, {model} of {trees} trees); prediction {np.mean(times):.2f} s per "
+        f"{classifier.metrics['training_samples']} samples, {model} of {trees} trees, "
+        f"{'two stages (auto-context)' if classifier.context else 'one stage'}); prediction {np.mean(times):.2f} s per "
         f"584x565 image; live preview of a 512x512 RGB slice {preview_wall:.2f} s wall, {preview_cpu:.2f} s CPU; {load()}"
     )
     if not peer:
@@ -238,7 +243,8 @@ def bench_volume(trees: int, shape=(300, 512, 512)) -> None:
         f"volume {'x'.join(map(str, shape[::-1]))} int16 ({input_mb:.0f} MB): training {train_s:.1f} s; live slice "
         f"preview {preview:.2f} s; prediction (labels) {labels_s:.1f} s, peak memory over the input "
         f"{memory.over_mb:.0f} MB (labels {prediction.labels.nbytes / 2**20:.0f} MB); voxel accuracy "
-        f"{accuracy:.4f}; {len(classifier.feature_names)} features, {trees} trees; live preview of a 512x512 slice with "
+        f"{accuracy:.4f}; {len(classifier.feature_names)} features, {trees} trees, "
+        f"{'auto-context' if classifier.context else 'one stage'}; live preview of a 512x512 slice with "
         f"the default {len(default.feature_names)} features and {default.model.n_estimators} trees {default_wall:.2f} s "
         f"wall, {default_cpu:.2f} s CPU; {load()}"
     )
@@ -253,14 +259,25 @@ def main() -> None:
         "--model", choices=("forest", "gb"), default="forest", help="pixel classifier model (drive)"
     )
     parser.add_argument("--no-peer", action="store_true", help="skip scikit-image's trainable segmentation")
+    parser.add_argument(
+        "--no-auto-context", action="store_true", help="one stage (drive; default: the classifier's two)"
+    )
     args = parser.parse_args()
+    from napari_medimg.learn.pixels import DEFAULT_TREES
+
     parts = [args.part] if args.part else ["objects", "drive", "volume"]
     if "objects" in parts:
         bench_objects()
     if "drive" in parts:
-        bench_drive(args.trees, args.max_depth, peer=not args.no_peer, model=args.model)
+        bench_drive(
+            args.trees,
+            args.max_depth,
+            peer=not args.no_peer,
+            model=args.model,
+            context=not args.no_auto_context,
+        )
     if "volume" in parts:
-        bench_volume(min(args.trees or 32, 32))
+        bench_volume(min(args.trees or DEFAULT_TREES, 32))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from napari_medimg.io.raster import read_image, write_labels_png
 from napari_medimg.learn.bundle import BundleError
 from napari_medimg.learn.classify import SchemaError
 from napari_medimg.learn.pixels import (
+    DEFAULT_CONTEXT,
     FeatureSettings,
     compute_features,
     feature_names,
@@ -105,7 +106,7 @@ def test_rgb_every_channel_used():
     volume = Volume(rgb, spacing=(1.0, 1.0, 1.0), metadata={"rgb": True})
     classifier = train_pixel_classifier([volume], [_strokes(truth)], settings=FAST, n_estimators=10)
     assert classifier.channels == ["red", "green", "blue"]
-    assert len(classifier.feature_names) == 3 * len(feature_names(FAST, ndim=2))
+    assert len(classifier.image_feature_names) == 3 * len(feature_names(FAST, ndim=2))
     prediction = predict_pixels(classifier, volume)
     assert _dice(prediction.labels == 2, truth) > 0.85
     with pytest.raises(SchemaError, match="channels grey"):
@@ -124,6 +125,7 @@ def test_3d_slab_wise_progress_and_cancel(dimensions):
         [volume], [labels], settings=FAST, dimensions=dimensions, n_estimators=10
     )
     assert classifier.dimensions == dimensions
+    assert classifier.context == DEFAULT_CONTEXT and classifier.first_stage is not None  # two stages in 3D
     calls = []
     prediction = predict_pixels(classifier, volume, block=3, progress=lambda d, t: calls.append((d, t)))
     assert calls[-1] == (4, 4) and len(calls) == 4
@@ -176,6 +178,81 @@ def test_bundle_round_trip_and_schema(tmp_path):
         load_classifier(path)
 
 
+def test_auto_context_second_stage_changes_predictions_and_round_trips(tmp_path):
+    image, truth = _tubes()
+    volume = Volume(image, spacing=(1.0, 1.0))
+    strokes = _strokes(truth, fraction=0.2)
+    single = train_pixel_classifier([volume], [strokes], settings=FAST, n_estimators=10, context=None)
+    double = train_pixel_classifier([volume], [strokes], settings=FAST, n_estimators=10)
+    assert single.context is None and single.first_stage is None
+    assert double.context == DEFAULT_CONTEXT and double.metrics["first_stage"]["oob_acc"] > 0.8
+    context_names = feature_names(DEFAULT_CONTEXT, ndim=2, channels=["p2"])
+    assert double.feature_names == double.image_feature_names + context_names
+    assert double.model.n_features_in_ == len(double.feature_names)
+    assert any(name.startswith("p2_") for name in list(double.metrics["importances"])[:10])
+    other, other_truth = _tubes(seed=3)
+    other = Volume(other, spacing=(1.0, 1.0))
+    one, two = predict_pixels(single, other), predict_pixels(double, other)
+    assert not np.allclose(one.probabilities, two.probabilities, atol=0.05)  # the second stage acts
+    assert _dice(two.labels == 2, other_truth) > 0.85
+    np.testing.assert_allclose(two.probabilities.sum(axis=-1), 1.0, atol=1e-5)
+    # slab size and the live preview do not change the result (first-stage halo for the context filters)
+    np.testing.assert_array_equal(predict_pixels(double, other, block=5).labels, two.labels)
+    np.testing.assert_array_equal(predict_slice(double, other).probabilities, two.probabilities)
+    # the bundle holds both stages and the context settings
+    path = save_pixel_classifier(double, tmp_path / "context.skops")
+    loaded = load_pixel_classifier(path)
+    assert loaded.context == DEFAULT_CONTEXT and loaded.feature_names == double.feature_names
+    np.testing.assert_array_equal(predict_pixels(loaded, other).probabilities, two.probabilities)
+    assert not hasattr(double.model, "first_stage_")  # saving does not change the classifier
+    # three classes in 3D: two probability channels feed the context, both stages predict every class
+    stack = np.stack([image] * 6)
+    classes = np.stack([np.where(truth, 2, np.where(np.arange(96) < 48, 1, 3)[None, :])] * 6).astype(np.uint8)
+    sparse = np.where(np.random.default_rng(2).random(classes.shape) < 0.1, classes, 0).astype(np.uint8)
+    sparse[[0, 1, 4, 5]] = 0
+    three = train_pixel_classifier(
+        [Volume(stack, spacing=(2.0, 1.0, 1.0))], [sparse], settings=FAST, dimensions="3d", n_estimators=8
+    )
+    assert three.context_channels == ["p2", "p3"]
+    result = predict_pixels(three, Volume(stack, spacing=(2.0, 1.0, 1.0)), block=1)
+    assert result.probabilities.shape == (*stack.shape, 3) and set(np.unique(result.labels)) == {1, 2, 3}
+    np.testing.assert_array_equal(
+        predict_slice(three, Volume(stack, spacing=(2.0, 1.0, 1.0)), 3).labels, result.labels[3]
+    )
+
+
+def test_bundles_without_auto_context_still_load_and_a_missing_first_stage_is_refused(tmp_path):
+    from napari_medimg.learn.bundle import save_bundle
+
+    image, truth = _tubes()
+    volume = Volume(image, spacing=(1.0, 1.0))
+    single = train_pixel_classifier([volume], [_strokes(truth)], settings=FAST, n_estimators=6, context=None)
+    old_meta = {  # what save_pixel_classifier wrote before auto-context: no 'context_settings'
+        "kind": "pixels", "feature_names": single.feature_names, "feature_settings": single.settings.to_dict(),
+        "classes": single.classes, "class_names": single.class_names, "ndim": 2, "channels": ["grey"],
+        "dimensions": "2d", "spacing_assumed": False, "metrics": single.metrics,
+    }  # fmt: skip
+    save_bundle(tmp_path / "old.skops", single.model, old_meta)
+    old = load_pixel_classifier(tmp_path / "old.skops")
+    assert old.context is None and old.first_stage is None
+    np.testing.assert_array_equal(predict_pixels(old, volume).labels, predict_pixels(single, volume).labels)
+    double = train_pixel_classifier([volume], [_strokes(truth)], settings=FAST, n_estimators=6)
+    meta = {**old_meta, "feature_names": double.feature_names, "context_settings": DEFAULT_CONTEXT.to_dict()}
+    save_bundle(tmp_path / "no_first.skops", double.model, meta)  # the second stage without the first
+    with pytest.raises(BundleError, match="no first-stage model"):
+        load_pixel_classifier(tmp_path / "no_first.skops")
+
+
+def test_a_handful_of_strokes_trains_one_stage_and_says_why():
+    image, truth = _tubes()
+    strokes = np.zeros(image.shape, np.uint8)
+    strokes[::8, 2] = 1
+    strokes[truth & (np.random.default_rng(0).random(truth.shape) < 0.3)] = 2
+    classifier = train_pixel_classifier([Volume(image, spacing=(1.0, 1.0))], [strokes], settings=FAST)
+    assert classifier.context is None and classifier.first_stage is None
+    assert classifier.metrics["auto_context_skipped"] == "fewer than 50 labelled pixels of class 1"
+
+
 def test_cli_png_in_png_out_and_nifti_in_nifti_out(tmp_path, capsys):
     image, truth = _tubes()
     grey = (image - image.min()) / (image.max() - image.min()) * 255
@@ -195,7 +272,12 @@ def test_cli_png_in_png_out_and_nifti_in_nifti_out(tmp_path, capsys):
     args += ["--out", str(model), "--sigmas", "1,2", "--trees", "10", "--class-names", "background,vessel"]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["classes"] == {"1": "background", "2": "vessel"}
+    assert summary["classes"] == {"1": "background", "2": "vessel"} and summary["auto_context"] is True
+    assert main([*args[:-2], "--no-auto-context", "--overwrite"]) == 0
+    assert json.loads(capsys.readouterr().out)["auto_context"] is False
+    assert load_pixel_classifier(model).context is None
+    assert main([*args, "--overwrite"]) == 0
+    capsys.readouterr()
     out, probabilities = tmp_path / "labels.png", tmp_path / "prob.tif"
     assert main(["pixels", "predict", str(model), str(tmp_path / "image.png"), "--out", str(out), "--probabilities", str(probabilities)]) == 0  # fmt: skip
     labels = read_image(out).array

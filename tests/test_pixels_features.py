@@ -90,7 +90,7 @@ def test_cli_and_widget_defaults_are_the_core_defaults():
     import inspect
 
     from napari_medimg.cli import pixels as cli
-    from napari_medimg.learn.pixels import DEFAULT_GROUPS, DEFAULT_SIGMAS_MM, DEFAULT_TREES
+    from napari_medimg.learn.pixels import DEFAULT_CONTEXT, DEFAULT_GROUPS, DEFAULT_SIGMAS_MM, DEFAULT_TREES
 
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
@@ -103,3 +103,5 @@ def test_cli_and_widget_defaults_are_the_core_defaults():
         == inspect.signature(train_pixel_classifier).parameters["n_estimators"].default
     )
     assert args.normalise == FeatureSettings().normalise == "auto"
+    context = inspect.signature(train_pixel_classifier).parameters["context"].default
+    assert args.auto_context is cli._CONTEXT is True and context is DEFAULT_CONTEXT

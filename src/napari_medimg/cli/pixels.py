@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from .classify import _refuse_existing
 
-# the core's defaults (learn.pixels DEFAULT_SIGMAS_MM, DEFAULT_GROUPS, DEFAULT_TREES; a test keeps them equal),
-# spelled out so that `medimg --help` does not import scipy and scikit-learn
-_SIGMAS, _GROUPS, _TREES = "1,2,4", "gaussian,gradient,hessian,vesselness,texture,tophat,line", 32
+# the core's defaults (learn.pixels DEFAULT_SIGMAS_MM, DEFAULT_GROUPS, DEFAULT_TREES, auto-context on with
+# DEFAULT_CONTEXT; a test keeps them equal), spelled out so that `medimg --help` does not import scipy and
+# scikit-learn
+_SIGMAS, _GROUPS, _TREES = "1,2,4", "gaussian,gradient,hessian,vesselness,texture,tophat,line", 16
+_CONTEXT = True
 
 
 def register(subcommands) -> None:
@@ -17,7 +20,8 @@ def register(subcommands) -> None:
         "pixels",
         help="pixel classifier: train from sparse label strokes, segment whole images or volumes",
         description="A random forest on multi-scale filter features (Gaussian, gradient, Laplacian, Hessian "
-        "eigenvalues, vesselness, structure tensor, local texture; scales in mm) of every channel. Images: "
+        "eigenvalues, vesselness, structure tensor, local texture; scales in mm) of every channel, and by "
+        "default (auto-context) a second forest on those plus filters of the first one's probabilities. Images: "
         "PNG, TIFF (incl. LZW), GIF, JPEG, NIfTI or DICOM; grey or RGB; 2D or 3D.",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
@@ -63,9 +67,16 @@ def register(subcommands) -> None:
         type=int,
         default=_TREES,
         metavar="N",
-        help=f"trees / boosting iterations (default {_TREES})",
+        help=f"trees / boosting iterations, of each stage with auto-context (default {_TREES})",
     )
     train.add_argument("--max-depth", type=int, default=16, metavar="D", help="tree depth limit (default 16)")
+    train.add_argument(
+        "--auto-context",
+        action=argparse.BooleanOptionalAction,
+        default=_CONTEXT,
+        help="train a second stage on the features plus smoothed probabilities (and their Hessian) of the "
+        "first, cross-fitted out of fold (default: on; --no-auto-context for one stage)",
+    )
     train.add_argument("--class-names", default=None, metavar="A,B", help="names of classes 1..K")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -125,6 +136,7 @@ def run_train(args) -> int:
     import json
 
     from ..learn.pixels import (
+        DEFAULT_CONTEXT,
         DEFAULT_GROUPS,
         FeatureSettings,
         image_layout,
@@ -157,6 +169,7 @@ def run_train(args) -> int:
         model=args.model,
         n_estimators=args.trees,
         max_depth=args.max_depth,
+        context=DEFAULT_CONTEXT if args.auto_context else None,
         class_names=names,
         seed=args.seed,
     )
@@ -166,6 +179,7 @@ def run_train(args) -> int:
         "model": args.model,
         "oob_acc": classifier.metrics.get("oob_acc"),
         "holdout_acc": classifier.metrics.get("holdout_acc"),
+        "auto_context": classifier.context is not None,
         "labelled_pixels": classifier.metrics["labelled_pixels"],
         "features": len(classifier.feature_names),
         "out": str(args.out),

@@ -1,7 +1,10 @@
 """The pixel classifier: random forest on multi-scale filter features in mm, trained from sparse labels."""
 
 from .classifier import (
+    CONTEXT_FOLDS,
+    DEFAULT_CONTEXT,
     DEFAULT_TREES,
+    MIN_CONTEXT_PIXELS,
     PixelClassifier,
     PixelPrediction,
     image_layout,
@@ -22,11 +25,14 @@ from .features import (
 )
 
 __all__ = [
+    "CONTEXT_FOLDS",
+    "DEFAULT_CONTEXT",
     "DEFAULT_GROUPS",
     "DEFAULT_SIGMAS_MM",
     "DEFAULT_TREES",
     "FEATURE_GROUPS",
     "FeatureSettings",
+    "MIN_CONTEXT_PIXELS",
     "PixelClassifier",
     "PixelPrediction",
     "compute_features",

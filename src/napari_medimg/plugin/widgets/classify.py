@@ -29,6 +29,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ...learn.classify import MODELS, ObjectClassifier, load_classifier, save_classifier, train_classifier
 from ...learn.pixels import (
+    DEFAULT_CONTEXT,
     DEFAULT_SIGMAS_MM,
     DEFAULT_TREES,
     FeatureSettings,
@@ -372,6 +373,9 @@ class PixelClassifierWidget(_ModelFiles, JobWidget):
                                   tooltip="'image' for photographs; 'none' keeps HU; 'auto' picks by image")  # fmt: skip
         self.dimensions = ComboBox(label="features", choices=("2d", "3d"), value="2d")
         self.trees = SpinBox(label="trees", value=DEFAULT_TREES, min=1, max=1000)
+        self.auto_context = CheckBox(text="auto-context (second stage)", value=True,
+                                     tooltip="a second forest on the features plus filters of the first one's "
+                                     "probabilities; the preview shows the same two stages")  # fmt: skip
         self.live = CheckBox(text="live preview of the slice in view", value=True)
         self.segment_button = PushButton(text="Segment whole image", enabled=False)
         self.model_path = FileEdit(label="model file", mode="w", filter="*.skops")
@@ -388,7 +392,8 @@ class PixelClassifierWidget(_ModelFiles, JobWidget):
         self.load_button.changed.connect(self.load)
         self.live.changed.connect(self.preview)
         self.viewer.dims.events.current_step.connect(self.preview)
-        self.extend([self.image, self.strokes, self.sigmas, self.normalise, self.dimensions, self.trees])
+        self.extend([self.image, self.strokes, self.sigmas, self.normalise, self.dimensions, self.trees,
+                     self.auto_context])  # fmt: skip
         self._finish_layout()
         self.extend(
             [
@@ -428,6 +433,7 @@ class PixelClassifierWidget(_ModelFiles, JobWidget):
             settings=settings,
             dimensions=self.dimensions.value,
             n_estimators=int(self.trees.value),
+            context=DEFAULT_CONTEXT if self.auto_context.value else None,
             description=f"training the pixel classifier on {image.name}",
             on_done=self._trained,
         )
