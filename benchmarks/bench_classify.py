@@ -139,6 +139,12 @@ def bench_drive(
     classifier = train_pixel_classifier([image for image, _, _ in training], labels, **options)
     train_s = time.perf_counter() - start
     trees = classifier.model.n_estimators if model == "forest" else classifier.model.max_iter
+    stages = "one stage"
+    if classifier.context is not None:
+        first = classifier.first_stage
+        stages = (
+            f"auto-context after a first stage of {getattr(first, 'n_estimators', None) or first.max_iter}"
+        )
     crop = training[0][0]
     crop = Volume(np.ascontiguousarray(crop.array[:512, :512]), spacing=crop.spacing, metadata=crop.metadata)
     preview_wall, preview_cpu = _timed(lambda: predict_slice(classifier, crop))
@@ -153,7 +159,7 @@ def bench_drive(
         f"drive ours: mean Dice inside FOV {np.mean(dices):.4f} (min {np.min(dices):.3f}, max {np.max(dices):.3f}) "
         f"on {len(dices)} images; training {train_s:.1f} s ({len(classifier.feature_names)} features, "
         f"{classifier.metrics['training_samples']} samples, {model} of {trees} trees, "
-        f"{'two stages (auto-context)' if classifier.context else 'one stage'}); prediction {np.mean(times):.2f} s per "
+        f"{stages}); prediction {np.mean(times):.2f} s per "
         f"584x565 image; live preview of a 512x512 RGB slice {preview_wall:.2f} s wall, {preview_cpu:.2f} s CPU; {load()}"
     )
     if not peer:

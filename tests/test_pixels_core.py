@@ -189,6 +189,9 @@ def test_auto_context_second_stage_changes_predictions_and_round_trips(tmp_path)
     context_names = feature_names(DEFAULT_CONTEXT, ndim=2, channels=["p2"])
     assert double.feature_names == double.image_feature_names + context_names
     assert double.model.n_features_in_ == len(double.feature_names)
+    assert (
+        double.first_stage.n_estimators == 8 and double.model.n_estimators == 10
+    )  # DEFAULT_FIRST_STAGE_TREES
     assert any(name.startswith("p2_") for name in list(double.metrics["importances"])[:10])
     other, other_truth = _tubes(seed=3)
     other = Volume(other, spacing=(1.0, 1.0))

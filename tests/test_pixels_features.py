@@ -90,7 +90,13 @@ def test_cli_and_widget_defaults_are_the_core_defaults():
     import inspect
 
     from napari_medimg.cli import pixels as cli
-    from napari_medimg.learn.pixels import DEFAULT_CONTEXT, DEFAULT_GROUPS, DEFAULT_SIGMAS_MM, DEFAULT_TREES
+    from napari_medimg.learn.pixels import (
+        DEFAULT_CONTEXT,
+        DEFAULT_FIRST_STAGE_TREES,
+        DEFAULT_GROUPS,
+        DEFAULT_SIGMAS_MM,
+        DEFAULT_TREES,
+    )
 
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
@@ -105,3 +111,5 @@ def test_cli_and_widget_defaults_are_the_core_defaults():
     assert args.normalise == FeatureSettings().normalise == "auto"
     context = inspect.signature(train_pixel_classifier).parameters["context"].default
     assert args.auto_context is cli._CONTEXT is True and context is DEFAULT_CONTEXT
+    first = inspect.signature(train_pixel_classifier).parameters["first_stage_trees"].default
+    assert args.first_stage_trees == cli._FIRST_TREES == first == DEFAULT_FIRST_STAGE_TREES

@@ -9,10 +9,10 @@ from pathlib import Path
 from .classify import _refuse_existing
 
 # the core's defaults (learn.pixels DEFAULT_SIGMAS_MM, DEFAULT_GROUPS, DEFAULT_TREES, auto-context on with
-# DEFAULT_CONTEXT; a test keeps them equal), spelled out so that `medimg --help` does not import scipy and
+# DEFAULT_CONTEXT, DEFAULT_FIRST_STAGE_TREES; a test keeps them equal), spelled out so that `medimg --help` does not import scipy and
 # scikit-learn
 _SIGMAS, _GROUPS, _TREES = "1,2,4", "gaussian,gradient,hessian,vesselness,texture,tophat,line", 16
-_CONTEXT = True
+_CONTEXT, _FIRST_TREES = True, 8
 
 
 def register(subcommands) -> None:
@@ -67,7 +67,7 @@ def register(subcommands) -> None:
         type=int,
         default=_TREES,
         metavar="N",
-        help=f"trees / boosting iterations, of each stage with auto-context (default {_TREES})",
+        help=f"trees / boosting iterations (of the final stage with auto-context; default {_TREES})",
     )
     train.add_argument("--max-depth", type=int, default=16, metavar="D", help="tree depth limit (default 16)")
     train.add_argument(
@@ -76,6 +76,13 @@ def register(subcommands) -> None:
         default=_CONTEXT,
         help="train a second stage on the features plus smoothed probabilities (and their Hessian) of the "
         "first, cross-fitted out of fold (default: on; --no-auto-context for one stage)",
+    )
+    train.add_argument(
+        "--first-stage-trees",
+        type=int,
+        default=_FIRST_TREES,
+        metavar="N",
+        help=f"trees / boosting iterations of the auto-context first stage (default {_FIRST_TREES})",
     )
     train.add_argument("--class-names", default=None, metavar="A,B", help="names of classes 1..K")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -170,6 +177,7 @@ def run_train(args) -> int:
         n_estimators=args.trees,
         max_depth=args.max_depth,
         context=DEFAULT_CONTEXT if args.auto_context else None,
+        first_stage_trees=args.first_stage_trees,
         class_names=names,
         seed=args.seed,
     )

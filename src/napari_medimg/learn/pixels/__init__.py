@@ -3,6 +3,7 @@
 from .classifier import (
     CONTEXT_FOLDS,
     DEFAULT_CONTEXT,
+    DEFAULT_FIRST_STAGE_TREES,
     DEFAULT_TREES,
     MIN_CONTEXT_PIXELS,
     PixelClassifier,
@@ -27,6 +28,7 @@ from .features import (
 __all__ = [
     "CONTEXT_FOLDS",
     "DEFAULT_CONTEXT",
+    "DEFAULT_FIRST_STAGE_TREES",
     "DEFAULT_GROUPS",
     "DEFAULT_SIGMAS_MM",
     "DEFAULT_TREES",
