@@ -9,8 +9,8 @@ from pathlib import Path
 from .classify import _refuse_existing
 
 # the core's defaults (learn.pixels DEFAULT_SIGMAS_MM, DEFAULT_GROUPS, DEFAULT_TREES, auto-context on with
-# DEFAULT_CONTEXT, DEFAULT_FIRST_STAGE_TREES; a test keeps them equal), spelled out so that `medimg --help` does not import scipy and
-# scikit-learn
+# DEFAULT_CONTEXT, DEFAULT_FIRST_STAGE_TREES; a test keeps them equal), spelled out so that `medimg --help`
+# does not import scipy and scikit-learn
 _SIGMAS, _GROUPS, _TREES = "1,2,4", "gaussian,gradient,hessian,vesselness,texture,tophat,line", 16
 _CONTEXT, _FIRST_TREES = True, 8
 

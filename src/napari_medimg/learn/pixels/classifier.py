@@ -801,18 +801,27 @@ def load_pixel_classifier(path) -> PixelClassifier:
         raise BundleError(f"{path}: the bundle's description is incomplete ({error})") from error
     if classifier.feature_names != list(meta.get("feature_names", [])):
         raise BundleError(f"{path}: the bundle's feature names do not match its feature settings")
-    if getattr(model, "n_features_in_", None) != len(classifier.feature_names):
-        raise BundleError(f"{path}: the model takes {getattr(model, 'n_features_in_', '?')} features, not "
-                          f"{len(classifier.feature_names)}")  # fmt: skip
-    if sorted(int(v) for v in model.classes_) != classifier.classes:
-        raise BundleError(f"{path}: the model's classes differ from the bundle's description")
+    _check_stage(path, "model", model, len(classifier.feature_names), classifier.classes)
     if context is not None:
-        first = classifier.first_stage
-        if not hasattr(first, "predict_proba"):
+        if not hasattr(classifier.first_stage, "predict_proba"):
             raise BundleError(f"{path}: the bundle has auto-context settings but no first-stage model")
-        if getattr(first, "n_features_in_", None) != len(classifier.image_feature_names):
-            raise BundleError(f"{path}: the first-stage model takes {getattr(first, 'n_features_in_', '?')} "
-                              f"features, not {len(classifier.image_feature_names)}")  # fmt: skip
-        if sorted(int(v) for v in first.classes_) != classifier.classes:
-            raise BundleError(f"{path}: the first-stage model's classes differ from the bundle's description")
+        _check_stage(
+            path,
+            "first-stage model",
+            classifier.first_stage,
+            len(classifier.image_feature_names),
+            classifier.classes,
+        )
     return classifier
+
+
+def _check_stage(path, what: str, estimator, n_features: int, classes: list[int]) -> None:
+    """Refuse a bundle whose ``estimator`` does not take ``n_features`` features or predict ``classes``."""
+    from ..bundle import BundleError
+
+    if getattr(estimator, "n_features_in_", None) != n_features:
+        raise BundleError(
+            f"{path}: the {what} takes {getattr(estimator, 'n_features_in_', '?')} features, not {n_features}"
+        )
+    if sorted(int(v) for v in estimator.classes_) != classes:
+        raise BundleError(f"{path}: the {what}'s classes differ from the bundle's description")
