@@ -37,7 +37,7 @@ def synthetic_ct(folder: Path, shape=(300, 512, 512)) -> Path:
     hu += rng.integers(-20, 20, size=shape[1:], dtype=np.int16)[None]
     volume = Volume(hu, (1.0, 0.7, 0.7), (-179.0, -179.0, -300.0), metadata={"modality": "CT"})
     write_dicom_series(volume, folder, series_description="synthetic CT 512x512x300")
-    for path in sorted(folder.iterdir()):  # store as unsigned + intercept (the common scanner encoding)
+    for path in sorted(folder.glob("*.dcm")):  # store as unsigned + intercept (the common scanner encoding)
         dataset = pydicom.dcmread(path)
         values = dataset.pixel_array.astype(np.int32) + 1024
         dataset.PixelRepresentation, dataset.BitsStored, dataset.HighBit = 0, 12, 11

@@ -150,41 +150,34 @@ def run(args) -> int:
         )
         print(f"{args.out}: {len(written)} de-identified DICOM files")
         return 0
-    from ..io.nifti import read_nifti, write_nifti
-
     if args.path.name.lower().endswith(_NIFTI):
+        from ..io.nifti import read_nifti, write_nifti
+
         volume = read_nifti(args.path)
+        sidecar = {k: v for k, v in volume.metadata.items() if k != "lazy"}
+        if args.deidentify:
+            sidecar = _deidentified(sidecar)
+        write_nifti(volume, args.out, overwrite=args.overwrite, sidecar=sidecar, sources=[args.path])
     else:
-        from ..io.dicom import read_series, scan_dicom
-        from ..io.export import bids_sidecar
+        from ..io.dicom import scan_dicom
+        from ..io.export import diffusion_files, write_series_nifti
         from ..io.volumes import choose_stack
 
         scan = scan_dicom(args.path, philips_float=args.philips_float)
         series = choose_stack(scan, args.series, args.stack)
         if args.deidentify:  # the pixels go out unchanged: identifying text burned into them is refused
             _check_burned_in(series, args.allow_burned_in)
-        volume = read_series(series, lazy=False, philips_float=args.philips_float)
-        volume.metadata.update(bids_sidecar(volume))
-    sidecar = {k: v for k, v in volume.metadata.items() if k != "lazy"}
-    if args.deidentify:
-        sidecar = _deidentified(sidecar)
-    write_nifti(volume, args.out, overwrite=args.overwrite, sidecar=sidecar, sources=[args.path])
-    from ..io.export import diffusion_files
-
-    diffusion = diffusion_files(volume)
-    if diffusion is not None:
-        from ..io.atomic import atomic_path
-        from ..io.nifti import sidecar_path
-
-        if diffusion[1] is None:
+        volume = write_series_nifti(
+            series,
+            args.out,
+            philips_float=args.philips_float,
+            overwrite=args.overwrite,
+            sources=[args.path],
+            sidecar_filter=_deidentified if args.deidentify else None,
+        )
+        diffusion = diffusion_files(volume)
+        if diffusion is not None and diffusion[1] is None:
             print("warning: the files give b-values but no gradient directions; no .bvec was written")
-        for suffix, text in zip((".bval", ".bvec"), diffusion, strict=True):
-            if text is None:
-                continue
-            with atomic_path(
-                sidecar_path(args.out).with_suffix(suffix), overwrite=args.overwrite, sources=[args.path]
-            ) as temporary:
-                Path(temporary).write_text(text)
     print(
         f"{args.out}: {'x'.join(map(str, volume.shape))} voxels, spacing "
         f"{' x '.join(f'{s:g}' for s in volume.spacing)} mm"

@@ -10,15 +10,26 @@ with the first component negated when the NIfTI affine has a positive determinan
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
 from ..geometry import Volume
+from ..progress import ProgressCallback
 
-__all__ = ["bids_sidecar", "diffusion_files", "nifti_name", "convert_all", "BIDS_KEYS"]
+__all__ = [
+    "bids_sidecar",
+    "diffusion_files",
+    "nifti_name",
+    "write_series_nifti",
+    "convert_all",
+    "BIDS_KEYS",
+]
 
 #: acquisition values copied into the sidecar under their BIDS names (none of them identifies a person)
 BIDS_KEYS = (
@@ -119,6 +130,133 @@ def nifti_name(series, deidentify: bool = False) -> str:
     if series.label:
         parts.append(series.label)
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", "_".join(parts)).strip("_.") or "series"
+
+
+def write_series_nifti(
+    series,
+    path: str | os.PathLike,
+    *,
+    philips_float: bool = False,
+    overwrite: bool = False,
+    sources: Iterable[str | os.PathLike] = (),
+    sidecar_filter: Callable[[dict], dict] | None = None,
+    progress: ProgressCallback | None = None,
+) -> Volume:
+    """Write one stack as NIfTI with its JSON sidecar (and ``.bval``/``.bvec`` for diffusion), as one unit.
+
+    An uncompressed ``.nii`` is written straight from the DICOM files: each stored image is decoded once and
+    its slices are written at their place in the file (:func:`~napari_medimg.io.dicom.pixels.stream_pixels`),
+    so the whole array is never held in memory and the disk writes while the rest is read.  The file is
+    byte-identical to ``write_nifti(read_series(series, lazy=False), path)``, sidecar included.  A
+    ``.nii.gz``, or a stack whose dtype is only known once read (``int32`` narrowed to ``int16``), is read
+    whole first.  The image, the sidecar and the diffusion files are committed together
+    (:func:`~napari_medimg.io.atomic.atomic_files`): complete, or the old files untouched.
+
+    Parameters
+    ----------
+    series : DicomSeries
+        One stack from :func:`~napari_medimg.io.dicom.scan_dicom`.
+    path : str or os.PathLike
+        ``.nii`` or ``.nii.gz`` file; the sidecar is :func:`~napari_medimg.io.nifti.sidecar_path`, the
+        diffusion files share its stem.
+    philips_float : bool
+        Philips floating-point values.
+    overwrite : bool
+        Replace existing outputs.
+    sources : iterable of path-like
+        Inputs the outputs must not replace.
+    sidecar_filter : callable, optional
+        ``sidecar_filter(dict) -> dict`` applied to the sidecar (de-identification).
+    progress : callable, optional
+        ``progress(done, total)`` per image read.
+
+    Returns
+    -------
+    Volume
+        The stack as written (its array maps the written ``.nii``, or is the array read for ``.nii.gz``).
+    """
+    from dataclasses import replace
+
+    from .atomic import atomic_files
+    from .dicom import read_series, series_metadata
+    from .dicom.pixels import stream_pixels
+    from .dicom.series import output_dtype
+    from .nifti import NIFTI_DATA_OFFSET, lps_to_nifti_affine, nifti_header_block, sidecar_path
+
+    path = Path(os.fspath(path))
+    if philips_float and series.dtype.kind == "i":
+        dtype, fill = output_dtype(series.frames, philips_float)
+        series = replace(series, dtype=dtype, fill_value=fill)
+    affine = lps_to_nifti_affine(series.affine)
+    if not np.all(np.isfinite(affine)):
+        raise ValueError("the stack's geometry (spacing, origin or direction) is not finite")
+    streamed = series.dtype != np.int32 and not path.name.lower().endswith(".gz")
+    if streamed:  # what the diffusion files need (b-values, geometry) is known before any pixel is read
+        shape, outline = series.array_shape, np.broadcast_to(np.zeros((), series.dtype), series.array_shape)
+        volume = Volume(outline, series.spacing, series.origin, series.direction, series.summary())
+    else:
+        volume = read_series(series, lazy=False, philips_float=philips_float, progress=progress)
+    diffusion = diffusion_files(volume)
+    extra = (
+        []
+        if diffusion is None
+        else [s for s, text in zip((".bval", ".bvec"), diffusion, strict=True) if text]
+    )
+    targets = [path, sidecar_path(path), *(sidecar_path(path).with_suffix(suffix) for suffix in extra)]
+    with atomic_files(targets, overwrite=overwrite, sources=sources) as temporaries:
+        image_tmp, json_tmp = temporaries[:2]
+        if streamed:
+            slice_bytes = int(np.prod(shape[-2:])) * series.dtype.itemsize
+            descriptor = os.open(image_tmp, os.O_WRONLY)
+            try:
+                timing = {"acquisition": series.acquisition()}  # the repetition time is the 4th zoom
+                _write_at(descriptor, nifti_header_block(shape, series.dtype, affine, timing), 0)
+                stream_pixels(
+                    series,
+                    lambda slot, values: _write_at(
+                        descriptor, memoryview(values).cast("B"), NIFTI_DATA_OFFSET + slot * slice_bytes
+                    ),
+                    philips_float,
+                    progress,
+                )
+            finally:
+                os.close(descriptor)
+            array = np.memmap(image_tmp, series.dtype, "r", NIFTI_DATA_OFFSET, shape)
+            sample = np.asarray(array if array.ndim == 3 else array[0])
+            volume = Volume(
+                array,
+                series.spacing,
+                series.origin,
+                series.direction,
+                series_metadata(series, sample, False, series.dtype, philips_float),
+            )
+        else:
+            from .nifti import _nifti_image_file
+
+            _nifti_image_file(volume, image_tmp)
+        volume.metadata.update(bids_sidecar(volume))
+        sidecar = {k: v for k, v in volume.metadata.items() if k != "lazy"}
+        if sidecar_filter is not None:
+            sidecar = sidecar_filter(sidecar)
+        Path(json_tmp).write_text(json.dumps(sidecar, indent=2, allow_nan=False, default=str) + "\n")
+        for temporary, suffix in zip(temporaries[2:], extra, strict=True):
+            Path(temporary).write_text(diffusion[0] if suffix == ".bval" else diffusion[1])
+    if streamed:
+        volume.array = np.memmap(path, series.dtype, "r", NIFTI_DATA_OFFSET, shape)
+    return volume
+
+
+def _write_at(descriptor: int, data, offset: int) -> None:
+    """``os.pwrite`` all of ``data`` (a write may write less than it is given), then start its disk write
+    (``posix_fadvise(DONTNEED)``) so that the final fsync waits only for the last pieces."""
+    view = memoryview(data).cast("B")
+    start, size = offset, len(view)
+    while view:
+        written = os.pwrite(descriptor, view, offset)
+        view, offset = view[written:], offset + written
+    if hasattr(os, "posix_fadvise"):
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(descriptor, start, size, os.POSIX_FADV_DONTNEED)
 
 
 def convert_all(

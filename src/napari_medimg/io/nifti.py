@@ -14,7 +14,15 @@ from ..geometry import Volume, geometry_from_affine, orientation_code
 from .atomic import atomic_files, atomic_path
 from .errors import CorruptFileError
 
-__all__ = ["read_nifti", "write_nifti", "volume_to_nifti_affine", "sidecar_path"]
+__all__ = [
+    "read_nifti",
+    "write_nifti",
+    "volume_to_nifti_affine",
+    "lps_to_nifti_affine",
+    "sidecar_path",
+    "nifti_header_block",
+    "NIFTI_DATA_OFFSET",
+]
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _REVERSE_AXES = np.eye(4)[[2, 1, 0, 3]]  # (i, j, k) on disk ↔ (k, j, i) in memory
@@ -33,7 +41,23 @@ def volume_to_nifti_affine(volume: Volume) -> np.ndarray:
     ndarray
         4x4 affine for the NIfTI header.
     """
-    return _LPS_TO_RAS @ volume.affine @ _REVERSE_AXES
+    return lps_to_nifti_affine(volume.affine)
+
+
+def lps_to_nifti_affine(affine: np.ndarray) -> np.ndarray:
+    """The NIfTI (i, j, k) → RAS affine of a (k, j, i) → LPS affine (:attr:`Volume.affine`).
+
+    Parameters
+    ----------
+    affine : ndarray
+        4x4 index → LPS matrix.
+
+    Returns
+    -------
+    ndarray
+        4x4 affine for the NIfTI header.
+    """
+    return _LPS_TO_RAS @ affine @ _REVERSE_AXES
 
 
 def read_nifti(path: str | os.PathLike) -> Volume:
@@ -134,6 +158,22 @@ def write_nifti(
     ValueError
         When the volume's geometry is not finite.
     """
+    if sidecar is None:
+        with atomic_path(path, overwrite=overwrite, sources=sources) as temporary:
+            _nifti_image_file(volume, temporary)
+        return Path(path)
+    text = json.dumps(sidecar, indent=2, allow_nan=False, default=str)
+    with atomic_files([path, sidecar_path(path)], overwrite=overwrite, sources=sources) as (
+        image_tmp,
+        json_tmp,
+    ):
+        _nifti_image_file(volume, image_tmp)
+        Path(json_tmp).write_text(text + "\n")
+    return Path(path)
+
+
+def _nifti_image_file(volume: Volume, path) -> None:
+    """Write ``volume`` as the NIfTI file ``path`` (not atomic: the callers write to a temporary)."""
     array = np.asarray(volume.array)
     if array.ndim == 2:
         array = array[None]
@@ -142,27 +182,65 @@ def write_nifti(
         raise ValueError("the volume's geometry (spacing, origin or direction) is not finite")
     # (z, y, x) or (volume, z, y, x) in memory -> (i, j, k[, t]) on disk
     data = array.transpose(2, 1, 0) if array.ndim == 3 else array.transpose(3, 2, 1, 0)
+    image = _nifti_image(data, affine, _repetition_time(volume.metadata))
+    (_save_raw if _raw_writable(array, path) else nib.save)(image, path)
+
+
+def _repetition_time(metadata: dict) -> float:
+    """The 4th zoom of a 4D NIfTI: the repetition time (s) when the acquisition gives it, else 1."""
+    return float((metadata.get("acquisition") or {}).get("RepetitionTime") or 1.0)
+
+
+def _nifti_image(data, affine: np.ndarray, repetition: float) -> nib.Nifti1Image:
+    """The NIfTI image of ``(i, j, k[, t])`` data: mm units (and s for 4D), qform and sform code 1."""
     image = nib.Nifti1Image(data, affine)  # the transposed view is Fortran-ordered: written without a copy
     image.header.set_xyzt_units("mm")
-    if array.ndim == 4:  # the 4th zoom is the repetition time (s) when the acquisition gives it
-        repetition = (volume.metadata.get("acquisition") or {}).get("RepetitionTime") or 1.0
-        image.header.set_zooms((*image.header.get_zooms()[:3], float(repetition)))
+    if data.ndim == 4:
+        image.header.set_zooms((*image.header.get_zooms()[:3], repetition))
         image.header.set_xyzt_units("mm", "sec")
     image.set_qform(image.affine, code=1)
     image.set_sform(image.affine, code=1)
-    save = _save_raw if _raw_writable(array, path) else nib.save
-    if sidecar is None:
-        with atomic_path(path, overwrite=overwrite, sources=sources) as temporary:
-            save(image, temporary)
-        return Path(path)
-    text = json.dumps(sidecar, indent=2, allow_nan=False, default=str)
-    with atomic_files([path, sidecar_path(path)], overwrite=overwrite, sources=sources) as (
-        image_tmp,
-        json_tmp,
-    ):
-        save(image, image_tmp)
-        Path(json_tmp).write_text(text + "\n")
-    return Path(path)
+    return image
+
+
+#: where the voxel values of an uncompressed single-file NIfTI written here start (header, no extensions)
+NIFTI_DATA_OFFSET = 352
+
+
+def nifti_header_block(
+    shape: tuple[int, ...], dtype, affine: np.ndarray, metadata: dict | None = None
+) -> bytes:
+    """The first :data:`NIFTI_DATA_OFFSET` bytes of the ``.nii`` that :func:`write_nifti` writes for a volume
+    of this shape, dtype and geometry, so that a caller can write the voxel values after them itself.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(z, y, x)`` or ``(volume, z, y, x)``, as in memory.
+    dtype : numpy.dtype
+        A dtype NIfTI stores unscaled (``int16``, ``float32``, ...).
+    affine : numpy.ndarray
+        The 4x4 NIfTI ``(i, j, k)`` → RAS affine (:func:`volume_to_nifti_affine`).
+    metadata : dict, optional
+        The volume's metadata (the repetition time of a 4D volume is its 4th zoom).
+
+    Returns
+    -------
+    bytes
+        Header and the empty extension flag; the values follow in the C order of the in-memory array.
+    """
+    placeholder = np.broadcast_to(np.zeros((), dtype), tuple(reversed(shape)))  # shape and dtype only
+    image = _nifti_image(placeholder, affine, _repetition_time(metadata or {}))
+    return _raw_header(image)
+
+
+def _raw_header(image: nib.Nifti1Image) -> bytes:
+    header = image.header.copy()
+    header.set_data_dtype(image.get_data_dtype())
+    header.set_data_shape(image.shape)
+    header["vox_offset"] = NIFTI_DATA_OFFSET
+    header["scl_slope"], header["scl_inter"] = 1.0, 0.0
+    return header.binaryblock + b"\0\0\0\0"  # no extensions: data at 352
 
 
 #: dtypes nibabel writes unscaled, as they are in memory (little-endian machines)
@@ -186,18 +264,17 @@ def _save_raw(image: nib.Nifti1Image, path) -> None:
     Fortran order of the ``(i, j, k[, t])`` view is the C order of the array).  A test checks both files are
     byte-identical.  A large file is written in 4 MiB chunks, each handed to the kernel's write-back as soon
     as it is written (``posix_fadvise(DONTNEED)``), so that the disk writes while the rest is copied."""
-    header = image.header.copy()
-    header["vox_offset"] = 352
-    header["scl_slope"], header["scl_inter"] = 1.0, 0.0
     data = memoryview(np.asarray(image.dataobj).T).cast("B")  # the bytes of the C-ordered array
     with open(path, "wb", buffering=0) as handle:
-        _write_all(handle, memoryview(header.binaryblock + b"\0\0\0\0"))  # no extensions: data at 352
+        _write_all(handle, memoryview(_raw_header(image)))
         advise = hasattr(os, "posix_fadvise") and len(data) > 2 * _CHUNK_BYTES
         for start in range(0, len(data), _CHUNK_BYTES):
             _write_all(handle, data[start : start + _CHUNK_BYTES])
             if advise:  # start the disk write of this chunk now: the caller's fsync then waits less
                 try:
-                    os.posix_fadvise(handle.fileno(), 352 + start, _CHUNK_BYTES, os.POSIX_FADV_DONTNEED)
+                    os.posix_fadvise(
+                        handle.fileno(), NIFTI_DATA_OFFSET + start, _CHUNK_BYTES, os.POSIX_FADV_DONTNEED
+                    )
                 except OSError:
                     advise = False
 

@@ -45,6 +45,7 @@ __all__ = [
     "scan_dicom",
     "scan_series_of_file",
     "read_series",
+    "series_metadata",
     "read_dicom",
     "read_dicom_file",
     "is_dicom_file",
@@ -100,13 +101,42 @@ def read_series(
             series, dtype=np.dtype(np.float32)
         )  # exact for 16-bit data, and known before reading
     array, reader = read_pixels(series, lazy, philips_float, progress)
-    metadata = series.summary()
     sample = (
         reader(0, series.shape[0] // 2)[None] if lazy else np.asarray(array if array.ndim == 3 else array[0])
     )
+    metadata = series_metadata(series, sample, lazy, array.dtype, philips_float)
+    return Volume(array, series.spacing, series.origin, series.direction, metadata)
+
+
+def series_metadata(
+    series: DicomSeries, sample: np.ndarray, lazy: bool, dtype: np.dtype, philips_float: bool
+) -> dict:
+    """The PHI-free metadata of a stack read as a Volume (what :func:`read_series` puts in ``metadata``).
+
+    Parameters
+    ----------
+    series : DicomSeries
+        The stack.
+    sample : numpy.ndarray
+        Some of its output values, ``(n, y, x)`` (the whole first volume, or its middle slice when lazy):
+        a stored display window that shows almost none of them is replaced.
+    lazy : bool
+        Whether the pixels are read on demand.
+    dtype : numpy.dtype
+        The output dtype.
+    philips_float : bool
+        Philips floating-point values were read.
+
+    Returns
+    -------
+    dict
+        :meth:`DicomSeries.summary` plus window check, ``lazy``, ``dtype``, ``source_path``, ``acquisition``
+        and ``values`` (how the values relate to the stored ones).
+    """
+    metadata = series.summary()
     check_window(metadata, sample)
     metadata["lazy"] = bool(lazy)
-    metadata["dtype"] = str(array.dtype)
+    metadata["dtype"] = str(np.dtype(dtype))
     metadata["source_path"] = series.source
     acquisition = series.acquisition()
     if acquisition:
@@ -117,7 +147,7 @@ def read_series(
         metadata["values"] = "stored values x RescaleSlope + RescaleIntercept, per image"
     else:
         metadata["values"] = "stored values (no rescale in the files)"
-    return Volume(array, series.spacing, series.origin, series.direction, metadata)
+    return metadata
 
 
 def read_dicom(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -28,9 +29,20 @@ from .records import FrameRecord, quiet
 if TYPE_CHECKING:
     from .series import DicomSeries
 
-__all__ = ["decode_image", "raw_frame", "SliceReader", "read_pixels", "decoder_hint", "READ_THREADS"]
+__all__ = [
+    "decode_image",
+    "raw_frame",
+    "SliceReader",
+    "read_pixels",
+    "stream_pixels",
+    "decoder_hint",
+    "READ_THREADS",
+]
 
 READ_THREADS = 4
+#: threads of stream_pixels: the copies are memory-bound and the per-image work holds the GIL, so two
+#: (one reading while the other waits in a write) beat four on uncompressed files; decoders release the GIL
+STREAM_THREADS = 2
 
 
 def _name(path) -> str:
@@ -304,56 +316,64 @@ class SliceReader:
             return np.full(self.series.shape[1:], self.series.fill_value, dtype=self.series.dtype)
         return self.rescale(_tile(self._decoded(frame), frame), frame, index)
 
-    def fill_unit(self, entries: list[tuple[int, int, FrameRecord]], out: np.ndarray) -> int:
-        """Decode one stored image once and write every slot it feeds into the 4D ``out``."""
-        if (
-            len(entries) == 1
-            and self.direct(entries[0][2])
-            and out[entries[0][0], entries[0][1]].flags.c_contiguous
-        ):
-            volume, index, frame = entries[0]
-            self.read_direct(frame, out[volume, index])
+    def fill_unit(
+        self,
+        entries: list[tuple[int, int, FrameRecord]],
+        out: np.ndarray,
+        at: list[tuple[int, int]] | None = None,
+    ) -> int:
+        """Decode one stored image once and write every slot it feeds into the 4D ``out``.
+
+        ``entries`` are ``(volume, slice, frame)``; each goes to ``out[volume, slice]``, or to ``out[at[j]]``
+        when ``at`` is given (a smaller buffer; the slice index still decides a gantry-tilt shift).
+        """
+        at = at if at is not None else [(volume, index) for volume, index, _ in entries]
+        if len(entries) == 1 and self.direct(entries[0][2]) and out[at[0]].flags.c_contiguous:
+            self.read_direct(entries[0][2], out[at[0]])
             return 1
         first = entries[0][2]
         decoded = decode_image(first.path, first.frame, first.fmt)
-        if self._fill_tiles(entries, decoded, out):
+        if self._fill_tiles(entries, decoded, out, at):
             return len(entries)
-        for volume, index, frame in entries:
+        for (_, index, frame), where in zip(entries, at, strict=True):
             if self.exact_int16(frame):  # stored values fit int16: assign (a cast), add the intercept
-                target = out[volume, index]
+                target = out[where]
                 target[...] = _tile(decoded, frame)
                 if frame.intercept:
                     target += np.int16(frame.intercept)
             else:
-                out[volume, index] = self.rescale(_tile(decoded, frame), frame, index)
+                out[where] = self.rescale(_tile(decoded, frame), frame, index)
         return len(entries)
 
-    def _fill_tiles(self, entries: list[tuple[int, int, FrameRecord]], decoded: np.ndarray, out) -> bool:
+    def _fill_tiles(
+        self, entries: list[tuple[int, int, FrameRecord]], decoded: np.ndarray, out, at: list[tuple[int, int]]
+    ) -> bool:
         """The tiles of a mosaic into their slots with one gather and one scatter (what the per-tile loop of
-        :meth:`fill_unit` does); False (nothing written) unless every tile is an exact int16 copy with one
-        intercept."""
-        region = entries[0][2].region
+        :meth:`fill_unit` does); False (nothing written) unless the tiles are exact int16 copies.  The entries
+        are the tiles of one stored image: copies of one record, so they share its format, slope and
+        intercept, and their regions one size."""
+        first = entries[0][2]
+        region = first.region
         if region is None or len(entries) < 2:
             return False
         _, _, tile_rows, tile_cols = region
-        intercepts = {frame.intercept for _, _, frame in entries}
-        if (
-            len(intercepts) != 1
-            or decoded.shape[0] % tile_rows
-            or decoded.shape[1] % tile_cols
-            or not all(f.region is not None and f.region[2:] == region[2:] for _, _, f in entries)
-            or not all(self.exact_int16(frame) for _, _, frame in entries)
-        ):
+        if decoded.shape[0] % tile_rows or decoded.shape[1] % tile_cols or not self.exact_int16(first):
             return False
         across = decoded.shape[1] // tile_cols
-        tiles = (
-            decoded.reshape(-1, tile_rows, across, tile_cols).swapaxes(1, 2).reshape(-1, tile_rows, tile_cols)
-        )
-        which = [f.region[0] // tile_rows * across + f.region[1] // tile_cols for _, _, f in entries]
-        volumes, indices = [v for v, _, _ in entries], [i for _, i, _ in entries]
-        out[volumes, indices] = tiles[which]
-        intercept = intercepts.pop()
-        if intercept:
+        tiles = decoded.reshape(-1, tile_rows, across, tile_cols).swapaxes(1, 2)  # (grid row, grid col, y, x)
+        which = [(f.region[0] // tile_rows, f.region[1] // tile_cols) for _, _, f in entries]
+        rows, cols = [r for r, _ in which], [c for _, c in which]
+        volumes, indices = [v for v, _ in at], [i for _, i in at]
+        if len(set(volumes)) == 1 and indices == list(range(indices[0], indices[0] + len(indices))):
+            target = out[volumes[0], indices[0] : indices[0] + len(indices)]  # consecutive slots: no scatter
+            target[...] = tiles[rows, cols]
+        else:
+            target = None
+            out[volumes, indices] = tiles[rows, cols]
+        intercept = first.intercept
+        if intercept and target is not None:
+            target += np.int16(intercept)
+        elif intercept:
             out[volumes, indices] += np.int16(intercept)
         return True
 
@@ -444,9 +464,78 @@ def read_pixels(
                 out[volume, index] = series.fill_value
             else:
                 units[frame.unit].append((volume, index, frame))
-    total, done = sum(len(e) for e in units.values()), 0
-    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:  # file reads and decoders release the GIL
-        futures = [pool.submit(reader.fill_unit, entries, out) for entries in units.values()]
+    # file reads and decoders release the GIL
+    _each_unit(lambda entries: reader.fill_unit(entries, out), units.values(), READ_THREADS, progress)
+    if array.dtype == np.int32 and array.size and array.min() >= -32768 and array.max() <= 32767:
+        array = array.astype(np.int16)
+        reader.series = replace(series, dtype=np.dtype(np.int16))
+    return array, reader
+
+
+def stream_pixels(
+    series: DicomSeries,
+    write: Callable[[int, np.ndarray], None],
+    philips_float: bool = False,
+    progress: ProgressCallback | None = None,
+) -> None:
+    """The series' output values handed to ``write`` image by image, never held whole (what a converter needs).
+
+    Each stored image is decoded once on the thread pool and the slots it feeds are written as runs of
+    consecutive slots: ``write(slot, values)`` with ``slot = volume * z + slice`` (the C order of the
+    ``(volume, z, y, x)`` output) and ``values`` of shape ``(n, y, x)``.  ``write`` is called from the
+    pool's threads, so it must be thread-safe (``os.pwrite`` to distinct offsets is).
+
+    Parameters
+    ----------
+    series : DicomSeries
+        What to read; its dtype must be final (not the ``int32`` that an eager read narrows afterwards).
+    write : callable
+        ``write(slot, values)``.
+    philips_float : bool
+        Philips floating-point values instead of displayed values.
+    progress : callable, optional
+        ``progress(done, total)`` per image read.
+    """
+    if series.dtype == np.int32:
+        raise ValueError("an int32 stack is narrowed after an eager read; read it with read_pixels")
+    reader = SliceReader(series, philips_float)
+    depth = series.shape[0]
+    units: dict = defaultdict(list)
+    blanks = []
+    for volume, slots in enumerate(series.volume_slots):
+        for index, frame in enumerate(slots):
+            if frame is None:
+                blanks.append(volume * depth + index)
+            else:
+                units[frame.path, frame.frame].append((volume, index, frame))  # frame.unit, inlined
+    if blanks:
+        blank = np.full((1,) + series.shape[1:], series.fill_value, series.dtype)
+        for slot in blanks:
+            write(slot, blank)
+
+    def fill(entries: list[tuple[int, int, FrameRecord]]) -> int:
+        entries.sort(key=lambda entry: (entry[0], entry[1]))
+        slots = [volume * depth + index for volume, index, _ in entries]
+        buffer = np.empty((1, len(entries)) + series.shape[1:], series.dtype)
+        reader.fill_unit(entries, buffer, [(0, j) for j in range(len(entries))])
+        start = 0
+        for end in range(1, len(slots) + 1):  # one write per run of consecutive slots
+            if end == len(slots) or slots[end] != slots[end - 1] + 1:
+                write(slots[start], buffer[0, start:end])
+                start = end
+        return len(entries)
+
+    compressed = any(entries[0][2].fmt.pixel_offset is None for entries in units.values())
+    _each_unit(fill, units.values(), READ_THREADS if compressed else STREAM_THREADS, progress)
+
+
+def _each_unit(work: Callable[[list], int], units, threads: int, progress: ProgressCallback | None) -> None:
+    """``work(entries)`` for the entries of every stored image on a thread pool, with progress per image;
+    an error (or a cancel raised by ``progress``) cancels what has not started and is raised."""
+    units = list(units)
+    total, done = sum(len(entries) for entries in units), 0
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futures = [pool.submit(work, entries) for entries in units]
         try:
             for future in futures:
                 done += future.result()
@@ -455,7 +544,3 @@ def read_pixels(
             for future in futures:
                 future.cancel()
             raise
-    if array.dtype == np.int32 and array.size and array.min() >= -32768 and array.max() <= 32767:
-        array = array.astype(np.int16)
-        reader.series = replace(series, dtype=np.dtype(np.int16))
-    return array, reader
