@@ -114,6 +114,19 @@ def ours_process(folder: Path, out: Path) -> None:
     subprocess.run([binary, "convert", str(folder), str(out), "--overwrite"], check=True, capture_output=True)
 
 
+def peak_memory_mb(command: list[str]) -> float:
+    """Peak resident memory (MB) of ``command`` run as a new process.  Started with ``posix_spawn`` (no fork
+    copying this process's page tables, whose size a forked child would report until its ``exec``)."""
+    with open(os.devnull, "wb") as null:
+        pid = os.posix_spawn(
+            command[0], command, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, null.fileno(), 1)]
+        )
+        _, status, usage = os.wait4(pid, 0)
+    if status:
+        raise RuntimeError(f"{command[0]} failed")
+    return usage.ru_maxrss / 1024
+
+
 def dcm2niix_with_json(folder: Path, out: Path) -> None:
     """dcm2niix with its BIDS JSON sidecar (``-b y``), the output ``medimg convert`` always writes."""
     out.mkdir(exist_ok=True)
@@ -175,6 +188,18 @@ def compare(label: str, folder: Path, expected_shape: tuple, repeat: int, scratc
         f"  ratio in process / dcm2niix -b y               {t_ours / t_json:8.2f} {cpu_ours / cpu_json:8.2f}"
     )
     print(f"  lazy first slice (headers + 1 slice)           {t_first:8.3f}")
+    binary = shutil.which("medimg") or str(Path(sys.executable).with_name("medimg"))
+    converter = shutil.which("dcm2niix") or str(Path(sys.executable).with_name("dcm2niix"))
+    ours_mb = peak_memory_mb([binary, "convert", str(folder), str(ours_out), "--overwrite"])
+    (scratch / "d2n").mkdir(exist_ok=True)
+    for old in (scratch / "d2n").iterdir():
+        old.unlink()
+    theirs_mb = peak_memory_mb(
+        [converter, "-z", "n", "-b", "n", "-f", "out", "-o", str(scratch / "d2n"), str(folder)]
+    )
+    print(
+        f"  peak memory, new process (MB): ours {ours_mb:.0f}, dcm2niix {theirs_mb:.0f}, output {ours_out.stat().st_size / 1e6:.0f}"
+    )
     assert tuple(ours_shape) == expected_shape, ours_shape
 
 
