@@ -15,6 +15,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -208,18 +209,23 @@ def write_series_nifti(
         if streamed:
             slice_bytes = int(np.prod(shape[-2:])) * series.dtype.itemsize
             descriptor = os.open(image_tmp, os.O_WRONLY)
+            writes = []
+            writer = ThreadPoolExecutor(max_workers=1)  # the disk writes overlap the reading
             try:
                 timing = {"acquisition": series.acquisition()}  # the repetition time is the 4th zoom
                 _write_at(descriptor, nifti_header_block(shape, series.dtype, affine, timing), 0)
                 stream_pixels(
                     series,
-                    lambda slot, values: _write_at(
-                        descriptor, memoryview(values).cast("B"), NIFTI_DATA_OFFSET + slot * slice_bytes
+                    lambda slot, values: writes.append(
+                        writer.submit(_write_at, descriptor, values, NIFTI_DATA_OFFSET + slot * slice_bytes)
                     ),
                     philips_float,
                     progress,
                 )
+                for write in writes:
+                    write.result()  # a failed write raises here
             finally:
+                writer.shutdown(wait=True, cancel_futures=True)
                 os.close(descriptor)
             array = np.memmap(image_tmp, series.dtype, "r", NIFTI_DATA_OFFSET, shape)
             sample = np.asarray(array if array.ndim == 3 else array[0])

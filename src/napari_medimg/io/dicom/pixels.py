@@ -40,9 +40,6 @@ __all__ = [
 ]
 
 READ_THREADS = 4
-#: threads of stream_pixels: the copies are memory-bound and the per-image work holds the GIL, so two
-#: (one reading while the other waits in a write) beat four on uncompressed files; decoders release the GIL
-STREAM_THREADS = 2
 
 
 def _name(path) -> str:
@@ -482,8 +479,11 @@ def stream_pixels(
 
     Each stored image is decoded once on the thread pool and the slots it feeds are written as runs of
     consecutive slots: ``write(slot, values)`` with ``slot = volume * z + slice`` (the C order of the
-    ``(volume, z, y, x)`` output) and ``values`` of shape ``(n, y, x)``.  ``write`` is called from the
-    pool's threads, so it must be thread-safe (``os.pwrite`` to distinct offsets is).
+    ``(volume, z, y, x)`` output) and ``values`` of shape ``(n, y, x)``, a new array the caller may keep.
+    Compressed images are decoded on a thread pool (the decoders release the GIL), so ``write`` must be
+    thread-safe (``os.pwrite`` to distinct offsets is); uncompressed ones are copied on the calling thread
+    (threads would only contend for the GIL): a ``write`` that hands the bytes to a writer thread then lets
+    the disk write overlap the reading.
 
     Parameters
     ----------
@@ -525,8 +525,13 @@ def stream_pixels(
                 start = end
         return len(entries)
 
-    compressed = any(entries[0][2].fmt.pixel_offset is None for entries in units.values())
-    _each_unit(fill, units.values(), READ_THREADS if compressed else STREAM_THREADS, progress)
+    if any(entries[0][2].fmt.pixel_offset is None for entries in units.values()):
+        _each_unit(fill, units.values(), READ_THREADS, progress)  # decoders release the GIL
+        return
+    done, total = 0, sum(len(entries) for entries in units.values())
+    for entries in units.values():  # uncompressed: copies that hold the GIL, so threads would only contend
+        done += fill(entries)
+        report(progress, done, total)
 
 
 def _each_unit(work: Callable[[list], int], units, threads: int, progress: ProgressCallback | None) -> None:
