@@ -114,17 +114,22 @@ def ours_process(folder: Path, out: Path) -> None:
     subprocess.run([binary, "convert", str(folder), str(out), "--overwrite"], check=True, capture_output=True)
 
 
+_PEAK = (
+    "import os, sys\n"
+    "pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "print(usage.ru_maxrss if status == 0 else -1)\n"
+)
+
+
 def peak_memory_mb(command: list[str]) -> float:
-    """Peak resident memory (MB) of ``command`` run as a new process.  Started with ``posix_spawn`` (no fork
-    copying this process's page tables, whose size a forked child would report until its ``exec``)."""
-    with open(os.devnull, "wb") as null:
-        pid = os.posix_spawn(
-            command[0], command, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, null.fileno(), 1)]
-        )
-        _, status, usage = os.wait4(pid, 0)
-    if status:
+    """Peak resident memory (MB) of ``command`` run as a new process.  It is started by a small Python
+    process: a child of this one would count this process's pages (shared with it until its ``exec``)."""
+    result = subprocess.run([sys.executable, "-c", _PEAK, *command], capture_output=True, text=True)
+    kilobytes = int(result.stdout.strip().splitlines()[-1])
+    if kilobytes < 0:
         raise RuntimeError(f"{command[0]} failed")
-    return usage.ru_maxrss / 1024
+    return kilobytes / 1024
 
 
 def dcm2niix_with_json(folder: Path, out: Path) -> None:
