@@ -10,6 +10,8 @@ Parts (all by default; ``--part`` picks one):
   scikit-image's trainable segmentation (``multiscale_basic_features`` + the same forest).
 * ``volume`` — prediction time and peak memory over the input on a synthetic 512 × 512 × 300 int16 CT-like
   volume (slab-wise; labels only, and labels + probabilities).
+* ``loio`` (only when asked) — leave-one-image-out among DRIVE 21–24, the figure settings are chosen by
+  (the evaluation images 25–40 are never used for that).
 
 Run: ``.venv/bin/python benchmarks/bench_classify.py [--part drive] [--trees N] [--max-depth D]
 [--no-auto-context]`` (default: the pixel classifier's own defaults, those of ``medimg pixels train``, auto-context
@@ -116,6 +118,47 @@ def _timed(function, repeats: int = 3) -> tuple[float, float]:
     return float(np.median(walls)), float(np.median(cpus))
 
 
+def _drive_labels(manual: np.ndarray, fov: np.ndarray) -> np.ndarray:
+    """Training labels of a DRIVE image: vessel 2, background 1 inside the FOV, 0 (unlabelled) outside."""
+    return np.where(fov, np.where(manual, 2, 1), 0).astype(np.uint8)
+
+
+def _options(trees: int | None, max_depth: int | None, model: str, context: bool) -> dict:
+    """``train_pixel_classifier`` options: the defaults `medimg pixels train` uses, except those given."""
+    options = {"model": model}
+    if trees is not None:
+        options["n_estimators"] = trees
+    if max_depth is not None:
+        options["max_depth"] = max_depth
+    if not context:
+        options["context"] = None
+    return options
+
+
+def bench_loio(trees: int | None, max_depth: int | None, model: str = "forest", context: bool = True) -> None:
+    """Leave-one-image-out among DRIVE 21-24 (train on three, Dice in the FOV on the fourth): how settings are
+    chosen without looking at the evaluation images 25-40."""
+    from napari_medimg.learn.pixels import predict_pixels, train_pixel_classifier
+
+    if not DRIVE.is_dir():
+        print(f"loio: {DRIVE} does not exist; skipped")
+        return
+    cases = {case: _drive_case(case) for case in (21, 22, 23, 24)}
+    options, dices = _options(trees, max_depth, model, context), {}
+    for held_out, (image, manual, fov) in cases.items():
+        rest = [cases[case] for case in cases if case != held_out]
+        classifier = train_pixel_classifier(
+            [item[0] for item in rest], [_drive_labels(m, f) for _, m, f in rest], **options
+        )
+        labels = predict_pixels(classifier, image, probabilities=False).labels
+        dices[held_out] = _dice((labels == 2) & fov, manual & fov)
+        print(f"loio: held out {held_out}: Dice {dices[held_out]:.4f}", flush=True)
+    per_image = " / ".join(f"{dice:.3f}" for dice in dices.values())
+    print(
+        f"loio ours: mean Dice {np.mean(list(dices.values())):.4f} ({per_image} for 21 / 22 / 23 / 24); {load()}"
+    )
+
+
 def bench_drive(
     trees: int | None, max_depth: int | None, peer: bool, model: str = "forest", context: bool = True
 ) -> None:
@@ -127,14 +170,8 @@ def bench_drive(
         return
     train_cases, test_cases = (21, 22, 23, 24), range(25, 41)
     training = [_drive_case(case) for case in train_cases]
-    labels = [np.where(fov, np.where(manual, 2, 1), 0).astype(np.uint8) for _, manual, fov in training]
-    options = {"model": model}  # everything else: the defaults `medimg pixels train` uses
-    if trees is not None:
-        options["n_estimators"] = trees
-    if max_depth is not None:
-        options["max_depth"] = max_depth
-    if not context:
-        options["context"] = None
+    labels = [_drive_labels(manual, fov) for _, manual, fov in training]
+    options = _options(trees, max_depth, model, context)
     start = time.perf_counter()
     classifier = train_pixel_classifier([image for image, _, _ in training], labels, **options)
     train_s = time.perf_counter() - start
@@ -259,7 +296,7 @@ def bench_volume(trees: int, shape=(300, 512, 512)) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("objects", "drive", "volume"), default=None)
+    parser.add_argument("--part", choices=("objects", "drive", "volume", "loio"), default=None)
     parser.add_argument("--trees", type=int, default=None, help="default: the pixel classifier's")
     parser.add_argument("--max-depth", type=int, default=None, help="default: the pixel classifier's")
     parser.add_argument(
@@ -285,6 +322,8 @@ def main() -> None:
         )
     if "volume" in parts:
         bench_volume(min(args.trees or DEFAULT_TREES, 32))
+    if "loio" in parts:  # only when asked: it is how settings are chosen, not a figure of the issue
+        bench_loio(args.trees, args.max_depth, model=args.model, context=not args.no_auto_context)
 
 
 if __name__ == "__main__":
