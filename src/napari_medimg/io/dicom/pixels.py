@@ -5,7 +5,8 @@ feeds (a mosaic feeds one slot per tile).  Uncompressed little-endian pixels are
 (into the output array when the values fit); compressed transfer syntaxes go through pydicom's decoder
 plugins (installed with napari-medimg: pylibjpeg-openjpeg, pylibjpeg-rle, pyjpegls and python-gdcm, all
 permissive licences), deflated files through a capped inflation.  Eager reads run on a thread pool; lazy
-reads return a dask array with one chunk per slice of each volume.
+reads return a dask array with one chunk per slice of each volume; :func:`stream_pixels` hands each image's
+slices to a writer instead (the converter's path: the stack is never held whole).
 """
 
 from __future__ import annotations
