@@ -304,11 +304,13 @@ def test_mosaic_stacks_placed_file_by_file_equal_the_tile_by_tile_placement(
     from napari_medimg.io.dicom import placement
 
     def placed(folder):
+        def layout(series):
+            return [[(f.path, f.region) for f in slots] for slots in series.volume_slots]
+
         return [
-            (s.array_shape, s.spacing.tobytes(), s.origin.tobytes(), s.warnings, s.geometry_source,
-             [[(f.path, f.region) for f in slots] for slots in s.volume_slots])
+            (s.array_shape, s.spacing.tobytes(), s.origin.tobytes(), s.warnings, s.geometry_source, layout(s))
             for s in scan_dicom(folder).series
-        ]  # fmt: skip
+        ]
 
     folders = [p / "dicom" for p in sorted((shared_data / "dicom").glob("siemens_mosaic_*"))]
     copied = tmp_path / "copied"
