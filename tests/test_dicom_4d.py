@@ -291,39 +291,3 @@ def test_enhanced_volumes_indexed_by_a_private_dimension_stay_one_4d_stack(share
     assert series.array_shape == (3, 10, 64, 64) and series.label == ""
     reference = read_series(scan_dicom(source).series[0], lazy=False).array
     assert np.array_equal(read_series(series, lazy=False).array, reference)
-
-
-@pytest.mark.shared_data
-def test_mosaic_stacks_placed_file_by_file_equal_the_tile_by_tile_placement(
-    shared_data, tmp_path, monkeypatch
-):
-    """The mosaic shortcut of the placement (one file's tiles give every file's) changes nothing, and a copied
-    mosaic file still goes through the general rules (and is dropped as the copy it is)."""
-    import shutil
-
-    from napari_medimg.io.dicom import placement
-
-    def placed(folder):
-        def layout(series):
-            return [[(f.path, f.region) for f in slots] for slots in series.volume_slots]
-
-        return [
-            (s.array_shape, s.spacing.tobytes(), s.origin.tobytes(), s.warnings, s.geometry_source, layout(s))
-            for s in scan_dicom(folder).series
-        ]
-
-    folders = [p / "dicom" for p in sorted((shared_data / "dicom").glob("siemens_mosaic_*"))]
-    copied = tmp_path / "copied"
-    shutil.copytree(shared_data / "dicom" / "siemens_mosaic_fmri_hf_oblique" / "dicom", copied)
-    first = sorted(copied.iterdir())[0]
-    shutil.copy(first, copied / f"copy_of_{first.name}")
-    original, taken = placement._mosaic_clusters, []
-    monkeypatch.setattr(
-        placement, "_mosaic_clusters", lambda *args: taken.append(original(*args)) or taken[-1]
-    )
-    shortcut = [placed(folder) for folder in [*folders, copied]]
-    assert sum(result is not None for result in taken) == len(folders)  # every folder but the copied one
-    monkeypatch.setattr(placement, "_mosaic_clusters", lambda *args: None)
-    assert [placed(folder) for folder in [*folders, copied]] == shortcut
-    assert "36 duplicate image(s)" in " ".join(shortcut[-1][0][3])  # the copy's tiles are left out
-    assert shortcut[-1][0][0] == (6, 36, 64, 64)

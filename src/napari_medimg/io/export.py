@@ -10,7 +10,6 @@ with the first component negated when the NIfTI affine has a positive determinan
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -182,7 +181,13 @@ def write_series_nifti(
     from .dicom import read_series, series_metadata
     from .dicom.pixels import stream_pixels
     from .dicom.series import output_dtype
-    from .nifti import NIFTI_DATA_OFFSET, lps_to_nifti_affine, nifti_header_block, sidecar_path
+    from .nifti import (
+        NIFTI_DATA_OFFSET,
+        lps_to_nifti_affine,
+        nifti_header_block,
+        sidecar_path,
+        write_block,
+    )
 
     path = Path(os.fspath(path))
     if philips_float and series.dtype.kind == "i":
@@ -194,7 +199,8 @@ def write_series_nifti(
     streamed = series.dtype != np.int32 and not path.name.lower().endswith(".gz")
     if streamed:  # what the diffusion files need (b-values, geometry) is known before any pixel is read
         shape, outline = series.array_shape, np.broadcast_to(np.zeros((), series.dtype), series.array_shape)
-        volume = Volume(outline, series.spacing, series.origin, series.direction, series.summary())
+        summary, acquisition = series.summary(), series.acquisition()
+        volume = Volume(outline, series.spacing, series.origin, series.direction, summary)
     else:
         volume = read_series(series, lazy=False, philips_float=philips_float, progress=progress)
     diffusion = diffusion_files(volume)
@@ -212,12 +218,12 @@ def write_series_nifti(
             writes = []
             writer = ThreadPoolExecutor(max_workers=1)  # the disk writes overlap the reading
             try:
-                timing = {"acquisition": series.acquisition()}  # the repetition time is the 4th zoom
-                _write_at(descriptor, nifti_header_block(shape, series.dtype, affine, timing), 0)
+                timing = {"acquisition": acquisition}  # the repetition time is the 4th zoom
+                write_block(descriptor, nifti_header_block(shape, series.dtype, affine, timing), 0)
                 stream_pixels(
                     series,
                     lambda slot, values: writes.append(
-                        writer.submit(_write_at, descriptor, values, NIFTI_DATA_OFFSET + slot * slice_bytes)
+                        writer.submit(write_block, descriptor, values, NIFTI_DATA_OFFSET + slot * slice_bytes)
                     ),
                     philips_float,
                     progress,
@@ -234,7 +240,15 @@ def write_series_nifti(
                 series.spacing,
                 series.origin,
                 series.direction,
-                series_metadata(series, sample, False, series.dtype, philips_float),
+                series_metadata(
+                    series,
+                    sample,
+                    False,
+                    series.dtype,
+                    philips_float,
+                    summary=summary,
+                    acquisition=acquisition,
+                ),
             )
         else:
             from .nifti import _nifti_image_file
@@ -250,19 +264,6 @@ def write_series_nifti(
     if streamed:
         volume.array = np.memmap(path, series.dtype, "r", NIFTI_DATA_OFFSET, shape)
     return volume
-
-
-def _write_at(descriptor: int, data, offset: int) -> None:
-    """``os.pwrite`` all of ``data`` (a write may write less than it is given), then start its disk write
-    (``posix_fadvise(DONTNEED)``) so that the final fsync waits only for the last pieces."""
-    view = memoryview(data).cast("B")
-    start, size = offset, len(view)
-    while view:
-        written = os.pwrite(descriptor, view, offset)
-        view, offset = view[written:], offset + written
-    if hasattr(os, "posix_fadvise"):
-        with contextlib.suppress(OSError):
-            os.posix_fadvise(descriptor, start, size, os.POSIX_FADV_DONTNEED)
 
 
 def convert_all(

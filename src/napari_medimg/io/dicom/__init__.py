@@ -109,7 +109,14 @@ def read_series(
 
 
 def series_metadata(
-    series: DicomSeries, sample: np.ndarray, lazy: bool, dtype: np.dtype, philips_float: bool
+    series: DicomSeries,
+    sample: np.ndarray,
+    lazy: bool,
+    dtype: np.dtype,
+    philips_float: bool,
+    *,
+    summary: dict | None = None,
+    acquisition: dict | None = None,
 ) -> dict:
     """The PHI-free metadata of a stack read as a Volume (what :func:`read_series` puts in ``metadata``).
 
@@ -126,6 +133,9 @@ def series_metadata(
         The output dtype.
     philips_float : bool
         Philips floating-point values were read.
+    summary, acquisition : dict, optional
+        :meth:`DicomSeries.summary` and :meth:`DicomSeries.acquisition` when the caller already has them
+        (they loop over every image of the stack).
 
     Returns
     -------
@@ -133,12 +143,12 @@ def series_metadata(
         :meth:`DicomSeries.summary` plus window check, ``lazy``, ``dtype``, ``source_path``, ``acquisition``
         and ``values`` (how the values relate to the stored ones).
     """
-    metadata = series.summary()
+    metadata = dict(series.summary() if summary is None else summary)
     check_window(metadata, sample)
     metadata["lazy"] = bool(lazy)
     metadata["dtype"] = str(np.dtype(dtype))
     metadata["source_path"] = series.source
-    acquisition = series.acquisition()
+    acquisition = series.acquisition() if acquisition is None else acquisition
     if acquisition:
         metadata["acquisition"] = acquisition
     if philips_float:

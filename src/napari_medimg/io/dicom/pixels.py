@@ -478,8 +478,7 @@ def stream_pixels(
 ) -> None:
     """The series' output values handed to ``write`` image by image, never held whole (what a converter needs).
 
-    Each stored image is decoded once on the thread pool and the slots it feeds are written as runs of
-    consecutive slots: ``write(slot, values)`` with ``slot = volume * z + slice`` (the C order of the
+    Each stored image is decoded once and the slots it feeds are written as runs of consecutive slots: ``write(slot, values)`` with ``slot = volume * z + slice`` (the C order of the
     ``(volume, z, y, x)`` output) and ``values`` of shape ``(n, y, x)``, a new array the caller may keep.
     Compressed images are decoded on a thread pool (the decoders release the GIL), so ``write`` must be
     thread-safe (``os.pwrite`` to distinct offsets is); uncompressed ones are copied on the calling thread
@@ -526,20 +525,22 @@ def stream_pixels(
                 start = end
         return len(entries)
 
-    if any(entries[0][2].fmt.pixel_offset is None for entries in units.values()):
-        _each_unit(fill, units.values(), READ_THREADS, progress)  # decoders release the GIL
-        return
-    done, total = 0, sum(len(entries) for entries in units.values())
-    for entries in units.values():  # uncompressed: copies that hold the GIL, so threads would only contend
-        done += fill(entries)
-        report(progress, done, total)
+    # decoders release the GIL; uncompressed copies hold it, so threads would only contend for it
+    compressed = any(entries[0][2].fmt.pixel_offset is None for entries in units.values())
+    _each_unit(fill, units.values(), READ_THREADS if compressed else 1, progress)
 
 
 def _each_unit(work: Callable[[list], int], units, threads: int, progress: ProgressCallback | None) -> None:
-    """``work(entries)`` for the entries of every stored image on a thread pool, with progress per image;
-    an error (or a cancel raised by ``progress``) cancels what has not started and is raised."""
+    """``work(entries)`` for the entries of every stored image on a thread pool (on the calling thread when
+    ``threads`` is 1), with progress per image; an error (or a cancel raised by ``progress``) cancels what has
+    not started and is raised."""
     units = list(units)
     total, done = sum(len(entries) for entries in units), 0
+    if threads <= 1:
+        for entries in units:
+            done += work(entries)
+            report(progress, done, total)
+        return
     with ThreadPoolExecutor(max_workers=threads) as pool:
         futures = [pool.submit(work, entries) for entries in units]
         try:

@@ -132,38 +132,6 @@ def _cluster(frames: list[FrameRecord], normal: np.ndarray) -> tuple[list[list[F
     return [sorted(c, key=_volume_order) for c in clusters], np.asarray(starts)
 
 
-def _mosaic_clusters(frames: list[FrameRecord], normal: np.ndarray):
-    """What :func:`_cluster` returns for a stack of whole mosaics whose tiles lie at the same positions in every
-    file (each file one volume, as a mosaic fMRI or DWI), computed from one file's tiles; None otherwise.
-
-    The tiles of one file share every value :func:`_volume_order` reads, so ordering the files by their first
-    tile orders every position's tiles the same way.
-    """
-    if frames[0].region is None:
-        return None
-    units: dict = {}
-    for frame in frames:
-        if frame.region is None:
-            return None
-        units.setdefault((frame.path, frame.frame), []).append(frame)
-    files = list(units.values())
-    tiles = files[0]
-    ends = np.array([[f[0].position, f[-1].position] for f in files])
-    if (
-        any(len(f) != len(tiles) for f in files)
-        or len({f[0].sop_uid for f in files}) != len(files)  # copies of a file: the general path drops them
-        or np.abs(ends - ends[0]).max()
-        >= DUPLICATE_TOL_MM / 2  # evenly spaced tiles: the ends place them all
-    ):
-        return None
-    projections = np.array([f.position for f in tiles]) @ normal
-    order = np.argsort(projections, kind="stable")
-    if len(order) > 1 and np.diff(projections[order]).min() < DUPLICATE_TOL_MM:
-        return None  # tiles of one file at one position: the general rules decide
-    files.sort(key=lambda f: _volume_order(f[0]))
-    return [[f[k] for f in files] for k in order], projections[order]
-
-
 def _deduplicate(
     clusters: list[list[FrameRecord]], same_pixels: Callable[[FrameRecord, FrameRecord], bool] | None, notes
 ) -> tuple[int, list[FrameRecord]]:
@@ -256,12 +224,8 @@ def place_stack(
         return StackGeometry([ordered], (dz, dy, dx), np.zeros(3), np.eye(3)[:, ::-1].copy(), notes, source)
     row_cos, col_cos, normal = _orientation(first, notes)
     direction = np.stack([normal, col_cos, row_cos], axis=1)
-    mosaics = _mosaic_clusters(frames, normal)
-    if mosaics is not None:  # every position holds one tile of each file: nothing to deduplicate
-        (clusters, projections), volumes, unplaced = mosaics, len(mosaics[0][0]), []
-    else:
-        clusters, projections = _cluster(frames, normal)
-        volumes, unplaced = _deduplicate(clusters, same_pixels, notes)
+    clusters, projections = _cluster(frames, normal)
+    volumes, unplaced = _deduplicate(clusters, same_pixels, notes)
     short = [i for i, c in enumerate(clusters) if len(c) < volumes]
     if short:
         blanks = sum(volumes - len(clusters[i]) for i in short)
