@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pydicom
 import pytest
@@ -321,3 +323,93 @@ def test_raw_nifti_write_is_byte_identical_to_nibabel(tmp_path, dtype, shape):
     assert np.array_equal(
         np.asarray(nib.load(tmp_path / "a.nii").dataobj), array.transpose(*range(array.ndim)[::-1])
     )
+
+
+def test_block_writer_puts_every_piece_at_its_offset_from_several_threads(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from napari_medimg.io.nifti import BlockWriter
+
+    rng = np.random.default_rng(1)
+    expected = rng.integers(0, 255, 3_000_000, dtype=np.uint8)
+    # pieces of random sizes, the first eight adjacent in order (gathered), the rest in reverse order
+    edges = np.unique(np.concatenate([[0, expected.size], rng.integers(0, expected.size, 20)]))
+    pieces = [
+        (int(start), expected[start:stop].copy()) for start, stop in zip(edges[:-1], edges[1:], strict=True)
+    ]
+    order = pieces[:8] + pieces[8:][::-1]
+    path = tmp_path / "blocks.bin"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with BlockWriter(descriptor) as writer, ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda piece: writer.write(piece[1], 100 + piece[0]), order))
+    finally:
+        os.close(descriptor)
+    written = np.fromfile(path, np.uint8)
+    assert written.size == 100 + expected.size
+    np.testing.assert_array_equal(written[100:], expected)
+
+
+def test_block_writer_finishes_a_short_gathered_write_piece_by_piece(tmp_path, monkeypatch):
+    from napari_medimg.io.nifti import BlockWriter
+
+    real = os.pwritev
+
+    def short(descriptor, buffers, offset):  # a gathered write that stops inside its second piece
+        return real(descriptor, [buffers[0], memoryview(buffers[1])[:7]], offset)
+
+    monkeypatch.setattr(os, "pwritev", short)
+    path = tmp_path / "blocks.bin"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with BlockWriter(descriptor) as writer:
+            for index in range(4):
+                writer.write(np.full(1000, index, np.uint8), index * 1000)
+    finally:
+        os.close(descriptor)
+    np.testing.assert_array_equal(np.fromfile(path, np.uint8), np.repeat(np.arange(4, dtype=np.uint8), 1000))
+
+
+def test_block_writer_raises_a_failed_write_when_closed(tmp_path):
+    from napari_medimg.io.nifti import BlockWriter
+
+    path = tmp_path / "read-only.bin"
+    path.write_bytes(b"")
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError), BlockWriter(descriptor) as writer:
+            writer.write(np.zeros(10, np.uint8), 0)
+    finally:
+        os.close(descriptor)
+
+
+def test_the_collector_pause_nests_across_threads_and_restores_the_collector():
+    import gc
+    import threading
+
+    from napari_medimg.io.dicom.records import collector_paused
+
+    assert gc.isenabled()
+    inside, release = threading.Event(), threading.Event()
+
+    def other():
+        with collector_paused():
+            inside.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other)
+    with collector_paused():
+        thread.start()
+        inside.wait(10)
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the other thread's block is still open
+    release.set()
+    thread.join(10)
+    assert gc.isenabled()
+    gc.disable()  # a caller that turned the collector off keeps it off
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

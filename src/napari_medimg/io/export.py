@@ -14,7 +14,6 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +182,7 @@ def write_series_nifti(
     from .dicom.series import output_dtype
     from .nifti import (
         NIFTI_DATA_OFFSET,
+        BlockWriter,
         lps_to_nifti_affine,
         nifti_header_block,
         sidecar_path,
@@ -215,23 +215,17 @@ def write_series_nifti(
         if streamed:
             slice_bytes = int(np.prod(shape[-2:])) * series.dtype.itemsize
             descriptor = os.open(image_tmp, os.O_WRONLY)
-            writes = []
-            writer = ThreadPoolExecutor(max_workers=1)  # the disk writes overlap the reading
             try:
                 timing = {"acquisition": acquisition}  # the repetition time is the 4th zoom
                 write_block(descriptor, nifti_header_block(shape, series.dtype, affine, timing), 0)
-                stream_pixels(
-                    series,
-                    lambda slot, values: writes.append(
-                        writer.submit(write_block, descriptor, values, NIFTI_DATA_OFFSET + slot * slice_bytes)
-                    ),
-                    philips_float,
-                    progress,
-                )
-                for write in writes:
-                    write.result()  # a failed write raises here
+                with BlockWriter(descriptor) as writer:  # the disk writes overlap the reading
+                    stream_pixels(
+                        series,
+                        lambda slot, values: writer.write(values, NIFTI_DATA_OFFSET + slot * slice_bytes),
+                        philips_float,
+                        progress,
+                    )
             finally:
-                writer.shutdown(wait=True, cancel_futures=True)
                 os.close(descriptor)
             array = np.memmap(image_tmp, series.dtype, "r", NIFTI_DATA_OFFSET, shape)
             sample = np.asarray(array if array.ndim == 3 else array[0])

@@ -25,7 +25,7 @@ import pydicom
 from ...progress import Cancelled, ProgressCallback, report
 from ..errors import CorruptFileError, MedImgReadError, MissingDecoderError
 from .header import inflate
-from .records import FrameRecord, quiet
+from .records import FrameRecord, collector_paused, quiet
 
 if TYPE_CHECKING:
     from .series import DicomSeries
@@ -527,7 +527,8 @@ def stream_pixels(
 
     # decoders release the GIL; uncompressed copies hold it, so threads would only contend for it
     compressed = any(entries[0][2].fmt.pixel_offset is None for entries in units.values())
-    _each_unit(fill, units.values(), READ_THREADS if compressed else 1, progress)
+    with collector_paused():
+        _each_unit(fill, units.values(), READ_THREADS if compressed else 1, progress)
 
 
 def _each_unit(work: Callable[[list], int], units, threads: int, progress: ProgressCallback | None) -> None:

@@ -27,7 +27,7 @@ from .files import find_dicom_files, is_dicom_file, is_regular_file
 from .header import frames_of_file
 from .pixels import raw_frame
 from .placement import VOLUME_ORDER, place_stack
-from .records import FrameRecord, SeriesHeader
+from .records import FrameRecord, SeriesHeader, collector_paused
 
 __all__ = ["DicomSeries", "DicomScan", "scan_dicom", "scan_series_of_file", "build_series", "type_token"]
 
@@ -459,36 +459,37 @@ def scan_dicom(
         single, source = len(files) == 1, os.path.commonpath([os.fspath(p) for p in files]) if files else ""
     if not files:
         raise NoSeriesError(f"no DICOM files found in {source}")
-    headers: dict[tuple, SeriesHeader] = {}
-    frames: dict[tuple, list[FrameRecord]] = defaultdict(list)
-    skipped = []
-    for index, file in enumerate(files):
-        try:
-            header, file_frames = frames_of_file(file, fast)
-        except MedImgReadError as error:
-            if single:
-                raise
-            skipped.append((file.name, str(error)))
-        else:
-            headers.setdefault(header.key, header)
-            frames[header.key].extend(file_frames)
-        report(progress, index + 1, len(files))
-    series = []
-    for key, header in headers.items():
-        try:
-            series.extend(build_series(header, frames[key], philips_float, source))
-        except MedImgReadError as error:
-            if single:
-                raise
-            skipped.append((_describe(header), str(error)))
-        except (
-            ValueError,
-            ArithmeticError,
-            FloatingPointError,
-        ) as error:  # values that make no geometric sense
-            if single:
-                raise GeometryError(f"the slice geometry is inconsistent ({error})") from error
-            skipped.append((_describe(header), f"inconsistent slice geometry ({error})"))
+    with collector_paused():  # tens of thousands of small records, no cycles
+        headers: dict[tuple, SeriesHeader] = {}
+        frames: dict[tuple, list[FrameRecord]] = defaultdict(list)
+        skipped = []
+        for index, file in enumerate(files):
+            try:
+                header, file_frames = frames_of_file(file, fast)
+            except MedImgReadError as error:
+                if single:
+                    raise
+                skipped.append((file.name, str(error)))
+            else:
+                headers.setdefault(header.key, header)
+                frames[header.key].extend(file_frames)
+            report(progress, index + 1, len(files))
+        series = []
+        for key, header in headers.items():
+            try:
+                series.extend(build_series(header, frames[key], philips_float, source))
+            except MedImgReadError as error:
+                if single:
+                    raise
+                skipped.append((_describe(header), str(error)))
+            except (
+                ValueError,
+                ArithmeticError,
+                FloatingPointError,
+            ) as error:  # values that make no geometric sense
+                if single:
+                    raise GeometryError(f"the slice geometry is inconsistent ({error})") from error
+                skipped.append((_describe(header), f"inconsistent slice geometry ({error})"))
     if not series:
         reasons = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
         raise NoSeriesError(f"no readable DICOM image series in {source} ({reasons})")
