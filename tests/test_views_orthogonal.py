@@ -251,19 +251,26 @@ def test_drag_shows_only_the_latest_move_and_the_release_exactly(make_napari_vie
     for target in world[1:]:  # two moves within one event-loop turn: neither is shown yet
         event.position = tuple(target)
         next(drag)
-    assert viewer.dims.point[0] == pytest.approx(world[0][0])
+    assert widget.point()[0] == pytest.approx(world[0][0])
     before = len(points)
-    qtbot.waitUntil(lambda: viewer.dims.point[0] == pytest.approx(world[2][0]), timeout=2000)
-    assert len(points) - before == 1  # the intermediate position was dropped, the latest shown once
+    qtbot.waitUntil(lambda: widget.point()[0] == pytest.approx(world[2][0]), timeout=2000)
     (k, j, i), value = list(MARKERS.items())[2]
-    assert int(np.rint(layer.world_to_data(viewer.dims.point)[0])) == k
-    # while dragging, the sagittal view draws the plane straight from the array: napari's pixels, not its slicing
+    # while dragging, every canvas draws its planes straight from the arrays (napari's pixels, not its
+    # slicing): the main canvas the axial plane of the latest move, the sagittal view its plane; the main
+    # viewer's dims.point (slider, slice text) follows when the mouse rests
     sagittal = widget.views[1]
-    assert widget._settle_timer.isActive()
+    assert widget._settle_timer.isActive() and len(points) == before
+    assert viewer.dims.point[0] == pytest.approx(world[0][0])
+    main_drawn = np.asarray(viewer.window._qt_viewer.layer_to_visual[layer].node._data)
+    assert main_drawn.dtype == np.float32 and np.array_equal(main_drawn, volume.array[k])
     drawn = _drawn(sagittal)
     assert drawn.dtype == np.float32 and np.array_equal(drawn, volume.array[:, :, i]) and drawn[k, j] == value
-    # once the mouse rests, napari slices the view itself, the same plane
+    # once the mouse rests, the point is set once (the intermediate position was dropped) and napari slices
+    # every canvas itself, the same planes
     qtbot.waitUntil(lambda: not widget._settle_timer.isActive(), timeout=2000)
+    assert len(points) - before == 1 and viewer.dims.point[0] == pytest.approx(world[2][0])
+    assert int(np.rint(layer.world_to_data(viewer.dims.point)[0])) == k
+    assert np.array_equal(np.asarray(layer._slice.image.view), volume.array[k])
     assert np.array_equal(_view_slice(sagittal), volume.array[:, :, i])
     assert viewer.canvas.overlays.text.text.endswith(
         f" {abs(viewer.dims.point[0]):.1f} mm"
@@ -279,4 +286,34 @@ def test_drag_shows_only_the_latest_move_and_the_release_exactly(make_napari_vie
     (k, j, _), value = list(MARKERS.items())[1]
     assert _view_slice(widget.views[1])[k, j] == value
     assert widget._pending_move is None
+    widget.close_views()
+
+
+def test_a_drag_over_labels_is_sliced_by_napari_and_a_closed_dock_leaves_the_point_shown(
+    make_napari_viewer, qtbot
+):
+    viewer = make_napari_viewer()
+    volume = _phantom()
+    layer = set_or_add_layer(viewer, layer_data_tuple(volume, "image", name="phantom"))
+    widget = OrthogonalViewsWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Orthogonal views")
+    world = [lps_to_world(volume.index_to_world(index)) for index in MARKERS]
+    # an image alone: a move is drawn from the array and the dims point waits; closing the dock sets it
+    before = tuple(viewer.dims.point)
+    widget.move_to(world[1], preview=True)
+    assert tuple(viewer.dims.point) == before
+    assert widget.point()[0] == pytest.approx(world[1][0])
+    widget.close_views()
+    assert viewer.dims.point[0] == pytest.approx(world[1][0])
+    (k, _, _), _ = list(MARKERS.items())[1]
+    assert int(np.rint(layer.world_to_data(viewer.dims.point)[0])) == k
+    # with a Labels layer shown, the main canvas cannot be drawn from the arrays: napari slices it at once
+    labels = np.zeros(volume.shape, np.uint8)
+    set_or_add_layer(
+        viewer, layer_data_tuple(Volume(labels, volume.spacing, volume.origin, volume.direction), "labels")
+    )
+    widget = OrthogonalViewsWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Orthogonal views 2")
+    widget.move_to(world[2], preview=True)
+    assert viewer.dims.point[0] == pytest.approx(world[2][0]) and widget.point() == tuple(viewer.dims.point)
     widget.close_views()

@@ -2,8 +2,9 @@
 
 Built like napari's ``multiple_viewer_widget`` example: each extra view is a ``ViewerModel`` with its own
 ``QtViewer`` whose layers mirror the main viewer's (same data object, no copy).  The main viewer's
-``dims.point`` is the one crosshair position: clicking or dragging in an extra view sets it, Shift+move in the
-main canvas sets it, and every view follows it.  Handlers are connected once per mirrored layer and disconnected
+``dims.point`` is the one crosshair position: clicking in an extra view sets it, Shift+move in the main canvas
+sets it, and every view follows it; a drag in an extra view sets it when the mouse rests or is released, the
+canvases drawing the planes under the mouse from the arrays meanwhile (:meth:`OrthogonalViewsWidget.point`).  Handlers are connected once per mirrored layer and disconnected
 when the layer goes or the dock closes (napari-orthogonal-views leaked them on hide/show); colormaps are
 copied only when they change.
 """
@@ -162,6 +163,79 @@ def _set_crosshair_line(line, displayed, point, ranges) -> None:
     line.visible = True
 
 
+def _draw_planes_directly(layers, dims, visuals, point) -> bool:
+    """Draw the planes at world ``point`` of a canvas's layers straight from their arrays, if it can.
+
+    napari's slicing of a layer (slice request, transforms, thumbnail, texture, status) costs more than the
+    drawing while a drag moves the crosshair; the plane itself is one numpy index.  It is done only where it
+    gives napari's pixels exactly: every visible layer an in-memory Image (cast as napari casts it for
+    OpenGL), placed by scale and translate only, not multiscale, one slice thick (no slab projection), the
+    plane inside the data and within the texture limit.  Anything else: False, nothing drawn, and the caller
+    lets napari slice as usual.
+
+    Parameters
+    ----------
+    layers : sequence of napari layers
+        The canvas's layers.
+    dims : napari.components.Dims
+        Its dims (which axes are displayed).
+    visuals : mapping
+        Layer → its vispy layer (``QtViewer.layer_to_visual``).
+    point : sequence of float
+        World point (all dims).
+
+    Returns
+    -------
+    bool
+        Whether every visible layer was drawn.
+    """
+    displayed = list(dims.displayed)
+    thick = any(dims.thickness[axis] > 0 for axis in dims.not_displayed)  # a slab: napari projects it
+    planes = []
+    for layer in layers:
+        if not layer.visible:
+            continue
+        visual = visuals.get(layer)
+        data = layer.data
+        if (
+            layer._type_string != "image"
+            or visual is None
+            or not isinstance(data, np.ndarray)
+            or data.dtype.kind not in _TEXTURE_CAST
+            or layer.multiscale
+            or layer.rgb
+            or (str(layer.projection_mode) != "none" and thick)
+            or not np.allclose(layer.affine.affine_matrix, np.eye(layer.ndim + 1))
+            or not np.allclose(layer.rotate, np.eye(layer.ndim))
+            or not np.allclose(layer.shear, 0)
+            or layer.ndim != dims.ndim
+        ):
+            return False
+        index = np.round(np.asarray(layer.world_to_data(point), float))
+        key = []
+        for axis in range(layer.ndim):
+            if axis in displayed:
+                key.append(slice(None))
+            elif 0 <= index[axis] < data.shape[axis]:
+                key.append(int(index[axis]))
+            else:
+                return False
+        plane = data[tuple(key)]
+        if plane.dtype not in _TEXTURE_DTYPES:
+            plane = plane.astype(_TEXTURE_CAST[plane.dtype.kind])
+        if displayed[0] > displayed[1]:
+            plane = plane.T
+        limit = getattr(visual, "MAX_TEXTURE_SIZE_2D", None)
+        node = getattr(visual, "node", None)
+        if not isinstance(node, _ImageVisual) or (limit is not None and max(plane.shape) > limit):
+            return False
+        planes.append((node, plane))
+    for node, plane in planes:
+        node.set_data(plane)
+        node.update()
+    return True
+
+
 class _SliceTitle(QWidget):
     """One line of text whose changes repaint only itself.
 
@@ -247,20 +321,14 @@ class _View(QWidget):
         frame = self.owner.frame()
         for edge, letter in plane_markers(self.plane, frame).items():
             self.letters[edge].setText(letter)
-        point = self.owner.viewer.dims.point
+        point = self.owner.point()
         if len(point) >= 3:
             axis = PLANES[self.plane][0] + len(point) - 3
             self.title.setText(_slice_text(self.plane, point[axis], frame))
 
     def preview_slice(self, point) -> bool:
-        """Draw the planes at world ``point`` of this view's layers straight from their arrays, if it can.
-
-        napari's slicing of a layer (slice request, transforms, thumbnail, texture) costs the dock views more
-        than their drawing while a drag moves the crosshair; the plane itself is one numpy index.  It is done
-        only where it gives napari's pixels exactly: every visible layer an in-memory Image (cast as napari
-        casts it for OpenGL), placed by scale and translate only, not multiscale, one slice thick (no slab
-        projection), the plane inside the data and within the texture limit.  Anything else: False, and
-        napari slices as usual.
+        """Draw this view's planes at world ``point`` straight from the arrays, if it can (see
+        :func:`_draw_planes_directly`).
 
         Parameters
         ----------
@@ -272,52 +340,9 @@ class _View(QWidget):
         bool
             Whether every visible layer of the view was drawn.
         """
-        dims = self.model.dims
-        displayed = list(dims.displayed)
-        thick = any(dims.thickness[axis] > 0 for axis in dims.not_displayed)  # a slab: napari projects it
-        planes = []
-        for layer in self.model.layers:
-            if not layer.visible:
-                continue
-            visual = self.qt_viewer.layer_to_visual.get(layer)
-            data = layer.data
-            if (
-                layer._type_string != "image"
-                or visual is None
-                or not isinstance(data, np.ndarray)
-                or data.dtype.kind not in _TEXTURE_CAST
-                or layer.multiscale
-                or layer.rgb
-                or (str(layer.projection_mode) != "none" and thick)
-                or not np.allclose(layer.affine.affine_matrix, np.eye(layer.ndim + 1))
-                or not np.allclose(layer.rotate, np.eye(layer.ndim))
-                or not np.allclose(layer.shear, 0)
-                or layer.ndim != dims.ndim
-            ):
-                return False
-            index = np.round(np.asarray(layer.world_to_data(point), float))
-            key = []
-            for axis in range(layer.ndim):
-                if axis in displayed:
-                    key.append(slice(None))
-                elif 0 <= index[axis] < data.shape[axis]:
-                    key.append(int(index[axis]))
-                else:
-                    return False
-            plane = data[tuple(key)]
-            if plane.dtype not in _TEXTURE_DTYPES:
-                plane = plane.astype(_TEXTURE_CAST[plane.dtype.kind])
-            if displayed[0] > displayed[1]:
-                plane = plane.T
-            limit = getattr(visual, "MAX_TEXTURE_SIZE_2D", None)
-            node = getattr(visual, "node", None)
-            if not isinstance(node, _ImageVisual) or (limit is not None and max(plane.shape) > limit):
-                return False
-            planes.append((node, plane))
-        for node, plane in planes:
-            node.set_data(plane)
-            node.update()
-        return True
+        return _draw_planes_directly(
+            self.model.layers, self.model.dims, self.qt_viewer.layer_to_visual, point
+        )
 
     def set_crosshair(self, point, ranges) -> None:
         """Draw the crosshair through world ``point`` across the view (``ranges``: the main dims' ranges)."""
@@ -359,6 +384,8 @@ class OrthogonalViewsWidget(QWidget):
         self._hidden = False  # a hidden dock does no work; it catches up when shown again
         self._wl_start = None
         self._pending_move = None  # the latest drag position not shown yet (see request_move)
+        # while dragging, the crosshair point the canvases show before it is set as the main viewer's dims.point
+        self._shown_point = None
         # after a drag's direct slices (see _View.preview_slice), napari's own slicing once the mouse rests
         self._settle_timer = QTimer(self)
         self._settle_timer.setSingleShot(True)
@@ -446,6 +473,11 @@ class OrthogonalViewsWidget(QWidget):
                 return frame
         return None
 
+    def point(self) -> tuple:
+        """The crosshair's world point as the canvases show it: during a drag it can be ahead of the main
+        viewer's ``dims.point``, which follows when the mouse rests or is released."""
+        return self._shown_point if self._shown_point is not None else tuple(self.viewer.dims.point)
+
     def move_to(self, position, axes=None, *, preview: bool = False) -> None:
         """Move the crosshair to world ``position`` (only along ``axes`` of the last three, default all).
 
@@ -456,22 +488,52 @@ class OrthogonalViewsWidget(QWidget):
         axes : sequence of int, optional
             Which of the three spatial axes (0, 1, 2) to move.
         preview : bool
-            While dragging: the dock views draw the new planes of their image layers straight from the arrays
-            (the same pixels, without napari's slicing machinery) and napari slices them 250 ms after the last
-            move, when the main canvas's slice text is updated too; the main canvas is always sliced by napari.
+            While dragging: every canvas draws the new planes of its image layers straight from the arrays
+            (the same pixels, without napari's slicing machinery, see :func:`_draw_planes_directly`), and the
+            main viewer's ``dims.point`` (its slider, its slice text, napari's slicing of every view) follows
+            250 ms after the last move and on release.  Where a canvas cannot be drawn that way (a Labels
+            layer, a lazy image, ...) napari slices it at once, as without ``preview``.
         """
         ndim = self.viewer.dims.ndim
         if ndim < 3:
             return
         position = np.asarray(position, float)[-3:]
         axes = (0, 1, 2) if axes is None else tuple(axes)
+        point = list(self.point())
+        for axis in axes:
+            point[axis + ndim - 3] = float(position[axis])
+        if preview and self._preview_main(point):
+            self._shown_point = tuple(point)
+            self._on_point(preview=True)
+            return
+        self._shown_point = None
         # napari emits one point event per changed axis: sync the views once, after the last one
         self._syncing = True
         try:
-            self.viewer.dims.set_point([a + ndim - 3 for a in axes], [float(position[a]) for a in axes])
+            self.viewer.dims.set_point(list(range(ndim)), point)
         finally:
             self._syncing = False
         self._on_point(preview=preview)
+
+    def _preview_main(self, point) -> bool:
+        """Draw the main canvas at ``point`` from the arrays (True), or say it must be sliced by napari."""
+        dims = self.viewer.dims
+        shown = self.point()
+        if all(shown[axis] == point[axis] for axis in dims.not_displayed):
+            return True  # the main canvas shows the same planes: nothing to draw
+        visuals = getattr(getattr(self.viewer.window, "_qt_viewer", None), "layer_to_visual", None)
+        return visuals is not None and _draw_planes_directly(self.viewer.layers, dims, visuals, point)
+
+    def _commit_point(self) -> None:
+        """Make the point the canvases show the main viewer's ``dims.point`` (napari then slices exactly)."""
+        point, self._shown_point = self._shown_point, None
+        if point is None or len(point) != self.viewer.dims.ndim:
+            return
+        self._syncing = True
+        try:
+            self.viewer.dims.set_point(list(range(len(point))), point)
+        finally:
+            self._syncing = False
 
     def request_move(self, position, axes=None) -> None:
         """Move the crosshair like :meth:`move_to`, but at the next event-loop turn, once for all requests.
@@ -600,7 +662,7 @@ class OrthogonalViewsWidget(QWidget):
     def _update_crosshair(self) -> None:
         if self.viewer.dims.ndim < 3 or not self._mirrors:
             return
-        point, ranges = self.viewer.dims.point, self.viewer.dims.range
+        point, ranges = self.point(), self.viewer.dims.range
         for view in self.views:
             if view.model.dims.ndim == len(point):
                 view.set_crosshair(point, ranges)
@@ -637,9 +699,13 @@ class OrthogonalViewsWidget(QWidget):
     def _on_point(self, event=None, preview: bool = False) -> None:
         if self._syncing or self._hidden:
             return
+        if event is not None:
+            self._shown_point = None  # the viewer's point moved by itself (its slider): it is what is shown
+        elif not preview:
+            self._commit_point()  # the mouse rests or was released: napari slices every canvas exactly
         self._syncing = True
         try:
-            point = self.viewer.dims.point
+            point = self.point()
             for view in self.views:
                 dims = view.model.dims
                 if dims.ndim != len(point):
@@ -811,6 +877,7 @@ class OrthogonalViewsWidget(QWidget):
         """Disconnect every handler from the main viewer and close the extra views."""
         self._settle_timer.stop()
         self._pending_move = None
+        self._commit_point()  # the main canvas shows the viewer's own point again
         for emitter, callback in getattr(self, "_connections", []):
             emitter.disconnect(callback)
         self._connections = []
@@ -824,6 +891,8 @@ class OrthogonalViewsWidget(QWidget):
             view.qt_viewer.close()
 
     def hideEvent(self, event) -> None:  # noqa: N802 (Qt)
+        self._settle_timer.stop()
+        self._commit_point()
         self._hidden = True
         super().hideEvent(event)
 
