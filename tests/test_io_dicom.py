@@ -489,3 +489,23 @@ def test_csa_reader_agrees_with_nibabel_on_every_shared_mosaic(shared_data):
         assert read_csa2(raw) == theirs and theirs["SliceNormalVector"]
         checked += 1
     assert checked == 12
+
+
+@pytest.mark.shared_data
+def test_uncompressed_series_are_scanned_and_read_without_importing_pydicom(shared_data):
+    # pydicom imports its decoder plugins (gdcm, pylibjpeg, requests): ~0.3 s of every `medimg info` / open
+    import subprocess
+    import sys
+
+    folder = shared_data / DICOM / "siemens_mosaic_fmri_hf_oblique" / "dicom"
+    code = (
+        "import sys\n"
+        "from napari_medimg.io.dicom import read_series, scan_dicom\n"
+        f"(series,) = scan_dicom({str(folder)!r}).series\n"
+        "volume = read_series(series, lazy=False)\n"
+        "assert volume.array.ndim == 4, volume.array.shape  # a 4D fMRI, pixels read\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'pydicom'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -11,10 +11,9 @@ import io
 import os
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pydicom
-from pydicom.errors import InvalidDicomError
 
 from ...progress import Cancelled
 from .._fastheader import parse_header
@@ -29,6 +28,7 @@ from .records import (
     SeriesHeader,
     check_position,
     first,
+    is_multi_value,
     joined,
     quiet,
     seconds_of_day,
@@ -37,6 +37,9 @@ from .records import (
     to_int,
     window_of,
 )
+
+if TYPE_CHECKING:
+    import pydicom
 
 __all__ = ["frames_of_file", "read_header", "inflate", "inflate_limit", "pixel_value_offset"]
 
@@ -105,6 +108,7 @@ def inflate(path: str | os.PathLike) -> pydicom.Dataset:
     CorruptFileError
         When the data inflates beyond :func:`inflate_limit` (a decompression bomb) or is not valid deflate.
     """
+    import pydicom
     from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
 
     name = Path(os.fspath(path)).name
@@ -213,10 +217,7 @@ def read_header(path: Path, fast: bool = True):
                 dataset.file_meta.TransferSyntaxUID = _DEFLATED  # the pixels are read through `inflate` again
                 return dataset, None, size
             handle.seek(0)
-            dataset = pydicom.dcmread(handle, stop_before_pixels=True, force=head[128:132] != b"DICM")
-            offset = pixel_value_offset(handle, dataset) if "PixelData" not in dataset else None
-    except InvalidDicomError as error:
-        raise CorruptFileError(f"{path.name} is not a DICOM file") from error
+            dataset, offset = _pydicom_header(handle, head, path.name)
     except (Cancelled, MedImgReadError):
         raise
     except Exception as error:  # pydicom raises many kinds of errors on damaged files
@@ -224,6 +225,19 @@ def read_header(path: Path, fast: bool = True):
             f"{path.name} is damaged or truncated ({type(error).__name__}: {error})"
         ) from error
     return dataset, offset, size
+
+
+def _pydicom_header(handle, head: bytes, name: str):
+    """``(dataset, pixel value offset or None)`` read by pydicom, for the files the byte-level parser leaves
+    (pydicom, ~0.3 s to import with its decoder plugins, is imported only then)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        dataset = pydicom.dcmread(handle, stop_before_pixels=True, force=head[128:132] != b"DICM")
+    except InvalidDicomError as error:
+        raise CorruptFileError(f"{name} is not a DICOM file") from error
+    return dataset, pixel_value_offset(handle, dataset) if "PixelData" not in dataset else None
 
 
 def _transfer_syntax(head: bytes, handle) -> str:
@@ -457,7 +471,7 @@ def _multiframe_frames(path: Path, dataset, fmt: PixelFormat) -> list[FrameRecor
         if content is not None:
             stack_key.append(("stack", str(content.get("StackID", ""))))
             values = content.get("DimensionIndexValues", [])
-            values = list(values) if isinstance(values, (list, pydicom.multival.MultiValue)) else [values]
+            values = list(values) if is_multi_value(values) and not isinstance(values, tuple) else [values]
             if len(values) == len(pointers):
                 for pointer, value in zip(pointers, values, strict=True):
                     if pointer in VOLUME_DIMENSIONS:
@@ -560,6 +574,8 @@ def _frames_of_header(path: Path, fast: bool) -> tuple[SeriesHeader, list[FrameR
         offset is None and "PixelData" not in dataset and _is_deflated_file(path)
     )
     if "PixelData" not in dataset and offset is None and not deflated:
+        import pydicom
+
         if "Image Storage" in getattr(pydicom.uid.UID(sop_class), "name", ""):
             raise CorruptFileError(f"{path.name} is truncated: the image has no pixel data")
         kind = getattr(pydicom.uid.UID(sop_class), "name", "") if sop_class else ""

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pydicom
 
 from ...progress import Cancelled, ProgressCallback, report
 from ..errors import CorruptFileError, MedImgReadError, MissingDecoderError
@@ -60,6 +59,8 @@ def decoder_hint(syntax: str) -> str:
     str
         A sentence naming the transfer syntax and the ``pip install`` that decodes it.
     """
+    import pydicom
+
     name = getattr(pydicom.uid.UID(syntax), "name", syntax)
     if "JPEG 2000" in name or "HTJ2K" in name:
         package = "pylibjpeg pylibjpeg-openjpeg"
@@ -75,6 +76,8 @@ def decoder_hint(syntax: str) -> str:
 
 
 def _decoder_available(syntax: str) -> bool:
+    import pydicom
+
     try:
         return bool(pydicom.pixels.get_decoder(syntax).is_available)
     except Exception:  # noqa: BLE001 - no decoder class at all for this transfer syntax
@@ -119,6 +122,8 @@ def decode_image(path: str, frame: int | None, fmt) -> np.ndarray:
         ):  # bits above BitsStored are not pixel data
             values &= values.dtype.type((1 << fmt.bits_stored) - 1)
         return values.reshape(fmt.rows, fmt.cols)
+    import pydicom  # compressed, deflated or big-endian data: pydicom's decoders (imported only then)
+
     with quiet():
         try:
             compressed = pydicom.uid.UID(fmt.transfer_syntax).is_compressed
@@ -155,6 +160,8 @@ def decode_image(path: str, frame: int | None, fmt) -> np.ndarray:
 
 def _encoded_frame(dataset, frame: int | None, fmt) -> bytes:
     """The encoded bytes of one frame of encapsulated pixel data."""
+    import pydicom
+
     frames = pydicom.encaps.generate_frames(dataset.PixelData, number_of_frames=fmt.frames)
     for index, encoded in enumerate(frames):
         if index == (frame or 0):

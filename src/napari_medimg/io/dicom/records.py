@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 import threading
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import pydicom
 
 __all__ = [
     "PixelFormat",
@@ -239,11 +239,20 @@ def to_float(value, default=None):
     return result
 
 
+def is_multi_value(value) -> bool:
+    """A list, tuple or pydicom ``MultiValue`` (pydicom is imported only where its reader is needed: a
+    ``MultiValue`` exists only once it is)."""
+    if isinstance(value, (list, tuple)):
+        return True
+    multival = sys.modules.get("pydicom.multival")
+    return multival is not None and isinstance(value, multival.MultiValue)
+
+
 def to_floats(value, count: int) -> np.ndarray | None:
     """``count`` finite floats from a multi-valued DICOM value, None when empty; ValueError otherwise."""
     if value is None or value == "":
         return None
-    items = value if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+    items = value if is_multi_value(value) else [value]
     values = np.asarray([float(v) for v in items], float)
     if values.shape != (count,) or not np.isfinite(values).all():
         raise ValueError(f"expected {count} finite numbers, got {value!r}")
@@ -252,14 +261,14 @@ def to_floats(value, count: int) -> np.ndarray | None:
 
 def first(value):
     """The first item of a multi-value (or the value itself)."""
-    if isinstance(value, (pydicom.multival.MultiValue, list, tuple)):
+    if is_multi_value(value):
         return value[0] if len(value) else None
     return value
 
 
 def joined(value) -> str:
     """A multi-value as backslash-joined text (how DICOM stores it)."""
-    if isinstance(value, (pydicom.multival.MultiValue, list, tuple)):
+    if is_multi_value(value):
         return "\\".join(str(v) for v in value)
     return str(value if value is not None else "")
 
