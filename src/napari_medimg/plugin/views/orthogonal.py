@@ -4,9 +4,9 @@ Built like napari's ``multiple_viewer_widget`` example: each extra view is a ``V
 ``QtViewer`` whose layers mirror the main viewer's (same data object, no copy).  The main viewer's
 ``dims.point`` is the one crosshair position: clicking in an extra view sets it, Shift+move in the main canvas
 sets it, and every view follows it; a drag in an extra view sets it when the mouse rests or is released, the
-canvases drawing the planes under the mouse from the arrays meanwhile (:meth:`OrthogonalViewsWidget.point`).  Handlers are connected once per mirrored layer and disconnected
-when the layer goes or the dock closes (napari-orthogonal-views leaked them on hide/show); colormaps are
-copied only when they change.
+canvases drawing the planes under the mouse from the arrays meanwhile (:meth:`OrthogonalViewsWidget.point`).
+Handlers are connected once per mirrored layer and disconnected when the layer goes or the dock closes
+(napari-orthogonal-views leaked them on hide/show); colormaps are copied only when they change.
 """
 
 from __future__ import annotations
