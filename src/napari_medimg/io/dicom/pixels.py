@@ -469,8 +469,18 @@ def read_pixels(
                 out[volume, index] = series.fill_value
             else:
                 units[frame.unit].append((volume, index, frame))
-    # file reads and decoders release the GIL
-    _each_unit(lambda entries: reader.fill_unit(entries, out), units.values(), READ_THREADS, progress)
+    # decoders and whole-slice reads (readinto) release the GIL; copying a mosaic's tiles or rescaling holds it,
+    # and threads then only contend for it (a 200-file mosaic read in 35 ms on one thread, 55 ms on four)
+    threaded = any(
+        entries[0][2].fmt.pixel_offset is None or (len(entries) == 1 and reader.direct(entries[0][2]))
+        for entries in units.values()
+    )
+    _each_unit(
+        lambda entries: reader.fill_unit(entries, out),
+        units.values(),
+        READ_THREADS if threaded else 1,
+        progress,
+    )
     if array.dtype == np.int32 and array.size and array.min() >= -32768 and array.max() <= 32767:
         array = array.astype(np.int16)
         reader.series = replace(series, dtype=np.dtype(np.int16))
