@@ -37,7 +37,7 @@ def test_core_modules_import_no_gui_toolkit():
         "napari_medimg.io.nifti",
         "napari_medimg.processing.threshold",
         "napari_medimg.cli",
-        "napari_medimg.cli.demo",
+        "napari_medimg.cli.convert",
     ):
         assert module in report["imported"]
     assert report["leaked"] == [], f"core modules imported {report['leaked']}"

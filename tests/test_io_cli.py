@@ -84,14 +84,16 @@ def test_a_named_command_builds_only_its_parser_with_the_same_help(capsys):
     import subprocess
     import sys
 
-    from napari_medimg.cli import _command_modules, build_parser
+    from napari_medimg.cli import _all_command_modules, build_parser
 
     def commands(parser):
         return parser._subparsers._group_actions[0].choices  # argparse keeps the sub-parsers here
 
     full = build_parser()
-    assert set(commands(full)) == set(_command_modules())  # every module registers the command of its name
-    for name in ("convert", "info", "cnn"):
+    # every module registers the command of its name; the adapter's `demo` comes through its entry point
+    assert set(commands(full)) == set(_all_command_modules()) and "demo" in commands(full)
+    assert _all_command_modules()["demo"] == "napari_medimg.plugin.demo_command"
+    for name in ("convert", "info", "cnn", "demo"):
         alone = build_parser(name)
         assert set(commands(alone)) == {name}
         assert commands(alone)[name].format_help() == commands(full)[name].format_help()

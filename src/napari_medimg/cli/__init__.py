@@ -2,8 +2,10 @@
 
 Each module of this package whose name does not start with an underscore defines
 ``register(subcommands)``, adding its subcommand(s) to the argparse sub-parser collection; ``main`` finds
-them all.  Modules import heavy dependencies (napari, torch) inside their handlers so that ``medimg --help``
-stays fast.  A handler returns the process exit code.
+them all.  Commands of the napari adapter (``medimg demo``) are modules of :mod:`napari_medimg.plugin`
+registered through the ``napari_medimg.commands`` entry point, so this package never imports napari or Qt.
+Modules import heavy dependencies (torch, ...) inside their handlers so that ``medimg --help`` stays fast.
+A handler returns the process exit code.
 """
 
 from __future__ import annotations
@@ -20,21 +22,45 @@ from ..io.errors import MedImgReadError
 __all__ = ["main", "build_parser", "error_message"]
 
 
-def _command_modules() -> list[str]:
-    """The subcommand modules of this package (each named after the command it registers)."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+#: entry-point group of commands that other packages of the distribution (the napari adapter) add
+COMMAND_ENTRY_POINTS = "napari_medimg.commands"
+
+
+def _command_modules() -> dict[str, str]:
+    """Command name → module of this package that registers it."""
+    return {
+        m.name: f"{__name__}.{m.name}"
+        for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
+        if not m.name.startswith("_")
+    }
+
+
+def _all_command_modules() -> dict[str, str]:
+    """This package's command modules and those registered as :data:`COMMAND_ENTRY_POINTS` (read only when
+    needed: scanning the installed packages' metadata costs tens of milliseconds)."""
+    from importlib.metadata import entry_points
+
+    modules = _command_modules()
+    for point in entry_points(group=COMMAND_ENTRY_POINTS):
+        modules.setdefault(point.name, point.value)
+    return dict(sorted(modules.items()))
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The ``medimg`` parser: every subcommand, or only the module ``only`` (what ``main`` runs)."""
+    """The ``medimg`` parser: every subcommand, or only the command ``only`` (what ``main`` runs)."""
     parser = argparse.ArgumentParser(
         prog="medimg",
         description="napari-medimg on the command line: every widget's work as a scriptable command.",
     )
     parser.add_argument("--version", action="version", version=f"napari-medimg {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in [only] if only else _command_modules():
-        importlib.import_module(f"{__name__}.{name}").register(subcommands)
+    modules = _command_modules()
+    if only not in modules:
+        modules = _all_command_modules()
+    if only in modules:
+        modules = {only: modules[only]}
+    for module in modules.values():
+        importlib.import_module(module).register(subcommands)
     return parser
 
 
@@ -42,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # `medimg convert ...` imports and registers only the convert module; `medimg --help`, no command or an
     # unknown one build the whole parser (the listing and the error name every command)
-    only = argv[0] if argv and argv[0] in _command_modules() else None
+    only = argv[0] if argv and not argv[0].startswith("-") else None
     parser = build_parser(only)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

@@ -1,4 +1,9 @@
-"""``medimg demo [--out DIR]``: the demo session, interactive or scripted to a folder."""
+"""``medimg demo [--out DIR]``: the demo session, interactive or scripted to a folder.
+
+A command of the napari adapter, not of the core command line: it is registered through the
+``napari_medimg.commands`` entry point (``pyproject.toml``), so :mod:`napari_medimg.cli` never imports the
+plugin (nor napari or Qt).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ def register(subcommands) -> None:
 
 
 def run(args) -> int:
-    from ..plugin.demo import run_demo
+    from .demo import run_demo
 
     written = run_demo(args.out)
     for path in written:
