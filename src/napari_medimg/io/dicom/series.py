@@ -352,7 +352,10 @@ def build_series(
         if frame.region is None:
             key = _stack_key(frame)
         else:
-            key = unit_keys.get(frame.unit) or unit_keys.setdefault(frame.unit, _stack_key(frame))
+            unit = frame.path, frame.frame  # frame.unit, inlined: 7,200 tiles in a 200-file mosaic
+            key = unit_keys.get(unit)
+            if key is None:
+                key = unit_keys[unit] = _stack_key(frame)
         by_key[key].append(frame)
     stacks = sorted(
         by_key.values(),
