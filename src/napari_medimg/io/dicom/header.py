@@ -45,6 +45,7 @@ __all__ = ["frames_of_file", "read_header", "inflate", "inflate_limit", "pixel_v
 
 _UNCOMPRESSED_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 _DEFLATED = "1.2.840.10008.1.2.1.99"
+_BIG_ENDIAN = "1.2.840.10008.1.2.2"  # retired, still written by old scanners: read through pydicom
 _NON_IMAGE_SOP = {
     "1.2.840.10008.5.1.4.1.1.481.3": "an RT Structure Set",
     "1.2.840.10008.5.1.4.1.1.66.4": "a Segmentation",
@@ -158,16 +159,17 @@ def pixel_value_offset(handle, dataset) -> int | None:
     """
     start = handle.tell()
     head = handle.read(12)
-    if len(head) < 8 or head[:4] != b"\xe0\x7f\x10\x00":
+    syntax = str(dataset.file_meta.get("TransferSyntaxUID", ""))
+    order = "big" if syntax == _BIG_ENDIAN else "little"
+    if len(head) < 8 or head[:4] != (0x7FE0).to_bytes(2, order) + (0x0010).to_bytes(2, order):
         return None
-    explicit = str(dataset.file_meta.get("TransferSyntaxUID", "")) == "1.2.840.10008.1.2.1"
-    if explicit:
+    if syntax in ("1.2.840.10008.1.2.1", _BIG_ENDIAN):  # explicit VR: tag, VR, 2 reserved bytes, length
         if len(head) < 12:
             return None
-        length = int.from_bytes(head[8:12], "little")
+        length = int.from_bytes(head[8:12], order)
         offset = start + 12
     else:
-        length = int.from_bytes(head[4:8], "little")
+        length = int.from_bytes(head[4:8], order)
         offset = start + 8
     return None if length == 0xFFFFFFFF else offset
 
@@ -288,15 +290,15 @@ def _format(dataset, pixel_offset: int | None, file_size: int, frames: int, name
         None,
         deflated,
     )
-    if syntax in _UNCOMPRESSED_LE:
+    if syntax in _UNCOMPRESSED_LE or syntax == _BIG_ENDIAN:
         expected = rows * cols * frames * bits_allocated // 8
         if pixel_offset is None or file_size - pixel_offset < expected:
             raise CorruptFileError(
                 f"the file is truncated: its pixel data needs {expected} bytes "
                 f"({rows} x {cols} x {frames} frames) but the file is {file_size} bytes"
             )
-        if not fmt.signed or bits_stored == bits_allocated:
-            fmt.pixel_offset = pixel_offset
+        if syntax != _BIG_ENDIAN and (not fmt.signed or bits_stored == bits_allocated):
+            fmt.pixel_offset = pixel_offset  # else decoded by pydicom
     return fmt
 
 

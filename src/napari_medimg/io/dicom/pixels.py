@@ -47,13 +47,16 @@ def _name(path) -> str:
     return Path(str(path)).name
 
 
-def decoder_hint(syntax: str) -> str:
-    """What to install to decode ``syntax`` (all of these are napari-medimg dependencies).
+def decoder_hint(syntax: str, bits_stored: int | None = None) -> str:
+    """What to install to decode ``syntax`` (all of these are napari-medimg dependencies, except the GPL-3
+    decoder of 12-bit JPEG Extended, the optional extra ``jpeg12``).
 
     Parameters
     ----------
     syntax : str
         A TransferSyntaxUID.
+    bits_stored : int, optional
+        BitsStored of the image (12-bit JPEG Extended needs another decoder than 8-bit).
 
     Returns
     -------
@@ -63,6 +66,11 @@ def decoder_hint(syntax: str) -> str:
     import pydicom
 
     name = getattr(pydicom.uid.UID(syntax), "name", syntax)
+    if _needs_libjpeg(syntax, bits_stored):
+        return (
+            f"the pixel data is compressed as {name} with {bits_stored}-bit samples, which only the GPL-3 "
+            'decoder pylibjpeg-libjpeg reads (not installed by default): `pip install "napari-medimg[jpeg12]"`'
+        )
     if "JPEG 2000" in name or "HTJ2K" in name:
         package = "pylibjpeg pylibjpeg-openjpeg"
     elif "JPEG-LS" in name:
@@ -74,6 +82,21 @@ def decoder_hint(syntax: str) -> str:
     else:
         package = "python-gdcm"
     return f"the pixel data is compressed as {name}; install a decoder: `pip install {package}`"
+
+
+_JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
+
+
+def _needs_libjpeg(syntax: str, bits_stored: int | None) -> bool:
+    """JPEG Extended with more than 8 bits (12-bit process 4): gdcm and Pillow refuse it, libjpeg decodes it."""
+    return syntax == _JPEG_EXTENDED and bits_stored is not None and bits_stored > 8
+
+
+def _libjpeg_available() -> bool:
+    """Whether pylibjpeg-libjpeg (the ``jpeg12`` extra) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("libjpeg") is not None
 
 
 def _decoder_available(syntax: str) -> bool:
@@ -132,9 +155,12 @@ def decode_image(path: str, frame: int | None, fmt) -> np.ndarray:
             raise CorruptFileError(
                 f"{_name(path)}: {fmt.transfer_syntax!r} is not a transfer syntax; the pixels cannot be read"
             ) from error
-        available = not compressed or _decoder_available(fmt.transfer_syntax)
+        if _needs_libjpeg(fmt.transfer_syntax, fmt.bits_stored):
+            available = _libjpeg_available()  # pydicom tries gdcm first, then this one
+        else:
+            available = not compressed or _decoder_available(fmt.transfer_syntax)
     if not available:
-        raise MissingDecoderError(f"{_name(path)}: {decoder_hint(fmt.transfer_syntax)}")
+        raise MissingDecoderError(f"{_name(path)}: {decoder_hint(fmt.transfer_syntax, fmt.bits_stored)}")
     try:
         with quiet():
             if fmt.deflated:
