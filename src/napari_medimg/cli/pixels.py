@@ -207,6 +207,24 @@ def _kind_of(path: Path) -> str:
     return "other"
 
 
+class _NiftiGrid:
+    """The NIfTI grid of a prediction: the image's own, or for a colour DICOM photograph ``(y, x, 3)`` (no
+    patient geometry) one plane of its pixel size, ``(1, y, x)``."""
+
+    def __init__(self, volume):
+        from ..geometry import CANONICAL_DIRECTION
+
+        self.rgb = bool(volume.metadata.get("rgb"))
+        if self.rgb:
+            dy, dx = (float(v) for v in volume.spatial_spacing)
+            self.geometry = ((1.0, dy, dx), (0.0, 0.0, 0.0), CANONICAL_DIRECTION)
+        else:
+            self.geometry = (volume.spacing, volume.origin, volume.direction)
+
+    def __call__(self, plane):
+        return plane[None] if self.rgb else plane
+
+
 def run_predict(args) -> int:
     import numpy as np
 
@@ -239,9 +257,8 @@ def run_predict(args) -> int:
         spacing = None if volume.metadata.get("spacing_assumed") else tuple(volume.spatial_spacing)
         write_labels_png(args.out, prediction.labels, spacing=spacing, overwrite=args.overwrite)
     else:
-        labels = volume.__class__(
-            prediction.labels, volume.spacing, volume.origin, volume.direction, {"kind": "labels"}
-        )
+        grid = _NiftiGrid(volume)
+        labels = volume.__class__(grid(prediction.labels), *grid.geometry, {"kind": "labels"})
         write_nifti(labels, args.out, overwrite=args.overwrite, sources=sources)
     if args.probabilities is not None:
         probabilities = prediction.probabilities
@@ -254,7 +271,7 @@ def run_predict(args) -> int:
                 tifffile.imwrite(temporary, np.moveaxis(probabilities, -1, 0), photometric="minisblack")
         else:
             stack = volume.__class__(
-                np.moveaxis(probabilities, -1, 0), volume.spacing, volume.origin, volume.direction, {}
+                np.stack([grid(plane) for plane in np.moveaxis(probabilities, -1, 0)]), *grid.geometry, {}
             )
             write_nifti(stack, args.probabilities, overwrite=args.overwrite, sources=sources)
     counts = {

@@ -96,7 +96,9 @@ def read_volume(
     Returns
     -------
     Volume
-        ``(z, y, x)``, ``(volume, z, y, x)`` for a 4D image, or ``(y, x)`` for a 2D raster image.
+        ``(z, y, x)``, ``(volume, z, y, x)`` for a 4D image, ``(y, x)`` for a 2D raster image, or
+        ``(y, x, 3)`` with ``metadata["rgb"]`` for a colour raster image or a single colour DICOM file
+        (:mod:`~napari_medimg.io.dicom.colour`).
 
     Raises
     ------
@@ -120,8 +122,11 @@ def read_volume(
         from .raster import read_image
 
         return read_image(path)
-    from .dicom import read_series, scan_dicom
+    from .dicom import is_regular_file, read_series, scan_dicom
+    from .dicom.colour import is_colour_file, read_colour_dicom
 
+    if is_regular_file(path) and is_colour_file(path):  # a photograph or secondary capture: RGB (y, x, 3)
+        return read_colour_dicom(path)
     scan = scan_dicom(path, philips_float=philips_float)
     try:
         series = choose_stack(scan, series_uid, stack)

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..geometry import Volume
 from ..io.dicom import is_dicom_file, is_regular_file, read_series, scan_dicom, scan_series_of_file
+from ..io.dicom.colour import is_colour_file, read_colour_dicom
 from ..io.errors import NoSeriesError
 from ..io.nifti import read_nifti
 from .layers import layer_data_tuple
@@ -217,6 +218,8 @@ def read_dicom_layers(path) -> list[tuple]:
         paths = [paths[0].parent]
     if len(paths) == 1 and is_regular_file(paths[0]) and _is_segmentation(paths[0]):
         return read_seg_layers(paths[0])
+    if len(paths) == 1 and is_regular_file(paths[0]) and is_colour_file(paths[0]):  # a photograph: RGB
+        return announce_layers([layer_data_tuple(read_colour_dicom(paths[0]), "image", rgb=True)])
     bar, callback = _progress_bar("Reading DICOM headers")
     try:
         if len(paths) == 1 and is_regular_file(paths[0]):

@@ -270,8 +270,8 @@ def _format(dataset, pixel_offset: int | None, file_size: int, frames: int, name
         )
     if samples != 1:
         raise UnsupportedFileError(
-            f"colour images ({samples} samples per pixel) are not supported; "
-            "only greyscale CT/MR/PET-like images are"
+            f"colour images ({samples} samples per pixel) are not part of a volume series; a single colour "
+            "file is read as an RGB image by napari and the pixel classifier (io.dicom.colour)"
         )
     if bits_allocated not in (8, 16, 32) or not 1 <= bits_stored <= bits_allocated:
         raise UnsupportedFileError(
