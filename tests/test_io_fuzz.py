@@ -69,8 +69,10 @@ def _alarm(signum, frame):
     raise _Hang()
 
 
-def run_cases(seed_files: list[Path], cases: int, folder: Path, seed: int = 0) -> dict:
-    """Run ``cases`` mutations; returns counts of outcomes. Raises AssertionError on a foreign error or a hang."""
+def run_cases(seed_files: list[Path], cases: int, folder: Path, seed: int = 0, read=None) -> dict:
+    """Run ``cases`` mutations through ``read`` (default: ``read_dicom(path, lazy=False)``); returns counts of
+    outcomes. Raises AssertionError on a foreign error or a hang."""
+    read = read or (lambda path: read_dicom(path, lazy=False))
     rng = np.random.default_rng(seed)
     originals = [path.read_bytes() for path in seed_files]
     outcomes: Counter = Counter()
@@ -85,7 +87,7 @@ def run_cases(seed_files: list[Path], cases: int, folder: Path, seed: int = 0) -
             start = time.perf_counter()
             signal.setitimer(signal.ITIMER_REAL, CASE_SECONDS)
             try:
-                volumes = read_dicom(path, lazy=False)
+                volumes = read(path)
                 assert all(np.asarray(v.array).size > 0 for v in volumes)
                 outcomes["read"] += 1
             except MedImgReadError as error:
@@ -149,3 +151,29 @@ def test_fuzzed_compressed_and_mosaic_dicom_reads_or_raises_our_error(shared_dat
     outcomes = result["outcomes"]
     assert sum(outcomes.values()) == 500
     assert outcomes["read"] > 30 and sum(v for k, v in outcomes.items() if k != "read") > 100
+
+
+#: pydicom's own samples (installed with it) of the big-endian and colour readers
+BIG_ENDIAN_AND_COLOUR_SEEDS = (
+    "MR_small_bigendian.dcm",
+    "rtdose_expb.dcm",
+    "SC_rgb_rle.dcm",
+    "SC_rgb_jpeg_dcmtk.dcm",
+    "SC_ybr_full_422_uncompressed.dcm",
+)
+
+
+def test_fuzzed_big_endian_and_colour_dicom_reads_or_raises_our_error(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    from napari_medimg.io.volumes import read_volume
+
+    seeds = [Path(get_testdata_file(name)) for name in BIG_ENDIAN_AND_COLOUR_SEEDS]
+    restore = _address_space_limit(3 * 2**30)
+    try:
+        result = run_cases(seeds, 400, tmp_path, seed=2, read=lambda path: [read_volume(path, lazy=False)])
+    finally:
+        restore()
+    outcomes = result["outcomes"]
+    assert sum(outcomes.values()) == 400
+    assert outcomes["read"] > 30 and sum(v for k, v in outcomes.items() if k != "read") > 50

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ...geometry import Volume
-from ..errors import CorruptFileError, MedImgReadError, UnsupportedFileError
+from ..errors import CorruptFileError, UnsupportedFileError
 from .header import read_header
+from .pixels import check_codestream
 from .records import MAX_FRAME_PIXELS, quiet, to_floats
 
 __all__ = ["is_colour_file", "read_colour_dicom"]
@@ -41,7 +42,7 @@ def is_colour_file(path: str | os.PathLike) -> bool:
         with quiet():
             dataset = read_header(Path(os.fspath(path)))[0]
         return int(dataset.get("SamplesPerPixel", 1) or 1) > 1
-    except (MedImgReadError, ValueError, TypeError):
+    except Exception:  # noqa: BLE001 - a damaged header is not a colour image; the series reader says why
         return False
 
 
@@ -70,23 +71,35 @@ def read_colour_dicom(path: str | os.PathLike) -> Volume:
 
     path = Path(os.fspath(path))
     with quiet():
-        try:
+        try:  # pydicom parses values when they are first read: a damaged value raises there
             dataset = pydicom.dcmread(path)
+            frames = int(dataset.get("NumberOfFrames", 1) or 1)
+            rows, cols = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
+            spacing = dataset.get("PixelSpacing") or dataset.get("ImagerPixelSpacing")
+            source = "PixelSpacing" if dataset.get("PixelSpacing") else "ImagerPixelSpacing"
+            metadata: dict = {
+                "series_description": str(dataset.get("SeriesDescription", "") or "") or path.stem,
+                "modality": str(dataset.get("Modality", "") or ""),
+                "rgb": True,
+                "format": "dicom",
+                "photometric_interpretation": str(dataset.get("PhotometricInterpretation", "")),
+            }
         except Exception as error:  # pydicom raises many kinds of errors on damaged files
             raise CorruptFileError(f"{path.name} is damaged ({type(error).__name__}: {error})") from error
-        frames = int(dataset.get("NumberOfFrames", 1) or 1)
         if frames > 1:
             raise UnsupportedFileError(
                 f"{path.name} is a colour image of {frames} frames (a cine loop); single colour images are read"
             )
-        rows, cols = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
         if rows * cols > MAX_FRAME_PIXELS:
             raise UnsupportedFileError(
                 f"{path.name} declares {rows} x {cols} pixels; refused before decoding"
             )
         try:
+            if dataset.file_meta.TransferSyntaxUID.is_compressed:  # a decoder trusts the codestream's size
+                encoded = next(pydicom.encaps.generate_frames(dataset.PixelData, number_of_frames=1))
+                check_codestream(encoded, (rows, cols), path.name)
             values = pydicom.pixels.pixel_array(dataset)  # YBR converted to RGB
-        except (KeyboardInterrupt, SystemExit, MemoryError):
+        except (KeyboardInterrupt, SystemExit, MemoryError, CorruptFileError):
             raise
         except BaseException as error:  # decoders raise many kinds of errors (Rust ones a BaseException)
             raise CorruptFileError(
@@ -95,22 +108,15 @@ def read_colour_dicom(path: str | os.PathLike) -> Volume:
     if values.ndim != 3 or values.shape[-1] != 3 or values.shape[:2] != (rows, cols):
         raise UnsupportedFileError(f"{path.name}: colour pixels of shape {values.shape} are not supported")
     try:
-        spacing = to_floats(dataset.get("PixelSpacing") or dataset.get("ImagerPixelSpacing"), 2)
+        spacing = to_floats(spacing, 2)
     except (ValueError, TypeError):
         spacing = None  # a malformed pixel size is treated as none
-    metadata: dict = {
-        "series_description": str(dataset.get("SeriesDescription", "") or "") or path.stem,
-        "modality": str(dataset.get("Modality", "") or ""),
-        "rgb": True,
-        "format": "dicom",
-        "photometric_interpretation": str(dataset.get("PhotometricInterpretation", "")),
-    }
-    if spacing is None or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+    if spacing is None or np.any(spacing <= 0):
         spacing = (1.0, 1.0)
         metadata["spacing_assumed"] = True
         metadata["geometry_source"] = "none (1 mm per pixel assumed)"
     else:
-        metadata["geometry_source"] = "PixelSpacing" if dataset.get("PixelSpacing") else "ImagerPixelSpacing"
+        metadata["geometry_source"] = source
     return Volume(
         np.ascontiguousarray(values), spacing=(float(spacing[0]), float(spacing[1]), 1.0), metadata=metadata
     )

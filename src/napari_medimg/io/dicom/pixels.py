@@ -169,7 +169,7 @@ def decode_image(path: str, frame: int | None, fmt) -> np.ndarray:
             elif compressed:
                 dataset = pydicom.dcmread(path)
                 encoded = _encoded_frame(dataset, frame, fmt)
-                check_codestream(encoded, fmt, _name(path))
+                check_codestream(encoded, (fmt.rows, fmt.cols), _name(path))
                 values = pydicom.pixels.pixel_array(dataset, index=frame)
             else:
                 values = pydicom.pixels.pixel_array(path, index=frame)
@@ -197,7 +197,14 @@ def _encoded_frame(dataset, frame: int | None, fmt) -> bytes:
 
 
 def _codestream_size(encoded: bytes) -> tuple[int, int] | None:
-    """``(rows, columns)`` a JPEG, JPEG-LS or JPEG 2000 codestream declares, None when it is none of them."""
+    """``(rows, columns)`` a JPEG, JPEG-LS or JPEG 2000 codestream declares, None when it is none of them.
+
+    Raises
+    ------
+    ValueError
+        For a JPEG codestream whose segments do not lead to a frame header (a corrupt stream that gdcm's
+        JPEG decoder would abort the process on).
+    """
     if encoded[:4] == b"\xff\x4f\xff\x51" and len(encoded) >= 24:  # J2K: SOC, then SIZ
         xsiz, ysiz, xosiz, yosiz = (int.from_bytes(encoded[i : i + 4], "big") for i in (8, 12, 16, 20))
         return ysiz - yosiz, xsiz - xosiz
@@ -206,38 +213,48 @@ def _codestream_size(encoded: bytes) -> tuple[int, int] | None:
     position = 2
     while position + 9 <= len(encoded):
         if encoded[position] != 0xFF:
-            return None
+            raise ValueError(f"no JPEG marker at byte {position} before the frame header")
         marker = encoded[position + 1]
-        length = int.from_bytes(encoded[position + 2 : position + 4], "big")
+        if marker == 0xFF:  # a fill byte before a marker
+            position += 1
+            continue
         if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7):
             rows = int.from_bytes(encoded[position + 5 : position + 7], "big")
             return rows, int.from_bytes(encoded[position + 7 : position + 9], "big")
-        position += 2 + length
-    return None
+        if marker in (0x00, 0xD8, 0xD9, 0xDA):  # stuffing, a second SOI, EOI or scan data before any frame
+            raise ValueError(f"JPEG marker 0x{marker:02X} at byte {position} before the frame header")
+        position += 2 + int.from_bytes(encoded[position + 2 : position + 4], "big")
+    raise ValueError("the JPEG codestream ends before its frame header")
 
 
-def check_codestream(encoded: bytes, fmt, name: str) -> None:
+def check_codestream(encoded: bytes, shape: tuple[int, int], name: str) -> None:
     """Refuse a compressed frame whose codestream declares another size than Rows x Columns, before decoding.
 
     Parameters
     ----------
     encoded : bytes
         One encoded frame.
-    fmt : PixelFormat
-        The file's pixel format (Rows, Columns).
+    shape : tuple of int
+        ``(Rows, Columns)`` of the file.
     name : str
         File name for the message.
 
     Raises
     ------
     CorruptFileError
-        When the sizes differ (a decoder would allocate and decode the codestream's size).
+        When the sizes differ (a decoder would allocate and decode the codestream's size), or when a JPEG
+        codestream does not reach its frame header.
     """
-    size = _codestream_size(encoded)
-    if size is not None and size != (fmt.rows, fmt.cols):
+    try:
+        size = _codestream_size(encoded)
+    except ValueError as error:
+        raise CorruptFileError(
+            f"{name}: the compressed frame is corrupt ({error}); refused before decoding"
+        ) from error
+    if size is not None and size != tuple(shape):
         raise CorruptFileError(
             f"{name}: the compressed frame declares {size[0]} x {size[1]} pixels but the header "
-            f"{fmt.rows} x {fmt.cols}; refused before decoding"
+            f"{shape[0]} x {shape[1]}; refused before decoding"
         )
 
 
