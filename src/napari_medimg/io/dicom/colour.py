@@ -19,7 +19,7 @@ import numpy as np
 from ...geometry import Volume
 from ..errors import CorruptFileError, UnsupportedFileError
 from .header import read_header
-from .pixels import check_codestream
+from .pixels import check_codestream, decoding_plugin
 from .records import MAX_FRAME_PIXELS, quiet, to_floats
 
 __all__ = ["is_colour_file", "read_colour_dicom"]
@@ -98,7 +98,12 @@ def read_colour_dicom(path: str | os.PathLike) -> Volume:
             if dataset.file_meta.TransferSyntaxUID.is_compressed:  # a decoder trusts the codestream's size
                 encoded = next(pydicom.encaps.generate_frames(dataset.PixelData, number_of_frames=1))
                 check_codestream(encoded, (rows, cols), path.name)
-            values = pydicom.pixels.pixel_array(dataset)  # YBR converted to RGB
+            plugin = ""
+            if dataset.file_meta.TransferSyntaxUID.is_compressed:
+                plugin = decoding_plugin(
+                    str(dataset.file_meta.TransferSyntaxUID), int(dataset.get("BitsStored", 8))
+                )
+            values = pydicom.pixels.pixel_array(dataset, decoding_plugin=plugin)  # YBR converted to RGB
         except (KeyboardInterrupt, SystemExit, MemoryError, CorruptFileError):
             raise
         except BaseException as error:  # decoders raise many kinds of errors (Rust ones a BaseException)

@@ -92,6 +92,44 @@ def _needs_libjpeg(syntax: str, bits_stored: int | None) -> bool:
     return syntax == _JPEG_EXTENDED and bits_stored is not None and bits_stored > 8
 
 
+#: the decoder chosen where pydicom's first choice, gdcm, aborts the whole process on some corrupt streams (a
+#: C++ exception through C, found by fuzzing): Pillow (libjpeg-turbo) for 8-bit JPEG, pyjpegls (CharLS) for
+#: JPEG-LS; both raise on corrupt data and gave the same values as gdcm on every sample tried
+_SAFER_PLUGIN = {
+    "1.2.840.10008.1.2.4.50": "pillow",
+    "1.2.840.10008.1.2.4.51": "pillow",
+    "1.2.840.10008.1.2.4.80": "pyjpegls",
+    "1.2.840.10008.1.2.4.81": "pyjpegls",
+}
+
+
+def decoding_plugin(syntax: str, bits_stored: int | None) -> str:
+    """The pydicom decoding plugin for compressed pixel data of ``syntax`` ("" for pydicom's default order).
+
+    Parameters
+    ----------
+    syntax : str
+        The TransferSyntaxUID.
+    bits_stored : int or None
+        BitsStored (12-bit JPEG Extended is left to pydicom, which tries libjpeg after gdcm refuses it).
+
+    Returns
+    -------
+    str
+        A plugin name (``"pillow"``, ``"pyjpegls"``) when it is installed, else ``""``.
+    """
+    import pydicom
+
+    plugin = _SAFER_PLUGIN.get(syntax, "")
+    if not plugin or _needs_libjpeg(syntax, bits_stored):
+        return ""
+    try:
+        available = plugin in pydicom.pixels.get_decoder(syntax).available_plugins
+    except Exception:  # noqa: BLE001 - no decoder class for this syntax: pydicom's default says why
+        return ""
+    return plugin if available else ""
+
+
 def _libjpeg_available() -> bool:
     """Whether pylibjpeg-libjpeg (the ``jpeg12`` extra) is installed."""
     import importlib.util
@@ -170,7 +208,8 @@ def decode_image(path: str, frame: int | None, fmt) -> np.ndarray:
                 dataset = pydicom.dcmread(path)
                 encoded = _encoded_frame(dataset, frame, fmt)
                 check_codestream(encoded, (fmt.rows, fmt.cols), _name(path))
-                values = pydicom.pixels.pixel_array(dataset, index=frame)
+                plugin = decoding_plugin(fmt.transfer_syntax, fmt.bits_stored)
+                values = pydicom.pixels.pixel_array(dataset, index=frame, decoding_plugin=plugin)
             else:
                 values = pydicom.pixels.pixel_array(path, index=frame)
     except (Cancelled, MedImgReadError, KeyboardInterrupt, SystemExit, MemoryError):
