@@ -19,7 +19,7 @@ import numpy as np
 from ...geometry import Volume
 from ..errors import CorruptFileError, UnsupportedFileError
 from .header import read_header
-from .pixels import check_codestream, decoding_plugin
+from .pixels import compressed_pixel_array
 from .records import MAX_FRAME_PIXELS, quiet, to_floats
 
 __all__ = ["is_colour_file", "read_colour_dicom"]
@@ -94,16 +94,11 @@ def read_colour_dicom(path: str | os.PathLike) -> Volume:
             raise UnsupportedFileError(
                 f"{path.name} declares {rows} x {cols} pixels; refused before decoding"
             )
-        try:
-            if dataset.file_meta.TransferSyntaxUID.is_compressed:  # a decoder trusts the codestream's size
-                encoded = next(pydicom.encaps.generate_frames(dataset.PixelData, number_of_frames=1))
-                check_codestream(encoded, (rows, cols), path.name)
-            plugin = ""
+        try:  # YBR converted to RGB by pydicom
             if dataset.file_meta.TransferSyntaxUID.is_compressed:
-                plugin = decoding_plugin(
-                    str(dataset.file_meta.TransferSyntaxUID), int(dataset.get("BitsStored", 8))
-                )
-            values = pydicom.pixels.pixel_array(dataset, decoding_plugin=plugin)  # YBR converted to RGB
+                values = compressed_pixel_array(dataset, None, 1, path.name)
+            else:
+                values = pydicom.pixels.pixel_array(dataset)
         except (KeyboardInterrupt, SystemExit, MemoryError, CorruptFileError):
             raise
         except BaseException as error:  # decoders raise many kinds of errors (Rust ones a BaseException)

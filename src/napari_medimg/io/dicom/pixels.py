@@ -205,11 +205,7 @@ def decode_image(path: str, frame: int | None, fmt) -> np.ndarray:
                 values = inflate(path).pixel_array
                 values = values[frame] if frame is not None and values.ndim == 3 else values
             elif compressed:
-                dataset = pydicom.dcmread(path)
-                encoded = _encoded_frame(dataset, frame, fmt)
-                check_codestream(encoded, (fmt.rows, fmt.cols), _name(path))
-                plugin = decoding_plugin(fmt.transfer_syntax, fmt.bits_stored)
-                values = pydicom.pixels.pixel_array(dataset, index=frame, decoding_plugin=plugin)
+                values = compressed_pixel_array(pydicom.dcmread(path), frame, fmt.frames, _name(path))
             else:
                 values = pydicom.pixels.pixel_array(path, index=frame)
     except (Cancelled, MedImgReadError, KeyboardInterrupt, SystemExit, MemoryError):
@@ -224,15 +220,42 @@ def decode_image(path: str, frame: int | None, fmt) -> np.ndarray:
     return values
 
 
-def _encoded_frame(dataset, frame: int | None, fmt) -> bytes:
-    """The encoded bytes of one frame of encapsulated pixel data."""
+def compressed_pixel_array(dataset, frame: int | None, frames: int, name: str) -> np.ndarray:
+    """The decoded values of one frame of encapsulated pixel data, checked before a decoder sees them.
+
+    The frame's codestream must declare Rows x Columns (:func:`check_codestream`), and the decoder is
+    :func:`decoding_plugin`'s choice (not gdcm where gdcm can abort the process).  Shared by the grey reader
+    (:func:`decode_image`) and the colour one (:mod:`.colour`).
+
+    Parameters
+    ----------
+    dataset : pydicom.Dataset
+        The whole file.
+    frame : int or None
+        Frame index, None for a single-frame file.
+    frames : int
+        NumberOfFrames.
+    name : str
+        File name for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        What ``pydicom.pixels.pixel_array`` returns (colour converted to RGB).
+    """
     import pydicom
 
-    frames = pydicom.encaps.generate_frames(dataset.PixelData, number_of_frames=fmt.frames)
-    for index, encoded in enumerate(frames):
+    syntax = str(dataset.file_meta.TransferSyntaxUID)
+    for index, encoded in enumerate(
+        pydicom.encaps.generate_frames(dataset.PixelData, number_of_frames=frames)
+    ):
         if index == (frame or 0):
-            return encoded
-    raise CorruptFileError(f"the encapsulated pixel data holds fewer than {(frame or 0) + 1} frames")
+            check_codestream(encoded, (int(dataset.Rows), int(dataset.Columns)), name)
+            break
+    else:
+        raise CorruptFileError(f"the encapsulated pixel data holds fewer than {(frame or 0) + 1} frames")
+    plugin = decoding_plugin(syntax, int(dataset.get("BitsStored", dataset.get("BitsAllocated", 8))))
+    return pydicom.pixels.pixel_array(dataset, index=frame, decoding_plugin=plugin)
 
 
 def _codestream_size(encoded: bytes) -> tuple[int, int] | None:
