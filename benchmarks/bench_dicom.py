@@ -89,6 +89,11 @@ def dcm2niix(folder: Path, out: Path):
     out.mkdir(exist_ok=True)
     for old in out.iterdir():
         old.unlink()
+    return dcm2niix_into(folder, out)
+
+
+def dcm2niix_into(folder: Path, out: Path) -> list[Path]:
+    """``dcm2niix -z n -b n -f out -o OUT IN`` into an existing (empty) folder; the ``.nii`` files it wrote."""
     binary = shutil.which("dcm2niix") or str(Path(sys.executable).with_name("dcm2niix"))
     subprocess.run(
         [binary, "-z", "n", "-b", "n", "-f", "out", "-o", str(out), str(folder)],

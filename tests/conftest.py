@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,28 @@ def small_phantom():
     from napari_medimg.samples import make_ct_phantom
 
     return make_ct_phantom(shape=(32, 128, 128), spacing=(5.0, 1.4, 1.4))
+
+
+_READ_IN_CHILD = (
+    "import sys\n"
+    "from napari_medimg.io.errors import MedImgReadError\n"
+    "from napari_medimg.io.volumes import read_volume\n"
+    "try:\n"
+    "    print('read', read_volume(sys.argv[1]).array.shape)\n"
+    "except MedImgReadError as error:\n"
+    "    print('refused:', error)\n"
+)
+
+
+@pytest.fixture
+def read_in_child():
+    """``read_in_child(path)``: ``read_volume(path)`` in a new Python process (a decoder that kills its process
+    fails the test, not the test run); returns the ``subprocess.CompletedProcess`` (stdout ``read SHAPE`` or
+    ``refused: MESSAGE``)."""
+
+    def run(path: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", _READ_IN_CHILD, str(path)], capture_output=True, text=True, timeout=120
+        )
+
+    return run

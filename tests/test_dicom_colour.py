@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -137,7 +135,7 @@ def test_napari_opens_a_colour_dicom_as_an_rgb_layer(make_napari_viewer, tmp_pat
     np.testing.assert_allclose(np.asarray(layer.scale)[-2:], spacing)
 
 
-def test_a_corrupt_jpeg_huffman_table_does_not_crash_the_process(tmp_path):
+def test_a_corrupt_jpeg_huffman_table_does_not_crash_the_process(tmp_path, read_in_child):
     """gdcm, pydicom's first JPEG decoder, aborts the whole process (a C++ exception through C) on this
     stream, found by fuzzing: 8-bit JPEG goes to Pillow, which decodes what it can or raises. Run in a child
     process so that a crash fails this test instead of the test run."""
@@ -146,17 +144,6 @@ def test_a_corrupt_jpeg_huffman_table_does_not_crash_the_process(tmp_path):
     data[at : at + 4] = b"\x01"  # the fuzzing case: a Huffman table marker lost
     path = tmp_path / "broken.dcm"
     path.write_bytes(bytes(data))
-    script = (
-        "import sys\n"
-        "from napari_medimg.io.errors import MedImgReadError\n"
-        "from napari_medimg.io.volumes import read_volume\n"
-        "try:\n"
-        "    print('read', read_volume(sys.argv[1]).array.shape)\n"
-        "except MedImgReadError as error:\n"
-        "    print('refused:', error)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120
-    )
+    result = read_in_child(path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith(("read (100, 100, 3)", "refused:"))  # Pillow decodes what it can

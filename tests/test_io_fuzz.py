@@ -153,27 +153,30 @@ def test_fuzzed_compressed_and_mosaic_dicom_reads_or_raises_our_error(shared_dat
     assert outcomes["read"] > 30 and sum(v for k, v in outcomes.items() if k != "read") > 100
 
 
-#: pydicom's own samples (installed with it) of the big-endian and colour readers
-BIG_ENDIAN_AND_COLOUR_SEEDS = (
+#: pydicom's own samples (installed with it) of the big-endian, colour and libjpeg-turbo (JPEG Lossless, 12-bit
+#: JPEG) readers
+PYDICOM_SAMPLE_SEEDS = (
     "MR_small_bigendian.dcm",
     "rtdose_expb.dcm",
     "SC_rgb_rle.dcm",
     "SC_rgb_jpeg_dcmtk.dcm",
+    "SC_rgb_jpeg_gdcm.dcm",
+    "JPGExtended.dcm",
     "SC_ybr_full_422_uncompressed.dcm",
 )
 
 
-def test_fuzzed_big_endian_and_colour_dicom_reads_or_raises_our_error(tmp_path):
+def test_fuzzed_pydicom_samples_read_or_raise_our_error(tmp_path):
     from pydicom.data import get_testdata_file
 
     from napari_medimg.io.volumes import read_volume
 
-    seeds = [Path(get_testdata_file(name)) for name in BIG_ENDIAN_AND_COLOUR_SEEDS]
+    seeds = [Path(get_testdata_file(name)) for name in PYDICOM_SAMPLE_SEEDS]
     restore = _address_space_limit(3 * 2**30)
     try:
-        result = run_cases(seeds, 400, tmp_path, seed=2, read=lambda path: [read_volume(path, lazy=False)])
+        result = run_cases(seeds, 560, tmp_path, seed=2, read=lambda path: [read_volume(path, lazy=False)])
     finally:
         restore()
     outcomes = result["outcomes"]
-    assert sum(outcomes.values()) == 400
+    assert sum(outcomes.values()) == 560
     assert outcomes["read"] > 30 and sum(v for k, v in outcomes.items() if k != "read") > 50

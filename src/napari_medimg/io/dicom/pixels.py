@@ -3,8 +3,8 @@
 Each stored image (a file, a frame of a multi-frame file) is decoded once, whatever number of slots it
 feeds (a mosaic feeds one slot per tile).  Uncompressed little-endian pixels are read straight from the file
 (into the output array when the values fit); compressed transfer syntaxes go through pydicom's decoder
-plugins (installed with napari-medimg: pylibjpeg-openjpeg, pylibjpeg-rle, pyjpegls and python-gdcm, all
-permissive licences), deflated files through a capped inflation.  Eager reads decode on a thread pool; lazy
+plugins (installed with napari-medimg: pylibjpeg-openjpeg, pylibjpeg-rle, pyjpegls, Pillow, python-gdcm and
+libjpeg-turbo in imagecodecs (:mod:`.jpeg_turbo`), all permissive licences), deflated files through a capped inflation.  Eager reads decode on a thread pool; lazy
 reads return a dask array with one chunk per slice of each volume; :func:`stream_pixels` hands each image's
 slices to a writer instead (the converter's path: the stack is never held whole).
 """
@@ -23,6 +23,7 @@ import numpy as np
 
 from ...progress import Cancelled, ProgressCallback, report
 from ..errors import CorruptFileError, MedImgReadError, MissingDecoderError
+from . import jpeg_turbo
 from .header import inflate
 from .records import FrameRecord, collector_paused, quiet
 
@@ -48,15 +49,14 @@ def _name(path) -> str:
 
 
 def decoder_hint(syntax: str, bits_stored: int | None = None) -> str:
-    """What to install to decode ``syntax`` (all of these are napari-medimg dependencies, except the GPL-3
-    decoder of 12-bit JPEG Extended, the optional extra ``jpeg12``).
+    """What to install to decode ``syntax`` (all of these are napari-medimg dependencies).
 
     Parameters
     ----------
     syntax : str
         A TransferSyntaxUID.
     bits_stored : int, optional
-        BitsStored of the image (12-bit JPEG Extended needs another decoder than 8-bit).
+        BitsStored (12-bit JPEG Extended needs libjpeg-turbo 3, in imagecodecs).
 
     Returns
     -------
@@ -66,17 +66,17 @@ def decoder_hint(syntax: str, bits_stored: int | None = None) -> str:
     import pydicom
 
     name = getattr(pydicom.uid.UID(syntax), "name", syntax)
-    if _needs_libjpeg(syntax, bits_stored):
+    if _needs_turbo(syntax, bits_stored) or syntax in jpeg_turbo.LOSSLESS_SYNTAXES:
         return (
-            f"the pixel data is compressed as {name} with {bits_stored}-bit samples, which only the GPL-3 "
-            'decoder pylibjpeg-libjpeg reads (not installed by default): `pip install "napari-medimg[jpeg12]"`'
+            f"the pixel data is compressed as {name}, which libjpeg-turbo 3 decodes: "
+            '`pip install "imagecodecs>=2024.1"`'
         )
     if "JPEG 2000" in name or "HTJ2K" in name:
         package = "pylibjpeg pylibjpeg-openjpeg"
     elif "JPEG-LS" in name:
         package = "pyjpegls"
     elif "JPEG" in name:
-        package = "python-gdcm"
+        package = "pillow"
     elif "RLE" in name:
         package = "pylibjpeg pylibjpeg-rle"
     else:
@@ -87,17 +87,19 @@ def decoder_hint(syntax: str, bits_stored: int | None = None) -> str:
 _JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
 
 
-def _needs_libjpeg(syntax: str, bits_stored: int | None) -> bool:
-    """JPEG Extended with more than 8 bits (12-bit process 4): gdcm and Pillow refuse it, libjpeg decodes it."""
+def _needs_turbo(syntax: str, bits_stored: int | None) -> bool:
+    """JPEG Extended with more than 8 bits (12-bit process 4): gdcm and Pillow refuse it, libjpeg-turbo decodes it."""
     return syntax == _JPEG_EXTENDED and bits_stored is not None and bits_stored > 8
 
 
-#: the decoder chosen where pydicom's first choice, gdcm, aborts the whole process on some corrupt streams (a
-#: C++ exception through C, found by fuzzing): Pillow (libjpeg-turbo) for 8-bit JPEG, pyjpegls (CharLS) for
-#: JPEG-LS; both raise on corrupt data and gave the same values as gdcm on every sample tried
+#: the decoder chosen where pydicom's first choice, gdcm, kills the whole process on some corrupt streams (a
+#: C++ exception through C, or a segmentation fault, found by fuzzing): Pillow (libjpeg-turbo) for 8-bit JPEG,
+#: pyjpegls (CharLS) for JPEG-LS, libjpeg-turbo 3 through imagecodecs (:mod:`.jpeg_turbo`) for JPEG Lossless and
+#: 12-bit JPEG; each raises on corrupt data and gave the same values as gdcm on every lossless sample tried
 _SAFER_PLUGIN = {
     "1.2.840.10008.1.2.4.50": "pillow",
     "1.2.840.10008.1.2.4.51": "pillow",
+    **dict.fromkeys(jpeg_turbo.LOSSLESS_SYNTAXES, jpeg_turbo.PLUGIN),
     "1.2.840.10008.1.2.4.80": "pyjpegls",
     "1.2.840.10008.1.2.4.81": "pyjpegls",
 }
@@ -111,30 +113,26 @@ def decoding_plugin(syntax: str, bits_stored: int | None) -> str:
     syntax : str
         The TransferSyntaxUID.
     bits_stored : int or None
-        BitsStored (12-bit JPEG Extended is left to pydicom, which tries libjpeg after gdcm refuses it).
+        BitsStored (12-bit JPEG Extended goes to libjpeg-turbo, 8-bit to Pillow).
 
     Returns
     -------
     str
-        A plugin name (``"pillow"``, ``"pyjpegls"``) when it is installed, else ``""``.
+        A plugin name (``"pillow"``, ``"pyjpegls"``, :data:`.jpeg_turbo.PLUGIN`) when it is installed, else
+        ``""``.
     """
     import pydicom
 
-    plugin = _SAFER_PLUGIN.get(syntax, "")
-    if not plugin or _needs_libjpeg(syntax, bits_stored):
+    plugin = jpeg_turbo.PLUGIN if _needs_turbo(syntax, bits_stored) else _SAFER_PLUGIN.get(syntax, "")
+    if not plugin:
         return ""
+    if plugin == jpeg_turbo.PLUGIN:
+        return plugin if jpeg_turbo.register() else ""
     try:
         available = plugin in pydicom.pixels.get_decoder(syntax).available_plugins
     except Exception:  # noqa: BLE001 - no decoder class for this syntax: pydicom's default says why
         return ""
     return plugin if available else ""
-
-
-def _libjpeg_available() -> bool:
-    """Whether pylibjpeg-libjpeg (the ``jpeg12`` extra) is installed."""
-    import importlib.util
-
-    return importlib.util.find_spec("libjpeg") is not None
 
 
 def _decoder_available(syntax: str) -> bool:
@@ -193,8 +191,8 @@ def decode_image(path: str, frame: int | None, fmt) -> np.ndarray:
             raise CorruptFileError(
                 f"{_name(path)}: {fmt.transfer_syntax!r} is not a transfer syntax; the pixels cannot be read"
             ) from error
-        if _needs_libjpeg(fmt.transfer_syntax, fmt.bits_stored):
-            available = _libjpeg_available()  # pydicom tries gdcm first, then this one
+        if _needs_turbo(fmt.transfer_syntax, fmt.bits_stored):
+            available = jpeg_turbo.register()  # neither gdcm nor Pillow decodes it
         else:
             available = not compressed or _decoder_available(fmt.transfer_syntax)
     if not available:
@@ -255,7 +253,10 @@ def compressed_pixel_array(dataset, frame: int | None, frames: int, name: str) -
     else:
         raise CorruptFileError(f"the encapsulated pixel data holds fewer than {(frame or 0) + 1} frames")
     plugin = decoding_plugin(syntax, int(dataset.get("BitsStored", dataset.get("BitsAllocated", 8))))
-    return pydicom.pixels.pixel_array(dataset, index=frame, decoding_plugin=plugin)
+    try:
+        return pydicom.pixels.pixel_array(dataset, index=frame, decoding_plugin=plugin)
+    except RuntimeError as error:  # "Unable to decode ... all available plugins:" and one line per plugin
+        raise ValueError(" ".join(str(error).split())) from error
 
 
 def _codestream_size(encoded: bytes) -> tuple[int, int] | None:
