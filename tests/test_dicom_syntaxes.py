@@ -14,7 +14,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from napari_medimg.cli import main as medimg
-from napari_medimg.io.dicom import jpeg_turbo, read_dicom, scan_dicom
+from napari_medimg.io.dicom import imagecodecs_decoders, read_dicom, scan_dicom
 from napari_medimg.io.dicom.pixels import decode_image, decoder_hint, decoding_plugin
 from napari_medimg.io.errors import MissingDecoderError
 from napari_medimg.io.volumes import read_volume
@@ -93,7 +93,9 @@ def test_twelve_bit_jpeg_extended_decodes_after_a_plain_install():
 
 
 def test_twelve_bit_jpeg_extended_without_libjpeg_turbo_names_what_to_install(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(jpeg_turbo, "_turbo_version", lambda: ())  # an imagecodecs without libjpeg-turbo 3
+    monkeypatch.setattr(
+        imagecodecs_decoders, "_turbo_version", lambda: ()
+    )  # an imagecodecs without libjpeg-turbo 3
     path = get_testdata_file("JPGExtended.dcm")
     (series,) = scan_dicom(path).series  # the header pass reads no pixels: the series is listed
     (record,) = series.frames
@@ -156,7 +158,7 @@ def _lossless_series(folder, values, bits_stored, signed, predictor, syntax):
     ],
 )
 def test_jpeg_lossless_series_decode_to_their_stored_values(tmp_path, bits_stored, signed, predictor, syntax):
-    """JPEG Lossless goes to libjpeg-turbo, not gdcm (which kills the process on some corrupt streams): the
+    """JPEG Lossless goes to libjpeg-turbo (imagecodecs), not gdcm (which kills the process on some corrupt streams): the
     values written are the values read, sign extension included, eagerly and lazily, and gdcm agrees."""
     rng = np.random.default_rng(bits_stored + predictor)
     low, high = (-(1 << (bits_stored - 1)), 1 << (bits_stored - 1)) if signed else (0, 1 << bits_stored)
@@ -170,7 +172,7 @@ def test_jpeg_lossless_series_decode_to_their_stored_values(tmp_path, bits_store
     first = pydicom.dcmread(tmp_path / "s" / "000.dcm")
     by_gdcm = pydicom.pixels.pixel_array(first, decoding_plugin="gdcm").astype(np.int64)
     np.testing.assert_array_equal(by_gdcm, values[0])
-    assert decoding_plugin(syntax, bits_stored) == jpeg_turbo.PLUGIN
+    assert decoding_plugin(syntax, bits_stored) == imagecodecs_decoders.PLUGIN
 
 
 def test_colour_jpeg_lossless_sample_decodes_as_gdcm_decodes_it():
@@ -194,6 +196,38 @@ def test_corrupt_jpeg_lossless_streams_do_not_kill_the_process(tmp_path, read_in
         data[at : at + 4] = b"\x01"
     else:
         data[data.index(b"\xff\xc3", start) + 4] = 0xEE
+    path = tmp_path / "broken.dcm"
+    path.write_bytes(bytes(data))
+    result = read_in_child(path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("refused: broken.dcm: ") and result.stdout.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", ["MR_small_jp2klossless.dcm", "JPEG2000.dcm"])
+def test_jpeg2000_samples_decode_as_openjpeg_decodes_them(name):
+    """JPEG 2000 goes to imagecodecs' OpenJPEG (gdcm kills the process on some corrupt streams; pylibjpeg-openjpeg
+    holds the GIL): the values of pylibjpeg-openjpeg, the same library, through pydicom."""
+    path = get_testdata_file(name)
+    dataset = pydicom.dcmread(path)
+    syntax = str(dataset.file_meta.TransferSyntaxUID)
+    assert syntax in imagecodecs_decoders.JPEG2000_SYNTAXES
+    assert decoding_plugin(syntax, int(dataset.BitsStored)) == imagecodecs_decoders.PLUGIN
+    (volume,) = read_dicom(path, lazy=False)
+    ours = np.asarray(volume.array).reshape(-1, dataset.Rows, dataset.Columns)[0]
+    expected = pydicom.pixels.pixel_array(dataset, index=0, decoding_plugin="pylibjpeg")
+    slope, intercept = (
+        float(dataset.get("RescaleSlope", 1) or 1),
+        float(dataset.get("RescaleIntercept", 0) or 0),
+    )
+    np.testing.assert_array_equal(ours, expected * slope + intercept)
+
+
+def test_corrupt_jpeg2000_stream_does_not_kill_the_process(tmp_path, read_in_child):
+    """A fuzzing case of pydicom's JPEG 2000 sample (its component's precision and sub-sampling bytes set to
+    0xFF) on which gdcm 3.0 kills the process (a C++ exception through C); ours refuses it in one line."""
+    data = bytearray(Path(get_testdata_file("MR_small_jp2klossless.dcm")).read_bytes())
+    siz = data.index(b"\xff\x4f\xff\x51") + 2  # SOC, then the image and tile size segment (SIZ)
+    data[siz + 40 : siz + 43] = b"\xff\xff\xff"  # Ssiz, XRsiz, YRsiz of the one component
     path = tmp_path / "broken.dcm"
     path.write_bytes(bytes(data))
     result = read_in_child(path)

@@ -509,3 +509,38 @@ def test_uncompressed_series_are_scanned_and_read_without_importing_pydicom(shar
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_quiet_blocks_overlap_across_threads_and_restore_the_warning_filters():
+    """Reader threads silence pydicom's warnings without holding a lock for the whole block (that serialised
+    every compressed decode); the filters are restored when the last block ends, not the first."""
+    import threading
+    import warnings
+
+    from napari_medimg.io.dicom.records import quiet
+
+    before = list(warnings.filters)
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with quiet():
+            first_in.set()
+            assert second_in.wait(timeout=10)  # the second block starts while this one runs
+            seen["both inside"] = warnings.filters[0][0]
+        first_out.set()
+
+    def second():
+        assert first_in.wait(timeout=10)
+        with quiet():
+            second_in.set()
+            assert first_out.wait(timeout=10)
+            seen["after the first ended"] = warnings.filters[0][0]
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert seen == {"both inside": "ignore", "after the first ended": "ignore"}
+    assert list(warnings.filters) == before

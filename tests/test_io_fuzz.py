@@ -153,8 +153,8 @@ def test_fuzzed_compressed_and_mosaic_dicom_reads_or_raises_our_error(shared_dat
     assert outcomes["read"] > 30 and sum(v for k, v in outcomes.items() if k != "read") > 100
 
 
-#: pydicom's own samples (installed with it) of the big-endian, colour and libjpeg-turbo (JPEG Lossless, 12-bit
-#: JPEG) readers
+#: pydicom's own samples (installed with it) of the big-endian and colour readers and of the imagecodecs decoders
+#: (JPEG Lossless, 12-bit JPEG, JPEG 2000)
 PYDICOM_SAMPLE_SEEDS = (
     "MR_small_bigendian.dcm",
     "rtdose_expb.dcm",
@@ -162,6 +162,7 @@ PYDICOM_SAMPLE_SEEDS = (
     "SC_rgb_jpeg_dcmtk.dcm",
     "SC_rgb_jpeg_gdcm.dcm",
     "JPGExtended.dcm",
+    "MR_small_jp2klossless.dcm",
     "SC_ybr_full_422_uncompressed.dcm",
 )
 
@@ -174,9 +175,9 @@ def test_fuzzed_pydicom_samples_read_or_raise_our_error(tmp_path):
     seeds = [Path(get_testdata_file(name)) for name in PYDICOM_SAMPLE_SEEDS]
     restore = _address_space_limit(3 * 2**30)
     try:
-        result = run_cases(seeds, 560, tmp_path, seed=2, read=lambda path: [read_volume(path, lazy=False)])
+        result = run_cases(seeds, 640, tmp_path, seed=2, read=lambda path: [read_volume(path, lazy=False)])
     finally:
         restore()
     outcomes = result["outcomes"]
-    assert sum(outcomes.values()) == 560
+    assert sum(outcomes.values()) == 640
     assert outcomes["read"] > 30 and sum(v for k, v in outcomes.items() if k != "read") > 50

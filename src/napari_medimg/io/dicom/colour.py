@@ -18,6 +18,7 @@ import numpy as np
 
 from ...geometry import Volume
 from ..errors import CorruptFileError, UnsupportedFileError
+from .files import BoundedReader
 from .header import read_header
 from .pixels import compressed_pixel_array
 from .records import MAX_FRAME_PIXELS, quiet, to_floats
@@ -72,7 +73,8 @@ def read_colour_dicom(path: str | os.PathLike) -> Volume:
     path = Path(os.fspath(path))
     with quiet():
         try:  # pydicom parses values when they are first read: a damaged value raises there
-            dataset = pydicom.dcmread(path)
+            with BoundedReader(path) as handle:
+                dataset = pydicom.dcmread(handle)
             frames = int(dataset.get("NumberOfFrames", 1) or 1)
             rows, cols = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
             spacing = dataset.get("PixelSpacing") or dataset.get("ImagerPixelSpacing")

@@ -13,7 +13,14 @@ from pathlib import Path
 
 from ..errors import NoSeriesError
 
-__all__ = ["is_dicom_file", "find_dicom_files", "is_regular_file", "looks_like_dicom", "MAX_DEPTH"]
+__all__ = [
+    "is_dicom_file",
+    "find_dicom_files",
+    "is_regular_file",
+    "looks_like_dicom",
+    "BoundedReader",
+    "MAX_DEPTH",
+]
 
 #: folders deeper than this below the scanned root are not walked
 MAX_DEPTH = 64
@@ -146,3 +153,37 @@ def find_dicom_files(path: str | os.PathLike) -> list[Path]:
             if not name.startswith(".") and name.upper() != "DICOMDIR" and is_dicom_file(candidate):
                 found.append(candidate)
     return found
+
+
+class BoundedReader:
+    """A file opened for pydicom whose reads never ask for more than the bytes left in it.
+
+    pydicom reads an element's value with ``read(length)``: a damaged length (4 GB in a 6 KB file) makes Python
+    allocate that much before reading what is there, a MemoryError (or gigabytes of address space) for a
+    corrupt file instead of a short value that pydicom reports as truncated.  Used as a context manager; other
+    attributes are the underlying file's.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by __exit__ / close
+        self._size = os.fstat(self._file.fileno()).st_size
+
+    def read(self, size: int | None = -1) -> bytes:
+        """At most ``size`` bytes, and never more than the file has left (all of them for a negative size)."""
+        if size is None or size < 0:
+            return self._file.read()
+        return self._file.read(min(size, max(self._size - self._file.tell(), 0)))
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+    def __enter__(self) -> BoundedReader:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._file.close()

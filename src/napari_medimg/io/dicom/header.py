@@ -19,7 +19,7 @@ from ...progress import Cancelled
 from .._fastheader import parse_header
 from ..errors import CorruptFileError, MedImgReadError, NotAnImageError, UnsupportedFileError
 from .diffusion import vendor_diffusion
-from .files import _read_head, looks_like_dicom
+from .files import BoundedReader, _read_head, looks_like_dicom
 from .mosaic import is_mosaic, mosaic_frames, siemens_acquisition
 from .records import (
     MAX_FRAME_PIXELS,
@@ -218,7 +218,7 @@ def read_header(path: Path, fast: bool = True):
                 del dataset["PixelData"]
                 dataset.file_meta.TransferSyntaxUID = _DEFLATED  # the pixels are read through `inflate` again
                 return dataset, None, size
-            handle.seek(0)
+        with BoundedReader(path) as handle:  # a damaged length cannot make pydicom allocate it
             dataset, offset = _pydicom_header(handle, head, path.name)
     except (Cancelled, MedImgReadError):
         raise

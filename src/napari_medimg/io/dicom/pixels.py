@@ -4,7 +4,7 @@ Each stored image (a file, a frame of a multi-frame file) is decoded once, whate
 feeds (a mosaic feeds one slot per tile).  Uncompressed little-endian pixels are read straight from the file
 (into the output array when the values fit); compressed transfer syntaxes go through pydicom's decoder
 plugins (installed with napari-medimg: pylibjpeg-openjpeg, pylibjpeg-rle, pyjpegls, Pillow, python-gdcm and
-libjpeg-turbo in imagecodecs (:mod:`.jpeg_turbo`), all permissive licences), deflated files through a capped inflation.  Eager reads decode on a thread pool; lazy
+imagecodecs (:mod:`.imagecodecs_decoders`), all permissive licences), deflated files through a capped inflation.  Eager reads decode on a thread pool; lazy
 reads return a dask array with one chunk per slice of each volume; :func:`stream_pixels` hands each image's
 slices to a writer instead (the converter's path: the stack is never held whole).
 """
@@ -23,7 +23,8 @@ import numpy as np
 
 from ...progress import Cancelled, ProgressCallback, report
 from ..errors import CorruptFileError, MedImgReadError, MissingDecoderError
-from . import jpeg_turbo
+from . import imagecodecs_decoders
+from .files import BoundedReader
 from .header import inflate
 from .records import FrameRecord, collector_paused, quiet
 
@@ -66,7 +67,7 @@ def decoder_hint(syntax: str, bits_stored: int | None = None) -> str:
     import pydicom
 
     name = getattr(pydicom.uid.UID(syntax), "name", syntax)
-    if _needs_turbo(syntax, bits_stored) or syntax in jpeg_turbo.LOSSLESS_SYNTAXES:
+    if _needs_turbo(syntax, bits_stored) or syntax in imagecodecs_decoders.LOSSLESS_JPEG_SYNTAXES:
         return (
             f"the pixel data is compressed as {name}, which libjpeg-turbo 3 decodes: "
             '`pip install "imagecodecs>=2024.1"`'
@@ -94,12 +95,16 @@ def _needs_turbo(syntax: str, bits_stored: int | None) -> bool:
 
 #: the decoder chosen where pydicom's first choice, gdcm, kills the whole process on some corrupt streams (a
 #: C++ exception through C, or a segmentation fault, found by fuzzing): Pillow (libjpeg-turbo) for 8-bit JPEG,
-#: pyjpegls (CharLS) for JPEG-LS, libjpeg-turbo 3 through imagecodecs (:mod:`.jpeg_turbo`) for JPEG Lossless and
-#: 12-bit JPEG; each raises on corrupt data and gave the same values as gdcm on every lossless sample tried
+#: pyjpegls (CharLS) for JPEG-LS, imagecodecs (:mod:`.imagecodecs_decoders`: libjpeg-turbo 3, OpenJPEG) for JPEG
+#: Lossless, 12-bit JPEG and JPEG 2000; each raises on corrupt data and gave the same values as gdcm on every
+#: lossless sample tried
 _SAFER_PLUGIN = {
     "1.2.840.10008.1.2.4.50": "pillow",
     "1.2.840.10008.1.2.4.51": "pillow",
-    **dict.fromkeys(jpeg_turbo.LOSSLESS_SYNTAXES, jpeg_turbo.PLUGIN),
+    **dict.fromkeys(
+        imagecodecs_decoders.LOSSLESS_JPEG_SYNTAXES + imagecodecs_decoders.JPEG2000_SYNTAXES,
+        imagecodecs_decoders.PLUGIN,
+    ),
     "1.2.840.10008.1.2.4.80": "pyjpegls",
     "1.2.840.10008.1.2.4.81": "pyjpegls",
 }
@@ -118,16 +123,18 @@ def decoding_plugin(syntax: str, bits_stored: int | None) -> str:
     Returns
     -------
     str
-        A plugin name (``"pillow"``, ``"pyjpegls"``, :data:`.jpeg_turbo.PLUGIN`) when it is installed, else
-        ``""``.
+        A plugin name (``"pillow"``, ``"pyjpegls"``, :data:`.imagecodecs_decoders.PLUGIN`) when it is
+        installed, else ``""``.
     """
     import pydicom
 
-    plugin = jpeg_turbo.PLUGIN if _needs_turbo(syntax, bits_stored) else _SAFER_PLUGIN.get(syntax, "")
+    plugin = (
+        imagecodecs_decoders.PLUGIN if _needs_turbo(syntax, bits_stored) else _SAFER_PLUGIN.get(syntax, "")
+    )
     if not plugin:
         return ""
-    if plugin == jpeg_turbo.PLUGIN:
-        return plugin if jpeg_turbo.register() else ""
+    if plugin == imagecodecs_decoders.PLUGIN:
+        imagecodecs_decoders.register()
     try:
         available = plugin in pydicom.pixels.get_decoder(syntax).available_plugins
     except Exception:  # noqa: BLE001 - no decoder class for this syntax: pydicom's default says why
@@ -192,7 +199,9 @@ def decode_image(path: str, frame: int | None, fmt) -> np.ndarray:
                 f"{_name(path)}: {fmt.transfer_syntax!r} is not a transfer syntax; the pixels cannot be read"
             ) from error
         if _needs_turbo(fmt.transfer_syntax, fmt.bits_stored):
-            available = jpeg_turbo.register()  # neither gdcm nor Pillow decodes it
+            available = imagecodecs_decoders.is_available(
+                fmt.transfer_syntax
+            )  # neither gdcm nor Pillow decodes it
         else:
             available = not compressed or _decoder_available(fmt.transfer_syntax)
     if not available:
@@ -203,7 +212,9 @@ def decode_image(path: str, frame: int | None, fmt) -> np.ndarray:
                 values = inflate(path).pixel_array
                 values = values[frame] if frame is not None and values.ndim == 3 else values
             elif compressed:
-                values = compressed_pixel_array(pydicom.dcmread(path), frame, fmt.frames, _name(path))
+                with BoundedReader(path) as handle:
+                    dataset = pydicom.dcmread(handle)
+                values = compressed_pixel_array(dataset, frame, fmt.frames, _name(path))
             else:
                 values = pydicom.pixels.pixel_array(path, index=frame)
     except (Cancelled, MedImgReadError, KeyboardInterrupt, SystemExit, MemoryError):

@@ -32,24 +32,42 @@ MAX_POSITION_MM = 1e6
 #: a frame with more pixels than this (16384 x 16384) is refused before anything is allocated
 MAX_FRAME_PIXELS = 2**28
 
-_QUIET_LOCK = threading.RLock()
+_QUIET_LOCK = threading.Lock()
+_quiet_blocks: list = [
+    0,
+    None,
+]  # blocks inside quiet() (all threads), and the catch_warnings that saved the state
 
 
 @contextlib.contextmanager
 def quiet():
     """pydicom warns about every odd value in real-world files; our own checks report what matters.
 
-    ``catch_warnings`` swaps process-wide state: the lock keeps our reader threads from interleaving their
-    save/restore (which could leave the warnings silenced for good).
+    ``catch_warnings`` swaps process-wide state, so the first block to start (in any thread) saves the warning
+    filters and silences them, and the last one to end restores them; the lock is held only for that count, not
+    for the block, so reader threads decode in parallel (holding it for the block serialised every compressed
+    frame of an eager read).
 
     Yields
     ------
     None
         Inside the block warnings are ignored.
     """
-    with _QUIET_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _QUIET_LOCK:
+        if _quiet_blocks[0] == 0:
+            saved = warnings.catch_warnings()
+            saved.__enter__()
+            warnings.simplefilter("ignore")
+            _quiet_blocks[1] = saved
+        _quiet_blocks[0] += 1
+    try:
         yield
+    finally:
+        with _QUIET_LOCK:
+            _quiet_blocks[0] -= 1
+            if _quiet_blocks[0] == 0:
+                _quiet_blocks[1].__exit__(None, None, None)
+                _quiet_blocks[1] = None
 
 
 _COLLECTOR_LOCK = threading.Lock()
