@@ -21,8 +21,9 @@ output), and the eager read into memory (values rescaled, what
 ``bench_dicom.py`` compares with dcm2niix), the time to the first
 slice of the lazy read
 (headers + one slice, what napari waits for), and the header pass with the byte-level parser
-(``io/_fastheader.py``) against ``pydicom.dcmread(specific_tags=..., stop_before_pixels=True)``.  The machine's
-load average is printed with the figures.
+(``io/_fastheader.py``) against ``pydicom.dcmread(specific_tags=..., stop_before_pixels=True)``.  A third part
+(``--only lossless``) times the decoding of one JPEG Lossless frame through pydicom with gdcm and with ours
+(libjpeg-turbo in imagecodecs).  The machine's load average is printed with the figures.
 """
 
 from __future__ import annotations
