@@ -75,6 +75,45 @@ def test_a_big_endian_series_converts_like_its_little_endian_twin(tmp_path):
     assert "truncated" not in json.dumps(sidecar)
 
 
+def _reencoded(source: str, path: Path, implicit: bool) -> Path:
+    """``source`` (a pydicom test file) with its file meta kept and its dataset written in the other VR
+    encoding than its transfer syntax says, as some writers do (pydicom reads such files, with a warning)."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+
+    dataset = pydicom.dcmread(get_testdata_file(source))
+    meta, body = DicomBytesIO(), DicomBytesIO()
+    meta.is_little_endian, meta.is_implicit_VR = True, False
+    write_file_meta_info(meta, dataset.file_meta, enforce_standard=True)
+    body.is_little_endian, body.is_implicit_VR = True, implicit
+    write_dataset(body, dataset)
+    path.write_bytes(b"\0" * 128 + b"DICM" + meta.getvalue() + body.getvalue())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("source", "implicit"),
+    [
+        ("MR_small.dcm", True),  # explicit VR little endian declared, implicit VR written: native pixels
+        ("MR_small_RLE.dcm", True),  # the same with encapsulated (RLE) pixel data
+        ("MR_small_jp2klossless.dcm", True),  # and JPEG 2000
+        ("MR_small_implicit.dcm", False),  # implicit declared, explicit written
+    ],
+)
+def test_a_dataset_encoded_otherwise_than_its_transfer_syntax_says_reads_its_own_pixels(
+    tmp_path, source, implicit
+):
+    path = _reencoded(source, tmp_path / "slice.dcm", implicit)
+    with pytest.warns(UserWarning, match="VR"):
+        reference = pydicom.dcmread(path).pixel_array  # pydicom detects the encoding, and warns
+    expected = read_dicom(get_testdata_file("MR_small.dcm"), lazy=False)[0]
+    np.testing.assert_array_equal(reference, np.asarray(expected.array)[0])
+    for lazy in (False, True):
+        (volume,) = read_dicom(path, lazy=lazy)
+        np.testing.assert_array_equal(np.asarray(volume.array), np.asarray(expected.array))
+        np.testing.assert_allclose(volume.affine, expected.affine)
+
+
 def test_twelve_bit_jpeg_extended_decodes_after_a_plain_install():
     """Neither gdcm nor Pillow decodes 12-bit JPEG Extended; libjpeg-turbo 3 (imagecodecs, a dependency) does.
     A lossy JPEG's inverse DCT may differ by one unit between decoders: compared with the GPL-3

@@ -46,6 +46,8 @@ __all__ = ["frames_of_file", "read_header", "inflate", "inflate_limit", "pixel_v
 _UNCOMPRESSED_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 _DEFLATED = "1.2.840.10008.1.2.1.99"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"  # retired, still written by old scanners: read through pydicom
+#: the value representations of an explicit-VR Pixel Data element
+_PIXEL_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"}
 _NON_IMAGE_SOP = {
     "1.2.840.10008.5.1.4.1.1.481.3": "an RT Structure Set",
     "1.2.840.10008.5.1.4.1.1.66.4": "a Segmentation",
@@ -143,19 +145,20 @@ def inflate(path: str | os.PathLike) -> pydicom.Dataset:
 
 
 def pixel_value_offset(handle, dataset) -> int | None:
-    """Byte offset of the first pixel value, from the file position where the header pass stopped.
+    """Byte offset of the Pixel Data value, from the file position where the header pass stopped.
 
     Parameters
     ----------
     handle : binary file
         Positioned just after the header (``stop_before_pixels``).
     dataset : pydicom.Dataset
-        The header read so far (its transfer syntax says how the Pixel Data element is encoded).
+        The header read so far (its transfer syntax says whether the pixel data are native or encapsulated).
 
     Returns
     -------
     int or None
-        The offset, or None for encapsulated (undefined-length) or missing pixel data.
+        The offset of the first pixel value (native pixel data) or of the first item (encapsulated, compressed
+        pixel data); None when no Pixel Data element follows, or native pixel data have no defined length.
     """
     start = handle.tell()
     head = handle.read(12)
@@ -163,7 +166,10 @@ def pixel_value_offset(handle, dataset) -> int | None:
     order = "big" if syntax == _BIG_ENDIAN else "little"
     if len(head) < 8 or head[:4] != (0x7FE0).to_bytes(2, order) + (0x0010).to_bytes(2, order):
         return None
-    if syntax in ("1.2.840.10008.1.2.1", _BIG_ENDIAN):  # explicit VR: tag, VR, 2 reserved bytes, length
+    # the element's own bytes say how it is encoded, not the transfer syntax: some writers store an implicit-VR
+    # dataset under an explicit-VR syntax (pydicom reads it so, with a warning).  An implicit length whose
+    # first bytes spell a pixel VR would be odd, which no valid length is.
+    if head[4:6] in _PIXEL_VRS and head[6:8] == b"\0\0":  # explicit VR: tag, VR, 2 reserved bytes, length
         if len(head) < 12:
             return None
         length = int.from_bytes(head[8:12], order)
@@ -171,7 +177,8 @@ def pixel_value_offset(handle, dataset) -> int | None:
     else:
         length = int.from_bytes(head[4:8], order)
         offset = start + 8
-    return None if length == 0xFFFFFFFF else offset
+    native = syntax in _UNCOMPRESSED_LE or syntax == _BIG_ENDIAN
+    return None if length == 0xFFFFFFFF and native else offset
 
 
 def read_header(path: Path, fast: bool = True):
