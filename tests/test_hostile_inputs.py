@@ -337,6 +337,24 @@ def test_nifti_with_a_nan_affine_is_refused(tmp_path, capsys):
     assert "NaN or infinite affine" in capsys.readouterr().err
 
 
+def test_a_cifti_file_is_one_line_not_a_traceback(tmp_path, capsys):
+    """A CIFTI-2 file is a .nii that nibabel reads as grayordinates, without a voxel grid or an affine."""
+    import nibabel as nib
+    from nibabel.cifti2 import cifti2_axes
+
+    mask = np.zeros((3, 3, 3), bool)
+    mask[1, 1, :] = True
+    brain = cifti2_axes.BrainModelAxis.from_mask(mask, name="thalamus_left", affine=np.eye(4))
+    scalars = cifti2_axes.ScalarAxis(["thickness"])
+    path = tmp_path / "surface.dscalar.nii"
+    nib.save(nib.Cifti2Image(np.ones((1, 3), np.float32), header=(scalars, brain)), path)
+    for command in (["info", str(path)], ["convert", str(path), str(tmp_path / "out.nii.gz")]):
+        assert main(command) == 2
+        error = capsys.readouterr().err
+        assert "CIFTI-2" in error and "Traceback" not in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
 def test_a_folder_named_like_the_output_file_is_one_line(tmp_path, image_28, capsys):
     (tmp_path / "x.nii.gz").mkdir()
     assert main(["convert", str(image_28), str(tmp_path / "x.nii.gz"), "--overwrite"]) == 2

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..geometry import Volume, geometry_from_affine, orientation_code
 from .atomic import atomic_files, atomic_path
-from .errors import CorruptFileError
+from .errors import CorruptFileError, UnsupportedFileError
 
 __all__ = [
     "read_nifti",
@@ -82,11 +82,21 @@ def read_nifti(path: str | os.PathLike) -> Volume:
     ------
     CorruptFileError
         When the file is not a readable 2D/3D/4D NIfTI with a finite affine.
+    UnsupportedFileError
+        When nibabel reads it as something else than a NIfTI volume (CIFTI-2 grayordinates, ...).
     """
     try:
         image = nib.load(os.fspath(path))
-        data = np.asanyarray(image.dataobj)
     except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError) as error:
+        raise CorruptFileError(f"{os.fspath(path)!r} is not a readable NIfTI file: {error}") from error
+    if not isinstance(image, nib.Nifti1Image):  # Nifti2Image is one too; CIFTI-2 is not a voxel grid
+        kind = "CIFTI-2" if isinstance(image, nib.Cifti2Image) else type(image).__name__.removesuffix("Image")
+        raise UnsupportedFileError(
+            f"{os.fspath(path)!r} is a {kind} file, not a NIfTI volume (no voxel grid with an affine)"
+        )
+    try:
+        data = np.asanyarray(image.dataobj)
+    except (OSError, EOFError, ValueError) as error:
         raise CorruptFileError(f"{os.fspath(path)!r} is not a readable NIfTI file: {error}") from error
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
