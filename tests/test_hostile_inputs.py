@@ -355,6 +355,32 @@ def test_a_cifti_file_is_one_line_not_a_traceback(tmp_path, capsys):
     assert not (tmp_path / "out.nii.gz").exists()
 
 
+@pytest.mark.parametrize("kind", ["complex", "rgb"])
+def test_complex_and_colour_nifti_are_one_line_not_silent_or_a_traceback(tmp_path, capsys, kind):
+    """Complex MR data were cast to their real part (features computed on it, silently); RGB24 voxels made a
+    numpy traceback."""
+    import nibabel as nib
+
+    rng = np.random.default_rng(0)
+    if kind == "complex":
+        voxels = (rng.random((6, 6, 6)) + 1j * rng.random((6, 6, 6))).astype(np.complex64)
+    else:
+        voxels = np.zeros((6, 6, 6), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    nib.save(nib.Nifti1Image(voxels, np.eye(4)), tmp_path / "image.nii")
+    mask = np.zeros((6, 6, 6), np.uint8)
+    mask[1:5, 1:5, 1:5] = 1
+    nib.save(nib.Nifti1Image(mask, np.eye(4)), tmp_path / "mask.nii")
+    image = str(tmp_path / "image.nii")
+    for command in (
+        ["features", image, str(tmp_path / "mask.nii"), "--out", str(tmp_path / "features.csv")],
+        ["segment", image, str(tmp_path / "seg.nii.gz"), "--threshold", "otsu"],
+    ):
+        assert main(command) == 2
+        error = capsys.readouterr().err
+        assert ("complex" if kind == "complex" else "RGB") in error and "Traceback" not in error
+    assert not (tmp_path / "features.csv").exists() and not (tmp_path / "seg.nii.gz").exists()
+
+
 def test_a_folder_named_like_the_output_file_is_one_line(tmp_path, image_28, capsys):
     (tmp_path / "x.nii.gz").mkdir()
     assert main(["convert", str(image_28), str(tmp_path / "x.nii.gz"), "--overwrite"]) == 2

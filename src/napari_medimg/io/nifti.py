@@ -83,7 +83,8 @@ def read_nifti(path: str | os.PathLike) -> Volume:
     CorruptFileError
         When the file is not a readable 2D/3D/4D NIfTI with a finite affine.
     UnsupportedFileError
-        When nibabel reads it as something else than a NIfTI volume (CIFTI-2 grayordinates, ...).
+        When nibabel reads it as something else than a NIfTI volume (CIFTI-2 grayordinates, ...), or its
+        voxels are not scalars (complex, RGB).
     """
     try:
         image = nib.load(os.fspath(path))
@@ -98,6 +99,14 @@ def read_nifti(path: str | os.PathLike) -> Volume:
         data = np.asanyarray(image.dataobj)
     except (OSError, EOFError, ValueError) as error:
         raise CorruptFileError(f"{os.fspath(path)!r} is not a readable NIfTI file: {error}") from error
+    if data.dtype.names is not None or data.dtype.kind not in "biuf":
+        kind = "RGB colour" if data.dtype.names is not None else f"{data.dtype} ({data.dtype.kind})"
+        if data.dtype.kind == "c":
+            kind = "complex"
+        raise UnsupportedFileError(
+            f"{os.fspath(path)!r} holds {kind} voxels; the reader takes scalar (integer or real) images: "
+            "save the magnitude, phase or one channel as its own NIfTI"
+        )
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim == 2:
