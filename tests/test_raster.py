@@ -110,6 +110,29 @@ def test_refusals(tmp_path):
         read_image(tmp_path / "broken.tif")
 
 
+@pytest.mark.parametrize("suffix", [".gif", ".png"])
+def test_an_animation_is_refused_not_cut_to_its_first_frame(tmp_path, suffix, capsys):
+    from napari_medimg.cli import main
+
+    rng = np.random.default_rng(0)
+    frames = [Image.fromarray((rng.random((20, 30)) * 255).astype(np.uint8)) for _ in range(3)]
+    path = tmp_path / f"cine{suffix}"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with Image.open(path) as image:
+        assert image.n_frames == 3
+    with pytest.raises(UnsupportedFileError, match="3 frames"):
+        read_image(path)
+    labels = tmp_path / "labels.png"
+    write_labels_png(labels, np.ones((20, 30), np.uint8))
+    assert (
+        main(["pixels", "train", "--image", str(path), "--labels", str(labels), "--out", str(tmp_path / "m")])
+        == 2
+    )
+    assert "3 frames" in capsys.readouterr().err
+    frames[0].save(tmp_path / "still.gif")  # one frame: read as before
+    assert read_image(tmp_path / "still.gif").array.shape == (20, 30)
+
+
 @pytest.mark.shared_data
 def test_drive_lzw_tiff_and_gif_masks(shared_data):
     drive = shared_data / "segmentation" / "drive" / "training"

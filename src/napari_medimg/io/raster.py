@@ -103,6 +103,14 @@ def _read_pillow(path: Path, palette_indices: bool) -> tuple[np.ndarray, tuple[f
 
     try:
         with Image.open(path) as image:
+            frames = int(getattr(image, "n_frames", 1) or 1)
+            # an animated GIF/PNG: its first frame alone would drop the others unsaid (a camera's
+            # multi-picture JPEG holds the photograph first and previews after it: the first is the image)
+            if frames > 1 and image.format in ("GIF", "PNG"):
+                raise UnsupportedFileError(
+                    f"{path.name!r} holds {frames} frames (an animation); save them as a multi-page TIFF "
+                    "(read as a stack) or one image per frame"
+                )
             image.load()
             image = ImageOps.exif_transpose(image)
             dpi = image.info.get("dpi")
