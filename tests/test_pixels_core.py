@@ -333,3 +333,28 @@ def test_cli_png_in_png_out_and_nifti_in_nifti_out(tmp_path, capsys):
         == 2
     )
     assert "does not match" in capsys.readouterr().err
+
+
+def test_cli_a_tiff_stack_gives_a_multi_page_tiff_of_labels(tmp_path, capsys):
+    import tifffile
+
+    image, truth = _tubes((64, 64))
+    pages = np.stack([image] * 3).astype(np.uint16)
+    resolution = {"resolution": (10 / 0.5, 10 / 0.5), "resolutionunit": "CENTIMETER"}  # 0.5 mm pixels
+    tifffile.imwrite(tmp_path / "stack.tif", pages, photometric="minisblack", **resolution)
+    strokes = np.zeros(pages.shape, np.uint8)
+    strokes[1] = _strokes(truth, fraction=0.2)
+    tifffile.imwrite(tmp_path / "strokes.tif", strokes, photometric="minisblack", **resolution)
+    model = tmp_path / "model.skops"
+    assert main(["pixels", "train", "--image", str(tmp_path / "stack.tif"), "--labels", str(tmp_path / "strokes.tif"), "--out", str(model), "--sigmas", "1,2", "--trees", "10"]) == 0  # fmt: skip
+    capsys.readouterr()
+    predict = ["pixels", "predict", str(model), str(tmp_path / "stack.tif")]
+    assert main([*predict, "--out", str(tmp_path / "labels.png")]) == 2  # a PNG cannot hold the pages
+    assert "multi-page TIFF" in capsys.readouterr().err and not (tmp_path / "labels.png").exists()
+    out = tmp_path / "labels.tif"
+    assert main([*predict, "--out", str(out), "--probabilities", str(tmp_path / "p.tif")]) == 0
+    labels = read_image(out)
+    assert labels.shape == pages.shape and labels.array.dtype == np.uint8
+    np.testing.assert_allclose(labels.spacing[1:], (0.5, 0.5))  # the pixel size goes back with the labels
+    assert all(_dice(np.asarray(labels.array)[k] == 2, truth) > 0.8 for k in range(3))
+    assert tifffile.imread(tmp_path / "p.tif").shape == (2, *pages.shape)

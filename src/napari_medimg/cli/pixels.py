@@ -92,9 +92,9 @@ def register(subcommands) -> None:
     predict = actions.add_parser(
         "predict",
         help="segment an image: labels (pixel value = class) and optional probabilities",
-        description="PNG/TIFF/GIF/JPEG in: --out must be .png (labels). NIfTI or DICOM in: --out is NIfTI with "
-        "the image's geometry. --probabilities: a float32 .tif (2D, one channel per class) or a 4D NIfTI "
-        "(one volume per class).",
+        description="PNG/TIFF/GIF/JPEG in: --out is .png (or .tif) labels; a multi-page TIFF stack in: --out is "
+        "a multi-page .tif. NIfTI or DICOM in: --out is NIfTI with the image's geometry. --probabilities: a "
+        "float32 .tif (one page per class) or a 4D NIfTI (one volume per class).",
     )
     predict.add_argument("model", type=Path, metavar="MODEL", help="bundle from 'pixels train'")
     predict.add_argument("image", type=Path, metavar="IMAGE", help="image to segment")
@@ -229,15 +229,22 @@ def run_predict(args) -> int:
     import numpy as np
 
     from ..io.nifti import write_nifti
-    from ..io.raster import is_raster_path, write_labels_png
-    from ..learn.pixels import load_pixel_classifier, predict_pixels
+    from ..io.raster import is_raster_path, write_labels_png, write_labels_tiff
+    from ..learn.pixels import image_layout, load_pixel_classifier, predict_pixels
 
     classifier = load_pixel_classifier(args.model)
     raster_in = is_raster_path(args.image)
+    volume = read_any(args.image)
+    stack_in = raster_in and len(image_layout(volume)[0]) == 3  # a multi-page TIFF
     out_kind = _kind_of(args.out)
-    if raster_in and out_kind != "png":
+    if stack_in and out_kind != "tiff":
         raise ValueError(
-            f"a {args.image.suffix} image gives PNG labels: --out must end in .png, not {args.out.name}"
+            f"a stack of {volume.shape[0]} pages gives a multi-page TIFF of labels: --out must end in .tif, "
+            f"not {args.out.name}"
+        )
+    if raster_in and not stack_in and out_kind not in ("png", "tiff"):
+        raise ValueError(
+            f"a {args.image.suffix} image gives PNG labels: --out must end in .png (or .tif), not {args.out.name}"
         )
     if not raster_in and out_kind != "nifti":
         raise ValueError(
@@ -250,12 +257,12 @@ def run_predict(args) -> int:
             raise ValueError(f"--probabilities must be a {'.tif' if raster_in else '.nii/.nii.gz'} file")
         _refuse_existing(args.probabilities, args.overwrite)
     _refuse_existing(args.out, args.overwrite)
-    volume = read_any(args.image)
     prediction = predict_pixels(classifier, volume, probabilities=args.probabilities is not None)
     sources = [args.image]
     if raster_in:
-        spacing = None if volume.metadata.get("spacing_assumed") else tuple(volume.spatial_spacing)
-        write_labels_png(args.out, prediction.labels, spacing=spacing, overwrite=args.overwrite)
+        spacing = None if volume.metadata.get("spacing_assumed") else tuple(volume.spatial_spacing)[-2:]
+        write = write_labels_tiff if out_kind == "tiff" else write_labels_png
+        write(args.out, prediction.labels, spacing=spacing, overwrite=args.overwrite)
     else:
         grid = _NiftiGrid(volume)
         labels = volume.__class__(grid(prediction.labels), *grid.geometry, {"kind": "labels"})

@@ -24,7 +24,7 @@ from ..geometry import Volume
 from .atomic import atomic_path
 from .errors import CorruptFileError, UnsupportedFileError
 
-__all__ = ["RASTER_SUFFIXES", "is_raster_path", "read_image", "write_labels_png"]
+__all__ = ["RASTER_SUFFIXES", "is_raster_path", "read_image", "write_labels_png", "write_labels_tiff"]
 
 #: file name endings read by :func:`read_image`
 RASTER_SUFFIXES = (".png", ".tif", ".tiff", ".gif", ".jpg", ".jpeg", ".bmp")
@@ -260,22 +260,77 @@ def write_labels_png(
     labels = np.asarray(array)
     if labels.ndim != 2:
         raise ValueError(f"a PNG label image is 2D; got an array of shape {labels.shape}")
-    if labels.dtype.kind not in "uib":
-        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-    low, high = (int(labels.min()), int(labels.max())) if labels.size else (0, 0)
-    if low < 0 or high > 65535:
-        raise ValueError(f"PNG labels must lie in 0..65535, got {low}..{high}")
-    if high <= 255:
-        image = Image.fromarray(labels.astype(np.uint8))
-    else:
-        image = Image.fromarray(labels.astype(np.uint16))
+    image = Image.fromarray(_label_values(labels, "PNG"))
     options = {}
     if spacing is not None:
-        dy, dx = (float(value) for value in spacing)
-        if dy <= 0 or dx <= 0:
-            raise ValueError(f"spacing must be positive, got {spacing}")
+        dy, dx = _positive_spacing(spacing)
         options["dpi"] = (25.4 / dx, 25.4 / dy)
     target = Path(os.fspath(path))
     with atomic_path(target, overwrite=overwrite) as temporary:
         image.save(temporary, format="PNG", **options)
+    return target
+
+
+def _label_values(labels: np.ndarray, kind: str) -> np.ndarray:
+    """``labels`` as uint8 (or uint16 above 255), refused unless integers in 0..65535."""
+    if labels.dtype.kind not in "uib":
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    low, high = (int(labels.min()), int(labels.max())) if labels.size else (0, 0)
+    if low < 0 or high > 65535:
+        raise ValueError(f"{kind} labels must lie in 0..65535, got {low}..{high}")
+    return labels.astype(np.uint8 if high <= 255 else np.uint16)
+
+
+def _positive_spacing(spacing) -> tuple[float, float]:
+    dy, dx = (float(value) for value in spacing)
+    if not (dy > 0 and dx > 0):
+        raise ValueError(f"spacing must be positive, got {spacing}")
+    return dy, dx
+
+
+def write_labels_tiff(
+    path: str | os.PathLike,
+    array,
+    *,
+    spacing: tuple[float, float] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a 2D label image, or a ``(z, y, x)`` stack as a multi-page TIFF, whose pixel values are the labels.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output ``.tif``/``.tiff`` file (Deflate-compressed, 8-bit, or 16-bit above 255).  The write is atomic.
+    array : array-like of int or bool, shape (y, x) or (z, y, x)
+        Labels, 0..65535.
+    spacing : tuple of float, optional
+        ``(dy, dx)`` pixel size in mm, stored as the TIFF resolution (so :func:`read_image` gives it back).
+    overwrite : bool, optional
+        Replace an existing file; without it an existing ``path`` is refused.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        When the array is not 2D or 3D, not integer/bool, or holds values outside 0..65535.
+    OverwriteError
+        When ``path`` exists and ``overwrite`` is false.
+    """
+    import tifffile
+
+    labels = np.asarray(array)
+    if labels.ndim not in (2, 3):
+        raise ValueError(f"a TIFF label image is 2D or a 3D stack; got an array of shape {labels.shape}")
+    values = _label_values(labels, "TIFF")
+    options: dict = {"photometric": "minisblack", "compression": "zlib"}
+    if spacing is not None:
+        dy, dx = _positive_spacing(spacing)
+        options["resolution"], options["resolutionunit"] = (10.0 / dx, 10.0 / dy), "CENTIMETER"
+    target = Path(os.fspath(path))
+    with atomic_path(target, overwrite=overwrite) as temporary:
+        tifffile.imwrite(temporary, values, **options)
     return target
