@@ -137,3 +137,26 @@ def test_bad_input_is_one_clear_line(wisconsin, tmp_path, capsys):
         == 2
     )
     assert "needs at least 2 per class" in capsys.readouterr().err
+
+
+def test_a_typo_in_a_feature_column_is_said_and_missing_values_are_counted(wisconsin, tmp_path, capsys):
+    """A column with one text cell is not numeric: left out of the features, as before, but now said (JSON
+    and a warning line) instead of silently; missing values are counted where they are imputed."""
+    path, table = wisconsin
+    typo = table.copy()
+    typo["mean radius"] = typo["mean radius"].astype(object)
+    typo.loc[7, "mean radius"] = "13,5"  # a decimal comma
+    typo.loc[3, "mean texture"] = np.nan
+    typo["site"] = "hospital A"  # text, not a feature: listed, no warning
+    typo.to_csv(tmp_path / "typo.csv", index=False)
+    command = ["classify", "train", str(tmp_path / "typo.csv"), "--target", "target", "--model", "tree"]
+    assert main([*command, "--folds", "2", "--out", str(tmp_path / "m.skops")]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["features"] == 29 and result["imputed_values"] == 1
+    ignored = {entry["column"]: entry for entry in result["ignored_columns"]}
+    assert set(ignored) == {"mean radius", "site"}
+    assert ignored["mean radius"]["example"] == "13,5" and ignored["mean radius"]["numeric_share"] > 0.99
+    assert ignored["site"]["numeric_share"] == 0.0
+    warnings = captured.err.strip().splitlines()
+    assert len(warnings) == 1 and "'mean radius'" in warnings[0] and "'13,5'" in warnings[0]

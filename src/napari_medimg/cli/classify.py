@@ -131,6 +131,13 @@ def run_train(args) -> int:
         seed=args.seed,
     )
     save_classifier(classifier, args.out, overwrite=args.overwrite)
+    for column in classifier.metrics.get("ignored_columns", []):
+        if column["numeric_share"] >= 0.5:  # mostly numbers: a feature column with a typo, most likely
+            print(
+                f"medimg classify: warning: column {column['column']!r} is left out of the features: "
+                f"{column['numeric_share']:.0%} of its values are numbers, not {column['example']!r}",
+                file=sys.stderr,
+            )
     if args.cv_predictions is not None and cv is not None:
         oof = pd.DataFrame(
             {"row": np.arange(len(cv.y_true)), "true": cv.y_true, "predicted_class": cv.y_pred}

@@ -23,6 +23,7 @@ __all__ = [
     "CrossValidation",
     "make_model",
     "feature_columns_of",
+    "ignored_columns",
     "train_classifier",
     "cross_validate",
     "classification_metrics",
@@ -181,6 +182,42 @@ def feature_columns_of(table: pd.DataFrame, target: str | None = None, features:
     if not columns:
         raise SchemaError("the table has no numeric feature columns")
     return columns
+
+
+def ignored_columns(table: pd.DataFrame, target: str | None = None) -> list[dict]:
+    """The columns :func:`feature_columns_of` leaves out for not being numbers (text, or numbers with a typo).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A feature table.
+    target : str, optional
+        The class column (not reported).
+
+    Returns
+    -------
+    list of dict
+        ``{"column", "numeric_share", "example"}`` per such column: the share of its non-empty values that are
+        numbers, and its first value that is not (a share near 1 is a feature column with a typo in it).
+    """
+    skip = {target, *ID_COLUMNS}
+    found = []
+    for name in table.columns:
+        column = table[name]
+        if name in skip or pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            continue
+        present = column.dropna()
+        numbers = pd.to_numeric(present, errors="coerce")
+        share = float(numbers.notna().mean()) if len(present) else 0.0
+        text = present[numbers.isna()]
+        found.append(
+            {
+                "column": str(name),
+                "numeric_share": round(share, 3),
+                "example": str(text.iloc[0]) if len(text) else "",
+            }
+        )
+    return found
 
 
 def _matrix(table: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
@@ -526,13 +563,16 @@ def train_classifier(
     classes = _check_classes(y, 0)
     pipeline.fit(x, y)
     report(progress, steps, steps)
+    metrics = dict(cv.metrics) if cv is not None else {"n": int(len(y)), "folds": 0}
+    metrics["imputed_values"] = int(np.isnan(x).sum())  # missing or non-finite: the training median
+    metrics["ignored_columns"] = [] if features is not None else ignored_columns(table, target)
     classifier = ObjectClassifier(
         pipeline=pipeline,
         feature_names=names,
         classes=classes,
         target=target,
         settings={"model": model, **params, "folds": folds},
-        metrics=cv.metrics if cv is not None else {"n": int(len(y)), "folds": 0},
+        metrics=metrics,
         importances=feature_importances(pipeline, x, y, names, seed=seed),
         feature_settings=dict(feature_settings or {}),
     )
