@@ -239,6 +239,19 @@ def test_convert_all_writes_every_series_and_stack_with_dcm2niix_like_names(tmp_
     assert {nifti_name(s) for s in scan.series} == {n.removesuffix(".nii.gz") for n in names}
 
 
+def test_convert_all_cuts_an_over_long_series_description_in_the_file_name(tmp_path, capsys):
+    """Some writers exceed the 64 characters of a long string; 300 made a name the file system refused and
+    failed the whole --all run."""
+    with warnings.catch_warnings():  # pydicom warns of the over-long value, as it should
+        warnings.simplefilter("ignore", UserWarning)
+        write_dicom_series(
+            Volume(np.zeros((3, 4, 4), np.int16)), tmp_path / "in", series_description="ab" * 150
+        )
+    assert main(["convert", str(tmp_path / "in"), str(tmp_path / "out"), "--all"]) == 0
+    (written,) = [p.name for p in (tmp_path / "out").iterdir() if p.name.endswith(".nii.gz")]
+    assert written.endswith("_" + "ab" * 32 + ".nii.gz")
+
+
 def test_deidentified_sidecar_keeps_no_acquisition_time_of_day(tmp_path):
     _volume_series(tmp_path / "s", 3, AcquisitionTime=lambda v, k: f"1312{10 * v:02d}.500")
     assert main(["convert", str(tmp_path / "s"), str(tmp_path / "anon.nii.gz"), "--deidentify"]) == 0

@@ -108,6 +108,10 @@ def diffusion_files(volume: Volume) -> tuple[str, str] | None:
     return bval, bvec
 
 
+#: the series description's share of a file name: a long-string (LO) value's limit, which some writers exceed
+_DESCRIPTION_CHARACTERS = 64
+
+
 def nifti_name(series, deidentify: bool = False) -> str:
     """dcm2niix-like file stem of a stack: series number, description, stack label (``5_ep2d_bold_e2_ph``).
 
@@ -121,11 +125,11 @@ def nifti_name(series, deidentify: bool = False) -> str:
     Returns
     -------
     str
-        A file-system-safe stem.
+        A file-system-safe stem (the description cut to its first 64 characters).
     """
     parts = [str(series.header.series_number) if series.header.series_number is not None else "series"]
     if series.header.description and not deidentify:
-        parts.append(series.header.description)
+        parts.append(series.header.description[:_DESCRIPTION_CHARACTERS])
     if series.label:
         parts.append(series.label)
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", "_".join(parts)).strip("_.") or "series"
