@@ -131,6 +131,34 @@ def test_duplicates_only_when_pixels_are_identical_else_a_separate_stack(tmp_pat
     assert sum(len(s.frames) for s in scan.series) == len(files) + 1
 
 
+def test_an_image_without_a_position_is_set_apart_and_the_others_keep_their_geometry(tmp_path, capsys):
+    """One file without ImagePositionPatient used to send the whole series to the instance-order fallback
+    (an assumed axial direction, 1 mm or the header's spacing apart)."""
+    direction = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])  # sagittal slices
+    array = np.random.default_rng(1).integers(1, 50, SHAPE).astype(np.int16)
+    write_dicom_series(Volume(array, (3.0, 1.0, 1.0), (5.0, -2.0, 7.0), direction), tmp_path / "s")
+    expected = read_series(scan_dicom(tmp_path / "s").series[0], lazy=False)
+    lost = _files(tmp_path / "s")[2]
+    dataset = pydicom.dcmread(lost)
+    del dataset.ImagePositionPatient
+    dataset.save_as(lost)
+    scan = scan_dicom(tmp_path / "s")
+    main_stack = next(s for s in scan.series if not s.label)
+    volume = read_series(main_stack, lazy=False)
+    np.testing.assert_allclose(volume.affine, expected.affine)  # the true geometry, with a blank slice
+    blank = [k for k in range(SHAPE[0]) if (volume.array[k] < 0).all()]  # the fill: below every value
+    kept = [k for k in range(SHAPE[0]) if k not in blank]
+    assert len(blank) == 1 and np.array_equal(volume.array[kept], np.asarray(expected.array)[kept])
+    assert any("no ImagePositionPatient" in w and lost.name in w for w in main_stack.warnings)
+    (extra,) = [s for s in scan.series if s.label == "extra"]
+    assert [Path(f.path).name for f in extra.frames] == [lost.name]  # nothing dropped: it is its own stack
+    assert main(["convert", str(tmp_path / "s"), str(tmp_path / "out.nii.gz")]) == 0  # the main stack
+    assert np.array_equal(
+        np.asarray(nib.load(tmp_path / "out.nii.gz").dataobj).transpose(2, 1, 0), volume.array
+    )
+    assert main(["convert", str(tmp_path / "s"), str(tmp_path / "x.nii.gz"), "--stack", "extra"]) == 0
+
+
 def test_select_volume_and_4d_nifti_round_trip(tmp_path):
     arrays, _ = _volume_series(tmp_path / "s", 3, AcquisitionTime=lambda v, k: f"1200{v:02d}.000")
     assert main(["convert", str(tmp_path / "s"), str(tmp_path / "out.nii.gz")]) == 0

@@ -263,6 +263,20 @@ def test_missing_slices_are_reported_and_filled_at_true_positions(tmp_path):
     assert np.allclose(read.affine, volume.affine, atol=1e-5)
 
 
+@pytest.mark.parametrize("keep", [[0, 1, 3], [0, 2, 3], [0, 1, 3, 5, 6], [0, 2, 4, 5, 6, 7]])
+def test_a_gap_among_few_slices_is_filled_where_the_median_step_falls_between_two_steps(tmp_path, keep):
+    """Three slices with one missing have steps of 1 and 2 slice spacings: their median (1.5) is neither, so the
+    volume was spread at 1.5 spacings, slices off their true positions, instead of filled."""
+    volume = _phantom_series(tmp_path / "s")
+    for index, path in enumerate(_files(tmp_path / "s")):
+        if index not in keep:
+            path.unlink()
+    (read,) = read_dicom(tmp_path / "s")
+    assert read.shape[0] == keep[-1] + 1 and np.allclose(read.affine, volume.affine, atol=1e-5)
+    assert np.array_equal(read.array[keep], volume.array[keep])
+    assert not any("uneven" in w for w in read.metadata["warnings"])
+
+
 def test_duplicates_uneven_spacing_and_mixed_sizes_are_reported(tmp_path):
     _phantom_series(tmp_path / "dup")
     files = _files(tmp_path / "dup")

@@ -53,15 +53,25 @@ def choose_stack(scan, series_uid: str | None = None, stack: str | None = None):
     Raises
     ------
     NoSeriesError
-        When none or several match; the message lists every stack with the options that pick it.
+        When none or several match; the message lists every stack with the options that pick it.  Without
+        ``stack``, a series split only into its main stack and the ``extra`` stacks of images that could not be
+        placed gives its main stack.
     """
     chosen = scan.get(series_uid) if series_uid else list(scan.series)
     if stack is not None:
         chosen = [s for s in chosen if s.label == stack]
+    elif len({s.uid for s in chosen}) == 1:
+        # a series whose images that could not be placed were set apart ('extra' stacks; its warnings say so)
+        # is its main stack unless one is asked for
+        main = [s for s in chosen if not s.label]
+        if len(main) == 1 and all(s.label.endswith("extra") for s in chosen if s.label):
+            chosen = main
     if len(chosen) == 1:
         return chosen[0]
+    several = {s.uid for s in scan.series if sum(t.uid == s.uid for t in scan.series) > 1}
     listing = "; ".join(
-        f"{s.uid}{f' --stack {s.label!r}' if s.label else ''} '{s.name}' {'x'.join(map(str, s.array_shape))}"
+        f"{s.uid}{f' --stack {s.label!r}' if s.label or s.uid in several else ''} '{s.name}' "
+        f"{'x'.join(map(str, s.array_shape))}"
         for s in scan.series
     )
     wanted = f"{len(chosen)} stacks match" if chosen else "no series matches"

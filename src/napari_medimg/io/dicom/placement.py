@@ -225,9 +225,19 @@ def place_stack(
         When the orientation is not two perpendicular unit vectors or the spacing is not positive.
     """
     notes: list[str] = []
+    positionless = [f for f in frames if f.position is None]
+    if positionless and len(positionless) < len(frames) and frames[0].orientation is not None:
+        # the others keep their exact geometry; these go to a stack of their own (placed there by instance)
+        placed = place_stack([f for f in frames if f.position is not None], header, same_pixels)
+        placed.warnings.append(
+            f"{len(positionless)} image(s) have no ImagePositionPatient and could not be placed among the others "
+            f"({', '.join(sorted({Path(f.path).name for f in positionless})[:5])})."
+        )
+        placed.unplaced.extend(positionless)
+        return placed
     first = frames[0]
     dy, dx, spacing_words = _pixel_spacing(first, notes)
-    if first.orientation is None or any(f.position is None for f in frames):
+    if first.orientation is None or positionless:
         ordered = sorted(frames, key=lambda f: (f.instance, f.path, f.frame or 0, f.region or ()))
         dz = header.spacing_between_slices or header.slice_thickness or 1.0
         notes.append(
@@ -271,6 +281,13 @@ def place_stack(
     steps = np.diff(projections)
     step = float(np.median(steps))
     tolerance = max(0.01 * step, 1e-3)
+    smallest = float(steps.min())
+    if np.all(np.abs(steps - step) > tolerance) and smallest > 0:
+        # the median of an even count of steps can fall between two step sizes (3 slices, one missing: 3 and
+        # 6 mm steps give 4.5): the smallest step is the slice step when every step is a whole multiple of it
+        multiples = np.maximum(np.round(steps / smallest), 1)
+        if np.all(np.abs(steps - multiples * smallest) <= max(0.01 * smallest, 1e-3) * multiples):
+            step, tolerance = smallest, max(0.01 * smallest, 1e-3)
     counts = [int(round(gap / step)) for gap in steps]
     fill = [
         (c - 1) if c >= 2 and abs(gap - c * step) <= tolerance * c else 0
