@@ -143,3 +143,19 @@ def test_drive_lzw_tiff_and_gif_masks(shared_data):
     manual = read_image(drive / "1st_manual" / "21_manual1.gif")
     assert manual.shape == (584, 565) and set(np.unique(manual.array)) == {0, 255}
     assert 0.06 < (manual.array == 255).mean() < 0.14
+
+
+def test_medimg_info_describes_a_raster_image(tmp_path, capsys):
+    """It said "not a DICOM file" of a PNG the pixel classifier reads."""
+    import json
+
+    from napari_medimg.cli import main
+
+    write_labels_png(tmp_path / "strokes.png", np.ones((20, 30), np.uint8), spacing=(0.5, 0.25))
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "photo.jpg")
+    assert main(["info", str(tmp_path / "strokes.png"), "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)["series"]
+    assert entry["shape"] == [20, 30] and np.allclose(entry["spacing"], [0.5, 0.25]) and not entry["warnings"]
+    assert main(["info", str(tmp_path / "photo.jpg")]) == 0
+    text = capsys.readouterr().out
+    assert "(y,x,colour) 20 x 30 x 3" in text and "1 mm per pixel is assumed" in text

@@ -1,5 +1,5 @@
 """``medimg info PATH [--json]``: the series and stacks in a DICOM file/folder or a NIfTI file, with geometry and
-warnings.  The JSON never holds NaN or infinity (they become null): it is strict JSON."""
+warnings (a raster image: its shape and pixel size).  The JSON never holds NaN or infinity (they become null): it is strict JSON."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ def register(subcommands) -> None:
         "(gaps, implausible gaps, duplicates, uneven spacing, gantry tilt). No patient name, ID or birth date is "
         "printed.",
     )
-    parser.add_argument("path", type=Path, help="DICOM file, folder of DICOM files (recursive) or NIfTI file")
+    parser.add_argument(
+        "path", type=Path, help="DICOM file, folder of DICOM files (recursive), NIfTI file or raster image"
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.set_defaults(handler=run)
 
@@ -38,6 +40,24 @@ def describe(path: Path) -> dict:
         return {"path": str(path), "series": [entry], "skipped": []}
     import numpy as np
 
+    from ..io.raster import is_raster_path
+
+    if is_raster_path(path):
+        from ..io.raster import read_image
+
+        volume = read_image(path)
+        notes = []
+        if volume.metadata.get("spacing_assumed"):
+            notes.append(
+                "The file gives no physical pixel size: 1 mm per pixel is assumed (scales in pixels)."
+            )
+        entry = {
+            **volume.metadata,
+            "shape": list(volume.shape),
+            "spacing": np.round(volume.spacing, 6).tolist(),
+            "warnings": notes,
+        }
+        return {"path": str(path), "series": [entry], "skipped": []}
     from ..io.dicom import scan_dicom
 
     scan = scan_dicom(path)
@@ -94,18 +114,22 @@ def run(args) -> int:
             print(f"  series UID   {entry['series_uid']}")
         if entry.get("stack"):
             print(f"  stack         {entry['stack']}  (medimg convert --stack {entry['stack']})")
-        axes = "(volume,z,y,x)" if len(entry["shape"]) == 4 else "(z,y,x)"
+        axes = {4: "(volume,z,y,x)", 3: "(z,y,x)", 2: "(y,x)"}[len(entry["shape"])]
+        if entry.get("rgb"):
+            axes = "(y,x,colour)"
         print(f"  shape {axes} {' x '.join(str(s) for s in entry['shape'])}")
         if entry.get("volumes", 1) > 1:
             print(f"  volumes       {entry['volumes']}, ordered by {entry.get('volume_order', '')}")
         if entry.get("implausible_gap"):
             print("  FLAG          implausible gap between slices (see the warning); check the files")
         print(f"  spacing (mm)  {' x '.join(f'{s:g}' for s in entry['spacing'])}")
-        print(f"  orientation   {entry.get('orientation', '')}")
+        if "affine" in entry:  # a raster image has no patient geometry
+            print(f"  orientation   {entry.get('orientation', '')}")
         print(f"  geometry      {entry.get('geometry_source', '')}")
-        print("  affine (k,j,i -> LPS mm)")
-        for row in entry["affine"][:3]:
-            print("    " + "  ".join(f"{v:10.4f}" for v in row))
+        if "affine" in entry:
+            print("  affine (k,j,i -> LPS mm)")
+            for row in entry["affine"][:3]:
+                print("    " + "  ".join(f"{v:10.4f}" for v in row))
         for warning in entry.get("warnings", []):
             print(f"  warning: {warning}")
     for skipped in info["skipped"]:
