@@ -157,6 +157,10 @@ def test_a_typo_in_a_feature_column_is_said_and_missing_values_are_counted(wisco
     ignored = {entry["column"]: entry for entry in result["ignored_columns"]}
     assert set(ignored) == {"mean radius", "site"}
     assert ignored["mean radius"]["example"] == "13,5" and ignored["mean radius"]["numeric_share"] > 0.99
-    assert ignored["site"]["numeric_share"] == 0.0
+    assert (
+        ignored["site"]["numeric_share"] == 0.0
+        and not ignored["site"]["typo"]
+        and ignored["mean radius"]["typo"]
+    )
     warnings = captured.err.strip().splitlines()
     assert len(warnings) == 1 and "'mean radius'" in warnings[0] and "'13,5'" in warnings[0]

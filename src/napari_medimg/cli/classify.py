@@ -132,7 +132,7 @@ def run_train(args) -> int:
     )
     save_classifier(classifier, args.out, overwrite=args.overwrite)
     for column in classifier.metrics.get("ignored_columns", []):
-        if column["numeric_share"] >= 0.5:  # mostly numbers: a feature column with a typo, most likely
+        if column["typo"]:
             print(
                 f"medimg classify: warning: column {column['column']!r} is left out of the features: "
                 f"{column['numeric_share']:.0%} of its values are numbers, not {column['example']!r}",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry import Volume
+from ..geometry import Volume, check_spacing
 from .atomic import atomic_path
 from .errors import CorruptFileError, UnsupportedFileError
 
@@ -263,7 +263,7 @@ def write_labels_png(
     image = Image.fromarray(_label_values(labels, "PNG"))
     options = {}
     if spacing is not None:
-        dy, dx = _positive_spacing(spacing)
+        dy, dx = check_spacing(spacing, 2)
         options["dpi"] = (25.4 / dx, 25.4 / dy)
     target = Path(os.fspath(path))
     with atomic_path(target, overwrite=overwrite) as temporary:
@@ -279,13 +279,6 @@ def _label_values(labels: np.ndarray, kind: str) -> np.ndarray:
     if low < 0 or high > 65535:
         raise ValueError(f"{kind} labels must lie in 0..65535, got {low}..{high}")
     return labels.astype(np.uint8 if high <= 255 else np.uint16)
-
-
-def _positive_spacing(spacing) -> tuple[float, float]:
-    dy, dx = (float(value) for value in spacing)
-    if not (dy > 0 and dx > 0):
-        raise ValueError(f"spacing must be positive, got {spacing}")
-    return dy, dx
 
 
 def write_labels_tiff(
@@ -328,7 +321,7 @@ def write_labels_tiff(
     values = _label_values(labels, "TIFF")
     options: dict = {"photometric": "minisblack", "compression": "zlib"}
     if spacing is not None:
-        dy, dx = _positive_spacing(spacing)
+        dy, dx = check_spacing(spacing, 2)
         options["resolution"], options["resolutionunit"] = (10.0 / dx, 10.0 / dy), "CENTIMETER"
     target = Path(os.fspath(path))
     with atomic_path(target, overwrite=overwrite) as temporary:

@@ -31,6 +31,10 @@ __all__ = [
     "SchemaError",
 ]
 
+#: a text column whose values are at least this share numbers is a feature column with a typo (see
+#: :func:`ignored_columns`)
+TYPO_SHARE = 0.5
+
 #: model names of :func:`make_model`
 MODELS = ("svm", "tree", "forest", "gb")
 
@@ -197,8 +201,9 @@ def ignored_columns(table: pd.DataFrame, target: str | None = None) -> list[dict
     Returns
     -------
     list of dict
-        ``{"column", "numeric_share", "example"}`` per such column: the share of its non-empty values that are
-        numbers, and its first value that is not (a share near 1 is a feature column with a typo in it).
+        ``{"column", "numeric_share", "example", "typo"}`` per such column: the share of its non-empty values
+        that are numbers, its first value that is not, and whether it is mostly numbers (a share of at least
+        :data:`TYPO_SHARE`: a feature column with a typo in it, most likely).
     """
     skip = {target, *ID_COLUMNS}
     found = []
@@ -215,6 +220,7 @@ def ignored_columns(table: pd.DataFrame, target: str | None = None) -> list[dict
                 "column": str(name),
                 "numeric_share": round(share, 3),
                 "example": str(text.iloc[0]) if len(text) else "",
+                "typo": share >= TYPO_SHARE,
             }
         )
     return found

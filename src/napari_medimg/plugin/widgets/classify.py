@@ -313,7 +313,7 @@ class ObjectClassifierWidget(_ModelFiles, JobWidget):
         else:
             self.summary.value = f"trained on {metrics['n']} objects (no cross-validation)"
             _plots_dock(self.viewer).plot(None, self.classifier.importances)
-        typos = [c["column"] for c in metrics.get("ignored_columns", []) if c["numeric_share"] >= 0.5]
+        typos = [c["column"] for c in metrics.get("ignored_columns", []) if c["typo"]]
         self.status.value = "trained" + (f"; left out, not all numbers: {', '.join(typos)}" if typos else "")
         self.predict_button.enabled = self.save_button.enabled = True
 
