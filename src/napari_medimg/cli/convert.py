@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_NIFTI = (".nii", ".nii.gz")
+#: what `medimg convert` writes as NIfTI (one file; it reads .hdr/.img pairs too)
+_NIFTI_OUTPUTS = (".nii", ".nii.gz")
 #: what a de-identified sidecar keeps (an allow-list: a new metadata key is dropped until reviewed)
 _DEIDENTIFIED_KEYS = (
     "modality",
@@ -113,7 +114,9 @@ def _check_burned_in(series, allow: bool) -> None:
 
 
 def run(args) -> int:
-    nifti_out = args.out.name.lower().endswith(_NIFTI)
+    from ..io.volumes import is_nifti_path
+
+    nifti_out = args.out.name.lower().endswith(_NIFTI_OUTPUTS)
     if args.all:
         if nifti_out:
             raise ValueError(
@@ -150,7 +153,7 @@ def run(args) -> int:
         )
         print(f"{args.out}: {len(written)} de-identified DICOM files")
         return 0
-    if args.path.name.lower().endswith(_NIFTI):
+    if is_nifti_path(args.path):
         from ..io.nifti import read_nifti, write_nifti
 
         volume = read_nifti(args.path)

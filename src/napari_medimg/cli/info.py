@@ -26,7 +26,9 @@ def register(subcommands) -> None:
 
 def describe(path: Path) -> dict:
     """The PHI-free description printed by ``medimg info`` (also used by the DICOM browser)."""
-    if path.name.lower().endswith((".nii", ".nii.gz")):
+    from ..io.volumes import is_nifti_path
+
+    if is_nifti_path(path):
         from ..io.nifti import read_nifti
 
         volume = read_nifti(path)
@@ -35,7 +37,7 @@ def describe(path: Path) -> dict:
             "shape": list(volume.shape),
             "spacing": volume.spacing.round(6).tolist(),
             "affine": volume.affine.round(6).tolist(),
-            "warnings": [],
+            "warnings": list(volume.metadata.get("warnings", [])),
         }
         return {"path": str(path), "series": [entry], "skipped": []}
     import numpy as np

@@ -71,7 +71,8 @@ def read_nifti(path: str | os.PathLike) -> Volume:
     Parameters
     ----------
     path : str or os.PathLike
-        ``.nii`` or ``.nii.gz`` file.
+        ``.nii`` or ``.nii.gz`` file, or either file of a ``.hdr``/``.img`` pair (NIfTI-1 pair, or Analyze
+        7.5, whose assumed orientation is stated in ``metadata["warnings"]``).
 
     Returns
     -------
@@ -90,10 +91,18 @@ def read_nifti(path: str | os.PathLike) -> Volume:
         image = nib.load(os.fspath(path))
     except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError) as error:
         raise CorruptFileError(f"{os.fspath(path)!r} is not a readable NIfTI file: {error}") from error
-    if not isinstance(image, nib.Nifti1Image):  # Nifti2Image is one too; CIFTI-2 is not a voxel grid
+    # NIfTI-1/2 single files and .hdr/.img pairs are AnalyzeImages too; CIFTI-2 is not a voxel grid
+    if not isinstance(image, nib.AnalyzeImage):
         kind = "CIFTI-2" if isinstance(image, nib.Cifti2Image) else type(image).__name__.removesuffix("Image")
         raise UnsupportedFileError(
             f"{os.fspath(path)!r} is a {kind} file, not a NIfTI volume (no voxel grid with an affine)"
+        )
+    notes = []
+    if not isinstance(image, nib.Nifti1Pair):  # Analyze 7.5 (also SPM's variant): no orientation stored
+        notes.append(
+            "Analyze 7.5 header: the file stores no orientation, so the left-right axis follows the "
+            "radiological convention SPM assumes (x flipped; an SPM .mat file beside it is used when present). "
+            "Check the patient's left and right before trusting positions."
         )
     try:
         data = np.asanyarray(image.dataobj)
@@ -120,11 +129,16 @@ def read_nifti(path: str | os.PathLike) -> Volume:
     # (i, j, k[, t]) on disk -> (z, y, x), or (volume, z, y, x) for a 4D file, in memory
     array = np.ascontiguousarray(data.transpose(2, 1, 0) if data.ndim == 3 else data.transpose(3, 2, 1, 0))
     name = Path(os.fspath(path)).name
+    stem = name.removesuffix(".gz").removesuffix(".GZ")
     metadata = {
-        "series_description": name.removesuffix(".gz").removesuffix(".nii"),
+        "series_description": stem[: -len(Path(stem).suffix)] if Path(stem).suffix else stem,
         "orientation": orientation_code(direction),
-        "geometry_source": "NIfTI sform/qform",
+        "geometry_source": "NIfTI sform/qform"
+        if isinstance(image, nib.Nifti1Pair)
+        else "Analyze 7.5 voxel size and origin (radiological left-right convention assumed)",
     }
+    if notes:
+        metadata["warnings"] = notes
     return Volume(array, spacing, origin, direction, metadata)
 
 

@@ -13,13 +13,14 @@ from pathlib import Path
 from ..geometry import Volume
 from .errors import NoSeriesError
 
-__all__ = ["read_volume", "select_volume", "choose_stack", "is_nifti_path"]
+__all__ = ["read_volume", "select_volume", "choose_stack", "is_nifti_path", "NIFTI_SUFFIXES"]
 
-_NIFTI = (".nii", ".nii.gz")
+#: one-file NIfTI, and the header/image pairs of NIfTI-1 (``ni1``) and Analyze 7.5 (either file names the pair)
+NIFTI_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz")
 
 
 def is_nifti_path(path: str | os.PathLike) -> bool:
-    """True when the file name ends in ``.nii`` or ``.nii.gz``, in any case.
+    """True when the file name ends in a NIfTI suffix (:data:`NIFTI_SUFFIXES`), in any case.
 
     Parameters
     ----------
@@ -29,8 +30,10 @@ def is_nifti_path(path: str | os.PathLike) -> bool:
     Returns
     -------
     bool
+        Whether :func:`~napari_medimg.io.nifti.read_nifti` reads it (``.nii``, ``.nii.gz``, or either file of a
+        ``.hdr``/``.img`` pair).
     """
-    return Path(os.fspath(path)).name.lower().endswith(_NIFTI)
+    return Path(os.fspath(path)).name.lower().endswith(NIFTI_SUFFIXES)
 
 
 def choose_stack(scan, series_uid: str | None = None, stack: str | None = None):
@@ -93,7 +96,8 @@ def read_volume(
     Parameters
     ----------
     path : str or os.PathLike
-        ``.nii``/``.nii.gz``, a raster image (``.png``, ``.tif``, ...), or a DICOM file or folder.
+        ``.nii``/``.nii.gz`` (or a ``.hdr``/``.img`` pair), a raster image (``.png``, ``.tif``, ...), or a
+        DICOM file or folder.
     series_uid : str, optional
         DICOM only: the SeriesInstanceUID when the folder holds several series.
     stack : str, optional

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 import napari
+import nibabel as nib
 import numpy as np
 
 from ..geometry import Volume
@@ -23,6 +24,7 @@ from ..io.dicom import is_dicom_file, is_regular_file, read_series, scan_dicom, 
 from ..io.dicom.colour import is_colour_file, read_colour_dicom
 from ..io.errors import NoSeriesError
 from ..io.nifti import read_nifti
+from ..io.volumes import is_nifti_path
 from .layers import layer_data_tuple
 from .messages import announce_layers
 from .names import distinct_name
@@ -38,7 +40,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-_NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _FOLDER_PROBE = 200  # files looked at before deciding a folder holds no DICOM
 _SEGMENTATION = "1.2.840.10008.5.1.4.1.1.66.4"
 _LABEL_NAMES = ("label", "mask", "seg", "roi")
@@ -46,7 +47,17 @@ _MAX_LABEL_VALUES = 64
 
 
 def _is_nifti(path: Path) -> bool:
-    return path.name.lower().endswith(_NIFTI_SUFFIXES) and is_regular_file(path)
+    """A NIfTI file, or either file of a ``.hdr``/``.img`` pair whose other file is there (an ``.img`` alone
+    is left to other readers: many formats use that suffix)."""
+    if not (is_nifti_path(path) and is_regular_file(path)):
+        return False
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        return True
+    try:
+        files = nib.AnalyzeImage.filespec_to_file_map(os.fspath(path))
+    except (nib.filebasedimages.ImageFileError, ValueError):
+        return False
+    return all(is_regular_file(holder.filename) for holder in files.values())
 
 
 def _folder_state(folder: Path) -> str:
