@@ -306,21 +306,27 @@ def _same_pixels(a: FrameRecord, b: FrameRecord) -> bool:
 
 
 def _labels(stacks: list[list[FrameRecord]]) -> list[str]:
-    """Readable stack labels: echo (``e2``) and type (``ph``) parts where the stacks differ in them."""
+    """Readable stack labels: echo (``e2``), type (``ph``) and enhanced StackID (``stack2``) parts where the
+    stacks differ in them."""
     if len(stacks) == 1:
         return [""]
     echoes = [_echo_of(s[0]) for s in stacks]
     times = sorted({t for _, t in echoes if t})  # an EchoTime of 0 (a derived field map) is no echo
     echo_ids = [n if n is not None else (times.index(t) + 1 if t else None) for n, t in echoes]
     tokens = [type_token(s[0].image_type) for s in stacks]
+    stack_ids = [dict(s[0].stack_key).get("stack", "") for s in stacks]
     labels = []
-    for echo, token, stack in zip(echo_ids, tokens, stacks, strict=True):
+    for echo, token, stack_id, stack in zip(echo_ids, tokens, stack_ids, stacks, strict=True):
         parts = []
         if len(set(echo_ids)) > 1 and echo is not None:
             parts.append(f"e{echo}")
         if len(set(tokens)) > 1 and token:
             parts.append(token)
-        label = "_".join(parts) or ("mag" if len(set(tokens)) > 1 else stack[0].stack_label.lower())
+        if len(set(stack_ids)) > 1 and stack_id:
+            parts.append(f"stack{stack_id}")
+        # the frame's own type word (FrameType value 4: M, P, ...); NONE says there is none
+        own = stack[0].stack_label.lower() if stack[0].stack_label.upper() != "NONE" else ""
+        label = "_".join(parts) or ("mag" if len(set(tokens)) > 1 else own)
         labels.append(re.sub(r"[^A-Za-z0-9_]+", "_", label).strip("_"))
     return labels
 
