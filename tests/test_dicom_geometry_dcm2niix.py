@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,24 +22,14 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from dcm2niix_runner import needs_dcm2niix
+from dcm2niix_runner import run_dcm2niix as run_dcm2niix_files
 from pydicom.uid import generate_uid
 
 from napari_medimg.cli import main
 
 pytestmark = pytest.mark.shared_data
 TOLERANCE_MM = 0.05
-
-
-def _dcm2niix() -> str | None:
-    found = shutil.which("dcm2niix")
-    if found:
-        return found
-    beside = Path(sys.executable).parent / "dcm2niix"
-    return str(beside) if beside.is_file() else None
-
-
-DCM2NIIX = _dcm2niix()
-needs_dcm2niix = pytest.mark.skipif(DCM2NIIX is None, reason="the dcm2niix binary is not installed")
 
 
 # --------------------------------------------------------------------------------------------- templates
@@ -175,14 +162,8 @@ def corners(image) -> np.ndarray:
 
 
 def run_dcm2niix(source: Path, out: Path) -> tuple[list[Path], str]:
-    out.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [DCM2NIIX, "-z", "n", "-b", "n", "-f", "%s_%p", "-o", str(out), str(source)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return sorted(out.glob("*.nii")), done.stdout + done.stderr
+    written, log, _ = run_dcm2niix_files(source, out)
+    return written, log
 
 
 def run_ours(source: Path, out: Path) -> list[Path]:

@@ -102,7 +102,7 @@ def diffusion_files(volume: Volume) -> tuple[str, str] | None:
         voxel = axes.T @ (lps * np.array([-1.0, -1.0, 1.0]))
         if np.linalg.det(affine) > 0:
             voxel[0] = -voxel[0]
-        vectors.append(voxel / np.linalg.norm(voxel))
+        vectors.append(voxel / np.linalg.norm(voxel) * np.linalg.norm(lps))  # GE: about 1 (ge_scaled_b_value)
     bval = " ".join(f"{v:g}" for v in values) + "\n"
     bvec = "\n".join(" ".join(f"{row[i]:.6f}" for row in vectors) for i in range(3)) + "\n"
     return bval, bvec

@@ -12,7 +12,8 @@ phase-encoded data): with ``(x, y, z)`` the three values, ``r``/``c`` the row/co
 ImageOrientationPatient and ``n = r x c``, the LPS direction for column (COL) phase encoding is ``-x r - y c
 + z n`` for axial slices (``n`` closest to the patient z axis), ``x r + y c - z n`` for sagittal slices
 (``n`` closest to x) and ``-x r + y c + z n`` for coronal slices (``n`` closest to y).  For row (ROW) phase
-encoding ``(x, y)`` is first replaced by ``(y, -x)`` (dcm2niix: "untested").  A direction shorter than 1
+encoding ``(x, y)`` is first replaced by ``(y, -x)``, and by ``(-y, x)`` for coronal slices (what dcm2niix
+v1.0.20260724 writes, checked against the binary; dcm2niix calls ROW "untested").  A direction shorter than 1
 (0.03 < ``|g|`` < 0.97) scales the b-value by ``|g|^2`` (dcm2niix issue 163).
 
 **Philips**: direction (2005,10B0), (2005,10B1), (2005,10B2) of "Philips MR Imaging DD 001"; b-value
@@ -31,7 +32,13 @@ import numpy as np
 
 from .records import FrameRecord, first
 
-__all__ = ["ge_gradient_lps", "philips_gradient_lps", "vendor_diffusion"]
+__all__ = [
+    "ge_gradient_lps",
+    "ge_scaled_b_value",
+    "philips_gradient_lps",
+    "unit_direction",
+    "vendor_diffusion",
+]
 
 #: fast header keyword -> (group, element offset, private creator) of the private values read here
 PRIVATE_DIFFUSION = {
@@ -80,11 +87,40 @@ def ge_gradient_lps(gradient, orientation, phase_direction: str = "COL") -> tupl
     row, col = o[:3] / np.linalg.norm(o[:3]), o[3:] / np.linalg.norm(o[3:])
     normal = np.cross(row, col)
     x, y, z = g / length
-    if phase_direction == "ROW":
-        x, y = y, -x
-    sx, sy, sz = _GE_SIGNS[int(np.argmax(np.abs(normal)))]
+    axis = int(np.argmax(np.abs(normal)))
+    if phase_direction == "ROW":  # dcm2niix 1.0.2026: coronal slices take the opposite in-plane signs
+        x, y = (-y, x) if axis == 1 else (y, -x)
+    sx, sy, sz = _GE_SIGNS[axis]
     vector = sx * x * row + sy * y * col + sz * z * normal
     return vector / np.linalg.norm(vector), length
+
+
+def ge_scaled_b_value(b_value: float, length: float) -> tuple[float, float]:
+    """GE's b-value of a gradient shorter than 1, and the length its b-vector keeps (dcm2niix's rule).
+
+    For ``0.03 < length < 0.97`` the b-value is ``b length^2`` rounded to a multiple of 5 (at least 5), and
+    the vector keeps the length ``length sqrt(b / rounded)`` (about 1), so that the written b-value times the
+    squared vector length stays ``b length^2`` (dcm2niix issues 163 and 245).  Otherwise the b-value and the
+    stored length are kept as they are (dcm2niix does not normalise GE's vectors): ``(b, length)``.
+
+    Examples
+    --------
+    >>> ge_scaled_b_value(1000.0, 0.55)[0]  # 302.5 -> 305
+    305.0
+    """
+    if not (b_value > 0 and 0.03 < length < 0.97):
+        return b_value, length
+    scaled = b_value * length**2
+    rounded = 5.0 if scaled < 5 else float(int((scaled + 2.5) / 5) * 5)
+    return rounded, length * float(np.sqrt(b_value / rounded))
+
+
+def unit_direction(vector: np.ndarray | None) -> np.ndarray | None:
+    """A gradient direction scaled to unit length (zero stays zero), as dcm2niix normalises the b-vectors."""
+    if vector is None:
+        return None
+    length = float(np.linalg.norm(vector))
+    return np.asarray(vector, float) / length if length > 1e-6 else np.zeros(3)
 
 
 def philips_gradient_lps(gradient) -> np.ndarray | None:
@@ -159,8 +195,9 @@ def vendor_diffusion(dataset, frame: FrameRecord) -> None:
         result = ge_gradient_lps(ge, frame.orientation, direction)
         if result is not None:
             frame.b_vector, length = result
-            if frame.b_value and 0.03 < length < 0.97:  # GE scales b by |g|^2 (dcm2niix issue 163)
-                frame.b_value = frame.b_value * length**2
+            if frame.b_value:  # GE scales b by |g|^2 (dcm2niix issues 163, 245)
+                frame.b_value, kept = ge_scaled_b_value(frame.b_value, length)
+                frame.b_vector = frame.b_vector * kept
         return
     philips = _floats(dataset, ("PhilipsGradientRL", "PhilipsGradientAP", "PhilipsGradientFH"))
     if philips is not None:

@@ -18,7 +18,7 @@ import numpy as np
 from ...progress import Cancelled
 from .._fastheader import parse_header
 from ..errors import CorruptFileError, MedImgReadError, NotAnImageError, UnsupportedFileError
-from .diffusion import vendor_diffusion
+from .diffusion import unit_direction, vendor_diffusion
 from .files import BoundedReader, _read_head, looks_like_dicom
 from .mosaic import is_mosaic, mosaic_frames, siemens_acquisition
 from .records import (
@@ -72,6 +72,7 @@ VOLUME_DIMENSIONS = {
 }
 _POSITION_DIMENSIONS = {0x00209057, 0x00200032}  # InStackPositionNumber, ImagePositionPatient
 _STACK_ID = 0x00209056
+_DIFFUSION_DIMENSIONS = {0x00189087, 0x00189089}  # DiffusionBValue, DiffusionGradientOrientation
 #: a deflated file may inflate to at most this many times its size (and never beyond the absolute cap)
 MAX_INFLATE_RATIO = 100
 MAX_INFLATED_BYTES = 2**30
@@ -366,7 +367,7 @@ def _classic_frame(path: Path, dataset, fmt: PixelFormat) -> FrameRecord:
         temporal_position=to_int(dataset.get("TemporalPositionIdentifier")),
         trigger_time=to_float(dataset.get("TriggerTime")),
         b_value=to_float(dataset.get("DiffusionBValue")),
-        b_vector=to_floats(dataset.get("DiffusionGradientOrientation"), 3),
+        b_vector=unit_direction(to_floats(dataset.get("DiffusionGradientOrientation"), 3)),
         acquisition=_acquisition(dataset),
     )
     frame.split_values = {name: joined(dataset.get(name, "")) for name in SPLIT_ATTRIBUTES}
@@ -490,6 +491,8 @@ def _multiframe_frames(path: Path, dataset, fmt: PixelFormat) -> list[FrameRecor
                     elif pointer not in _POSITION_DIMENSIONS and pointer != _STACK_ID:
                         stack_key.append((hex(pointer), int(value)))
                 volume_key += private_key
+                if _DIFFUSION_DIMENSIONS & set(pointers):  # dcm2niix: the last dimension is the slowest
+                    volume_key.reverse()
         if frame_type is not None and "FrameType" in frame_type:
             image_type = tuple(str(v).upper() for v in frame_type.FrameType)
             stack_key.append(("type", image_type))
@@ -498,8 +501,10 @@ def _multiframe_frames(path: Path, dataset, fmt: PixelFormat) -> list[FrameRecor
         intercept = to_float((transform or dataset).get("RescaleIntercept"), 0.0)
         b_vector = None
         if diffusion is not None and diffusion.get("DiffusionGradientDirectionSequence"):
-            b_vector = to_floats(
-                diffusion.DiffusionGradientDirectionSequence[0].get("DiffusionGradientOrientation"), 3
+            b_vector = unit_direction(
+                to_floats(
+                    diffusion.DiffusionGradientDirectionSequence[0].get("DiffusionGradientOrientation"), 3
+                )
             )
         frames.append(
             FrameRecord(

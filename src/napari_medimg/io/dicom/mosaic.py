@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 
+from .diffusion import unit_direction
 from .records import FrameRecord, SeriesHeader, check_position, to_float
 
 __all__ = ["is_mosaic", "mosaic_frames", "csa_image_header", "siemens_acquisition"]
@@ -194,7 +195,7 @@ def siemens_acquisition(dataset, frame: FrameRecord, csa: dict | None = None) ->
     if len(gradient) == 3 and frame.b_vector is None:
         vector = np.asarray(gradient, float)
         if np.all(np.isfinite(vector)):
-            frame.b_vector = vector
+            frame.b_vector = unit_direction(vector)
     positive = csa.get("PhaseEncodingDirectionPositive") or []
     direction = frame.acquisition.get("InPlanePhaseEncodingDirectionDICOM")
     if positive and direction in ("ROW", "COL"):
