@@ -73,6 +73,22 @@ def test_images_sharing_positions_are_volumes_ordered_by_the_documented_rule(tmp
     assert np.array_equal(np.asarray(lazy.array[3, 2]), arrays[3][2])
 
 
+def test_a_series_acquired_across_midnight_keeps_its_volume_order(tmp_path):
+    """AcquisitionTime is a time of day: 23:59:58, 00:00:08, ... follow each other (before, the volumes after
+    midnight were put first)."""
+    start = 23 * 3600 + 59 * 60 + 48
+    times = [(start + 10 * v) % 86400 for v in range(4)]
+    arrays, _ = _volume_series(
+        tmp_path / "s",
+        4,
+        InstanceNumber=lambda v, k: (3 - v) * 10 + k + 1,  # counter against time: only the times tell
+        AcquisitionTime=lambda v, k: f"{times[v] // 3600:02d}{times[v] % 3600 // 60:02d}{times[v] % 60:02d}",
+    )
+    assert times[1] > times[2]  # the clock wrapped between volumes 1 and 2
+    volume = read_volume(tmp_path / "s", lazy=False)
+    assert np.array_equal(volume.array, np.stack(arrays))
+
+
 def test_temporal_position_identifier_wins_over_acquisition_time(tmp_path):
     arrays, _ = _volume_series(
         tmp_path / "s",

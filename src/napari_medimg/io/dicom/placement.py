@@ -29,8 +29,11 @@ __all__ = ["StackGeometry", "place_stack", "VOLUME_ORDER", "MAX_FILL_FRACTION"]
 
 VOLUME_ORDER = (
     "enhanced DimensionIndexValues (TemporalPositionIndex, diffusion), TemporalPositionIdentifier, "
-    "TriggerTime, AcquisitionTime, InstanceNumber, file name"
+    "TriggerTime, AcquisitionTime (times after midnight follow the evening's in a stack acquired across it), "
+    "InstanceNumber, file name"
 )
+#: acquisition times of day (s) that spread over more than this in one stack were taken across midnight
+_MIDNIGHT_SPREAD_S = 12 * 3600
 #: gaps are filled with blank slices only while the blanks are at most this fraction of the present slices
 MAX_FILL_FRACTION = 1.0
 DUPLICATE_TOL_MM = 0.01
@@ -73,8 +76,10 @@ class StackGeometry:
     implausible_gap: bool = False
 
 
-def _volume_order(frame: FrameRecord) -> tuple:
+def _volume_order(frame: FrameRecord, across_midnight: bool = False) -> tuple:
     temporal, trigger, time = frame.temporal_position, frame.trigger_time, frame.acquisition_time
+    if across_midnight and time is not None and time < _MIDNIGHT_SPREAD_S:
+        time += 24 * 3600  # the next day's morning, after the evening's images
     return (  # unknown values (0, 0) sort before known ones (1, value)
         frame.volume_key,
         (0, 0) if temporal is None else (1, temporal),
@@ -119,12 +124,14 @@ def _orientation(first: FrameRecord, notes: list[str]):
 
 def _volume_orders(frames: list[FrameRecord]) -> Callable[[FrameRecord], tuple]:
     """:func:`_volume_order` as a sort key computed once per stored image: it reads only what the tiles of a
-    mosaic share (a 200-file mosaic has 7,200 tiles and 200 keys)."""
-    keys: dict = {}
+    mosaic share (a 200-file mosaic has 7,200 tiles and 200 keys).  Acquisition times are seconds of the day:
+    when a stack's spread over more than 12 hours, it was acquired across midnight, and the morning's follow."""
+    units: dict = {}
     for frame in frames:
-        unit = frame.path, frame.frame
-        if unit not in keys:
-            keys[unit] = _volume_order(frame)
+        units.setdefault((frame.path, frame.frame), frame)
+    times = [f.acquisition_time for f in units.values() if f.acquisition_time is not None]
+    across_midnight = bool(times) and max(times) - min(times) > _MIDNIGHT_SPREAD_S
+    keys = {unit: _volume_order(frame, across_midnight) for unit, frame in units.items()}
     return lambda frame: keys[frame.path, frame.frame]
 
 
