@@ -441,20 +441,44 @@ def test_siemens_trace_volume_is_kept_like_dcm2niix(vendor, tmp_path):
 
 
 @needs_dcm2niix
-@pytest.mark.xfail(
-    strict=True, reason="dcm2niix moves b>0 zero-vector (trace/ADC) volumes to a _ADC file; we keep them"
-)
 @pytest.mark.parametrize("vendor", ["philips", "standard", "enhanced"])
-def test_derived_trace_volume_is_split_off_by_dcm2niix(vendor, tmp_path):
-    volumes = [*DIRECTIONS, (1000.0, (0.0, 0.0, 0.0))]
+@pytest.mark.parametrize("where", ["last", "middle"])
+def test_derived_trace_volume_is_left_out_as_dcm2niix_does(vendor, where, tmp_path, capsys):
+    """A b > 0 image without a direction (Philips' trace, an ISOTROPIC enhanced frame; the standard tags of a
+    maker dcm2niix does not know) is not a diffusion volume: dcm2niix leaves it out of the DWI and writes an
+    _ADC file of every image with the trace ones last; ``medimg convert`` gives the same two (its stack 'adc').
+    Before, the trace image was kept among the diffusion volumes."""
+    trace = (1000.0, (0.0, 0.0, 0.0))
+    volumes = [*DIRECTIONS, trace] if where == "last" else [*DIRECTIONS[:3], trace, *DIRECTIONS[3:]]
     pixels = _pixels(len(volumes), 4)
+    at = volumes.index(trace)
     if vendor == "enhanced":
-        write = lambda d: write_enhanced(d, "axial", volumes, pixels, directionality={6: "ISOTROPIC"})  # noqa: E731
+        write = lambda d: write_enhanced(d, "axial", volumes, pixels, directionality={at: "ISOTROPIC"})  # noqa: E731
     else:
         write = lambda d: write_classic(d, vendor, "axial", volumes, pixels)  # noqa: E731
     write(tmp_path / "in")
-    assert any(p.name.endswith("_ADC.nii") for p in run_dcm2niix(tmp_path / "in", tmp_path / "probe"))
+    (adc,) = [p for p in run_dcm2niix(tmp_path / "in", tmp_path / "probe") if p.name.endswith("_ADC.nii")]
     compare(tmp_path / "in", tmp_path, expected_volumes=len(DIRECTIONS))
+    ours = tmp_path / "ours" / "adc.nii"
+    assert main(["convert", str(tmp_path / "in"), str(ours), "--stack", "adc"]) == 0
+    capsys.readouterr()
+    assert nib.load(ours).shape[3] == len(volumes)
+    _world_voxels_equal(nib.load(ours), nib.load(adc))
+
+
+@needs_dcm2niix
+@pytest.mark.parametrize("orientation", list(ORIENTATIONS))
+@pytest.mark.parametrize("manufacturer", ["SIEMENS", "GE MEDICAL SYSTEMS", "Canon_MEC", "TOSHIBA", "HITACHI"])
+def test_standard_diffusion_tags_of_each_maker_as_dcm2niix_reads_them(
+    manufacturer, orientation, tmp_path, monkeypatch
+):
+    """The standard DiffusionBValue/DiffusionGradientOrientation under each maker's name: GE's and Canon's
+    directions are in the logical frame of the acquisition (dcm2niix's GE rule; before, read as patient
+    coordinates), the others' in patient coordinates; their derived trace image stays among the volumes."""
+    volumes = [*DIRECTIONS, (1000.0, (0.0, 0.0, 0.0))]
+    base = _base
+    monkeypatch.setitem(globals(), "_base", lambda _, *rest: base(manufacturer, *rest))
+    _case(tmp_path, lambda d: write_classic(d, "standard", orientation, volumes, _pixels(len(volumes), 4)))
 
 
 @needs_dcm2niix
@@ -502,3 +526,13 @@ def test_standard_gradient_orientation_is_read_as_unit_vector(tmp_path):
     for fast in (True, False):
         (frame, *_) = frames_of_file(sorted(tmp_path.iterdir())[0], fast=fast)[1]
         assert np.allclose(frame.b_vector, [0.0, 0.6, 0.8])
+
+
+@needs_dcm2niix
+@pytest.mark.parametrize("phase", ["COL", "ROW"])
+def test_ge_private_zero_gradient_is_b0_as_dcm2niix_reads_it(phase, tmp_path):
+    """A GE image with b > 0 and a zero gradient (a trace image) has b = 0 in dcm2niix's .bval."""
+    volumes = [*DIRECTIONS, (1000.0, (0.0, 0.0, 0.0))]
+    pixels = _pixels(len(volumes), 4)
+    result = _case(tmp_path, lambda d: write_classic(d, "ge", "oblique", volumes, pixels, phase=phase))
+    assert result["bvals"][-1] == 0

@@ -36,6 +36,14 @@ def is_nifti_path(path: str | os.PathLike) -> bool:
     return Path(os.fspath(path)).name.lower().endswith(NIFTI_SUFFIXES)
 
 
+def _set_apart(label: str) -> bool:
+    """A stack beside a series' main one: its images that could not be placed, or all its images with the
+    derived trace images last (:data:`~napari_medimg.io.dicom.series.ADC_LABEL`)."""
+    from .dicom.series import ADC_LABEL
+
+    return label.endswith("extra") or label.split("_")[-1] == ADC_LABEL
+
+
 def choose_stack(scan, series_uid: str | None = None, stack: str | None = None):
     """The one stack of a :class:`~napari_medimg.io.dicom.DicomScan` picked by series UID and stack label.
 
@@ -58,16 +66,16 @@ def choose_stack(scan, series_uid: str | None = None, stack: str | None = None):
     NoSeriesError
         When none or several match; the message lists every stack with the options that pick it.  Without
         ``stack``, a series split only into its main stack and the ``extra`` stacks of images that could not be
-        placed gives its main stack.
+        placed, or the ``adc`` stack of all its images with the derived trace images last, gives its main stack.
     """
     chosen = scan.get(series_uid) if series_uid else list(scan.series)
     if stack is not None:
         chosen = [s for s in chosen if s.label == stack]
     elif len({s.uid for s in chosen}) == 1:
-        # a series whose images that could not be placed were set apart ('extra' stacks; its warnings say so)
-        # is its main stack unless one is asked for
+        # a series whose images that could not be placed were set apart ('extra' stacks), or whose derived
+        # trace images were left out ('adc' holds all; its warnings say so) is its main stack unless asked
         main = [s for s in chosen if not s.label]
-        if len(main) == 1 and all(s.label.endswith("extra") for s in chosen if s.label):
+        if len(main) == 1 and all(_set_apart(s.label) for s in chosen if s.label):
             chosen = main
     if len(chosen) == 1:
         return chosen[0]

@@ -16,6 +16,10 @@ encoding ``(x, y)`` is first replaced by ``(y, -x)``, and by ``(-y, x)`` for cor
 v1.0.20260724 writes, checked against the binary; dcm2niix calls ROW "untested").  A direction shorter than 1
 (0.03 < ``|g|`` < 0.97) scales the b-value by ``|g|^2`` (dcm2niix issue 163).
 
+**GE and Canon** (:data:`LOGICAL_FRAME_MAKERS`): the standard DiffusionGradientOrientation of a classic image is
+in the same logical frame, and converted by the same rule (what dcm2niix v1.0.20260724 writes for both makers;
+other makers' standard directions, Toshiba's included, are patient coordinates).
+
 **Philips**: direction (2005,10B0), (2005,10B1), (2005,10B2) of "Philips MR Imaging DD 001"; b-value
 (2001,1003) of "Philips Imaging DD 001".  The three values are the RL, AP and FH components in patient
 coordinates: the +x (towards the patient's left), +y (posterior) and +z (head) LPS components, used as they
@@ -38,6 +42,7 @@ __all__ = [
     "philips_gradient_lps",
     "unit_direction",
     "vendor_diffusion",
+    "LOGICAL_FRAME_MAKERS",
 ]
 
 #: fast header keyword -> (group, element offset, private creator) of the private values read here
@@ -50,6 +55,9 @@ PRIVATE_DIFFUSION = {
     "PhilipsGradientAP": (0x2005, 0xB1, "Philips MR Imaging DD 001"),
     "PhilipsGradientFH": (0x2005, 0xB2, "Philips MR Imaging DD 001"),
 }
+#: makers (first two letters of Manufacturer) whose gradient directions, the standard DiffusionGradientOrientation
+#: included, are in the logical frame of the acquisition: GE and Canon (dcm2niix converts both with its GE rule)
+LOGICAL_FRAME_MAKERS = ("GE", "CA")
 #: coefficients of (x r, y c, z n) by the axis the slice normal is closest to (patient x, y, z)
 _GE_SIGNS = {0: (1.0, 1.0, -1.0), 1: (-1.0, 1.0, 1.0), 2: (-1.0, -1.0, 1.0)}
 
@@ -187,15 +195,21 @@ def vendor_diffusion(dataset, frame: FrameRecord) -> None:
         philips_b = _floats(dataset, ("PhilipsBValue",))
         if philips_b is not None and np.isfinite(philips_b[0]) and philips_b[0] >= 0:
             frame.b_value = philips_b[0]
-    if frame.b_vector is not None:
+    maker = str(dataset.get("Manufacturer", "") or "").strip().upper()[:2]
+    if frame.b_vector is not None and maker not in LOGICAL_FRAME_MAKERS:
         return
     ge = _floats(dataset, ("GEGradientX", "GEGradientY", "GEGradientZ"))
+    private = ge is not None
+    if frame.b_vector is not None and ge is None:  # GE's or Canon's standard attribute: logical frame too
+        ge = [float(v) for v in dataset.get("DiffusionGradientOrientation")]
     if ge is not None and frame.orientation is not None:
         direction = frame.acquisition.get("InPlanePhaseEncodingDirectionDICOM", "COL")
         result = ge_gradient_lps(ge, frame.orientation, direction)
         if result is not None:
             frame.b_vector, length = result
-            if frame.b_value:  # GE scales b by |g|^2 (dcm2niix issues 163, 245)
+            if frame.b_value and length == 0.0 and (private or maker == "GE"):
+                frame.b_value = 0.0  # GE: no gradient, no diffusion weighting (dcm2niix writes b = 0)
+            elif frame.b_value:  # GE scales b by |g|^2 (dcm2niix issues 163, 245)
                 frame.b_value, kept = ge_scaled_b_value(frame.b_value, length)
                 frame.b_vector = frame.b_vector * kept
         return

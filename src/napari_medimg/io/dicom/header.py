@@ -506,6 +506,10 @@ def _multiframe_frames(path: Path, dataset, fmt: PixelFormat) -> list[FrameRecor
                     diffusion.DiffusionGradientDirectionSequence[0].get("DiffusionGradientOrientation"), 3
                 )
             )
+        elif (
+            diffusion is not None and str(diffusion.get("DiffusionDirectionality", "")).upper() == "ISOTROPIC"
+        ):
+            b_vector = np.zeros(3)  # a trace image: diffusion-weighted, no direction
         frames.append(
             FrameRecord(
                 path=os.fspath(path),

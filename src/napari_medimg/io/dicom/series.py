@@ -298,6 +298,38 @@ def _stack_key(frame: FrameRecord) -> tuple:
     )
 
 
+#: makers whose derived trace images stay among a DWI's volumes, by the first two letters of Manufacturer as
+#: dcm2niix reads it (Siemens and its venture CPS, GE, Hitachi, Mediso, Toshiba, Canon, UIH, Bruker)
+_TRACE_KEPT_BY = ("SI", "CP", "GE", "HI", "ME", "TO", "CA", "UI", "BR")
+#: the stack of every image of a DWI series with its derived trace images last (dcm2niix's ``_ADC`` file)
+ADC_LABEL = "adc"
+
+
+def _derived_trace(frame: FrameRecord, manufacturer: str) -> bool:
+    """A derived isotropic (trace-weighted) diffusion image, left out of the diffusion volumes.
+
+    Such an image has b > 0 and a zero gradient direction (Philips' private direction, or an enhanced frame
+    whose DiffusionDirectionality is ISOTROPIC).  As dcm2niix does, Philips' and those of makers it does not know
+    are left out of the DWI (its ``.bval``/``.bvec`` describe diffusion directions only); the other makers'
+    stay among its volumes.
+    """
+    if not (frame.b_value and frame.b_value > 0) or frame.b_vector is None or np.any(frame.b_vector):
+        return False
+    return manufacturer.strip().upper()[:2] not in _TRACE_KEPT_BY
+
+
+def _adc_stack(dwi: list[FrameRecord], traces: list[FrameRecord]) -> list[FrameRecord]:
+    """Every image of a DWI stack and its derived trace images, the trace images as the last volumes: the
+    stack dcm2niix writes as its ``_ADC`` file (copies of the records, whose volume order says which come last)."""
+    stack = []
+    for last, frames in ((0, dwi), (1, traces)):
+        for frame in frames:
+            copy = object.__new__(FrameRecord)
+            copy.__dict__ = {**frame.__dict__, "volume_key": (last, *frame.volume_key)}
+            stack.append(copy)
+    return stack
+
+
 def _same_pixels(a: FrameRecord, b: FrameRecord) -> bool:
     try:
         return bool(np.array_equal(raw_frame(a), raw_frame(b)))
@@ -356,12 +388,12 @@ def build_series(
     unit_keys: dict = {}  # the tiles of one mosaic share their key
     for frame in frames:
         if frame.region is None:
-            key = _stack_key(frame)
+            key = _stack_key(frame), _derived_trace(frame, header.manufacturer)
         else:
             unit = frame.path, frame.frame  # frame.unit, inlined: 7,200 tiles in a 200-file mosaic
             key = unit_keys.get(unit)
             if key is None:
-                key = unit_keys[unit] = _stack_key(frame)
+                key = unit_keys[unit] = _stack_key(frame), _derived_trace(frame, header.manufacturer)
         by_key[key].append(frame)
     stacks = sorted(
         by_key.values(),
@@ -372,27 +404,49 @@ def build_series(
             min(f.instance for f in s),
         ),
     )
+    dwi = [s for s in stacks if not _derived_trace(s[0], header.manufacturer)]
+    # derived trace images leave the diffusion volumes of their stack (a series of them only stays whole)
+    traced = {_stack_key(s[0]): s for s in stacks if dwi and _derived_trace(s[0], header.manufacturer)}
+    keys = [_stack_key(s[0]) for s in dwi]
+    alone = [t for key, t in traced.items() if key not in keys]  # no diffusion volumes beside them
+    stacks = (dwi + alone) if dwi else stacks
     labels = _labels(stacks)
-    result, pending = [], list(zip(stacks, labels, strict=True))
+    main_stacks = len(stacks)
+    for stack, label, key in list(zip(stacks, labels, keys + [None] * len(alone), strict=True)):
+        if key in traced:
+            stacks.append(_adc_stack(stack, traced[key]))
+            labels.append(f"{label}_{ADC_LABEL}".strip("_"))
+    result, pending = [], list(zip(range(len(stacks)), stacks, labels, strict=True))
     while pending:
-        stack, label = pending.pop(0)
+        index, stack, label = pending.pop(0)
         placed = place_stack(stack, header, _same_pixels)
         notes = list(placed.warnings)
         if placed.unplaced:
             names = ", ".join(sorted({Path(f.path).name for f in placed.unplaced})[:5])
-            pending.append((placed.unplaced, f"{label}_extra".strip("_")))
+            pending.append((len(stacks), placed.unplaced, f"{label}_extra".strip("_")))
             notes.append(
                 f"The images that could not be placed are in the stack '{label}_extra'.".replace("'_", "'")
             )
             if label.endswith("extra"):
                 raise GeometryError(f"images of series {header.description!r} cannot be placed: {names}")
-        if labels.count(label) > 1 or (not label and len(stacks) > 1):
+        if labels.count(label) > 1 or (not label and main_stacks > 1):
             number = sum(1 for r in result if r.label.startswith(label or "part")) + 1
             label = f"{label}_{number}" if label else f"part{number}"
             notes.insert(
                 0,
-                f"This series mixes {len(stacks)} stacks with different orientation, image size or pixel "
+                f"This series mixes {main_stacks} stacks with different orientation, image size or pixel "
                 f"spacing; it was split into separate volumes (this is {label}).",
+            )
+        if label.endswith(ADC_LABEL) and index >= main_stacks:
+            notes.append(
+                "Every image of the series, its derived trace-weighted (isotropic) images last: b > 0 without a "
+                "gradient direction (the file dcm2niix writes as _ADC; it is not an ADC map)."
+            )
+        elif traced and not label.endswith("extra"):
+            notes.append(
+                "The series' derived trace-weighted (isotropic) images (b > 0 without a gradient direction) are "
+                f"left out of these diffusion volumes, as dcm2niix does; the stack '{ADC_LABEL}' holds every "
+                "image with them last."
             )
         present = [f for slots in placed.slots for f in slots if f is not None]
         dtype, fill = output_dtype(present, philips_float)
