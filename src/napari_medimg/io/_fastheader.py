@@ -5,12 +5,22 @@ parsing, element objects, value validation).  For the plain case this module rea
 the geometry needs straight from the bytes and stops at Pixel Data.  Anything it does not expect (another
 transfer syntax, a multi-frame or enhanced file, an unusual character set, a malformed length) makes it
 return None, and the caller falls back to pydicom.  Tests check that both paths agree on real files.
+
+The files of one series usually share one header layout: the same elements with the same lengths, in the
+same order.  After a file is walked, its layout (the offset and bytes of every element header, and where each
+wanted value lies) is kept; the next file of the same size is read in one piece and checked against it with
+one array comparison of those header bytes.  When every header matches, the walk would visit exactly the
+same elements, so only the wanted values are taken from their known offsets (and decoded again only where
+their bytes differ); otherwise the file is walked as usual.
 """
 
 from __future__ import annotations
 
 # kept because faster: 0.100 s vs 0.250 s for pydicom.dcmread(specific_tags, stop_before_pixels), 200 mosaics
 import struct
+from dataclasses import dataclass
+
+import numpy as np
 
 __all__ = ["parse_header", "FastHeader"]
 
@@ -194,26 +204,40 @@ def parse_header(handle, size: int) -> tuple[FastHeader, int] | None:
         ``(FastHeader, offset of the first pixel value)`` (offset None for encapsulated compressed pixel
         data), or None for anything unexpected.
     """
+    global _last_layout
+    layout = _last_layout
     try:
-        return _parse(handle, size)
+        if layout is not None and layout.size == size:
+            parsed = _parse_like(handle, layout)
+            if parsed is not None:
+                return parsed
+        walk = _Walk()
+        parsed = _parse(handle, size, walk)
+        if parsed is not None and walk.complete and walk.end:
+            handle.seek(0)
+            _last_layout = walk.layout(size, parsed, handle.read(walk.end))
+        return parsed
     except (_Stop, struct.error, UnicodeDecodeError, ValueError, IndexError):
         return None
 
 
-def _parse(handle, size: int):
+def _parse(handle, size: int, walk: _Walk):
     handle.seek(0)
     buffer, base = handle.read(min(size, _CHUNK)), 0  # Siemens headers (CSA) often pass 16 KiB
     if len(buffer) < 144 or buffer[128:132] != b"DICM":
         return None
     position, syntax = 132, None
+    walk.spans.append((128, 4))  # b"DICM"
     while position + 8 <= len(buffer):  # file meta: always explicit VR little endian
         tag, vr, length, start = _element_header(buffer, position, True)
         if tag >> 16 != 0x0002:
             break
         if length == _UNDEFINED:
             return None
+        walk.spans.append((position, start - position))
         if tag == 0x00020010:
             syntax = buffer[start : start + length].decode("ascii").strip(" \x00")
+            walk.spans.append((start, length))  # the syntax decides how the rest is read
         position = start + length
     if not syntax or (syntax not in (_EXPLICIT_LE, _IMPLICIT_LE) and not syntax.startswith(_COMPRESSED)):
         return None
@@ -246,23 +270,20 @@ def _parse(handle, size: int):
         if tag == _PIXEL_DATA:
             if (length == _UNDEFINED) != (syntax not in (_EXPLICIT_LE, _IMPLICIT_LE)):
                 return None  # encapsulated pixel data exactly when the syntax is compressed
-            if values.get("NumberOfFrames", "1") not in ("", "1"):
-                return None
-            values["PixelData"] = True
-            creators = {key: values.pop(key, None) for key in _CREATORS}
-            for creator, name, keywords in _PRIVATE:  # a private value counts only under its creator
-                if creators[creator] != name:
-                    for keyword in keywords:
-                        values.pop(keyword, None)
-            return FastHeader(values, syntax), None if length == _UNDEFINED else base + start
+            walk.spans.append((base + position, start - position))
+            walk.end, walk.syntax = base + start, syntax
+            walk.offset = None if length == _UNDEFINED else base + start
+            return _finish(values, syntax, walk.offset)
         if tag in _REFUSE or tag > _PIXEL_DATA:
             return None
         if length == _UNDEFINED:
+            walk.complete = False  # the elements inside are not recorded: no layout from this file
             if base or len(buffer) < size:  # make sure the whole sequence is in the buffer before walking it
                 handle.seek(0)
                 buffer, start, base = handle.read(size), base + start, 0
             position = _skip_undefined(buffer, start, explicit and vr != b"UN", _SEQUENCE_END)
             continue
+        walk.spans.append((base + position, start - position))
         wanted = _WANTED.get(tag)
         if wanted is not None:
             if start + length > len(buffer):  # read the element whole, from its header on
@@ -274,28 +295,112 @@ def _parse(handle, size: int):
                     return None
             raw = buffer[start : start + length]
             keyword, kind = wanted
-            if kind == "us":
-                if length != 2:
-                    return None
-                values[keyword] = struct.unpack("<H", raw)[0]
-            elif kind == "fd":
-                if length % 8 or not length:
-                    return None
-                numbers = [float(v) for v in struct.unpack(f"<{length // 8}d", raw)]
-                values[keyword] = numbers if len(numbers) > 1 else numbers[0]
-            elif kind == "fl":
-                if length != 4:
-                    return None
-                values[keyword] = float(struct.unpack("<f", raw)[0])
-            elif kind == "bytes":
-                values[keyword] = bytes(raw)
-            elif kind == "multi":
-                parts = [part.strip(" \x00") for part in raw.decode(encoding).split("\\")]
-                values[keyword] = parts if len(parts) > 1 else parts[0]
-            else:
-                values[keyword] = _text(raw, encoding)
-            if keyword == "SpecificCharacterSet":
-                if values[keyword] not in _ENCODINGS:
-                    return None
-                encoding = _ENCODINGS[values[keyword]]
+            encoding = _decode(values, keyword, kind, raw, encoding)
+            if encoding is None:
+                return None
+            walk.wanted.append((keyword, kind, base + start, length, raw))
         position = start + length
+
+
+def _decode(values: dict, keyword: str, kind: str, raw: bytes, encoding: str) -> str | None:
+    """Decode one wanted value into ``values``; the text encoding for what follows, None to give up."""
+    length = len(raw)
+    if kind == "us":
+        if length != 2:
+            return None
+        values[keyword] = struct.unpack("<H", raw)[0]
+    elif kind == "fd":
+        if length % 8 or not length:
+            return None
+        numbers = [float(v) for v in struct.unpack(f"<{length // 8}d", raw)]
+        values[keyword] = numbers if len(numbers) > 1 else numbers[0]
+    elif kind == "fl":
+        if length != 4:
+            return None
+        values[keyword] = float(struct.unpack("<f", raw)[0])
+    elif kind == "bytes":
+        values[keyword] = bytes(raw)
+    elif kind == "multi":
+        parts = [part.strip(" \x00") for part in raw.decode(encoding).split("\\")]
+        values[keyword] = parts if len(parts) > 1 else parts[0]
+    else:
+        values[keyword] = _text(raw, encoding)
+    if keyword == "SpecificCharacterSet":
+        return _ENCODINGS.get(values[keyword])
+    return encoding
+
+
+def _finish(values: dict, syntax: str, offset: int | None):
+    """``(FastHeader, pixel value offset)`` from the values read, or None (a multi-frame file)."""
+    if values.get("NumberOfFrames", "1") not in ("", "1"):
+        return None
+    values["PixelData"] = True
+    creators = {key: values.pop(key, None) for key in _CREATORS}
+    for creator, name, keywords in _PRIVATE:  # a private value counts only under its creator
+        if creators[creator] != name:
+            for keyword in keywords:
+                values.pop(keyword, None)
+    return FastHeader(values, syntax), offset
+
+
+class _Walk:
+    """What :func:`_parse` saw of one file: its element headers, wanted values and Pixel Data offset."""
+
+    def __init__(self):
+        self.spans: list[tuple[int, int]] = []  # (file offset, length) of bytes that decide the walk
+        self.wanted: list[tuple] = []  # (keyword, kind, file offset, length, raw bytes) in file order
+        self.complete = True
+        self.end = 0
+        self.syntax = ""
+        self.offset: int | None = None
+
+    def layout(self, size: int, parsed, head: bytes) -> _Layout | None:
+        """The layout of the file just walked (``head``: its first :attr:`end` bytes), None if unusable."""
+        if len(head) != self.end:
+            return None
+        index = np.concatenate([np.arange(at, at + n) for at, n in self.spans])
+        expected = np.frombuffer(head, np.uint8)[index].copy()
+        return _Layout(
+            size, self.end, self.syntax, self.offset, index, expected, tuple(self.wanted), parsed[0]
+        )
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """One file's header layout (see the module docstring); ``expected`` is filled from the file's bytes."""
+
+    size: int
+    end: int  # bytes before the first pixel value
+    syntax: str
+    offset: int | None
+    index: np.ndarray  # file offsets of every byte that decides the walk
+    expected: np.ndarray  # those bytes in the walked file
+    wanted: tuple  # (keyword, kind, file offset, length, raw bytes) of the wanted values, in file order
+    decoded: dict  # that file's final values, by keyword (reused where a value's bytes are the same)
+
+
+_last_layout: _Layout | None = None
+
+
+def _parse_like(handle, layout: _Layout):
+    """``(header, offset)`` read at the offsets of ``layout``; None when this file's walk would differ."""
+    handle.seek(0)
+    buffer = handle.read(layout.end)
+    if len(buffer) != layout.end:
+        return None
+    if not np.array_equal(np.frombuffer(buffer, np.uint8)[layout.index], layout.expected):
+        return None
+    values: dict = {}
+    encoding, reuse = "ascii", True
+    for keyword, kind, at, length, raw in layout.wanted:
+        value = buffer[at : at + length]
+        if keyword == "SpecificCharacterSet":
+            reuse = value == raw  # the same bytes decode alike only under the same character set
+        elif reuse and value == raw and keyword in layout.decoded:
+            known = layout.decoded[keyword]
+            values[keyword] = list(known) if isinstance(known, list) else known
+            continue
+        encoding = _decode(values, keyword, kind, value, encoding)
+        if encoding is None:
+            return None
+    return _finish(values, layout.syntax, layout.offset)

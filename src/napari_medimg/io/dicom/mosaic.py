@@ -10,6 +10,7 @@ SliceNormalVector (which points head to foot, opposite row x column, in an H>>F 
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 import warnings
@@ -204,6 +205,27 @@ def siemens_acquisition(dataset, frame: FrameRecord, csa: dict | None = None) ->
     return values
 
 
+@functools.lru_cache(maxsize=64)
+def _tile_positions(position, orientation, spacing, csa_normal, step, sizes) -> tuple:
+    """The LPS positions of a mosaic's tiles (the rule in this module's docstring), read-only: the volumes of
+    an fMRI or DWI series share them, so they are computed once per geometry."""
+    count, rows, cols, tile_rows, tile_cols = sizes
+    row_dir, col_dir = np.asarray(orientation[:3]), np.asarray(orientation[3:])
+    dy, dx = spacing
+    normal = np.asarray(csa_normal, float)
+    if normal.shape != (3,) or not np.all(np.isfinite(normal)) or np.linalg.norm(normal) < 0.5:
+        normal = np.cross(row_dir, col_dir)
+    normal = normal / np.linalg.norm(normal)
+    first = (
+        np.asarray(position) + row_dir * dx * (cols - tile_cols) / 2 + col_dir * dy * (rows - tile_rows) / 2
+    )
+    positions = first + np.arange(count)[:, None] * (step * normal)  # evenly spaced: check the ends
+    check_position(positions[0])
+    check_position(positions[-1])
+    positions.flags.writeable = False
+    return tuple(positions)
+
+
 def mosaic_frames(frame: FrameRecord, dataset, header: SeriesHeader) -> list[FrameRecord]:
     """One record per used tile of a mosaic file, placed by the rule in this module's docstring.
 
@@ -240,17 +262,15 @@ def mosaic_frames(frame: FrameRecord, dataset, header: SeriesHeader) -> list[Fra
     if frame.position is None or frame.orientation is None:
         positions = [None] * count
     else:
-        row_dir, col_dir = frame.orientation[:3], frame.orientation[3:]
-        dy, dx = frame.pixel_spacing or (1.0, 1.0)
-        normal = np.asarray(csa.get("SliceNormalVector") or [], float)
-        if normal.shape != (3,) or not np.all(np.isfinite(normal)) or np.linalg.norm(normal) < 0.5:
-            normal = np.cross(row_dir, col_dir)
-        normal = normal / np.linalg.norm(normal)
         step = header.spacing_between_slices or header.slice_thickness or to_float(None, 1.0)
-        first = frame.position + row_dir * dx * (cols - tile_cols) / 2 + col_dir * dy * (rows - tile_rows) / 2
-        positions = list(first + np.arange(count)[:, None] * (step * normal))  # evenly spaced: check the ends
-        check_position(positions[0])
-        check_position(positions[-1])
+        positions = _tile_positions(
+            tuple(frame.position.tolist()),
+            tuple(frame.orientation.tolist()),
+            tuple(frame.pixel_spacing or (1.0, 1.0)),
+            tuple(csa.get("SliceNormalVector") or ()),
+            float(step),
+            (count, rows, cols, tile_rows, tile_cols),
+        )
     tiles = []
     base = frame.__dict__
     timed = len(times) == count
