@@ -262,6 +262,8 @@ def is_multi_value(value) -> bool:
     ``MultiValue`` exists only once it is)."""
     if isinstance(value, (list, tuple)):
         return True
+    if isinstance(value, (str, int, float)) or value is None:  # the common single values, answered at once
+        return False
     multival = sys.modules.get("pydicom.multival")
     return multival is not None and isinstance(value, multival.MultiValue)
 
