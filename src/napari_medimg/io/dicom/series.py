@@ -14,7 +14,7 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -278,6 +278,16 @@ def output_dtype(frames: list[FrameRecord], philips_float: bool) -> tuple[np.dty
     return np.dtype(np.float32), float(low)
 
 
+def _enhanced_scaling_varies(slots: list[list[FrameRecord | None]]) -> bool:
+    """The frames of an enhanced (multi-frame) stack with a Philips ScaleSlope do not share one
+    RescaleSlope, RescaleIntercept and ScaleSlope.  dcm2niix (v1.0.20260724) then writes such a stack as float
+    displayed values (stored x RescaleSlope + RescaleIntercept of each frame), not Philips floating-point ones."""
+    present = [f for volume in slots for f in volume if f is not None]
+    if not any(f.philips_scale for f in present) or any(f.fmt.frames < 2 for f in present):
+        return False
+    return len({(f.slope, f.intercept, f.philips_scale) for f in present}) > 1
+
+
 def _echo_of(frame: FrameRecord) -> tuple:
     return (frame.echo_number, None if frame.echo_time is None else round(frame.echo_time, 3))
 
@@ -448,6 +458,17 @@ def build_series(
                 f"left out of these diffusion volumes, as dcm2niix does; the stack '{ADC_LABEL}' holds every "
                 "image with them last."
             )
+        if _enhanced_scaling_varies(placed.slots):
+            placed.slots = [
+                [None if f is None else replace(f, philips_scale=None) for f in volume]
+                for volume in placed.slots
+            ]
+            if philips_float:
+                notes.append(
+                    "RescaleSlope/Intercept or the Philips ScaleSlope differ between the frames of this stack: "
+                    "its values are the displayed values (stored x RescaleSlope + RescaleIntercept of each frame), "
+                    "not Philips floating-point values, as dcm2niix writes them."
+                )
         present = [f for slots in placed.slots for f in slots if f is not None]
         dtype, fill = output_dtype(present, philips_float)
         if placed.tilt_degrees:
