@@ -53,6 +53,7 @@ CSA_NAMES = frozenset(
     }
 )
 _CSA_FLOAT = {"FD", "FL", "DS"}
+_CSA_ITEM = struct.Struct("<4i").unpack_from  # an item's header: its length is the second value
 _CSA_INT = {"IS", "SL", "SS", "UL", "US"}
 
 
@@ -94,15 +95,19 @@ def read_csa2(raw: bytes, names=CSA_NAMES) -> dict | None:
                 return None
             position += 84
             decoded = []
+            number = float if vr in _CSA_FLOAT else int if vr in _CSA_INT else None
+            size = len(raw)
             for _ in range(min(items, vm or items)):
-                length = struct.unpack_from("<4i", raw, position)[1]
+                length = _CSA_ITEM(raw, position)[1]
                 position += 16
-                if length < 0 or position + length > len(raw):
+                if length < 0 or position + length > size:
                     return None
                 if length == 0:
                     break  # nibabel's rule: the first empty item ends the values
-                text = raw[position : position + length].split(b"\0", 1)[0].decode("latin-1").strip()
-                decoded.append(float(text) if vr in _CSA_FLOAT else int(text) if vr in _CSA_INT else text)
+                end = raw.find(b"\0", position, position + length)
+                text = raw[position : position + length if end < 0 else end]
+                # float() and int() read ASCII bytes (and ignore the spaces around them) directly
+                decoded.append(number(text) if number else text.decode("latin-1").strip())
                 position += length + (-length % 4)
             values[name] = decoded
         return values
