@@ -1,7 +1,8 @@
 """Siemens mosaics and CSA headers: one classic file holding a whole volume as a grid of tiles.
 
-Rule (checked on every shared mosaic against dcm2niix): the slice count is NumberOfImagesInMosaic (private
-tag (0019,100A) of "SIEMENS MR HEADER", else the CSA image header); the grid is ``ceil(sqrt(n))`` tiles per
+Rule (checked on every shared mosaic against dcm2niix): the slice count is NumberOfImagesInMosaic of the CSA
+image header, else the private tag (0019,100A) of "SIEMENS MR HEADER", else the number of private
+MosaicRefAcqTimes (0019,1029) (see ``_mosaic_count``); the grid is ``ceil(sqrt(n))`` tiles per
 side; tiles past ``n`` are blank padding and are dropped.  ImagePositionPatient is the top-left corner of the
 whole mosaic: the first tile lies at ``IPP + row_dir * dx * (Columns - tile_cols) / 2 + col_dir * dy *
 (Rows - tile_rows) / 2`` and tile ``k`` at ``first + k * SpacingBetweenSlices * n`` with ``n`` the CSA
@@ -161,18 +162,48 @@ def csa_image_header(dataset) -> dict:
     return {name: tag.get("items", []) for name, tag in header.get("tags", {}).items()}
 
 
-def _mosaic_count(dataset, csa: dict) -> int | None:
-    if isinstance(dataset, dict) and dataset.get("NumberOfImagesInMosaic"):
-        return int(dataset["NumberOfImagesInMosaic"])
+def _private_times_count(dataset, path) -> int | None:
+    """How many values the private MosaicRefAcqTimes (0019,xx29) of "SIEMENS MR HEADER" holds (None if absent).
+
+    The fast header parser keeps no such element: its files are read again (header only) by pydicom."""
+    if isinstance(dataset, dict):
+        try:
+            import pydicom
+
+            dataset = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 - an unreadable header just gives no count
+            return None
     try:
-        value = dataset.get_private_item(0x0019, 0x0A, "SIEMENS MR HEADER").value
-        count = int(value[0] if isinstance(value, (list, tuple)) else value)
-        if count > 0:
-            return count
-    except (AttributeError, KeyError, TypeError, ValueError, IndexError):
-        pass
+        value = dataset.get_private_item(0x0019, 0x29, "SIEMENS MR HEADER").value
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    count = len(value) if isinstance(value, (list, tuple)) else (1 if value is not None else 0)
+    return count or None
+
+
+def _mosaic_count(dataset, csa: dict, path=None) -> int | None:
+    """NumberOfImagesInMosaic: the CSA image header's, else the private (0019,xx0A) one, else the number of
+    private MosaicRefAcqTimes (0019,xx29).  Without a CSA count dcm2niix goes by those times: where they and
+    (0019,xx0A) disagree the tile count is unknown and the file is refused."""
     items = csa.get("NumberOfImagesInMosaic") or []
-    return int(items[0]) if items and int(items[0]) > 0 else None
+    if items and int(items[0]) > 0:
+        return int(items[0])
+    private = None
+    if isinstance(dataset, dict) and dataset.get("NumberOfImagesInMosaic"):
+        private = int(dataset["NumberOfImagesInMosaic"])
+    else:
+        try:
+            value = dataset.get_private_item(0x0019, 0x0A, "SIEMENS MR HEADER").value
+            private = int(value[0] if isinstance(value, (list, tuple)) else value) or None
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            pass
+    times = _private_times_count(dataset, path) if path is not None or not isinstance(dataset, dict) else None
+    if private and times and private != times:
+        raise ValueError(
+            f"a MOSAIC image without a CSA tile count whose NumberOfImagesInMosaic ({private}) and "
+            f"MosaicRefAcqTimes ({times} values) disagree"
+        )
+    return private or times
 
 
 def siemens_acquisition(dataset, frame: FrameRecord, csa: dict | None = None) -> dict:
@@ -254,9 +285,11 @@ def mosaic_frames(frame: FrameRecord, dataset, header: SeriesHeader) -> list[Fra
         When the mosaic's tile count or grid does not fit its image size.
     """
     csa = csa_image_header(dataset)
-    count = _mosaic_count(dataset, csa)
+    count = _mosaic_count(dataset, csa, frame.path)
     if count is None:
-        raise ValueError("a MOSAIC image without NumberOfImagesInMosaic (private tag or CSA header)")
+        raise ValueError(
+            "a MOSAIC image without NumberOfImagesInMosaic or MosaicRefAcqTimes (private tags or CSA header)"
+        )
     grid = math.ceil(math.sqrt(count))
     rows, cols = frame.fmt.rows, frame.fmt.cols
     if rows % grid or cols % grid:
