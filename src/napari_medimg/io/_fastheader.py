@@ -60,6 +60,7 @@ _WANTED = {
     0x00189089: ("DiffusionGradientOrientation", "fd"),
     0x00190010: ("_creator_0019", "str"),
     0x0019100A: ("NumberOfImagesInMosaic", "us"),
+    0x00191029: ("MosaicRefAcqTimes", "fd"),
     0x001910BB: ("GEGradientX", "str"),
     0x001910BC: ("GEGradientY", "str"),
     0x001910BD: ("GEGradientZ", "str"),
@@ -98,7 +99,7 @@ _WANTED = {
 }
 #: (creator keyword, creator, the private values of its block 10xx) read above
 _PRIVATE = (
-    ("_creator_0019", "SIEMENS MR HEADER", ("NumberOfImagesInMosaic",)),
+    ("_creator_0019", "SIEMENS MR HEADER", ("NumberOfImagesInMosaic", "MosaicRefAcqTimes")),
     ("_creator_0019", "GEMS_ACQU_01", ("GEGradientX", "GEGradientY", "GEGradientZ")),
     ("_creator_0029", "SIEMENS CSA HEADER", ("CSAImageHeader",)),
     ("_creator_0043", "GEMS_PARM_01", ("GEBValue",)),

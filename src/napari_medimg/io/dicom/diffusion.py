@@ -147,8 +147,7 @@ def philips_gradient_lps(gradient) -> np.ndarray | None:
     g = np.asarray(gradient, float)
     if g.shape != (3,) or not np.all(np.isfinite(g)):
         return None
-    length = np.linalg.norm(g)
-    return np.zeros(3) if length <= 1e-6 else g / length
+    return unit_direction(g)
 
 
 def _private(dataset, keyword: str):

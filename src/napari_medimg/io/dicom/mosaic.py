@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from .diffusion import unit_direction
-from .records import FrameRecord, SeriesHeader, check_position, to_float
+from .records import FrameRecord, SeriesHeader, check_position, is_multi_value, to_float
 
 __all__ = ["is_mosaic", "mosaic_frames", "csa_image_header", "siemens_acquisition"]
 
@@ -162,26 +162,22 @@ def csa_image_header(dataset) -> dict:
     return {name: tag.get("items", []) for name, tag in header.get("tags", {}).items()}
 
 
-def _private_times_count(dataset, path) -> int | None:
-    """How many values the private MosaicRefAcqTimes (0019,xx29) of "SIEMENS MR HEADER" holds (None if absent).
-
-    The fast header parser keeps no such element: its files are read again (header only) by pydicom."""
-    if isinstance(dataset, dict):
+def _private_times_count(dataset) -> int | None:
+    """How many values the private MosaicRefAcqTimes (0019,xx29) of "SIEMENS MR HEADER" holds (None if absent)."""
+    if isinstance(dataset, dict):  # the fast header parser's values (kept only under that creator)
+        value = dataset.get("MosaicRefAcqTimes")
+    else:
         try:
-            import pydicom
-
-            dataset = pydicom.dcmread(path, stop_before_pixels=True)
-        except Exception:  # noqa: BLE001 - an unreadable header just gives no count
+            value = dataset.get_private_item(0x0019, 0x29, "SIEMENS MR HEADER").value
+        except (AttributeError, KeyError, TypeError, ValueError):
             return None
-    try:
-        value = dataset.get_private_item(0x0019, 0x29, "SIEMENS MR HEADER").value
-    except (AttributeError, KeyError, TypeError, ValueError):
-        return None
-    count = len(value) if isinstance(value, (list, tuple)) else (1 if value is not None else 0)
+    count = (
+        len(value) if isinstance(value, (list, tuple)) or is_multi_value(value) else int(value is not None)
+    )
     return count or None
 
 
-def _mosaic_count(dataset, csa: dict, path=None) -> int | None:
+def _mosaic_count(dataset, csa: dict) -> int | None:
     """NumberOfImagesInMosaic: the CSA image header's, else the private (0019,xx0A) one, else the number of
     private MosaicRefAcqTimes (0019,xx29).  Without a CSA count dcm2niix goes by those times: where they and
     (0019,xx0A) disagree the tile count is unknown and the file is refused."""
@@ -197,7 +193,7 @@ def _mosaic_count(dataset, csa: dict, path=None) -> int | None:
             private = int(value[0] if isinstance(value, (list, tuple)) else value) or None
         except (AttributeError, KeyError, TypeError, ValueError, IndexError):
             pass
-    times = _private_times_count(dataset, path) if path is not None or not isinstance(dataset, dict) else None
+    times = _private_times_count(dataset)
     if private and times and private != times:
         raise ValueError(
             f"a MOSAIC image without a CSA tile count whose NumberOfImagesInMosaic ({private}) and "
@@ -285,7 +281,7 @@ def mosaic_frames(frame: FrameRecord, dataset, header: SeriesHeader) -> list[Fra
         When the mosaic's tile count or grid does not fit its image size.
     """
     csa = csa_image_header(dataset)
-    count = _mosaic_count(dataset, csa, frame.path)
+    count = _mosaic_count(dataset, csa)
     if count is None:
         raise ValueError(
             "a MOSAIC image without NumberOfImagesInMosaic or MosaicRefAcqTimes (private tags or CSA header)"

@@ -331,13 +331,11 @@ def _derived_trace(frame: FrameRecord, manufacturer: str) -> bool:
 def _adc_stack(dwi: list[FrameRecord], traces: list[FrameRecord]) -> list[FrameRecord]:
     """Every image of a DWI stack and its derived trace images, the trace images as the last volumes: the
     stack dcm2niix writes as its ``_ADC`` file (copies of the records, whose volume order says which come last)."""
-    stack = []
-    for last, frames in ((0, dwi), (1, traces)):
-        for frame in frames:
-            copy = object.__new__(FrameRecord)
-            copy.__dict__ = {**frame.__dict__, "volume_key": (last, *frame.volume_key)}
-            stack.append(copy)
-    return stack
+    return [
+        replace(frame, volume_key=(last, *frame.volume_key))
+        for last, frames in ((0, dwi), (1, traces))
+        for frame in frames
+    ]
 
 
 def _same_pixels(a: FrameRecord, b: FrameRecord) -> bool:
